@@ -1,0 +1,93 @@
+/** A dotenv file on the worker host: what a systemd unit, a Procfile runner or docker `env_file` reads. */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { ApplicationFailure } from '@temporalio/common';
+import { parse } from 'dotenv';
+import type { ConfigSinkDriver, RestoreReceipt, SwapReceipt } from './index';
+
+export function fingerprint(value: string | undefined): string | null {
+  return value === undefined ? null : createHash('sha256').update(value).digest('hex').slice(0, 12);
+}
+
+function formatLine(key: string, value: string): string {
+  return /^[A-Za-z0-9_@:/?&=%.+,;~!*()\[\]-]*$/.test(value) ? `${key}=${value}` : `${key}='${value.replace(/'/g, "'\\''")}'`;
+}
+
+/** Replaces (or appends, or with `undefined` removes) one key, keeping every other line as it was. */
+export function setKey(text: string, key: string, value: string | undefined): string {
+  const lines = text.split('\n');
+  if (lines.length && lines[lines.length - 1] === '') lines.pop();
+  const matcher = new RegExp(`^\\s*(export\\s+)?${key}\\s*=`);
+  const kept = lines.filter((l) => !matcher.test(l));
+  if (value !== undefined) {
+    const at = lines.findIndex((l) => matcher.test(l));
+    const line = formatLine(key, value);
+    if (at >= 0) kept.splice(Math.min(at, kept.length), 0, line);
+    else kept.push(line);
+  }
+  return kept.length ? `${kept.join('\n')}\n` : '';
+}
+
+interface Backup {
+  present: boolean;
+  value?: string;
+}
+
+export class EnvFileSink implements ConfigSinkDriver {
+  constructor(
+    private readonly path: string,
+    private readonly key: string,
+  ) {}
+
+  describe(): string {
+    return `env-file ${this.path} (${this.key})`;
+  }
+
+  private backupPath(migrationId: string): string {
+    return `${this.path}.pgmig-${migrationId}.bak`;
+  }
+
+  private async text(): Promise<string> {
+    return existsSync(this.path) ? readFile(this.path, 'utf8') : '';
+  }
+
+  async read(): Promise<string | undefined> {
+    return parse(await this.text())[this.key];
+  }
+
+  /** Atomic replace: the application never reads a half-written file. */
+  private async writeText(text: string): Promise<void> {
+    const tmp = `${this.path}.pgmig-tmp-${process.pid}`;
+    await writeFile(tmp, text, { mode: 0o600 });
+    await rename(tmp, this.path);
+  }
+
+  async swap(migrationId: string, value: string): Promise<SwapReceipt> {
+    const backup = this.backupPath(migrationId);
+    const text = await this.text();
+    const previous = parse(text)[this.key];
+    if (!existsSync(backup)) {
+      // First attempt: keep the value the application used before us. A retry finds the backup and leaves it.
+      const record: Backup = previous === undefined ? { present: false } : { present: true, value: previous };
+      await writeFile(backup, JSON.stringify(record), { mode: 0o600 });
+    }
+    const kept = JSON.parse(await readFile(backup, 'utf8')) as Backup;
+    await this.writeText(setKey(text, this.key, value));
+    return { sink: this.describe(), key: this.key, previousFingerprint: fingerprint(kept.value), newFingerprint: fingerprint(value)! };
+  }
+
+  async restore(migrationId: string): Promise<RestoreReceipt> {
+    const backup = this.backupPath(migrationId);
+    if (!existsSync(backup)) return { sink: this.describe(), restored: false, fingerprint: fingerprint(await this.read()) };
+    let kept: Backup;
+    try {
+      kept = JSON.parse(await readFile(backup, 'utf8')) as Backup;
+    } catch (err) {
+      throw ApplicationFailure.nonRetryable(`${this.describe()}: backup ${backup} is unreadable: ${(err as Error).message}`, 'ConfigBackupCorrupt');
+    }
+    await this.writeText(setKey(await this.text(), this.key, kept.present ? kept.value : undefined));
+    await rm(backup, { force: true });
+    return { sink: this.describe(), restored: true, fingerprint: fingerprint(kept.value) };
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * The activities of `migrateDatabase`, built from injected clients (`createActivities(deps)`), so
+ * secrets and connections stay on the worker. Every activity takes secret *references*, resolves
+ * them here, and lets no resolved value escape in a result, heartbeat or error.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Client } from 'pg';
+import type { ConfigSink, MigrationInput, SecretRef } from '../contract/input';
+import { buildPlan, type MigrationPlan, type RoleReadOnlySetting, type TableInventory } from '../contract/plan';
+import { openConfigSink, type RestoreReceipt, type SwapReceipt } from './config-sinks';
+import { appName, dumpRestore, type DumpRestoreResult } from './dump-restore';
+import { freezeDatabase, unfreezeDatabase, type FreezeResult, type UnfreezeResult } from './freeze';
+import { inventoryDatabase } from './inventory';
+import { connect, withClient } from './pg';
+import { createSecretResolver, redact, type SecretClients } from './secrets';
+import { reconcileSequences, type SequenceReconciliation } from './sequences';
+import { runSmokeChecks, type SmokeCheck } from './smoke';
+import { resetTargetToBaseline, type ResetResult, type TargetBaseline } from './target-reset';
+import { verifyCopy, type VerificationReport } from './verify';
+
+export type ActivityDeps = SecretClients;
+
+interface Endpoint {
+  migrationId: string;
+  url: SecretRef;
+}
+
+export interface FreezeArgs extends Endpoint {
+  roles: string[];
+  drainTimeoutMs: number;
+}
+
+export interface UnfreezeArgs extends Endpoint {
+  roles: string[];
+  /** The read-only settings preflight found, restored exactly. */
+  prior: RoleReadOnlySetting[];
+}
+
+export interface CopyArgs {
+  migrationId: string;
+  source: SecretRef;
+  target: SecretRef;
+  jobs: number;
+  tablesTotal: number;
+  baseline: TargetBaseline;
+}
+
+/** Wraps an activity so that no error leaving it can carry a resolved secret. */
+function redacting<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args: A) => {
+    try {
+      return await fn(...args);
+    } catch (err) {
+      if (err instanceof ApplicationFailure) {
+        const clean = redact(err.message);
+        if (clean === err.message) throw err;
+        throw new ApplicationFailure(clean, err.type, err.nonRetryable, err.details);
+      }
+      const e = err as Error;
+      throw ApplicationFailure.retryable(redact(e.message ?? String(err)), e.name ?? 'Error');
+    }
+  };
+}
+
+async function withPools<T>(sourceUrl: string, targetUrl: string, size: number, migrationId: string, fn: (s: Client[], t: Client[]) => Promise<T>): Promise<T> {
+  const opts = (label: string) => ({ label, applicationName: appName(migrationId, 'verify') });
+  const sources = await Promise.all(Array.from({ length: size }, () => connect(sourceUrl, opts('source'))));
+  const targets = await Promise.all(Array.from({ length: size }, () => connect(targetUrl, opts('target'))));
+  try {
+    return await fn(sources, targets);
+  } finally {
+    await Promise.all([...sources, ...targets].map((c) => c.end().catch(() => undefined)));
+  }
+}
+
+export function createActivities(deps: ActivityDeps) {
+  const resolve = createSecretResolver(deps);
+  const admin = (migrationId: string, label: string) => ({ label, applicationName: appName(migrationId, 'admin') });
+
+  const activities = {
+    async preflight(args: { migrationId: string; input: MigrationInput }): Promise<MigrationPlan> {
+      const [sourceUrl, targetUrl] = await Promise.all([resolve(args.input.source.url, 'source.url'), resolve(args.input.target.url, 'target.url')]);
+      if (args.input.target.appUrl) await resolve(args.input.target.appUrl, 'target.appUrl');
+      // Unreachable servers are retried here for a bounded time, then reported once, clearly.
+      const reach = { unreachableForMs: 10_000 };
+      const [source, target] = await Promise.all([
+        withClient(sourceUrl, { ...admin(args.migrationId, 'source'), ...reach }, inventoryDatabase),
+        withClient(targetUrl, { ...admin(args.migrationId, 'target'), ...reach }, inventoryDatabase),
+      ]);
+      return buildPlan(args.input, source, target);
+    },
+
+    async freezeSource(args: FreezeArgs): Promise<FreezeResult> {
+      const url = await resolve(args.url, 'source.url');
+      return freezeDatabase(url, { ...admin(args.migrationId, 'source'), roles: args.roles, drainTimeoutMs: args.drainTimeoutMs });
+    },
+
+    async unfreezeSource(args: UnfreezeArgs): Promise<UnfreezeResult> {
+      const url = await resolve(args.url, 'source.url');
+      return unfreezeDatabase(url, { ...admin(args.migrationId, 'source'), roles: args.roles, prior: args.prior });
+    },
+
+    async freezeTarget(args: FreezeArgs): Promise<FreezeResult> {
+      const url = await resolve(args.url, 'target.url');
+      return freezeDatabase(url, { ...admin(args.migrationId, 'target'), roles: args.roles, drainTimeoutMs: args.drainTimeoutMs });
+    },
+
+    async unfreezeTarget(args: UnfreezeArgs): Promise<UnfreezeResult> {
+      const url = await resolve(args.url, 'target.url');
+      return unfreezeDatabase(url, { ...admin(args.migrationId, 'target'), roles: args.roles, prior: args.prior });
+    },
+
+    async copyDumpRestore(args: CopyArgs): Promise<DumpRestoreResult> {
+      const [sourceUrl, targetUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url')]);
+      return dumpRestore({ migrationId: args.migrationId, sourceUrl, targetUrl, jobs: args.jobs, tablesTotal: args.tablesTotal, baseline: args.baseline });
+    },
+
+    async resetTarget(args: { migrationId: string; target: SecretRef; baseline: TargetBaseline }): Promise<ResetResult> {
+      const url = await resolve(args.target, 'target.url');
+      return withClient(url, admin(args.migrationId, 'target'), (c) => resetTargetToBaseline(c, args.baseline));
+    },
+
+    async reconcileSequences(args: { migrationId: string; source: SecretRef; target: SecretRef }): Promise<SequenceReconciliation[]> {
+      const [sourceUrl, targetUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url')]);
+      return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
+        withClient(targetUrl, admin(args.migrationId, 'target'), (t) => reconcileSequences(s, t)),
+      );
+    },
+
+    async verifyCopy(args: { migrationId: string; source: SecretRef; target: SecretRef; tables: TableInventory[]; jobs: number }): Promise<VerificationReport> {
+      const [sourceUrl, targetUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url')]);
+      const ctx = Context.current();
+      const report = await withPools(sourceUrl, targetUrl, Math.max(1, args.jobs), args.migrationId, (s, t) =>
+        verifyCopy({ sourcePool: s, targetPool: t, tables: args.tables, onTable: (done, total) => ctx.heartbeat({ tablesDone: done, tablesTotal: total }) }),
+      );
+      if (!report.ok) {
+        const first = [
+          ...report.schemaDifferences,
+          ...report.mismatches.map((m) => `${m.table}: source ${m.sourceRows} rows / ${m.sourceChecksum}, target ${m.targetRows} rows / ${m.targetChecksum}`),
+          ...report.sequenceProblems.map((p) => `${p.sequence} at ${p.lastValue} is behind max id ${p.columnMax}`),
+        ].slice(0, 5);
+        throw ApplicationFailure.nonRetryable(`verification failed: ${first.join('; ')}`, 'VerificationFailed', report);
+      }
+      return report;
+    },
+
+    async swapConfig(args: { migrationId: string; sink: ConfigSink; appUrl: SecretRef; urlParams: Record<string, string> }): Promise<SwapReceipt> {
+      const url = new URL(await resolve(args.appUrl, 'target.appUrl'));
+      for (const [k, v] of Object.entries(args.urlParams)) url.searchParams.set(k, v);
+      return openConfigSink(args.sink).swap(args.migrationId, url.toString());
+    },
+
+    async restoreConfig(args: { migrationId: string; sink: ConfigSink }): Promise<RestoreReceipt> {
+      return openConfigSink(args.sink).restore(args.migrationId);
+    },
+
+    async smokeTest(args: { migrationId: string; appUrl: SecretRef; tables: TableInventory[]; sql: string[] }): Promise<SmokeCheck[]> {
+      const url = await resolve(args.appUrl, 'target.appUrl');
+      const checks = await withClient(url, { label: 'target (application URL)', applicationName: appName(args.migrationId, 'admin') }, (c) =>
+        runSmokeChecks(c, args.tables, args.sql),
+      );
+      const failed = checks.filter((c) => !c.ok);
+      if (failed.length) {
+        throw ApplicationFailure.nonRetryable(`smoke test failed: ${failed.map((c) => `${c.name}: ${redact(c.detail)}`).join('; ')}`, 'SmokeTestFailed', checks);
+      }
+      return checks;
+    },
+  };
+
+  return Object.fromEntries(Object.entries(activities).map(([name, fn]) => [name, redacting(fn as (...a: unknown[]) => Promise<unknown>)])) as typeof activities;
+}
+
+export type MigrationActivities = ReturnType<typeof createActivities>;

@@ -1,0 +1,67 @@
+/**
+ * Resolves secret references inside activities and keeps every resolved value in a redaction set,
+ * so no error, log line or heartbeat that leaves an activity can carry a password.
+ */
+import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { ApplicationFailure } from '@temporalio/common';
+import type { SecretRef } from '../contract/input';
+
+export interface SecretClients {
+  ssm: () => SSMClient;
+  secretsManager: () => SecretsManagerClient;
+  env: NodeJS.ProcessEnv;
+}
+
+const knownSecrets = new Set<string>();
+
+/** Registers a value (and, for URLs, its password part) so `redact` removes it from any text. */
+export function rememberSecret(value: string): void {
+  if (value.length < 4) return;
+  knownSecrets.add(value);
+  try {
+    const url = new URL(value);
+    if (url.password) {
+      knownSecrets.add(url.password);
+      knownSecrets.add(decodeURIComponent(url.password));
+    }
+  } catch {
+    // not a URL: the whole value is the secret
+  }
+}
+
+export function redact(text: string): string {
+  let out = text;
+  for (const secret of knownSecrets) {
+    if (secret.length >= 4) out = out.split(secret).join('***');
+  }
+  // Belt and braces: any userinfo password in a URL-looking string.
+  return out.replace(/(postgres(?:ql)?:\/\/[^:/@\s]+:)[^@\s]+@/g, '$1***@');
+}
+
+export function describeRef(ref: SecretRef): string {
+  if ('env' in ref) return `env:${ref.env}`;
+  if ('ssm' in ref) return `ssm:${ref.ssm}`;
+  return `secretsManager:${ref.secretsManager}`;
+}
+
+export function createSecretResolver(clients: SecretClients) {
+  return async function resolveSecret(ref: SecretRef, field: string): Promise<string> {
+    let value: string | undefined;
+    if ('env' in ref) {
+      value = clients.env[ref.env];
+    } else if ('ssm' in ref) {
+      const out = await clients.ssm().send(new GetParameterCommand({ Name: ref.ssm, WithDecryption: true }));
+      value = out.Parameter?.Value;
+    } else {
+      const out = await clients.secretsManager().send(new GetSecretValueCommand({ SecretId: ref.secretsManager }));
+      value = out.SecretString;
+    }
+    if (!value) {
+      throw ApplicationFailure.nonRetryable(`${field}: secret reference ${describeRef(ref)} resolved to nothing on this worker`, 'SecretNotFound');
+    }
+    rememberSecret(value);
+    return value;
+  };
+}
+export type SecretResolver = ReturnType<typeof createSecretResolver>;

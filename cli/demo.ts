@@ -1,0 +1,123 @@
+/**
+ * `npm run demo`: a complete migration of the demo dataset on the local stack, end to end.
+ * Brings the stack up, seeds the source, empties the demo target, starts a worker in this process,
+ * runs a stand-in application that keeps writing, starts `migrateDatabase`, follows it, and prints
+ * a summary (rows moved, write-freeze window, verification, the application's longest write gap).
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { NativeConnection } from '@temporalio/worker';
+import { WorkflowFailedError } from '@temporalio/client';
+import { parse } from 'dotenv';
+import type { MigrationInputDraft } from '../contract/input';
+import { formatBytes, formatMs } from '../contract/plan';
+import type { MigrationResult } from '../signals';
+import { AppWriter } from '../stack/app-writer';
+import { seedDemoData } from '../stack/demo-data';
+import { Client } from 'pg';
+import { createTargetDatabase, databaseUrl, stackEnvPath, stackUp, type StackEnv } from '../stack';
+import { createMigrationWorker, taskQueue } from '../workers/worker';
+import { temporalClient, uiLink } from './connection';
+import { followMigration } from './follow';
+
+export interface DemoOptions {
+  autoApprove: boolean;
+  scale: number;
+  jobs: number;
+  approver: string;
+}
+
+/** A previous demo leaves the source read-only (it is the rollback reference); the sandbox starts writable. */
+async function unfreezeDemoSource(env: StackEnv): Promise<void> {
+  const admin = new Client({ connectionString: databaseUrl(env.SOURCE_ADMIN_URL, 'appdb') });
+  await admin.connect();
+  try {
+    await admin.query('ALTER DATABASE appdb RESET default_transaction_read_only');
+    await admin.query('ALTER ROLE app IN DATABASE appdb RESET default_transaction_read_only');
+  } catch (err) {
+    if ((err as { code?: string }).code !== '3D000') throw err; // no appdb yet: nothing to unfreeze
+  } finally {
+    await admin.end();
+  }
+}
+
+export async function runDemo(opts: DemoOptions): Promise<number> {
+  const print = (line: string) => console.log(line);
+  print('== local stack');
+  const env = await stackUp();
+  for (const [k, v] of Object.entries(env)) if (!/URL|SECRET|ACCESS_KEY/.test(k) || k === 'TEMPORAL_UI_URL') process.env[k] ??= v;
+  // Secrets the migration input references by name, visible to this process's worker only.
+  process.env.SOURCE_DATABASE_URL = env.SOURCE_DATABASE_URL;
+  process.env.TARGET_DATABASE_URL = env.TARGET_DATABASE_URL;
+  process.env.AWS_ENDPOINT_URL = env.AWS_ENDPOINT_URL;
+  print(`   Temporal UI ${env.TEMPORAL_UI_URL}`);
+
+  print(`== demo data (scale ${opts.scale})`);
+  await unfreezeDemoSource(env);
+  const seeded = await seedDemoData(env.SOURCE_DATABASE_URL, { scale: opts.scale });
+  print(`   source appdb: ${seeded.tables.length} tables, ${seeded.tables.reduce((n, t) => n + t.rows, 0)} rows, ${formatBytes(seeded.totalBytes)}`);
+  await createTargetDatabase(env, 'appdb');
+  print('   target appdb: empty');
+
+  // The application's config: it starts on the source; the migration swaps it to the target.
+  const appEnv = path.join(path.dirname(stackEnvPath()), 'demo-app.env');
+  writeFileSync(appEnv, `# written by npm run demo: the stand-in application's configuration\nDATABASE_URL=${env.SOURCE_DATABASE_URL}\n`, { mode: 0o600 });
+  const app = new AppWriter(() => (existsSync(appEnv) ? parse(readFileSync(appEnv, 'utf8')).DATABASE_URL : undefined));
+
+  const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
+  const worker = await createMigrationWorker({ connection });
+  const running = worker.run();
+  const client = await temporalClient();
+  const workflowId = `demo-${new Date().toISOString().replace(/[^0-9]/g, '').slice(0, 14)}`;
+  const input: MigrationInputDraft = {
+    migrationId: workflowId,
+    source: { url: { env: 'SOURCE_DATABASE_URL' } },
+    target: { url: { env: 'TARGET_DATABASE_URL' } },
+    method: 'auto',
+    parallelJobs: opts.jobs,
+    freeze: { drainTimeout: '2s' },
+    configSink: { type: 'env-file', path: appEnv, key: 'DATABASE_URL' },
+    gates: { 'go-live': { timeout: '15m' } },
+  };
+  let exitCode = 0;
+  try {
+    app.start();
+    const handle = await client.workflow.start('migrateDatabase', { taskQueue: taskQueue(), workflowId, args: [input] });
+    print(`== migration ${workflowId}`);
+    print(`   ${uiLink(workflowId, handle.firstExecutionRunId)}`);
+    await followMigration(handle, { autoApprove: opts.autoApprove, approver: opts.approver, print: (l) => print(`  ${l}`) });
+    // Let the application write to its new database for a moment before measuring.
+    await new Promise((r) => setTimeout(r, 1000));
+    const writes = await app.stop();
+    let result: MigrationResult | undefined;
+    try {
+      result = (await handle.result()) as MigrationResult;
+    } catch (err) {
+      exitCode = 1;
+      print(`\nmigration failed: ${err instanceof WorkflowFailedError ? (err.cause?.message ?? err.message) : (err as Error).message}`);
+    }
+    if (result) {
+      const fw = result.freezeWindow;
+      const byDb = new Map<string, number>();
+      for (const w of writes.acked) byDb.set(w.database, (byDb.get(w.database) ?? 0) + 1);
+      print('\n== summary');
+      print(`   outcome              ${result.outcome}${result.reason ? ` (${result.reason})` : ''}`);
+      print(`   method               ${result.method}`);
+      print(`   rows moved           ${result.rowsCopied} in ${result.tables} tables`);
+      print(`   verification         ${result.verification} (exact counts + checksums per table, sequences ahead of ids)`);
+      print(`   write-freeze window  ${fw.durationMs !== undefined ? formatMs(fw.durationMs) : 'n/a'}${fw.gateWaitMs !== undefined ? ` (of which ${formatMs(fw.gateWaitMs)} waiting at the go-live gate)` : ''}`);
+      for (const s of result.steps) print(`     ${s.name.padEnd(20)} ${formatMs(s.durationMs ?? 0)}`);
+      print(`   application writes   ${writes.acked.length} acknowledged, ${writes.failures} refused; longest gap ${formatMs(writes.longestGapMs)}`);
+      for (const [db, n] of byDb) print(`     ${String(n).padStart(6)} on ${db}`);
+      if (result.compensations.length) print(`   compensations        ${result.compensations.map((c) => `${c.step}:${c.state}`).join(', ')}`);
+      print(`   Temporal UI          ${uiLink(workflowId)}`);
+      if (result.outcome !== 'completed') exitCode = 2;
+    }
+  } finally {
+    await app.stop().catch(() => undefined);
+    worker.shutdown();
+    await running;
+    await connection.close();
+  }
+  return exitCode;
+}

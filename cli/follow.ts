@@ -1,0 +1,95 @@
+/**
+ * Follows a running migration: prints each step as it completes, copy progress from the activity
+ * heartbeats, and at the go-live gate either approves (--auto-approve) or asks the person at the
+ * terminal. Returns when the workflow closes.
+ */
+import { createInterface } from 'node:readline/promises';
+import { defaultPayloadConverter, type WorkflowHandle } from '@temporalio/client';
+import { formatBytes, formatMs } from '../contract/plan';
+import { approveUpdate, rejectUpdate, statusQuery, type MigrationStatus } from '../signals';
+
+export interface FollowOptions {
+  autoApprove: boolean;
+  approver: string;
+  /** Where lines go (the demo and tests capture them). */
+  print: (line: string) => void;
+  pollMs?: number;
+}
+
+async function heartbeatLine(handle: WorkflowHandle): Promise<string | undefined> {
+  const description = await handle.describe();
+  const pending = description.raw.pendingActivities ?? [];
+  for (const activity of pending) {
+    const payload = activity.heartbeatDetails?.payloads?.[0];
+    if (!payload) continue;
+    const d = defaultPayloadConverter.fromPayload(payload) as Record<string, number | string>;
+    const name = activity.activityType?.name ?? 'activity';
+    if ('stage' in d && 'tablesTotal' in d) {
+      return `  ${name}: ${d.stage} ${d.tablesDone}/${d.tablesTotal} tables${Number(d.dumpBytes) ? `, dump ${formatBytes(Number(d.dumpBytes))}` : ''}, ${formatMs(Number(d.elapsedMs))}${Number(d.attempt) > 1 ? ` (attempt ${d.attempt})` : ''}`;
+    }
+    if ('tablesDone' in d) return `  ${name}: ${d.tablesDone}/${d.tablesTotal} tables`;
+  }
+  return undefined;
+}
+
+async function ask(question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    return /^y(es)?$/i.test((await rl.question(question)).trim());
+  } finally {
+    rl.close();
+  }
+}
+
+export async function followMigration(handle: WorkflowHandle, opts: FollowOptions): Promise<MigrationStatus | undefined> {
+  const printedSteps = new Set<string>();
+  let lastPhase = '';
+  let lastBeat = '';
+  let decidedGate = false;
+  for (;;) {
+    let status: MigrationStatus | undefined;
+    try {
+      status = await handle.query(statusQuery);
+    } catch {
+      status = undefined; // the first workflow task has not run yet
+    }
+    if (status) {
+      if (status.phase !== lastPhase) {
+        lastPhase = status.phase;
+        opts.print(`- ${status.phase}`);
+      }
+      for (const step of status.steps) {
+        const key = `${step.name}:${step.startedAt}`;
+        if (step.state !== 'running' && !printedSteps.has(key)) {
+          printedSteps.add(key);
+          opts.print(`  ${step.state === 'completed' ? 'ok    ' : 'FAILED'} ${step.name.padEnd(20)} ${formatMs(step.durationMs ?? 0)}${step.error ? `  ${step.error}` : ''}`);
+        }
+      }
+      if (status.pendingGate && !decidedGate) {
+        decidedGate = true;
+        const gate = status.pendingGate.gate;
+        if (opts.autoApprove) {
+          await handle.executeUpdate(approveUpdate, { args: [{ approver: opts.approver, gate, reason: '--auto-approve' }] });
+          opts.print(`  gate ${gate}: approved by ${opts.approver} (--auto-approve)`);
+        } else if (process.stdin.isTTY) {
+          const go = await ask(`  gate ${gate} is open (smoke tests passed, writes are frozen). Go live? [y/N] `);
+          const update = go ? approveUpdate : rejectUpdate;
+          await handle.executeUpdate(update, { args: [{ approver: opts.approver, gate, reason: 'answered at the terminal' }] });
+          opts.print(`  gate ${gate}: ${go ? 'approved' : 'rejected'} by ${opts.approver}`);
+        } else {
+          opts.print(`  gate ${gate} is open until ${status.pendingGate.deadline}: decide with \`npm run cli -- approve ${handle.workflowId}\` or \`reject\``);
+        }
+      }
+    }
+    const beat = await heartbeatLine(handle).catch(() => undefined);
+    if (beat && beat !== lastBeat) {
+      lastBeat = beat;
+      opts.print(beat);
+    }
+    const { status: wfStatus } = await handle.describe();
+    if (wfStatus.name !== 'RUNNING') {
+      return handle.query(statusQuery).catch(() => status);
+    }
+    await new Promise((r) => setTimeout(r, opts.pollMs ?? 300));
+  }
+}

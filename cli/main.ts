@@ -1,0 +1,144 @@
+/**
+ * The operator's CLI: `npm run cli -- <command>`.
+ *   start --input file.json [--workflow-id ID] [--follow] [--auto-approve]
+ *   approve|reject <workflowId> --approver NAME [--gate G] [--reason TEXT] [--signal]
+ *   status <workflowId> [--json]      list [--awaiting]      watch <workflowId>
+ *   demo [--auto-approve] [--scale N] [--jobs N]
+ *   schema                            (JSON Schema of the migration input)
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { Command } from 'commander';
+import { z } from 'zod';
+import { checkMigrationInput, formatProblems, MigrationInput } from '../contract/input';
+import { formatMs } from '../contract/plan';
+import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, statusQuery, type ApprovalPayload } from '../signals';
+import { taskQueue } from '../workers/worker';
+import { loadLocalEnv, temporalClient, uiLink } from './connection';
+import { runDemo } from './demo';
+import { followMigration } from './follow';
+
+loadLocalEnv();
+const program = new Command('pgmig').description('Durable PostgreSQL migrations on Temporal');
+const defaultApprover = process.env.USER ?? os.userInfo().username;
+
+program
+  .command('start')
+  .description('validate an input file and start migrateDatabase')
+  .requiredOption('--input <file>', 'migration input JSON')
+  .option('--workflow-id <id>', 'workflow id (default: the input migrationId, else generated)')
+  .option('--follow', 'follow progress until the workflow closes')
+  .option('--auto-approve', 'approve the go-live gate as soon as it opens (implies --follow)')
+  .action(async (opts: { input: string; workflowId?: string; follow?: boolean; autoApprove?: boolean }) => {
+    const raw = JSON.parse(readFileSync(opts.input, 'utf8')) as unknown;
+    // Validate here too: a literal URL with a password must be refused before it reaches history.
+    const checked = checkMigrationInput(raw);
+    if (!checked.ok) {
+      console.error(formatProblems(checked.problems));
+      process.exitCode = 2;
+      return;
+    }
+    const client = await temporalClient();
+    const workflowId = opts.workflowId ?? checked.input.migrationId ?? `migration-${Date.now()}`;
+    const handle = await client.workflow.start('migrateDatabase', { taskQueue: taskQueue(), workflowId, args: [raw] });
+    console.log(`started ${workflowId}\n${uiLink(workflowId, handle.firstExecutionRunId)}`);
+    if (opts.follow || opts.autoApprove) {
+      await followMigration(handle, { autoApprove: !!opts.autoApprove, approver: defaultApprover, print: console.log });
+    }
+  });
+
+for (const approved of [true, false]) {
+  const name = approved ? 'approve' : 'reject';
+  program
+    .command(`${name} <workflowId>`)
+    .description(`${name} a gate (the open one unless --gate names another)`)
+    .option('--approver <name>', 'who decides', defaultApprover)
+    .option('--gate <gate>', 'gate name (cutover, go-live)')
+    .option('--reason <text>', 'why')
+    .option('--signal', 'send as a Signal (no answer) instead of an Update')
+    .action(async (workflowId: string, opts: { approver: string; gate?: string; reason?: string; signal?: boolean }) => {
+      const client = await temporalClient();
+      const handle = client.workflow.getHandle(workflowId);
+      const payload: ApprovalPayload = { approver: opts.approver, ...(opts.gate ? { gate: opts.gate } : {}), ...(opts.reason ? { reason: opts.reason } : {}) };
+      if (opts.signal) {
+        await handle.signal(approved ? approveSignal : rejectSignal, payload);
+        console.log(`signal ${name} sent; check \`status\` for whether it was accepted`);
+        return;
+      }
+      try {
+        const decision = await handle.executeUpdate(approved ? approveUpdate : rejectUpdate, { args: [payload] });
+        console.log(`${decision.gate}: ${decision.approved ? 'approved' : 'rejected'} by ${decision.approver} at ${decision.decidedAt}`);
+      } catch (err) {
+        console.error(`refused: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`);
+        process.exitCode = 1;
+      }
+    });
+}
+
+program
+  .command('status <workflowId>')
+  .option('--json', 'print the raw status')
+  .action(async (workflowId: string, opts: { json?: boolean }) => {
+    const client = await temporalClient();
+    const status = await client.workflow.getHandle(workflowId).query(statusQuery);
+    if (opts.json) {
+      console.log(JSON.stringify(status, null, 2));
+      return;
+    }
+    console.log(`${status.migrationId}  phase=${status.phase}  method=${status.method ?? '?'}${status.outcome ? `  outcome=${status.outcome}` : ''}`);
+    if (status.plan) {
+      console.log(`plan: ${status.plan.methodReasons.join('; ')}; estimated freeze ${formatMs(status.plan.estimatedDowntimeMs)}`);
+      for (const b of status.plan.blockers) console.log(`  BLOCKER ${b}`);
+      for (const w of status.plan.warnings) console.log(`  warning ${w}`);
+    }
+    for (const s of status.steps) console.log(`  ${s.state.padEnd(9)} ${s.name.padEnd(20)} ${s.durationMs !== undefined ? formatMs(s.durationMs) : '...'}${s.error ? `  ${s.error}` : ''}`);
+    if (status.pendingGate) console.log(`awaiting ${status.pendingGate.gate} until ${status.pendingGate.deadline}`);
+    for (const d of status.decisions) console.log(`  decision ${d.gate}: ${d.approved ? 'go' : 'no-go'} by ${d.approver} (${d.via}) ${d.reason ?? ''}`);
+    for (const c of status.compensations) console.log(`  undo ${c.step}: ${c.state}${c.error ? ` ${c.error}` : ''}`);
+    if (status.freezeWindow.durationMs !== undefined) console.log(`write-freeze window: ${formatMs(status.freezeWindow.durationMs)}`);
+    console.log(uiLink(workflowId));
+  });
+
+program
+  .command('watch <workflowId>')
+  .description('follow a running migration (and answer its gate at the terminal)')
+  .option('--auto-approve', 'approve the gate when it opens')
+  .action(async (workflowId: string, opts: { autoApprove?: boolean }) => {
+    const client = await temporalClient();
+    await followMigration(client.workflow.getHandle(workflowId), { autoApprove: !!opts.autoApprove, approver: defaultApprover, print: console.log });
+  });
+
+program
+  .command('list')
+  .option('--awaiting', 'only migrations waiting for an approval')
+  .action(async (opts: { awaiting?: boolean }) => {
+    const client = await temporalClient();
+    const query = `WorkflowType = 'migrateDatabase'${opts.awaiting ? ' AND AwaitingApproval = true' : ''}`;
+    for await (const wf of client.workflow.list({ query })) {
+      const sa = wf.typedSearchAttributes;
+      const phase = sa.getAll().find((p) => p.key.name === 'MigrationPhase')?.value ?? '';
+      const gate = sa.getAll().find((p) => p.key.name === 'AwaitingGate')?.value ?? '';
+      console.log(`${wf.workflowId.padEnd(32)} ${wf.status.name.padEnd(11)} ${String(phase).padEnd(18)} ${gate ? `awaiting ${gate}` : ''}  ${uiLink(wf.workflowId, wf.runId)}`);
+    }
+  });
+
+program
+  .command('schema')
+  .description('print the JSON Schema of the migrateDatabase input')
+  .action(() => console.log(JSON.stringify(z.toJSONSchema(MigrationInput, { io: 'input', unrepresentable: 'any' }), null, 2)));
+
+program
+  .command('demo')
+  .description('run a complete migration of the demo dataset on the local stack')
+  .option('--auto-approve', 'approve the go-live gate without asking')
+  .option('--scale <n>', 'demo dataset scale (100,000 bulk rows per unit)', '2')
+  .option('--jobs <n>', 'pg_dump / pg_restore parallel jobs', '2')
+  .option('--approver <name>', 'name recorded for the approval', defaultApprover)
+  .action(async (opts: { autoApprove?: boolean; scale: string; jobs: string; approver: string }) => {
+    process.exitCode = await runDemo({ autoApprove: !!opts.autoApprove, scale: Number(opts.scale), jobs: Number(opts.jobs), approver: opts.approver });
+  });
+
+program.parseAsync().catch((err) => {
+  console.error((err as Error).message);
+  process.exit(1);
+});

@@ -1,0 +1,116 @@
+/**
+ * Update, signal and query definitions shared by the workflow and its clients (CLI, tests, UI users).
+ * Names are part of the public contract: `approve`, `reject` (as Updates and as Signals) and `status`.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { GateName, MigrationMethod } from '../contract/input';
+import type { MigrationPlan } from '../contract/plan';
+
+export interface ApprovalPayload {
+  approver: string;
+  /** Which gate the decision is for; defaults to the gate that is open now. */
+  gate?: string;
+  reason?: string;
+}
+
+export interface GateDecision {
+  gate: GateName;
+  approved: boolean;
+  approver: string;
+  reason?: string;
+  /** ISO time the decision was recorded (workflow clock). */
+  decidedAt: string;
+  /** 'update' | 'signal' | 'timeout': how the decision arrived. */
+  via: 'update' | 'signal' | 'timeout';
+}
+
+export const approveUpdate = defineUpdate<GateDecision, [ApprovalPayload]>('approve');
+export const rejectUpdate = defineUpdate<GateDecision, [ApprovalPayload]>('reject');
+export const approveSignal = defineSignal<[ApprovalPayload]>('approve');
+export const rejectSignal = defineSignal<[ApprovalPayload]>('reject');
+
+export type MigrationPhase =
+  | 'preflight'
+  | 'freezing-source'
+  | 'copying'
+  | 'reconciling-sequences'
+  | 'verifying'
+  | 'freezing-target'
+  | 'swapping-config'
+  | 'smoke-testing'
+  | 'awaiting-go-live'
+  | 'going-live'
+  | 'completed'
+  | 'compensating'
+  | 'rolled-back'
+  | 'failed';
+
+export interface StepRecord {
+  name: string;
+  state: 'running' | 'completed' | 'failed';
+  startedAt: string;
+  endedAt?: string;
+  durationMs?: number;
+  error?: string;
+}
+
+export interface CompensationRecord {
+  step: string;
+  state: 'completed' | 'failed';
+  durationMs: number;
+  error?: string;
+}
+
+export interface PendingGate {
+  gate: GateName;
+  openedAt: string;
+  deadline: string;
+  approvers?: string[];
+}
+
+export interface FreezeWindow {
+  /** Epoch ms when the source stopped accepting writes (sessions drained, probe rejected). */
+  frozenAt?: number;
+  /** Epoch ms when writes were accepted again (on the target after go-live, or on the source after a rollback). */
+  unfrozenAt?: number;
+  durationMs?: number;
+  /** Part of the window spent waiting for a human at the go-live gate. */
+  gateWaitMs?: number;
+}
+
+export interface MigrationStatus {
+  migrationId: string;
+  method?: MigrationMethod;
+  phase: MigrationPhase;
+  startedAt: string;
+  steps: StepRecord[];
+  plan?: MigrationPlan;
+  pendingGate?: PendingGate;
+  /** Approvals given ahead of a gate, applied the moment its automatic checks pass. */
+  preApprovals: GateDecision[];
+  decisions: GateDecision[];
+  /** Approvals and rejections that were refused, with why (signals cannot answer, so they are kept here). */
+  refusedDecisions: { payload: ApprovalPayload; reason: string; at: string }[];
+  compensations: CompensationRecord[];
+  freezeWindow: FreezeWindow;
+  outcome?: MigrationOutcome;
+  error?: string;
+}
+
+export const statusQuery = defineQuery<MigrationStatus>('status');
+
+export type MigrationOutcome = 'completed' | 'rolled-back' | 'failed';
+
+export interface MigrationResult {
+  migrationId: string;
+  outcome: MigrationOutcome;
+  method: MigrationMethod;
+  reason?: string;
+  rowsCopied: number;
+  tables: number;
+  verification: 'passed' | 'failed' | 'not-run';
+  freezeWindow: FreezeWindow;
+  steps: StepRecord[];
+  compensations: CompensationRecord[];
+  decisions: GateDecision[];
+}

@@ -1,0 +1,201 @@
+/**
+ * One isolated migration sandbox per test file, on the real local stack: its own source and target
+ * databases (seeded with the demo data), its own config file, its own task queue and worker, and
+ * secret references that only this process's worker can resolve.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client as TemporalClient, Connection, type WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { parse } from 'dotenv';
+import { Client } from 'pg';
+import { createActivities, type MigrationActivities } from '../../activities';
+import type { MigrationInputDraft } from '../../contract/input';
+import type { MigrationResult } from '../../signals';
+import { createSourceDatabase, createTargetDatabase, databaseUrl, dropDatabase, loadStackEnv, type StackEnv } from '../../stack';
+import { seedDemoData } from '../../stack/demo-data';
+import { createMigrationWorker, defaultActivityDeps } from '../../workers/worker';
+import { workflowBundlePath } from '../global-setup';
+
+export interface Sandbox {
+  id: string;
+  env: StackEnv;
+  sourceUrl: string;
+  targetUrl: string;
+  sourceAdminUrl: string;
+  targetAdminUrl: string;
+  /** Names of the environment variables holding the URLs (what inputs reference). */
+  sourceRef: string;
+  targetRef: string;
+  configFile: string;
+  configText: () => string;
+  configuredUrl: () => string | undefined;
+  taskQueue: string;
+  client: TemporalClient;
+  input: (overrides?: Partial<MigrationInputDraft>) => MigrationInputDraft;
+  start: (input: MigrationInputDraft, workflowId?: string) => Promise<WorkflowHandle>;
+  /** Restart the in-process worker with other activities (e.g. one that fails after a step). */
+  useActivities: (activities: object) => Promise<void>;
+  realActivities: MigrationActivities;
+  /** Empty the target again (after a completed migration) so the next run can use it. */
+  resetTarget: () => Promise<void>;
+  close: () => Promise<void>;
+}
+
+export async function query<T = Record<string, unknown>>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(sql, params)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+export async function openSandbox(name: string, opts: { scale?: number } = {}): Promise<Sandbox> {
+  const env = loadStackEnv();
+  const id = `${name}_${randomBytes(3).toString('hex')}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  const sourceUrl = await createSourceDatabase(env, `src_${id}`);
+  const targetUrl = await createTargetDatabase(env, `tgt_${id}`);
+  await seedDemoData(sourceUrl, { scale: opts.scale ?? 1 });
+  const sourceRef = `TEST_SOURCE_URL_${id.toUpperCase()}`;
+  const targetRef = `TEST_TARGET_URL_${id.toUpperCase()}`;
+  process.env[sourceRef] = sourceUrl;
+  process.env[targetRef] = targetUrl;
+
+  const dir = mkdtempSync(path.join(os.tmpdir(), `pgmig-${id}-`));
+  const configFile = path.join(dir, 'app.env');
+  writeFileSync(configFile, `# the application's settings\nRAILS_ENV=production\nDATABASE_URL=${sourceUrl}\nREDIS_URL=redis://127.0.0.1:6379\n`);
+
+  const taskQueue = `test-${id}`;
+  const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
+  const clientConnection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
+  const client = new TemporalClient({ connection: clientConnection, namespace: env.TEMPORAL_NAMESPACE });
+  const realActivities = createActivities(defaultActivityDeps());
+  let worker: Worker | undefined;
+  let running: Promise<void> | undefined;
+  const startWorker = async (activities: object) => {
+    if (worker) {
+      worker.shutdown();
+      await running;
+    }
+    worker = await createMigrationWorker({ connection, taskQueue, activities, workflowBundle: { codePath: workflowBundlePath() } });
+    running = worker.run();
+  };
+  await startWorker(realActivities);
+
+  const sandbox: Sandbox = {
+    id,
+    env,
+    sourceUrl,
+    targetUrl,
+    sourceAdminUrl: databaseUrl(env.SOURCE_ADMIN_URL, `src_${id}`),
+    targetAdminUrl: databaseUrl(env.TARGET_ADMIN_URL, `tgt_${id}`),
+    sourceRef,
+    targetRef,
+    configFile,
+    configText: () => readFileSync(configFile, 'utf8'),
+    configuredUrl: () => (existsSync(configFile) ? parse(readFileSync(configFile, 'utf8')).DATABASE_URL : undefined),
+    taskQueue,
+    client,
+    input: (overrides = {}) => ({
+      migrationId: id.replace(/_/g, '-'),
+      source: { url: { env: sourceRef } },
+      target: { url: { env: targetRef } },
+      method: 'dump-restore',
+      parallelJobs: 2,
+      freeze: { drainTimeout: '1s' },
+      configSink: { type: 'env-file', path: configFile },
+      gates: { 'go-live': { timeout: '2m' } },
+      ...overrides,
+    }),
+    start: (input, workflowId) =>
+      client.workflow.start('migrateDatabase', { taskQueue, workflowId: workflowId ?? `${id}-${randomBytes(3).toString('hex')}`, args: [input] }),
+    useActivities: startWorker,
+    realActivities,
+    resetTarget: async () => {
+      await createTargetDatabase(env, `tgt_${id}`);
+    },
+    close: async () => {
+      worker?.shutdown();
+      await running;
+      await connection.close();
+      await clientConnection.close();
+      delete process.env[sourceRef];
+      delete process.env[targetRef];
+      await dropDatabase(env.SOURCE_ADMIN_URL, `src_${id}`);
+      await dropDatabase(env.TARGET_ADMIN_URL, `tgt_${id}`);
+    },
+  };
+  return sandbox;
+}
+
+/** The real activities, except that `step` throws right after it completed (to test its compensation). */
+export function failingAfter(activities: MigrationActivities, step: keyof MigrationActivities): MigrationActivities {
+  const original = activities[step] as (...args: unknown[]) => Promise<unknown>;
+  return {
+    ...activities,
+    [step]: async (...args: unknown[]) => {
+      await original(...args);
+      throw ApplicationFailure.nonRetryable(`injected failure after ${String(step)}`, 'InjectedFailure');
+    },
+  };
+}
+
+/** Whether the application role can write on the source right now (a new session, a real write). */
+export async function sourceWritable(sandbox: Sandbox): Promise<boolean> {
+  const client = new Client({ connectionString: sandbox.sourceUrl });
+  await client.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('CREATE TEMP TABLE writable_probe (x int)');
+    await client.query('ROLLBACK');
+    return true;
+  } catch (err) {
+    if ((err as { code?: string }).code === '25006') return false;
+    throw err;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Number of user tables on the target: 0 means compensation emptied it. */
+export async function targetTableCount(sandbox: Sandbox): Promise<number> {
+  const rows = await query<{ n: number }>(
+    sandbox.targetUrl,
+    `SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`,
+  );
+  return rows[0].n;
+}
+
+/** Settings that a rollback must leave exactly as they were. */
+export async function readOnlySettings(url: string): Promise<string[]> {
+  const rows = await query<{ s: string }>(
+    url,
+    `SELECT coalesce(r.rolname, '*') || '@' || coalesce(d.datname, '*') || ':' || array_to_string(s.setconfig, ',') AS s
+       FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase
+      WHERE d.datname = current_database() ORDER BY 1`,
+  );
+  return rows.map((r) => r.s);
+}
+
+export async function resultOf(handle: WorkflowHandle): Promise<MigrationResult> {
+  return (await handle.result()) as MigrationResult;
+}
+
+/**
+ * The history as searchable text: payload data decoded as UTF-8 (left as bytes or base64, it would
+ * hide a password from the search).
+ */
+export async function historyText(handle: WorkflowHandle): Promise<string> {
+  const history = await handle.fetchHistory();
+  return JSON.stringify(history, (key, value: unknown) => {
+    if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8');
+    if (key === 'data' && typeof value === 'string') return Buffer.from(value, 'base64').toString('utf8');
+    return value;
+  });
+}

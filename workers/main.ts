@@ -1,0 +1,28 @@
+/**
+ * Worker entry point: `npm run worker`. Reads TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE /
+ * TEMPORAL_TASK_QUEUE and the secrets that migration inputs reference (e.g. SOURCE_DATABASE_URL)
+ * from its environment. For the local stack, `.stack/stack.env` is loaded when present (variables
+ * already set win).
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { config } from 'dotenv';
+import { NativeConnection } from '@temporalio/worker';
+import { logger } from '../cli/logger';
+import { createMigrationWorker, taskQueue } from './worker';
+
+async function main(): Promise<void> {
+  const stackEnv = path.resolve(__dirname, '../.stack/stack.env');
+  if (existsSync(stackEnv)) config({ path: stackEnv, quiet: true });
+  const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
+  const connection = await NativeConnection.connect({ address });
+  const worker = await createMigrationWorker({ connection });
+  logger.info({ address, taskQueue: taskQueue() }, 'migration worker started');
+  await worker.run();
+  await connection.close();
+}
+
+main().catch((err) => {
+  logger.error({ err: err instanceof Error ? err.message : String(err) }, 'worker failed');
+  process.exit(1);
+});

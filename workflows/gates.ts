@@ -1,0 +1,118 @@
+/**
+ * Human decision gates. Decisions arrive as Updates (validated, with an answer) or Signals (same
+ * rules; a refused signal is recorded in status, since signals cannot answer). An approval may come
+ * before its gate opens: it is kept and applies the moment the workflow reaches the gate, which it
+ * only does after the gate's automatic checks passed. A gate that times out decides no-go.
+ */
+import { condition, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
+import type { GateName } from '../contract/input';
+import { GATES } from '../contract/input';
+import type { ApprovalPayload, GateDecision, MigrationStatus } from '../signals';
+import { AwaitingApprovalKey, AwaitingGateKey } from '../signals/search-attributes';
+
+export interface GateSettings {
+  timeoutMs: number;
+  approvers?: string[];
+}
+
+export class Gates {
+  private readonly decided = new Map<GateName, GateDecision>();
+  private readonly passed = new Set<GateName>();
+
+  constructor(
+    private readonly settings: Partial<Record<GateName, GateSettings>>,
+    private readonly status: MigrationStatus,
+  ) {}
+
+  /** Why a decision must be refused, or undefined when it is acceptable. Pure: used as the Update validator. */
+  refusal(payload: ApprovalPayload): string | undefined {
+    if (!payload || typeof payload.approver !== 'string' || !payload.approver.trim()) return 'approver is required';
+    const gate = this.resolveGate(payload);
+    if (!gate) {
+      return payload.gate === undefined
+        ? `no gate is open; name the gate to decide ahead of time (one of: ${this.gateNames().join(', ')})`
+        : `unknown gate "${payload.gate}"; this migration has: ${this.gateNames().join(', ')}`;
+    }
+    const previous = this.decided.get(gate);
+    if (this.passed.has(gate)) return `gate ${gate} is already closed (${previous ? `${previous.approved ? 'approved' : 'rejected'} by ${previous.approver}` : 'passed'})`;
+    if (previous) return `gate ${gate} was already ${previous.approved ? 'approved' : 'rejected'} by ${previous.approver} at ${previous.decidedAt}`;
+    const allowed = this.settings[gate]?.approvers;
+    if (allowed && !allowed.includes(payload.approver)) return `approver "${payload.approver}" is not allowed at gate ${gate} (allowed: ${allowed.join(', ')})`;
+    return undefined;
+  }
+
+  decide(payload: ApprovalPayload, approved: boolean, via: 'update' | 'signal'): GateDecision {
+    const gate = this.resolveGate(payload)!;
+    const decision: GateDecision = {
+      gate,
+      approved,
+      approver: payload.approver,
+      ...(payload.reason ? { reason: payload.reason } : {}),
+      decidedAt: new Date(Date.now()).toISOString(),
+      via,
+    };
+    this.decided.set(gate, decision);
+    if (this.status.pendingGate?.gate === gate) this.status.decisions.push(decision);
+    else this.status.preApprovals.push(decision);
+    upsertMemo({ decisions: [...this.decided.values()] });
+    return decision;
+  }
+
+  /** Records a refused signal (updates get the refusal as their answer instead). */
+  refuse(payload: ApprovalPayload, reason: string): void {
+    this.status.refusedDecisions.push({ payload, reason, at: new Date(Date.now()).toISOString() });
+  }
+
+  /** Opens the gate and waits for a decision or the timeout (no-go). */
+  async wait(gate: GateName): Promise<GateDecision> {
+    const settings = this.settings[gate]!;
+    const openedAt = Date.now();
+    this.status.pendingGate = {
+      gate,
+      openedAt: new Date(openedAt).toISOString(),
+      deadline: new Date(openedAt + settings.timeoutMs).toISOString(),
+      ...(settings.approvers ? { approvers: settings.approvers } : {}),
+    };
+    const early = this.decided.get(gate);
+    if (early) {
+      this.status.preApprovals = this.status.preApprovals.filter((d) => d !== early);
+      this.status.decisions.push(early);
+    } else {
+      upsertSearchAttributes([
+        { key: AwaitingApprovalKey, value: true },
+        { key: AwaitingGateKey, value: gate },
+      ]);
+      const inTime = await condition(() => this.decided.has(gate), settings.timeoutMs);
+      if (!inTime) {
+        const timeout: GateDecision = {
+          gate,
+          approved: false,
+          approver: 'timeout',
+          reason: `no decision within ${Math.round(settings.timeoutMs / 1000)} s`,
+          decidedAt: new Date(Date.now()).toISOString(),
+          via: 'timeout',
+        };
+        this.decided.set(gate, timeout);
+        this.status.decisions.push(timeout);
+        upsertMemo({ decisions: [...this.decided.values()] });
+      }
+      upsertSearchAttributes([
+        { key: AwaitingApprovalKey, value: false },
+        { key: AwaitingGateKey, value: null },
+      ]);
+    }
+    this.passed.add(gate);
+    this.status.pendingGate = undefined;
+    return this.decided.get(gate)!;
+  }
+
+  /** Gates still ahead or open; decisions for any other name are refused. */
+  private gateNames(): GateName[] {
+    return GATES.filter((g) => this.settings[g] !== undefined);
+  }
+
+  private resolveGate(payload: ApprovalPayload): GateName | undefined {
+    if (payload.gate === undefined) return this.status.pendingGate?.gate;
+    return this.gateNames().find((g) => g === payload.gate);
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * `migrateDatabase`: one migration, the seeds' runbook made durable.
+ *
+ *   validate -> preflight -> freeze source -> copy (dump-restore) -> reconcile sequences -> verify
+ *   -> freeze target -> swap DATABASE_URL -> smoke test -> gate "go-live" -> unfreeze target
+ *
+ * Every forward step registers its undo first; no-go, gate timeout, failure and cancellation all
+ * run the undos (config back, target reset, source writable again). Unfreezing the target is the
+ * point of no return: from then on the application's writes land on the target, and nothing here
+ * rolls them back.
+ */
+import {
+  ApplicationFailure,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { MigrationActivities } from '../activities';
+import { checkMigrationInput, durationMs, formatProblems, type MigrationInput, type MigrationInputDraft } from '../contract/input';
+import type { MigrationPlan } from '../contract/plan';
+import {
+  approveSignal,
+  approveUpdate,
+  rejectSignal,
+  rejectUpdate,
+  statusQuery,
+  type ApprovalPayload,
+  type MigrationResult,
+} from '../signals';
+import { Gates } from './gates';
+import { failureMessage, Progress } from './progress';
+import { Compensations } from './saga';
+
+const quick: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
+};
+const {
+  preflight,
+  freezeSource,
+  freezeTarget,
+  unfreezeTarget,
+  reconcileSequences,
+  swapConfig,
+  smokeTest,
+} = proxyActivities<MigrationActivities>({ ...quick, heartbeatTimeout: '30s' });
+const { copyDumpRestore } = proxyActivities<MigrationActivities>({
+  startToCloseTimeout: '24 hours',
+  heartbeatTimeout: '15s',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
+});
+const { verifyCopy } = proxyActivities<MigrationActivities>({
+  startToCloseTimeout: '12 hours',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '2s', maximumAttempts: 3 },
+});
+/** Undos keep trying: a rollback that gives up leaves the world half-changed. */
+const undo = proxyActivities<MigrationActivities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 20 },
+});
+
+/** Workflow ids may hold characters that do not belong in file names or application_name. */
+function migrationIdFrom(input: MigrationInput): string {
+  if (input.migrationId) return input.migrationId;
+  return workflowInfo().workflowId.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+/, '').slice(0, 40) || 'migration';
+}
+
+export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<MigrationResult> {
+  const checked = checkMigrationInput(rawInput);
+  if (!checked.ok) throw ApplicationFailure.nonRetryable(formatProblems(checked.problems), 'InvalidInput', checked.problems);
+  const input = checked.input;
+  const migrationId = migrationIdFrom(input);
+  const progress = new Progress(migrationId);
+  const status = progress.status;
+  const gateConfig = input.gates['go-live'];
+  const gates = new Gates(
+    { 'go-live': { timeoutMs: durationMs(gateConfig.timeout), ...(gateConfig.approvers ? { approvers: gateConfig.approvers } : {}) } },
+    status,
+  );
+
+  setHandler(statusQuery, () => status);
+  const decideBy = (approved: boolean) => (payload: ApprovalPayload) => gates.decide(payload, approved, 'update');
+  const validator = (payload: ApprovalPayload) => {
+    const why = gates.refusal(payload);
+    if (why) throw new Error(why);
+  };
+  setHandler(approveUpdate, decideBy(true), { validator });
+  setHandler(rejectUpdate, decideBy(false), { validator });
+  const signalBy = (approved: boolean) => (payload: ApprovalPayload) => {
+    const why = gates.refusal(payload);
+    if (why) gates.refuse(payload, why);
+    else gates.decide(payload, approved, 'signal');
+  };
+  setHandler(approveSignal, signalBy(true));
+  setHandler(rejectSignal, signalBy(false));
+
+  const saga = new Compensations();
+  const source = input.source.url;
+  const target = input.target.url;
+  const appUrl = input.target.appUrl ?? target;
+  let plan: MigrationPlan | undefined;
+  let rowsCopied = 0;
+  let verification: MigrationResult['verification'] = 'not-run';
+
+  const result = (outcome: MigrationResult['outcome'], reason?: string): MigrationResult => ({
+    migrationId,
+    outcome,
+    method: plan?.method ?? 'dump-restore',
+    ...(reason ? { reason } : {}),
+    rowsCopied,
+    tables: plan?.source.tables.filter((t) => !t.partitioned).length ?? 0,
+    verification,
+    freezeWindow: status.freezeWindow,
+    steps: status.steps,
+    compensations: status.compensations,
+    decisions: status.decisions,
+  });
+
+  const compensate = async () => {
+    if (!saga.size) return;
+    progress.phase('compensating', `undoing ${saga.size} step(s)`);
+    await saga.runAll((record) => status.compensations.push(record));
+  };
+
+  try {
+    plan = await progress.step('preflight', 'preflight', () => preflight({ migrationId, input }));
+    status.plan = plan;
+    progress.method(plan.method);
+    if (plan.blockers.length) {
+      throw ApplicationFailure.nonRetryable(`preflight found ${plan.blockers.length} blocker(s); nothing was changed: ${plan.blockers.join('; ')}`, 'PreflightBlocked', plan.blockers);
+    }
+    const sourcePrior = plan.source.readOnlySettings;
+    const targetPrior = plan.target.readOnlySettings;
+    const sourceRoles = plan.appRoles;
+    const targetRoles = [plan.target.currentUser];
+    const drainTimeoutMs = durationMs(input.freeze.drainTimeout);
+    const baseline = { schemas: plan.target.schemas, extensions: plan.target.extensions, largeObjects: plan.target.largeObjects };
+    const dataTables = plan.source.tables.filter((t) => !t.partitioned);
+
+    saga.register('unfreeze-source', async () => {
+      const done = await undo.unfreezeSource({ migrationId, url: source, roles: sourceRoles, prior: sourcePrior });
+      if (status.freezeWindow.frozenAt !== undefined && status.freezeWindow.unfrozenAt === undefined) {
+        status.freezeWindow.unfrozenAt = done.unfrozenAt;
+        status.freezeWindow.durationMs = done.unfrozenAt - status.freezeWindow.frozenAt;
+      }
+    });
+    const frozen = await progress.step('freeze-source', 'freezing-source', () =>
+      freezeSource({ migrationId, url: source, roles: sourceRoles, drainTimeoutMs }),
+    );
+    status.freezeWindow.frozenAt = frozen.frozenAt;
+
+    saga.register('reset-target', () => undo.resetTarget({ migrationId, target, baseline }));
+    await progress.step('copy', 'copying', () =>
+      copyDumpRestore({ migrationId, source, target, jobs: input.parallelJobs, tablesTotal: dataTables.length, baseline }),
+    );
+    // Sequences are undone with the rest of the target by reset-target.
+    await progress.step('reconcile-sequences', 'reconciling-sequences', () => reconcileSequences({ migrationId, source, target }));
+    const report = await progress.step('verify', 'verifying', () =>
+      verifyCopy({ migrationId, source, target, tables: plan!.source.tables, jobs: input.parallelJobs }).catch((err) => {
+        verification = 'failed';
+        throw err;
+      }),
+    );
+    verification = 'passed';
+    rowsCopied = report.rowsChecked;
+
+    // The application must not write to the target before go-live: a rollback would lose those writes.
+    saga.register('unfreeze-target', () => undo.unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: targetPrior }));
+    await progress.step('freeze-target', 'freezing-target', () => freezeTarget({ migrationId, url: target, roles: targetRoles, drainTimeoutMs }));
+
+    saga.register('restore-config', () => undo.restoreConfig({ migrationId, sink: input.configSink }));
+    await progress.step('swap-config', 'swapping-config', () =>
+      swapConfig({ migrationId, sink: input.configSink, appUrl, urlParams: input.target.urlParams }),
+    );
+    await progress.step('smoke-test', 'smoke-testing', () => smokeTest({ migrationId, appUrl, tables: dataTables, sql: input.smoke.sql }));
+
+    progress.phase('awaiting-go-live');
+    const gateOpened = Date.now();
+    const decision = await gates.wait('go-live');
+    status.freezeWindow.gateWaitMs = Date.now() - gateOpened;
+    if (!decision.approved) {
+      const reason = `go-live ${decision.via === 'timeout' ? 'timed out' : `rejected by ${decision.approver}`}${decision.reason ? `: ${decision.reason}` : ''}`;
+      await compensate();
+      progress.phase('rolled-back', reason);
+      progress.outcome('rolled-back');
+      return result('rolled-back', reason);
+    }
+
+    const live = await progress.step('go-live', 'going-live', () =>
+      unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: targetPrior }),
+    );
+    // Point of no return: the application writes to the target now. The source stays read-only as the
+    // rollback reference; nothing below may undo the target.
+    saga.forget();
+    status.freezeWindow.unfrozenAt = live.unfrozenAt;
+    status.freezeWindow.durationMs = live.unfrozenAt - frozen.frozenAt;
+    progress.phase('completed', `write freeze ${status.freezeWindow.durationMs} ms`);
+    progress.outcome('completed');
+    return result('completed');
+  } catch (err) {
+    const message = failureMessage(err);
+    await compensate();
+    if (isCancellation(err)) {
+      progress.phase('rolled-back', 'cancelled');
+      progress.outcome('rolled-back', 'cancelled');
+      throw err;
+    }
+    const undone = status.compensations;
+    const failedUndos = undone.filter((c) => c.state === 'failed');
+    progress.phase('failed', message);
+    progress.outcome('failed', message);
+    throw ApplicationFailure.nonRetryable(
+      `${message} | compensation: ${undone.length - failedUndos.length}/${undone.length} undo step(s) completed${failedUndos.length ? `; FAILED: ${failedUndos.map((c) => `${c.step} (${c.error})`).join(', ')}` : ''}`,
+      'MigrationFailed',
+      result('failed', message),
+    );
+  }
+}
