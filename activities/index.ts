@@ -12,7 +12,7 @@ import { openConfigSink, type RestoreReceipt, type SwapReceipt } from './config-
 import { appName, dumpRestore, type DumpRestoreResult } from './dump-restore';
 import { freezeDatabase, unfreezeDatabase, type FreezeResult, type UnfreezeResult } from './freeze';
 import { inventoryDatabase } from './inventory';
-import { connect, withClient } from './pg';
+import { connect, terminateByApplicationName, withClient } from './pg';
 import { createSecretResolver, redact, type SecretClients } from './secrets';
 import { reconcileSequences, type SequenceReconciliation } from './sequences';
 import { runSmokeChecks, type SmokeCheck } from './smoke';
@@ -118,7 +118,11 @@ export function createActivities(deps: ActivityDeps) {
 
     async resetTarget(args: { migrationId: string; target: SecretRef; baseline: TargetBaseline }): Promise<ResetResult> {
       const url = await resolve(args.target, 'target.url');
-      return withClient(url, admin(args.migrationId, 'target'), (c) => resetTargetToBaseline(c, args.baseline));
+      return withClient(url, admin(args.migrationId, 'target'), async (c) => {
+        // A restore still running (cancelled copy, dead worker) would recreate what we drop.
+        await terminateByApplicationName(c, appName(args.migrationId, 'restore'));
+        return resetTargetToBaseline(c, args.baseline);
+      });
     },
 
     async reconcileSequences(args: { migrationId: string; source: SecretRef; target: SecretRef }): Promise<SequenceReconciliation[]> {

@@ -53,7 +53,8 @@ export async function runProgram(command: string, args: string[], opts: RunOptio
   if (code !== 0) {
     const name = path.basename(command);
     const detail = redact(tail.filter((l) => !/^\S+: (processing|finished|dumping|creating|launching|reading|identifying|saving|last|executing|connecting)/.test(l)).slice(-6).join(' | '));
-    if (opts.signal?.aborted) throw ApplicationFailure.retryable(`${name} was stopped (activity cancelled)`, 'Cancelled');
+    // The abort reason is the SDK's CancelledFailure: rethrown, it reports the activity as cancelled.
+    if (opts.signal?.aborted) throw opts.signal.reason ?? ApplicationFailure.retryable(`${name} was stopped (activity cancelled)`, 'Cancelled');
     throw ApplicationFailure.retryable(`${name} exited with ${code}: ${detail || '(no error output)'}`, 'ProgramFailed');
   }
 }

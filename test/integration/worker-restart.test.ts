@@ -1,0 +1,75 @@
+/**
+ * The worker is killed (SIGKILL, no goodbye) in the middle of the copy; a new worker process picks
+ * the migration up, the copy activity's retry cleans up after the dead attempt, and the migration
+ * completes with a verified target.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { approveUpdate, type MigrationResult } from '../../signals';
+import { workflowBundlePath } from '../global-setup';
+import { openSandbox, query, type Sandbox } from '../helpers/harness';
+
+let sandbox: Sandbox;
+const children: ChildProcess[] = [];
+
+function startWorkerProcess(taskQueue: string): ChildProcess {
+  const root = path.resolve(__dirname, '../..');
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'workers/main.ts')], {
+    cwd: root,
+    env: { ...process.env, TEMPORAL_TASK_QUEUE: taskQueue, WORKFLOW_BUNDLE_PATH: workflowBundlePath(), LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  children.push(child);
+  return child;
+}
+
+beforeAll(async () => {
+  sandbox = await openSandbox('restart', { scale: 4 });
+  // This test's migration runs on separate worker processes, not the in-process one.
+  await sandbox.useActivities(sandbox.realActivities);
+});
+
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await sandbox?.close();
+});
+
+describe('worker killed during the copy', () => {
+  it('resumes on a new worker and completes', async () => {
+    const queue = `${sandbox.taskQueue}-processes`;
+    const first = startWorkerProcess(queue);
+    const handle = await sandbox.client.workflow.start('migrateDatabase', {
+      taskQueue: queue,
+      workflowId: `${sandbox.id}-restart`,
+      args: [sandbox.input()],
+    });
+    // Wait until pg_dump or pg_restore of this migration is connected (they carry its application_name).
+    let stage: string | undefined;
+    const appName = `pgmig-${sandbox.input().migrationId}`;
+    for (let i = 0; i < 1200 && !stage; i++) {
+      const [dump] = await query<{ n: number }>(sandbox.sourceAdminUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`, [`${appName}-dump`]);
+      const [restore] = await query<{ n: number }>(sandbox.targetAdminUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`, [`${appName}-restore`]);
+      if (dump.n > 0) stage = 'dump';
+      else if (restore.n > 0) stage = 'restore';
+      else await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(stage).toBeDefined();
+    first.kill('SIGKILL');
+    startWorkerProcess(queue);
+
+    await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
+
+    const result = (await handle.result()) as MigrationResult;
+    expect(result.outcome).toBe('completed');
+    expect(result.verification).toBe('passed');
+    expect(result.rowsCopied).toBeGreaterThan(400_000);
+    // The copy really ran twice: the dead worker's attempt, then the new one's.
+    const history = await handle.fetchHistory();
+    const copyScheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'copyDumpRestore')!;
+    const copyStarted = history.events!.find(
+      (e) => e.activityTaskStartedEventAttributes && String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(copyScheduled.eventId),
+    )!;
+    expect(copyStarted.activityTaskStartedEventAttributes!.attempt).toBeGreaterThanOrEqual(2);
+  }, 180_000);
+});
