@@ -199,3 +199,13 @@ export async function historyText(handle: WorkflowHandle): Promise<string> {
     return value;
   });
 }
+
+/**
+ * With RECORD_HISTORIES=1, saves the workflow's history under test/histories/ for the replay test
+ * (run it after a change that is meant to stay replay-compatible, and commit the files).
+ */
+export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {
+  if (process.env.RECORD_HISTORIES !== '1') return;
+  const file = path.resolve(__dirname, '../histories', `${name}.json`);
+  writeFileSync(file, JSON.stringify(await handle.fetchHistory()));
+}

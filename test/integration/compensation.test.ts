@@ -8,7 +8,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationActivities } from '../../activities';
 import { statusQuery } from '../../signals';
-import { failingAfter, openSandbox, readOnlySettings, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
+import { failingAfter, openSandbox, recordHistory, readOnlySettings, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
 
 let sandbox: Sandbox;
 let before: { config: string; sourceSettings: string[]; targetSettings: string[] };
@@ -60,6 +60,7 @@ describe('compensation after a failure at each forward step', () => {
       const status = await handle.query(statusQuery);
       expect(status.phase).toBe('failed');
       expect(status.compensations.map((c) => [c.step, c.state])).toEqual(undone.map((u) => [u, 'completed']));
+      await recordHistory(handle, `dump-restore-failed-after-${step}`);
       await expectWorldRestored();
     });
   }

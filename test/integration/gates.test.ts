@@ -5,7 +5,7 @@
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approveSignal, approveUpdate, rejectUpdate, statusQuery, type MigrationResult, type MigrationStatus } from '../../signals';
-import { openSandbox, readOnlySettings, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
+import { openSandbox, readOnlySettings, recordHistory, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
 
 let sandbox: Sandbox;
 let before: { config: string; sourceSettings: string[] };
@@ -78,6 +78,7 @@ describe('go-live gate', () => {
     expect(after.refusedDecisions).toEqual([expect.objectContaining({ reason: expect.stringMatching(/mallory/) })]);
     // A late decision, once the migration has closed, is refused by the server.
     await expect(handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] })).rejects.toThrow(/already completed/);
+    await recordHistory(handle, 'dump-restore-no-go');
     const described = await handle.describe();
     expect(described.memo?.decisions).toEqual([expect.objectContaining({ approver: 'bob', approved: false })]);
     await expectRolledBack();

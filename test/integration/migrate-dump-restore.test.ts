@@ -7,7 +7,7 @@ import { tableFingerprint } from '../../activities/verify';
 import { Client } from 'pg';
 import { statusQuery, type MigrationResult, type MigrationStatus } from '../../signals';
 import { AppWriter, type WriterStats } from '../../stack/app-writer';
-import { historyText, openSandbox, query, sourceWritable, type Sandbox } from '../helpers/harness';
+import { historyText, openSandbox, recordHistory, query, sourceWritable, type Sandbox } from '../helpers/harness';
 
 let sandbox: Sandbox;
 let result: MigrationResult;
@@ -28,6 +28,7 @@ beforeAll(async () => {
   writes = await app.stop();
   status = await handle.query(statusQuery);
   historyJson = await historyText(handle);
+  await recordHistory(handle, 'dump-restore-completed');
 });
 
 afterAll(async () => {
