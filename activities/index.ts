@@ -135,9 +135,20 @@ export function createActivities(deps: ActivityDeps) {
     async verifyCopy(args: { migrationId: string; source: SecretRef; target: SecretRef; tables: TableInventory[]; jobs: number }): Promise<VerificationReport> {
       const [sourceUrl, targetUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url')]);
       const ctx = Context.current();
+      // Heartbeat on a timer too: one large table's checksum can outlast the heartbeat timeout.
+      const progress = { tablesDone: 0, tablesTotal: args.tables.length };
+      const timer = setInterval(() => ctx.heartbeat(progress), 5_000);
       const report = await withPools(sourceUrl, targetUrl, Math.max(1, args.jobs), args.migrationId, (s, t) =>
-        verifyCopy({ sourcePool: s, targetPool: t, tables: args.tables, onTable: (done, total) => ctx.heartbeat({ tablesDone: done, tablesTotal: total }) }),
-      );
+        verifyCopy({
+          sourcePool: s,
+          targetPool: t,
+          tables: args.tables,
+          onTable: (done, total) => {
+            Object.assign(progress, { tablesDone: done, tablesTotal: total });
+            ctx.heartbeat(progress);
+          },
+        }),
+      ).finally(() => clearInterval(timer));
       if (!report.ok) {
         const first = [
           ...report.schemaDifferences,

@@ -84,21 +84,20 @@ export async function inventoryDatabase(client: Client): Promise<DatabaseInvento
              (SELECT count(*) FROM pg_largeobject_metadata)::int AS large_objects,
              (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())::int AS prepared`)
   ).rows[0];
-  const [tables, sequences, extensions, available, schemas, userObjects, readOnly] = await Promise.all([
-    listTables(client),
-    listSequences(client),
-    client.query('SELECT extname FROM pg_extension ORDER BY 1'),
-    client.query('SELECT name FROM pg_available_extensions ORDER BY 1'),
-    listUserSchemas(client),
-    countUserObjects(client),
-    client.query(`
+  // One connection runs one query at a time: sequential, not Promise.all.
+  const tables = await listTables(client);
+  const sequences = await listSequences(client);
+  const extensions = await client.query('SELECT extname FROM pg_extension ORDER BY 1');
+  const available = await client.query('SELECT name FROM pg_available_extensions ORDER BY 1');
+  const schemas = await listUserSchemas(client);
+  const userObjects = await countUserObjects(client);
+  const readOnly = await client.query(`
       SELECT r.rolname AS role, d.datname AS database, split_part(cfg, '=', 2) AS value
         FROM pg_db_role_setting s
         LEFT JOIN pg_roles r ON r.oid = s.setrole
         LEFT JOIN pg_database d ON d.oid = s.setdatabase
         CROSS JOIN LATERAL unnest(s.setconfig) AS cfg
-       WHERE cfg LIKE 'default_transaction_read_only=%' AND (s.setdatabase = 0 OR d.datname = current_database())`),
-  ]);
+       WHERE cfg LIKE 'default_transaction_read_only=%' AND (s.setdatabase = 0 OR d.datname = current_database())`);
   return {
     serverVersion: facts.version,
     serverVersionNum: facts.version_num,

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { NativeConnection } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import { parse } from 'dotenv';
 import type { MigrationInputDraft } from '../contract/input';
@@ -64,6 +64,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   writeFileSync(appEnv, `# written by npm run demo: the stand-in application's configuration\nDATABASE_URL=${env.SOURCE_DATABASE_URL}\n`, { mode: 0o600 });
   const app = new AppWriter(() => (existsSync(appEnv) ? parse(readFileSync(appEnv, 'utf8')).DATABASE_URL : undefined));
 
+  // The worker's own logs (bundler output, retries) would drown the progress lines: warnings only.
+  Runtime.install({ logger: new DefaultLogger('WARN') });
   const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
   const worker = await createMigrationWorker({ connection });
   const running = worker.run();
@@ -82,6 +84,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   let exitCode = 0;
   try {
     app.start();
+    await new Promise((r) => setTimeout(r, 1000)); // the application is live before the migration starts
     const handle = await client.workflow.start('migrateDatabase', { taskQueue: taskQueue(), workflowId, args: [input] });
     print(`== migration ${workflowId}`);
     print(`   ${uiLink(workflowId, handle.firstExecutionRunId)}`);

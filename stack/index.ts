@@ -734,9 +734,12 @@ async function ensureCluster(
   else await bootstrapTarget(c, port, secrets);
 }
 
+/** The stack's own sessions stay writable on a database a migration left read-only (the rollback reference). */
+const ADMIN_SESSION_OPTIONS = '-c default_transaction_read_only=off';
+
 /** Superuser connection over the owner-only unix socket (trust): works before any password is set. */
 async function socketClient(c: ClusterLayout, port: number, database = 'postgres'): Promise<Client> {
-  const client = new Client({ host: c.sock, port, user: 'postgres', database, password: '' });
+  const client = new Client({ host: c.sock, port, user: 'postgres', database, password: '', options: ADMIN_SESSION_OPTIONS });
   await client.connect();
   return client;
 }
@@ -1010,7 +1013,7 @@ export function databaseUrl(baseUrl: string, dbName: string): string {
 }
 
 async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: url });
+  const client = new Client({ connectionString: url, options: ADMIN_SESSION_OPTIONS });
   await client.connect();
   try {
     return await fn(client);

@@ -1,0 +1,44 @@
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { EnvFileSink, setKey } from '../../activities/config-sinks/env-file';
+
+describe('env-file config sink', () => {
+  it('replaces one key and keeps every other line', () => {
+    const text = '# comment\nA=1\nDATABASE_URL=postgres://old\nB="two words"\n';
+    expect(setKey(text, 'DATABASE_URL', 'postgres://u:p@new:5432/db?sslmode=verify-full')).toBe(
+      '# comment\nA=1\nDATABASE_URL=postgres://u:p@new:5432/db?sslmode=verify-full\nB="two words"\n',
+    );
+    expect(setKey('A=1\n', 'DATABASE_URL', 'x y')).toBe("A=1\nDATABASE_URL='x y'\n");
+    expect(setKey(text, 'DATABASE_URL', undefined)).toBe('# comment\nA=1\nB="two words"\n');
+  });
+
+  it('swaps idempotently and restores the exact previous file', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sink-'));
+    const file = path.join(dir, 'app.env');
+    const original = 'RAILS_ENV=production\nDATABASE_URL=postgres://app:old@heroku/db\n';
+    writeFileSync(file, original);
+    const sink = new EnvFileSink(file, 'DATABASE_URL');
+    const first = await sink.swap('m1', 'postgres://app:new@rds/db');
+    const retry = await sink.swap('m1', 'postgres://app:new@rds/db');
+    expect(retry.previousFingerprint).toBe(first.previousFingerprint);
+    expect(JSON.stringify(first)).not.toContain('old@heroku');
+    expect(await sink.read()).toBe('postgres://app:new@rds/db');
+    expect((await sink.restore('m1')).restored).toBe(true);
+    expect(readFileSync(file, 'utf8')).toBe(original);
+    expect((await sink.restore('m1')).restored).toBe(false);
+    expect(readFileSync(file, 'utf8')).toBe(original);
+    expect(existsSync(`${file}.pgmig-m1.bak`)).toBe(false);
+  });
+
+  it('removes the key again when it was absent before', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sink-'));
+    const file = path.join(dir, 'app.env');
+    writeFileSync(file, 'A=1\n');
+    const sink = new EnvFileSink(file, 'DATABASE_URL');
+    await sink.swap('m2', 'postgres://x');
+    await sink.restore('m2');
+    expect(readFileSync(file, 'utf8')).toBe('A=1\n');
+  });
+});
