@@ -2,8 +2,10 @@
  * Verification of the copy: same tables and columns, exact row count and an order-independent
  * checksum per table on both sides, and sequences ahead of their columns.
  *
- * The checksum is the sum of the first 64 bits of md5(row::text) over all rows: it streams (no
- * sort, no memory per row) and does not depend on physical order. Sessions on both sides use the
+ * The checksum is the sum of a 64-bit hash of each row's text form (hashtextextended) over all
+ * rows: it streams (no sort, no memory per row), does not depend on physical order, and runs about
+ * 4x faster than md5 (0.65 s against 2.5 s for 2M pgbench rows here), which matters because for
+ * dump-restore verification is inside the write-freeze window. Sessions on both sides use the
  * same TimeZone / DateStyle / float settings (see pg.connect) so the text forms are comparable.
  */
 import type { Client } from 'pg';
@@ -32,7 +34,7 @@ export interface VerificationReport {
 export async function tableFingerprint(client: Client, schema: string, name: string): Promise<{ rows: number; checksum: string }> {
   const res = await client.query(
     `SELECT count(*)::text AS n,
-            coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)::text AS sum
+            coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text AS sum
        FROM ${qname(schema, name)} AS t`,
   );
   return { rows: Number(res.rows[0].n), checksum: res.rows[0].sum };

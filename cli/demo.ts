@@ -29,7 +29,7 @@ export interface DemoOptions {
 
 /** A previous demo leaves the source read-only (it is the rollback reference); the sandbox starts writable. */
 async function unfreezeDemoSource(env: StackEnv): Promise<void> {
-  const admin = new Client({ connectionString: databaseUrl(env.SOURCE_ADMIN_URL, 'appdb') });
+  const admin = new Client({ connectionString: databaseUrl(env.SOURCE_ADMIN_URL, 'appdb'), options: '-c default_transaction_read_only=off' });
   await admin.connect();
   try {
     await admin.query('ALTER DATABASE appdb RESET default_transaction_read_only');

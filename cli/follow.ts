@@ -46,6 +46,13 @@ export async function followMigration(handle: WorkflowHandle, opts: FollowOption
   let lastPhase = '';
   let lastBeat = '';
   let decidedGate = false;
+  if (opts.autoApprove) {
+    // Approve ahead of time: the gate then opens the moment verification and smoke tests pass,
+    // so writes are not held frozen for a polling interval (or a person) at the gate.
+    const decision = await handle.executeUpdate(approveUpdate, { args: [{ approver: opts.approver, gate: 'go-live', reason: '--auto-approve' }] });
+    opts.print(`  gate go-live: approved ahead of time by ${decision.approver} (--auto-approve); it applies once the automatic checks pass`);
+    decidedGate = true;
+  }
   for (;;) {
     let status: MigrationStatus | undefined;
     try {
@@ -68,10 +75,7 @@ export async function followMigration(handle: WorkflowHandle, opts: FollowOption
       if (status.pendingGate && !decidedGate) {
         decidedGate = true;
         const gate = status.pendingGate.gate;
-        if (opts.autoApprove) {
-          await handle.executeUpdate(approveUpdate, { args: [{ approver: opts.approver, gate, reason: '--auto-approve' }] });
-          opts.print(`  gate ${gate}: approved by ${opts.approver} (--auto-approve)`);
-        } else if (process.stdin.isTTY) {
+        if (process.stdin.isTTY) {
           const go = await ask(`  gate ${gate} is open (smoke tests passed, writes are frozen). Go live? [y/N] `);
           const update = go ? approveUpdate : rejectUpdate;
           await handle.executeUpdate(update, { args: [{ approver: opts.approver, gate, reason: 'answered at the terminal' }] });

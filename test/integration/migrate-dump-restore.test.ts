@@ -67,7 +67,7 @@ describe('dump-restore migration', () => {
         expect({ table: `${t.schema}.${t.name}`, ...d }).toEqual({ table: `${t.schema}.${t.name}`, ...s });
       }
       const afterGoLive = writes.acked.filter((w) => w.database.endsWith(`/tgt_${sandbox.id}`)).map((w) => w.seq);
-      const auditSql = `SELECT count(*)::int AS n, coalesce(sum(('x' || substr(md5(t::text), 1, 16))::bit(64)::bigint::numeric), 0)::text AS sum
+      const auditSql = `SELECT count(*)::int AS n, coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text AS sum
                           FROM public.audit_log t WHERE NOT (event = 'app-write' AND (payload->>'seq')::int = ANY($1::int[]))`;
       const [s, d] = await Promise.all([source.query(auditSql, [[]]), target.query(auditSql, [afterGoLive])]);
       expect(d.rows[0]).toEqual(s.rows[0]);
