@@ -11,15 +11,19 @@ import { buildPlan, type MigrationPlan, type RoleReadOnlySetting, type TableInve
 import { openConfigSink, type RestoreReceipt, type SwapReceipt } from './config-sinks';
 import { appName, dumpRestore, type DumpRestoreResult } from './dump-restore';
 import { freezeDatabase, unfreezeDatabase, type FreezeResult, type UnfreezeResult } from './freeze';
-import { inventoryDatabase } from './inventory';
+import { CAN_SUBSCRIBE_SQL, inventoryDatabase } from './inventory';
 import { connect, terminateByApplicationName, withClient } from './pg';
 import { createSecretResolver, redact, type SecretClients } from './secrets';
 import { reconcileSequences, type SequenceReconciliation } from './sequences';
 import { runSmokeChecks, type SmokeCheck } from './smoke';
 import { resetTargetToBaseline, type ResetResult, type TargetBaseline } from './target-reset';
-import { verifyCopy, type VerificationReport } from './verify';
+import * as logical from './logical';
+import { openSnapshotPool, schemaChanges, verifyCopy, type VerificationReport } from './verify';
 
-export type ActivityDeps = SecretClients;
+export interface ActivityDeps extends SecretClients {
+  /** Signals a workflow (the verification activity tells its workflow that its snapshots are taken). */
+  signalWorkflow: (workflowId: string, runId: string, signal: string) => Promise<void>;
+}
 
 interface Endpoint {
   migrationId: string;
@@ -63,6 +67,23 @@ function redacting<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...
   };
 }
 
+function verificationFailure(report: VerificationReport): ApplicationFailure {
+  const first = [
+    ...report.schemaDifferences,
+    ...report.mismatches.map((m) => `${m.table}: source ${m.sourceRows} rows / ${m.sourceChecksum}, target ${m.targetRows} rows / ${m.targetChecksum}`),
+    ...report.sequenceProblems.map((p) => `${p.sequence} at ${p.lastValue} is behind max id ${p.columnMax}`),
+  ].slice(0, 5);
+  return ApplicationFailure.nonRetryable(`verification failed: ${first.join('; ')}`, 'VerificationFailed', report);
+}
+
+/** Arguments of the CDC activities: the endpoints, and the role that owns the subscription. */
+export interface CdcArgs {
+  migrationId: string;
+  source: SecretRef;
+  target: SecretRef;
+  replicationUrl?: SecretRef;
+}
+
 async function withPools<T>(sourceUrl: string, targetUrl: string, size: number, migrationId: string, fn: (s: Client[], t: Client[]) => Promise<T>): Promise<T> {
   const opts = (label: string) => ({ label, applicationName: appName(migrationId, 'verify') });
   const sources = await Promise.all(Array.from({ length: size }, () => connect(sourceUrl, opts('source'))));
@@ -78,16 +99,25 @@ export function createActivities(deps: ActivityDeps) {
   const resolve = createSecretResolver(deps);
   const admin = (migrationId: string, label: string) => ({ label, applicationName: appName(migrationId, 'admin') });
 
-  const activities = {
+  const core = {
     async preflight(args: { migrationId: string; input: MigrationInput }): Promise<MigrationPlan> {
       const [sourceUrl, targetUrl] = await Promise.all([resolve(args.input.source.url, 'source.url'), resolve(args.input.target.url, 'target.url')]);
       if (args.input.target.appUrl) await resolve(args.input.target.appUrl, 'target.appUrl');
       // Unreachable servers are retried here for a bounded time, then reported once, clearly.
       const reach = { unreachableForMs: 10_000 };
-      const [source, target] = await Promise.all([
-        withClient(sourceUrl, { ...admin(args.migrationId, 'source'), ...reach }, inventoryDatabase),
-        withClient(targetUrl, { ...admin(args.migrationId, 'target'), ...reach }, inventoryDatabase),
+      const replicationRef = args.input.target.replicationUrl;
+      const replicationUrl = replicationRef ? await resolve(replicationRef, 'target.replicationUrl') : undefined;
+      const [source, target, subscriber] = await Promise.all([
+        withClient(sourceUrl, { ...admin(args.migrationId, 'source'), ...reach }, (c) => inventoryDatabase(c, { sampleWalRateMs: 1000 })),
+        withClient(targetUrl, { ...admin(args.migrationId, 'target'), ...reach }, (c) => inventoryDatabase(c)),
+        replicationUrl
+          ? withClient(replicationUrl, { ...admin(args.migrationId, 'target (replication role)'), ...reach }, (c) =>
+              c.query(`SELECT ${CAN_SUBSCRIBE_SQL} AS ok`).then((r) => r.rows[0].ok as boolean),
+            )
+          : Promise.resolve(undefined),
       ]);
+      // The subscription is created with target.replicationUrl when given: its role is the one that must be allowed.
+      if (subscriber !== undefined) target.canSubscribe = subscriber;
       return buildPlan(args.input, source, target);
     },
 
@@ -149,14 +179,7 @@ export function createActivities(deps: ActivityDeps) {
           },
         }),
       ).finally(() => clearInterval(timer));
-      if (!report.ok) {
-        const first = [
-          ...report.schemaDifferences,
-          ...report.mismatches.map((m) => `${m.table}: source ${m.sourceRows} rows / ${m.sourceChecksum}, target ${m.targetRows} rows / ${m.targetChecksum}`),
-          ...report.sequenceProblems.map((p) => `${p.sequence} at ${p.lastValue} is behind max id ${p.columnMax}`),
-        ].slice(0, 5);
-        throw ApplicationFailure.nonRetryable(`verification failed: ${first.join('; ')}`, 'VerificationFailed', report);
-      }
+      if (!report.ok) throw verificationFailure(report);
       return report;
     },
 
@@ -183,6 +206,133 @@ export function createActivities(deps: ActivityDeps) {
     },
   };
 
+  const subscriberUrl = (args: { target: SecretRef; replicationUrl?: SecretRef }) =>
+    args.replicationUrl ? resolve(args.replicationUrl, 'target.replicationUrl') : resolve(args.target, 'target.url');
+  const both = async <T>(args: CdcArgs, fn: (source: Client, target: Client, urls: { source: string; target: string }) => Promise<T>): Promise<T> => {
+    const [sourceUrl, targetUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url')]);
+    return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
+      withClient(targetUrl, admin(args.migrationId, 'target'), (t) => fn(s, t, { source: sourceUrl, target: targetUrl })),
+    );
+  };
+
+  const cdc = {
+    async setReplicaIdentityFull(args: CdcArgs & { tables: TableInventory[] }): Promise<string[]> {
+      return both(args, (s) => logical.setReplicaIdentityFull(s, args.tables));
+    },
+
+    async restoreReplicaIdentity(args: CdcArgs & { tables: TableInventory[] }): Promise<void> {
+      return both(args, (s) => logical.restoreReplicaIdentity(s, args.tables));
+    },
+
+    async copySchema(args: CdcArgs & { baseline: TargetBaseline }): Promise<{ objects: number }> {
+      return both(args, (s, t, urls) =>
+        logical.copySchemaBeforeData(s, t, { migrationId: args.migrationId, sourceUrl: urls.source, targetUrl: urls.target, baseline: args.baseline, signal: Context.current().cancellationSignal }),
+      );
+    },
+
+    async copySchemaAfterData(args: CdcArgs & { baseline: TargetBaseline; jobs: number }): Promise<void> {
+      const [sourceUrl, targetUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url')]);
+      const ctx = Context.current();
+      const timer = setInterval(() => ctx.heartbeat({ stage: 'indexes and foreign keys' }), 5_000);
+      try {
+        await logical.copySchemaAfterData({ migrationId: args.migrationId, sourceUrl, targetUrl, baseline: args.baseline, jobs: args.jobs, signal: ctx.cancellationSignal });
+      } finally {
+        clearInterval(timer);
+      }
+    },
+
+    async startReplication(args: CdcArgs & { tables: TableInventory[] }): Promise<{ publication: string; subscription: string; tables: number }> {
+      const [sourceUrl, subUrl] = await Promise.all([resolve(args.source, 'source.url'), subscriberUrl(args)]);
+      return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
+        withClient(subUrl, admin(args.migrationId, 'target (replication role)'), (sub) =>
+          logical.startLogicalReplication(s, sub, { migrationId: args.migrationId, sourceUrl, tables: args.tables }),
+        ),
+      );
+    },
+
+    /**
+     * Waits (heartbeating) until every table finished its initial copy and the lag is under
+     * `maxLagBytes`, or until `reportAfterMs` passed: the workflow loops, refreshing `status`.
+     */
+    async waitForReplication(args: CdcArgs & { maxLagBytes: number; reportAfterMs: number }): Promise<logical.SyncState & { caughtUp: boolean }> {
+      const [sourceUrl, subUrl] = await Promise.all([resolve(args.source, 'source.url'), subscriberUrl(args)]);
+      const ctx = Context.current();
+      return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
+        withClient(subUrl, admin(args.migrationId, 'target (replication role)'), async (sub) => {
+          const until = Date.now() + args.reportAfterMs;
+          for (;;) {
+            const state = await logical.syncState(s, sub, args.migrationId);
+            const caughtUp = state.tablesTotal > 0 && state.tablesReady === state.tablesTotal && state.lagBytes !== null && state.lagBytes <= args.maxLagBytes;
+            ctx.heartbeat(state);
+            if (caughtUp || Date.now() >= until) return { ...state, caughtUp };
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }),
+      );
+    },
+
+    /** After the freeze: the target has applied everything (marker), and no DDL happened meanwhile. */
+    async drainReplication(args: CdcArgs & { timeoutMs: number }): Promise<{ finalLsn: string; waitedMs: number }> {
+      return both(args, async (s, t) => {
+        const drained = await logical.drainToMarker(s, t, args.migrationId, args.timeoutMs);
+        const ddl = await schemaChanges(s, t);
+        if (ddl.length) {
+          throw ApplicationFailure.nonRetryable(
+            `the source schema changed during replication (DDL is not replicated), so the target would be wrong: ${ddl.slice(0, 5).join('; ')}. Apply the same DDL on the target or restart the migration`,
+            'SchemaChangedDuringReplication',
+            ddl,
+          );
+        }
+        return drained;
+      });
+    },
+
+    async stopReplication(args: CdcArgs): Promise<string[]> {
+      const [sourceUrl, targetUrl, subUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url'), subscriberUrl(args)]);
+      return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
+        withClient(subUrl, admin(args.migrationId, 'target (replication role)'), (sub) =>
+          withClient(targetUrl, admin(args.migrationId, 'target'), (t) => logical.dropLogicalReplication(s, sub, t, args.migrationId)),
+        ),
+      );
+    },
+
+    /**
+     * Takes REPEATABLE READ snapshots of both sides at the freeze point, tells the workflow (which then
+     * goes on with the cutover), and compares every table on those snapshots: the result describes the
+     * data at the freeze, whatever the application writes to the target after go-live.
+     */
+    async verifyAtFreezePoint(args: CdcArgs & { tables: TableInventory[]; jobs: number }): Promise<VerificationReport> {
+      const [sourceUrl, targetUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url')]);
+      const ctx = Context.current();
+      const size = Math.max(1, args.jobs);
+      const opts = (label: string) => ({ label, applicationName: appName(args.migrationId, 'verify') });
+      const sources = await openSnapshotPool(() => connect(sourceUrl, opts('source')), size);
+      const targets = await openSnapshotPool(() => connect(targetUrl, opts('target')), size).catch(async (err) => {
+        await Promise.all(sources.map((c) => c.end().catch(() => undefined)));
+        throw err;
+      });
+      const progress = { tablesDone: 0, tablesTotal: args.tables.length };
+      const timer = setInterval(() => ctx.heartbeat(progress), 5_000);
+      try {
+        const execution = ctx.info.workflowExecution;
+        if (!execution) throw ApplicationFailure.nonRetryable('verifyAtFreezePoint must run as a workflow activity', 'NoWorkflow');
+        await deps.signalWorkflow(execution.workflowId, execution.runId, 'verificationSnapshotTaken');
+        const report = await verifyCopy({
+          sourcePool: sources,
+          targetPool: targets,
+          tables: args.tables,
+          onTable: (done, total) => Object.assign(progress, { tablesDone: done, tablesTotal: total }),
+        });
+        if (!report.ok) throw verificationFailure(report);
+        return report;
+      } finally {
+        clearInterval(timer);
+        await Promise.all([...sources, ...targets].map((c) => c.end().catch(() => undefined)));
+      }
+    },
+  };
+
+  const activities = { ...core, ...cdc };
   return Object.fromEntries(Object.entries(activities).map(([name, fn]) => [name, redacting(fn as (...a: unknown[]) => Promise<unknown>)])) as typeof activities;
 }
 

@@ -2,7 +2,8 @@
 import type { Client } from 'pg';
 import type { DatabaseInventory, SequenceInventory, TableInventory } from '../contract/plan';
 
-const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'`;
+/** `_pgmig` holds the migration's own cutover marker: never part of the user's data. */
+const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', '_pgmig') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'`;
 /** Objects that belong to an extension are the extension's business, not the migration's. */
 const NOT_EXTENSION_MEMBER = (cls: string, oid: string) =>
   `NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '${cls}'::regclass AND e.objid = ${oid} AND e.deptype = 'e')`;
@@ -12,7 +13,8 @@ export async function listTables(client: Client): Promise<TableInventory[]> {
     SELECT n.nspname AS schema, c.relname AS name, greatest(c.reltuples, 0)::bigint AS est,
            pg_total_relation_size(c.oid) AS bytes,
            EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p') AS has_pk,
-           c.relpersistence = 'u' AS unlogged, c.relkind = 'p' AS partitioned
+           c.relpersistence = 'u' AS unlogged, c.relkind = 'p' AS partitioned,
+           c.relispartition AS is_partition, c.relreplident AS replident, pg_get_userbyid(c.relowner) AS owner
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMA} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
      ORDER BY 1, 2`);
@@ -24,6 +26,9 @@ export async function listTables(client: Client): Promise<TableInventory[]> {
     hasPrimaryKey: r.has_pk,
     unlogged: r.unlogged,
     partitioned: r.partitioned,
+    isPartition: r.is_partition,
+    replicaIdentity: r.replident,
+    owner: r.owner,
   }));
 }
 
@@ -69,7 +74,13 @@ export async function listUserSchemas(client: Client): Promise<string[]> {
   return res.rows.map((r) => r.nspname as string);
 }
 
-export async function inventoryDatabase(client: Client): Promise<DatabaseInventory> {
+/** Whether the connected role may CREATE SUBSCRIPTION: superuser, pg_create_subscription (16+), or RDS's rds_superuser. */
+export const CAN_SUBSCRIBE_SQL = `((SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+  OR (current_setting('server_version_num')::int >= 160000 AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pg_create_subscription') AND pg_has_role(current_user, 'pg_create_subscription', 'MEMBER'))
+  OR (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser') AND pg_has_role(current_user, 'rds_superuser', 'MEMBER')))`;
+
+/** `sampleWalRateMs`: measure the WAL write rate over that long (the source's write rate, for CDC planning). */
+export async function inventoryDatabase(client: Client, opts: { sampleWalRateMs?: number } = {}): Promise<DatabaseInventory> {
   const facts = (
     await client.query(`
       SELECT current_setting('server_version') AS version, current_setting('server_version_num')::int AS version_num,
@@ -82,7 +93,18 @@ export async function inventoryDatabase(client: Client): Promise<DatabaseInvento
              current_setting('max_connections')::int AS max_connections,
              (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int AS in_use,
              (SELECT count(*) FROM pg_largeobject_metadata)::int AS large_objects,
-             (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())::int AS prepared`)
+             (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())::int AS prepared,
+             (SELECT rolsuper OR rolreplication FROM pg_roles WHERE rolname = current_user) AS can_replicate,
+             ${CAN_SUBSCRIBE_SQL} AS can_subscribe,
+             current_setting('max_replication_slots')::int AS max_slots,
+             (SELECT count(*) FROM pg_replication_slots)::int AS slots_used,
+             current_setting('max_wal_senders')::int AS max_senders,
+             (SELECT count(*) FROM pg_stat_replication)::int AS senders_used,
+             (SELECT count(*) FILTER (WHERE a.attidentity <> '')::int FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND ${USER_SCHEMA}) AS identity_columns,
+             (SELECT count(*) FILTER (WHERE a.attgenerated <> '')::int FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped AND ${USER_SCHEMA}) AS generated_columns,
+             pg_current_wal_lsn()::text AS lsn, clock_timestamp() AS at`)
   ).rows[0];
   // One connection runs one query at a time: sequential, not Promise.all.
   const tables = await listTables(client);
@@ -98,6 +120,12 @@ export async function inventoryDatabase(client: Client): Promise<DatabaseInvento
         LEFT JOIN pg_database d ON d.oid = s.setdatabase
         CROSS JOIN LATERAL unnest(s.setconfig) AS cfg
        WHERE cfg LIKE 'default_transaction_read_only=%' AND (s.setdatabase = 0 OR d.datname = current_database())`);
+  let walBytesPerSecond = 0;
+  if (opts.sampleWalRateMs) {
+    await new Promise((r) => setTimeout(r, opts.sampleWalRateMs));
+    const later = (await client.query(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint AS bytes, extract(epoch FROM clock_timestamp() - $2::timestamptz) AS secs`, [facts.lsn, facts.at])).rows[0];
+    walBytesPerSecond = Math.round(Number(later.bytes) / Math.max(Number(later.secs), 0.001));
+  }
   return {
     serverVersion: facts.version,
     serverVersionNum: facts.version_num,
@@ -119,5 +147,14 @@ export async function inventoryDatabase(client: Client): Promise<DatabaseInvento
     schemas,
     userObjects,
     readOnlySettings: readOnly.rows.map((r) => ({ role: r.role, database: r.database, value: r.value })),
+    canReplicate: facts.can_replicate,
+    canSubscribe: facts.can_subscribe,
+    maxReplicationSlots: facts.max_slots,
+    replicationSlotsUsed: facts.slots_used,
+    maxWalSenders: facts.max_senders,
+    walSendersUsed: facts.senders_used,
+    walBytesPerSecond,
+    identityColumns: facts.identity_columns,
+    generatedColumns: facts.generated_columns,
   };
 }

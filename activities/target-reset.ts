@@ -23,6 +23,8 @@ export async function resetTargetToBaseline(client: Client, baseline: TargetBase
   await client.query('SET default_transaction_read_only = off');
   await client.query('BEGIN');
   try {
+    // The CDC methods' cutover marker lives in its own schema, created by the migration.
+    await client.query('DROP SCHEMA IF EXISTS _pgmig CASCADE');
     const keep = new Set(baseline.schemas);
     const droppedSchemas = (await listUserSchemas(client)).filter((s) => !keep.has(s));
     for (const schema of droppedSchemas) await client.query(`DROP SCHEMA IF EXISTS ${qi(schema)} CASCADE`);

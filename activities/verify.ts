@@ -40,12 +40,12 @@ export async function tableFingerprint(client: Client, schema: string, name: str
   return { rows: Number(res.rows[0].n), checksum: res.rows[0].sum };
 }
 
-async function columnSignature(client: Client): Promise<Map<string, string>> {
+export async function columnSignature(client: Client): Promise<Map<string, string>> {
   const res = await client.query(`
     SELECT table_schema || '.' || table_name AS tbl,
            string_agg(column_name || ' ' || data_type || CASE WHEN is_nullable = 'NO' THEN ' not null' ELSE '' END, ', ' ORDER BY ordinal_position) AS cols
       FROM information_schema.columns
-     WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
+     WHERE table_schema NOT IN ('pg_catalog', 'information_schema', '_pgmig')
      GROUP BY 1`);
   return new Map(res.rows.map((r) => [r.tbl as string, r.cols as string]));
 }
@@ -103,4 +103,29 @@ export async function verifyCopy(args: {
     schemaDifferences,
     sequenceProblems,
   };
+}
+
+/**
+ * Opens `size` connections per side inside one REPEATABLE READ snapshot each (exported by the
+ * first connection, imported by the others): what the checksums then read is the state at this
+ * moment, whatever the application writes afterwards.
+ */
+export async function openSnapshotPool(open: () => Promise<Client>, size: number): Promise<Client[]> {
+  const first = await open();
+  await first.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  const snapshot = (await first.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string;
+  const pool = [first];
+  for (let i = 1; i < size; i++) {
+    const c = await open();
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await c.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
+    pool.push(c);
+  }
+  return pool;
+}
+
+/** DDL during replication: the target's tables and columns are still the source's of when replication began. */
+export async function schemaChanges(source: Client, target: Client): Promise<string[]> {
+  const [s, t] = await Promise.all([columnSignature(source), columnSignature(target)]);
+  return diffSchemas(s, t);
 }

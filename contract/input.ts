@@ -35,7 +35,9 @@ const roleName = z.string().min(1).max(63);
 
 export const METHODS = ['auto', 'dump-restore', 'logical', 'pgcopydb', 'dms'] as const;
 /** Methods this build can run; the others are part of the contract and refused clearly until they ship. */
-export const IMPLEMENTED_METHODS = ['dump-restore'] as const;
+export const IMPLEMENTED_METHODS = ['dump-restore', 'logical'] as const;
+/** Methods that stream changes (CDC) and so cut over with a short freeze: they have a `cutover` gate. */
+export const CDC_METHODS = ['logical', 'pgcopydb', 'dms'] as const;
 export type MigrationMethod = Exclude<(typeof METHODS)[number], 'auto'>;
 
 export const GATES = ['cutover', 'go-live'] as const;
@@ -81,6 +83,9 @@ export const MigrationInput = z
       .object({
         url: SecretRef.describe('Reference to the target connection URL used by the migration (RDS master user).'),
         appUrl: SecretRef.optional().describe('Reference to the URL the application should use after cutover; defaults to target.url.'),
+        replicationUrl: SecretRef.optional().describe(
+          'Reference to the URL of a role allowed to CREATE SUBSCRIPTION on the target (RDS: the master user; self-managed PostgreSQL 15: a superuser). Defaults to target.url.',
+        ),
         urlParams: z
           .record(z.string(), z.string())
           .default({})
@@ -96,11 +101,34 @@ export const MigrationInput = z
       })
       .strict()
       .default({ drainTimeout: '5s' }),
+    replication: z
+      .object({
+        maxLagBytes: z.number().int().min(0).default(1024 * 1024).describe('Catch-up is done (and the cutover gate opens) once the replication lag is at most this many bytes of WAL.'),
+        tablesWithoutPrimaryKey: z
+          .enum(['refuse', 'replica-identity-full'])
+          .default('refuse')
+          .describe('CDC methods: refuse tables without a primary key (UPDATE/DELETE on them would fail on the source), or set REPLICA IDENTITY FULL on them for the migration.'),
+        drainTimeout: DurationString.default('30s').describe('How long the target may take to apply the last changes after the freeze.'),
+      })
+      .strict()
+      .default({ maxLagBytes: 1024 * 1024, tablesWithoutPrimaryKey: 'refuse', drainTimeout: '30s' }),
+    verify: z
+      .object({
+        fullBeforeGoLive: z
+          .boolean()
+          .default(false)
+          .describe('CDC methods: hold the go-live gate until the full per-table count + checksum comparison (on snapshots taken at the freeze) passes. Off: it runs alongside and its result is reported; the window holds the exact drain, schema, sequence and smoke checks.'),
+      })
+      .strict()
+      .default({ fullBeforeGoLive: false }),
     configSink: ConfigSink,
     gates: z
-      .object({ 'go-live': GateConfig.default({ timeout: '30m' }) })
+      .object({
+        cutover: GateConfig.default({ timeout: '30m' }).describe('CDC methods: approval to freeze writes once replication has caught up.'),
+        'go-live': GateConfig.default({ timeout: '30m' }),
+      })
       .strict()
-      .default({ 'go-live': { timeout: '30m' } }),
+      .default({ cutover: { timeout: '30m' }, 'go-live': { timeout: '30m' } }),
     smoke: z
       .object({
         sql: z.array(z.string().min(1)).default([]).describe('Extra statements run against the target inside a rolled-back READ WRITE transaction.'),

@@ -3,7 +3,7 @@
  * the preflight activity gathers the inventories, this decides method, estimate, blockers and warnings.
  */
 import type { MigrationInput, MigrationMethod } from './input';
-import { durationMs, IMPLEMENTED_METHODS } from './input';
+import { CDC_METHODS, durationMs, IMPLEMENTED_METHODS } from './input';
 
 export interface TableInventory {
   schema: string;
@@ -14,6 +14,11 @@ export interface TableInventory {
   hasPrimaryKey: boolean;
   unlogged: boolean;
   partitioned: boolean;
+  /** A partition of a partitioned table (its root is published / verified instead for CDC). */
+  isPartition: boolean;
+  /** pg_class.relreplident: d(efault, the PK), n(othing), f(ull), i(ndex). */
+  replicaIdentity: 'd' | 'n' | 'f' | 'i';
+  owner: string;
 }
 
 export interface SequenceInventory {
@@ -56,6 +61,18 @@ export interface DatabaseInventory {
   userObjects: number;
   /** default_transaction_read_only settings in pg_db_role_setting that touch this database. */
   readOnlySettings: RoleReadOnlySetting[];
+  /** The connecting role may open replication connections (REPLICATION attribute or superuser). */
+  canReplicate: boolean;
+  /** PostgreSQL 15 needs a superuser to CREATE SUBSCRIPTION (RDS: rds_superuser; 16+: pg_create_subscription). */
+  canSubscribe: boolean;
+  maxReplicationSlots: number;
+  replicationSlotsUsed: number;
+  maxWalSenders: number;
+  walSendersUsed: number;
+  /** WAL written per second, sampled over one second during preflight: the write rate CDC must keep up with. */
+  walBytesPerSecond: number;
+  identityColumns: number;
+  generatedColumns: number;
 }
 
 export interface MigrationPlan {
@@ -102,21 +119,86 @@ export function formatMs(msValue: number): string {
   return `${(msValue / 60_000).toFixed(1)} min`;
 }
 
+/** Cutover window of a CDC method measured on the local stack (freeze, drain, sequences, swap, smoke): see bench/. */
+export const CDC_CUTOVER_ESTIMATE_MS = 1_000;
+
+const names = (tables: TableInventory[]) =>
+  tables
+    .slice(0, 5)
+    .map((t) => `${t.schema}.${t.name}`)
+    .join(', ') + (tables.length > 5 ? ', ...' : '');
+
+/** Tables whose UPDATE/DELETE cannot be replicated: no primary key and no other replica identity. */
+export function withoutReplicaIdentity(tables: TableInventory[]): TableInventory[] {
+  return tables.filter((t) => !t.partitioned && !t.hasPrimaryKey && (t.replicaIdentity === 'd' || t.replicaIdentity === 'n'));
+}
+
+/** Why native logical replication cannot run between these two databases (empty: it can). */
+export function logicalReplicationProblems(input: MigrationInput, source: DatabaseInventory, target: DatabaseInventory): string[] {
+  const problems: string[] = [];
+  if (source.walLevel !== 'logical') problems.push(`source wal_level is ${source.walLevel}; logical replication needs wal_level=logical (on Heroku: a plan with logical replication enabled)`);
+  if (!source.canReplicate) problems.push(`source role "${source.currentUser}" has no REPLICATION privilege`);
+  // The subscription's apply worker plus up to two table-sync workers each hold a slot and a WAL sender during the initial copy.
+  const needed = 3;
+  if (source.maxReplicationSlots - source.replicationSlotsUsed < needed) {
+    problems.push(`source has ${source.maxReplicationSlots - source.replicationSlotsUsed} free replication slot(s) (max_replication_slots=${source.maxReplicationSlots}); ${needed} are needed during the initial copy`);
+  }
+  if (source.maxWalSenders - source.walSendersUsed < needed) {
+    problems.push(`source has ${source.maxWalSenders - source.walSendersUsed} free WAL sender(s) (max_wal_senders=${source.maxWalSenders}); ${needed} are needed during the initial copy`);
+  }
+  if (!target.canSubscribe) {
+    problems.push(`target role "${target.currentUser}" cannot CREATE SUBSCRIPTION (PostgreSQL ${target.serverVersion} needs a superuser; on RDS use the master user); set target.replicationUrl`);
+  }
+  const unlogged = source.tables.filter((t) => t.unlogged);
+  if (unlogged.length) {
+    problems.push(`UNLOGGED table(s) ${names(unlogged)} are invisible to logical decoding and would arrive empty; make them LOGGED (ALTER TABLE ... SET LOGGED) or use dump-restore`);
+  }
+  if (source.largeObjects > 0) {
+    problems.push(`${source.largeObjects} large object(s) are not carried by logical replication and would be missing on the target; move them to bytea columns or use dump-restore`);
+  }
+  const noIdentity = withoutReplicaIdentity(source.tables);
+  if (noIdentity.length && input.replication.tablesWithoutPrimaryKey === 'refuse') {
+    problems.push(
+      `table(s) without a primary key or replica identity (${names(noIdentity)}): once published, UPDATE and DELETE on them would fail on the source; add a primary key, or set replication.tablesWithoutPrimaryKey to "replica-identity-full"`,
+    );
+  }
+  const notOwned = source.tables.filter((t) => t.owner !== source.currentUser && !t.isPartition);
+  if (notOwned.length && !source.isSuperuser) {
+    problems.push(`table(s) ${names(notOwned)} are not owned by "${source.currentUser}", which cannot add them to a publication`);
+  }
+  return problems;
+}
+
 export function buildPlan(input: MigrationInput, source: DatabaseInventory, target: DatabaseInventory): MigrationPlan {
   const blockers: string[] = [];
   const warnings: string[] = [];
   const methodReasons: string[] = [];
   const appRoles = input.source.appRoles ?? [source.currentUser];
 
-  // --- method: the decision tree of seed 004, limited to what this build can run ---
-  const estimate = estimateDumpRestoreMs(source.sizeBytes, input.parallelJobs);
+  // --- method: the decision tree of seed 004 ---
+  const dumpEstimate = estimateDumpRestoreMs(source.sizeBytes, input.parallelJobs);
   const budgetMs = input.downtimeBudget ? durationMs(input.downtimeBudget) : undefined;
+  const cdcProblems = logicalReplicationProblems(input, source, target);
   let method: MigrationMethod;
   if (input.method === 'auto') {
-    method = 'dump-restore';
-    methodReasons.push(`auto: source is ${formatBytes(source.sizeBytes)}; dump-restore needs a write freeze of about ${formatMs(estimate)}`);
-    if (source.sizeBytes > DUMP_RESTORE_COMFORT_BYTES) {
-      methodReasons.push('over ~20 GB a CDC method would be chosen, but this build only ships dump-restore');
+    const dumpFits = source.sizeBytes <= DUMP_RESTORE_COMFORT_BYTES && (budgetMs === undefined || dumpEstimate <= budgetMs);
+    if (dumpFits) {
+      method = 'dump-restore';
+      methodReasons.push(
+        `auto: source is ${formatBytes(source.sizeBytes)} (under ~20 GB)${budgetMs !== undefined ? ` and the estimated freeze ${formatMs(dumpEstimate)} fits downtimeBudget ${input.downtimeBudget}` : ''}: the simplest method that fits`,
+      );
+    } else {
+      method = 'logical';
+      methodReasons.push(
+        source.sizeBytes > DUMP_RESTORE_COMFORT_BYTES
+          ? `auto: source is ${formatBytes(source.sizeBytes)}, too large to freeze for a dump-restore (~${formatMs(dumpEstimate)})`
+          : `auto: a dump-restore would freeze writes for ~${formatMs(dumpEstimate)}, over downtimeBudget ${input.downtimeBudget}`,
+      );
+      methodReasons.push(
+        cdcProblems.length
+          ? 'logical replication is the near-zero-downtime method, but it is not possible here (see blockers)'
+          : 'native logical replication is available (wal_level=logical, replication privilege, free slots): copy and catch-up happen while the application runs',
+      );
     }
   } else {
     method = input.method;
@@ -124,6 +206,14 @@ export function buildPlan(input: MigrationInput, source: DatabaseInventory, targ
   }
   if (!(IMPLEMENTED_METHODS as readonly string[]).includes(method)) {
     blockers.push(`method ${method} is not available in this build`);
+  }
+  const cdc = (CDC_METHODS as readonly string[]).includes(method);
+  const estimate = cdc ? CDC_CUTOVER_ESTIMATE_MS : dumpEstimate;
+  if (cdc) {
+    blockers.push(...cdcProblems);
+    if (source.walBytesPerSecond > 0) {
+      methodReasons.push(`source writes ${formatBytes(source.walBytesPerSecond)}/s of WAL; replication must keep up with that during catch-up`);
+    }
   }
   if (budgetMs !== undefined && estimate > budgetMs) {
     blockers.push(
@@ -187,16 +277,21 @@ export function buildPlan(input: MigrationInput, source: DatabaseInventory, targ
   }
 
   // --- things a dump carries but users should know about ---
-  const noPk = source.tables.filter((t) => !t.hasPrimaryKey && !t.partitioned);
-  if (noPk.length) {
-    warnings.push(`${noPk.length} table(s) without a primary key (${noPk.slice(0, 5).map((t) => `${t.schema}.${t.name}`).join(', ')}): fine for dump-restore, CDC methods will need REPLICA IDENTITY`);
-  }
-  const unlogged = source.tables.filter((t) => t.unlogged);
-  if (unlogged.length) {
-    warnings.push(`${unlogged.length} UNLOGGED table(s): dump-restore copies them, logical replication would not`);
-  }
-  if (source.largeObjects > 0) {
-    warnings.push(`${source.largeObjects} large object(s): dump-restore copies them, logical replication and DMS would not`);
+  if (!cdc) {
+    const noPk = withoutReplicaIdentity(source.tables);
+    if (noPk.length) warnings.push(`${noPk.length} table(s) without a primary key (${names(noPk)}): fine for dump-restore, CDC methods will need REPLICA IDENTITY`);
+    const unlogged = source.tables.filter((t) => t.unlogged);
+    if (unlogged.length) warnings.push(`${unlogged.length} UNLOGGED table(s) (${names(unlogged)}): dump-restore copies them, logical replication would not`);
+    if (source.largeObjects > 0) warnings.push(`${source.largeObjects} large object(s): dump-restore copies them, logical replication and DMS would not`);
+  } else {
+    if (source.identityColumns > 0) warnings.push(`${source.identityColumns} identity column(s): their sequences are not replicated; they are reconciled from the source at cutover`);
+    if (source.generatedColumns > 0) warnings.push(`${source.generatedColumns} generated column(s): not replicated, recomputed by the target`);
+    const partitioned = source.tables.filter((t) => t.partitioned);
+    if (partitioned.length) warnings.push(`${partitioned.length} partitioned table(s) (${names(partitioned)}): published through their root (publish_via_partition_root)`);
+    const fullIdentity = withoutReplicaIdentity(source.tables);
+    if (fullIdentity.length && input.replication.tablesWithoutPrimaryKey === 'replica-identity-full') {
+      warnings.push(`${fullIdentity.length} table(s) without a primary key (${names(fullIdentity)}) get REPLICA IDENTITY FULL for the migration (restored afterwards): each UPDATE/DELETE on them is logged with the whole row and applied by a scan`);
+    }
   }
 
   return {

@@ -31,6 +31,11 @@ export const rejectSignal = defineSignal<[ApprovalPayload]>('reject');
 
 export type MigrationPhase =
   | 'preflight'
+  | 'preparing-source'
+  | 'catching-up'
+  | 'awaiting-cutover'
+  | 'draining'
+  | 'stopping-replication'
   | 'freezing-source'
   | 'copying'
   | 'reconciling-sequences'
@@ -93,11 +98,18 @@ export interface MigrationStatus {
   refusedDecisions: { payload: ApprovalPayload; reason: string; at: string }[];
   compensations: CompensationRecord[];
   freezeWindow: FreezeWindow;
+  /** CDC methods: replication progress, refreshed while catching up. */
+  replication?: { tablesReady?: number; tablesTotal?: number; lagBytes?: number | null; caughtUp?: boolean; updatedAt: string };
+  /** CDC methods: the full count + checksum comparison on the freeze-point snapshots. */
+  verification?: { state: 'running' | 'passed' | 'failed'; detail?: string };
   outcome?: MigrationOutcome;
   error?: string;
 }
 
 export const statusQuery = defineQuery<MigrationStatus>('status');
+
+/** Internal: the verification activity took its snapshots at the freeze point, so the cutover may go on. */
+export const verificationSnapshotTakenSignal = defineSignal('verificationSnapshotTaken');
 
 export type MigrationOutcome = 'completed' | 'rolled-back' | 'failed';
 

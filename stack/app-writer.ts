@@ -36,9 +36,14 @@ export class AppWriter {
   private seq = 0;
   readonly stats: WriterStats = { acked: [], failures: 0, longestGapMs: 0 };
 
+  /**
+   * `mixed`: besides the acknowledged insert, each write also updates a customer and deletes an
+   * order item in the same transaction, so replication must carry UPDATE and DELETE too.
+   */
   constructor(
     private readonly currentUrl: () => string | undefined,
     private readonly intervalMs = 20,
+    private readonly mixed = false,
   ) {}
 
   start(): void {
@@ -73,7 +78,17 @@ export class AppWriter {
       try {
         const client = await this.connection();
         if (client) {
-          await client.query(`INSERT INTO public.audit_log (event, payload, at) VALUES ('app-write', jsonb_build_object('seq', $1::int), now())`, [seq]);
+          if (this.mixed) {
+            await client.query(
+              `WITH ins AS (INSERT INTO public.audit_log (event, payload, at) VALUES ('app-write', jsonb_build_object('seq', $1::int), now())),
+                    upd AS (UPDATE shop.customers SET name = 'renamed ' || $1::int WHERE id = 1 + ($1::int * 7919) % 2000),
+                    del AS (DELETE FROM shop.order_items WHERE id = 1 + ($1::int * 104729) % 15000)
+               SELECT 1`,
+              [seq],
+            );
+          } else {
+            await client.query(`INSERT INTO public.audit_log (event, payload, at) VALUES ('app-write', jsonb_build_object('seq', $1::int), now())`, [seq]);
+          }
           const ackedAt = Date.now();
           const previous = this.stats.acked[this.stats.acked.length - 1];
           if (previous) this.stats.longestGapMs = Math.max(this.stats.longestGapMs, ackedAt - previous.ackedAt);

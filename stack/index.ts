@@ -771,6 +771,37 @@ async function applySourceDatabaseGrants(client: Client, db: string): Promise<vo
   await client.query('ALTER DEFAULT PRIVILEGES FOR ROLE app GRANT USAGE, SELECT ON SEQUENCES TO app_worker');
 }
 
+/**
+ * Heroku Postgres offers wal2json (pgcopydb --follow decodes with it). PostgreSQL 15.19+ only lets
+ * REPLICATION users pick output plugins listed in `output_plugin_libraries` (pgoutput and
+ * test_decoding by default): add wal2json when the server has that setting and lacks it.
+ */
+async function allowWal2jsonOutputPlugin(admin: Client): Promise<void> {
+  const r = await admin.query<{ setting: string }>("SELECT setting FROM pg_settings WHERE name = 'output_plugin_libraries'");
+  const current = r.rows[0]?.setting;
+  if (current === undefined) return; // older server: every loadable plugin is allowed
+  const plugins = current.split(',').map((p) => p.trim().replace(/^"|"$/g, '')).filter(Boolean);
+  if (plugins.includes('wal2json')) return;
+  // A list GUC: each element its own literal (one quoted string would become one element).
+  await admin.query(`ALTER SYSTEM SET output_plugin_libraries = ${[...plugins, 'wal2json'].map(lit).join(', ')}`);
+  await admin.query('SELECT pg_reload_conf()');
+}
+
+/** The replication progress functions of PostgreSQL 15 (superuser-only by default). */
+const REPLICATION_ORIGIN_FUNCTIONS = [
+  'pg_replication_origin_create(text)',
+  'pg_replication_origin_drop(text)',
+  'pg_replication_origin_oid(text)',
+  'pg_replication_origin_session_setup(text)',
+  'pg_replication_origin_session_reset()',
+  'pg_replication_origin_session_is_setup()',
+  'pg_replication_origin_session_progress(boolean)',
+  'pg_replication_origin_xact_setup(pg_lsn, timestamp with time zone)',
+  'pg_replication_origin_xact_reset()',
+  'pg_replication_origin_advance(text, pg_lsn)',
+  'pg_replication_origin_progress(text, boolean)',
+];
+
 async function bootstrapSource(c: ClusterLayout, port: number, s: Secrets): Promise<void> {
   const admin = await socketClient(c, port);
   try {
@@ -779,6 +810,7 @@ async function bootstrapSource(c: ClusterLayout, port: number, s: Secrets): Prom
     await ensureRole(admin, 'app', 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE REPLICATION', s.app);
     await ensureRole(admin, 'app_worker', 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION', s.appWorker);
     await ensureDatabase(admin, 'appdb', 'app');
+    await allowWal2jsonOutputPlugin(admin);
   } finally {
     await admin.end();
   }
@@ -805,6 +837,16 @@ async function bootstrapTarget(c: ClusterLayout, port: number, s: Secrets): Prom
     await ensureDatabase(admin, 'appdb', 'rds_master');
   } finally {
     await admin.end();
+  }
+  // Like RDS, rds_superuser may track replication progress (pgcopydb --follow applies changes under
+  // a replication origin). Function ACLs are per database: template1 passes them to new databases.
+  for (const dbName of ['template1', 'postgres', 'appdb']) {
+    const db = await socketClient(c, port, dbName);
+    try {
+      await db.query(`GRANT EXECUTE ON FUNCTION ${REPLICATION_ORIGIN_FUNCTIONS.join(', ')} TO rds_superuser`);
+    } finally {
+      await db.end();
+    }
   }
 }
 

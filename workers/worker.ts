@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 
@@ -11,14 +12,19 @@ export function taskQueue(): string {
   return process.env.TEMPORAL_TASK_QUEUE || DEFAULT_TASK_QUEUE;
 }
 
-/** AWS clients are created lazily: a dump-restore run with env references never needs them. */
-export function defaultActivityDeps(env: NodeJS.ProcessEnv = process.env): ActivityDeps {
+/**
+ * Activity dependencies from the worker's environment and its Temporal connection. AWS clients are
+ * created lazily: a run with env references never needs them.
+ */
+export function defaultActivityDeps(connection: NativeConnection, namespace: string, env: NodeJS.ProcessEnv = process.env): ActivityDeps {
   let ssm: SSMClient | undefined;
   let secrets: SecretsManagerClient | undefined;
+  const client = new Client({ connection, namespace });
   return {
     env,
     ssm: () => (ssm ??= new SSMClient({})),
     secretsManager: () => (secrets ??= new SecretsManagerClient({})),
+    signalWorkflow: (workflowId, runId, signal) => client.workflow.getHandle(workflowId, runId).signal(signal),
   };
 }
 
@@ -35,12 +41,13 @@ export interface MigrationWorkerOptions {
 }
 
 export async function createMigrationWorker(opts: MigrationWorkerOptions): Promise<Worker> {
+  const namespace = opts.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default';
   return Worker.create({
     connection: opts.connection,
-    namespace: opts.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default',
+    namespace,
     taskQueue: opts.taskQueue ?? taskQueue(),
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: path.resolve(__dirname, '../workflows') }),
-    activities: opts.activities ?? createActivities(opts.deps ?? defaultActivityDeps()),
+    activities: opts.activities ?? createActivities(opts.deps ?? defaultActivityDeps(opts.connection, namespace)),
     // Copy progress reaches `status` / the CLI every couple of seconds instead of every 0.8 x heartbeat timeout.
     maxHeartbeatThrottleInterval: '2s',
     ...(opts.identity ? { identity: opts.identity } : {}),

@@ -20,7 +20,7 @@ export class Gates {
   private readonly passed = new Set<GateName>();
 
   constructor(
-    private readonly settings: Partial<Record<GateName, GateSettings>>,
+    private settings: Partial<Record<GateName, GateSettings>>,
     private readonly status: MigrationStatus,
   ) {}
 
@@ -104,6 +104,11 @@ export class Gates {
     this.passed.add(gate);
     this.status.pendingGate = undefined;
     return this.decided.get(gate)!;
+  }
+
+  /** Removes a gate this migration does not have (the cutover gate of a dump-restore). */
+  drop(gate: GateName): void {
+    delete this.settings[gate];
   }
 
   /** Gates still ahead or open; decisions for any other name are refused. */

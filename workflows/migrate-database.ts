@@ -12,6 +12,7 @@
 import {
   ActivityCancellationType,
   ApplicationFailure,
+  condition,
   isCancellation,
   proxyActivities,
   setHandler,
@@ -20,19 +21,29 @@ import {
 } from '@temporalio/workflow';
 import type { MigrationActivities } from '../activities';
 import { checkMigrationInput, durationMs, formatProblems, type MigrationInput, type MigrationInputDraft } from '../contract/input';
-import type { MigrationPlan } from '../contract/plan';
+import { withoutReplicaIdentity, type MigrationPlan } from '../contract/plan';
+import type { GateName } from '../contract/input';
 import {
   approveSignal,
   approveUpdate,
   rejectSignal,
   rejectUpdate,
   statusQuery,
+  verificationSnapshotTakenSignal,
   type ApprovalPayload,
+  type GateDecision,
   type MigrationResult,
 } from '../signals';
 import { Gates } from './gates';
 import { failureMessage, Progress } from './progress';
 import { Compensations } from './saga';
+
+interface ReplicationProgress {
+  tablesReady: number;
+  tablesTotal: number;
+  lagBytes: number | null;
+  caughtUp: boolean;
+}
 
 const quick: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
@@ -46,7 +57,23 @@ const {
   reconcileSequences,
   swapConfig,
   smokeTest,
+  setReplicaIdentityFull,
+  restoreReplicaIdentity,
+  startReplication,
+  drainReplication,
+  stopReplication,
 } = proxyActivities<MigrationActivities>({ ...quick, heartbeatTimeout: '30s' });
+const { copySchema, copySchemaAfterData, waitForReplication } = proxyActivities<MigrationActivities>({
+  startToCloseTimeout: '24 hours',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
+});
+/** One attempt: a retry would take its snapshots later than the freeze point, when the target may hold new writes. */
+const { verifyAtFreezePoint } = proxyActivities<MigrationActivities>({
+  startToCloseTimeout: '12 hours',
+  heartbeatTimeout: '30s',
+  retry: { maximumAttempts: 1 },
+});
 const { copyDumpRestore } = proxyActivities<MigrationActivities>({
   // On cancellation, wait until pg_dump / pg_restore are stopped before compensating.
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -79,11 +106,12 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
   const migrationId = migrationIdFrom(input);
   const progress = new Progress(migrationId);
   const status = progress.status;
-  const gateConfig = input.gates['go-live'];
-  const gates = new Gates(
-    { 'go-live': { timeoutMs: durationMs(gateConfig.timeout), ...(gateConfig.approvers ? { approvers: gateConfig.approvers } : {}) } },
-    status,
-  );
+  const gateSettings = (gate: GateName) => {
+    const config = input.gates[gate];
+    return { timeoutMs: durationMs(config.timeout), ...(config.approvers ? { approvers: config.approvers } : {}) };
+  };
+  // The cutover gate exists only for CDC methods; until the plan names the method, both are accepted.
+  const gates = new Gates({ cutover: gateSettings('cutover'), 'go-live': gateSettings('go-live') }, status);
 
   setHandler(statusQuery, () => status);
   const decideBy = (approved: boolean) => (payload: ApprovalPayload) => gates.decide(payload, approved, 'update');
@@ -129,11 +157,19 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     progress.phase('compensating', `undoing ${saga.size} step(s)`);
     await saga.runAll((record) => status.compensations.push(record));
   };
+  const rollBack = async (decision: GateDecision): Promise<MigrationResult> => {
+    const reason = `${decision.gate} ${decision.via === 'timeout' ? 'timed out' : `rejected by ${decision.approver}`}${decision.reason ? `: ${decision.reason}` : ''}`;
+    await compensate();
+    progress.phase('rolled-back', reason);
+    progress.outcome('rolled-back');
+    return result('rolled-back', reason);
+  };
 
   try {
     plan = await progress.step('preflight', 'preflight', () => preflight({ migrationId, input }));
     status.plan = plan;
     progress.method(plan.method);
+    if (plan.method === 'dump-restore') gates.drop('cutover');
     if (plan.blockers.length) {
       throw ApplicationFailure.nonRetryable(`preflight found ${plan.blockers.length} blocker(s); nothing was changed: ${plan.blockers.join('; ')}`, 'PreflightBlocked', plan.blockers);
     }
@@ -145,36 +181,104 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     const baseline = { schemas: plan.target.schemas, extensions: plan.target.extensions, largeObjects: plan.target.largeObjects };
     const dataTables = plan.source.tables.filter((t) => !t.partitioned);
 
-    saga.register('unfreeze-source', async () => {
+    const cdcArgs = { migrationId, source, target, ...(input.target.replicationUrl ? { replicationUrl: input.target.replicationUrl } : {}) };
+    const unfreezeSourceUndo = async () => {
       const done = await undo.unfreezeSource({ migrationId, url: source, roles: sourceRoles, prior: sourcePrior });
       if (status.freezeWindow.frozenAt !== undefined && status.freezeWindow.unfrozenAt === undefined) {
         status.freezeWindow.unfrozenAt = done.unfrozenAt;
         status.freezeWindow.durationMs = done.unfrozenAt - status.freezeWindow.frozenAt;
       }
-    });
-    const frozen = await progress.step('freeze-source', 'freezing-source', () =>
-      freezeSource({ migrationId, url: source, roles: sourceRoles, drainTimeoutMs }),
-    );
-    status.freezeWindow.frozenAt = frozen.frozenAt;
-
-    saga.register('reset-target', async () => {
+    };
+    const resetTargetUndo = async () => {
       // If going live failed half-way the application may already have written to the target: keep its data.
       if (goLiveAttempted) throw ApplicationFailure.nonRetryable('skipped: go-live was attempted, the target may hold application writes; left intact for inspection');
       await undo.resetTarget({ migrationId, target, baseline });
-    });
-    await progress.step('copy', 'copying', () =>
-      copyDumpRestore({ migrationId, source, target, jobs: input.parallelJobs, tablesTotal: dataTables.length, baseline }),
-    );
-    // Sequences are undone with the rest of the target by reset-target.
-    await progress.step('reconcile-sequences', 'reconciling-sequences', () => reconcileSequences({ migrationId, source, target }));
-    const report = await progress.step('verify', 'verifying', () =>
-      verifyCopy({ migrationId, source, target, tables: plan!.source.tables, jobs: input.parallelJobs }).catch((err) => {
-        verification = 'failed';
-        throw err;
-      }),
-    );
-    verification = 'passed';
-    rowsCopied = report.rowsChecked;
+    };
+    const freezeSourceStep = async () => {
+      saga.register('unfreeze-source', unfreezeSourceUndo);
+      const frozen = await progress.step('freeze-source', 'freezing-source', () =>
+        freezeSource({ migrationId, url: source, roles: sourceRoles, drainTimeoutMs }),
+      );
+      status.freezeWindow.frozenAt = frozen.frozenAt;
+      return frozen;
+    };
+    const reconcileSequencesStep = () => progress.step('reconcile-sequences', 'reconciling-sequences', () => reconcileSequences({ migrationId, source, target }));
+
+    let frozen: Awaited<ReturnType<typeof freezeSourceStep>>;
+    /** CDC methods: the full comparison runs on freeze-point snapshots while the cutover goes on. */
+    let fullVerification: Promise<boolean> | undefined;
+    if (plan.method === 'dump-restore') {
+      frozen = await freezeSourceStep();
+      saga.register('reset-target', resetTargetUndo);
+      await progress.step('copy', 'copying', () =>
+        copyDumpRestore({ migrationId, source, target, jobs: input.parallelJobs, tablesTotal: dataTables.length, baseline }),
+      );
+      // Sequences are undone with the rest of the target by reset-target.
+      await reconcileSequencesStep();
+      const report = await progress.step('verify', 'verifying', () =>
+        verifyCopy({ migrationId, source, target, tables: plan!.source.tables, jobs: input.parallelJobs }).catch((err) => {
+          verification = 'failed';
+          throw err;
+        }),
+      );
+      verification = 'passed';
+      rowsCopied = report.rowsChecked;
+    } else {
+      // --- logical replication: copy and catch up while the application keeps writing ---
+      const noIdentity = withoutReplicaIdentity(plan.source.tables);
+      const fullIdentity = noIdentity.length > 0 && input.replication.tablesWithoutPrimaryKey === 'replica-identity-full';
+      if (fullIdentity) {
+        saga.register('restore-replica-identity', () => undo.restoreReplicaIdentity({ ...cdcArgs, tables: noIdentity }));
+        await progress.step('replica-identity', 'preparing-source', () => setReplicaIdentityFull({ ...cdcArgs, tables: noIdentity }));
+      }
+      saga.register('reset-target', resetTargetUndo);
+      saga.register('stop-replication', () => undo.stopReplication(cdcArgs));
+      await progress.step('copy-schema', 'copying', () => copySchema({ ...cdcArgs, baseline }));
+      await progress.step('start-replication', 'copying', () => startReplication({ ...cdcArgs, tables: plan!.source.tables }));
+      const watchReplication = async (maxLagBytes: number, done: (s: ReplicationProgress) => boolean) => {
+        for (;;) {
+          const state = await waitForReplication({ ...cdcArgs, maxLagBytes, reportAfterMs: 30_000 });
+          status.replication = { ...state, updatedAt: new Date(Date.now()).toISOString() };
+          progress.phase(status.phase, `${state.tablesReady}/${state.tablesTotal} tables ready, lag ${state.lagBytes ?? '?'} bytes`);
+          if (done(state)) return state;
+        }
+      };
+      await progress.step('initial-copy', 'copying', () => watchReplication(Number.MAX_SAFE_INTEGER, (s) => s.tablesTotal > 0 && s.tablesReady === s.tablesTotal));
+      await progress.step('indexes', 'copying', () => copySchemaAfterData({ ...cdcArgs, baseline, jobs: input.parallelJobs }));
+      await progress.step('catch-up', 'catching-up', () => watchReplication(input.replication.maxLagBytes, (s) => s.caughtUp));
+
+      progress.phase('awaiting-cutover');
+      const go = await gates.wait('cutover');
+      if (!go.approved) return await rollBack(go);
+
+      frozen = await freezeSourceStep();
+      await progress.step('drain', 'draining', () => drainReplication({ ...cdcArgs, timeoutMs: durationMs(input.replication.drainTimeout) }));
+      await reconcileSequencesStep();
+      let snapshotTaken = false;
+      setHandler(verificationSnapshotTakenSignal, () => {
+        snapshotTaken = true;
+      });
+      status.verification = { state: 'running' };
+      fullVerification = verifyAtFreezePoint({ ...cdcArgs, tables: plan.source.tables, jobs: input.parallelJobs }).then(
+        (report) => {
+          status.verification = { state: 'passed', detail: `${report.tablesChecked} tables, ${report.rowsChecked} rows: counts and checksums equal` };
+          verification = 'passed';
+          rowsCopied = report.rowsChecked;
+          return true;
+        },
+        (err) => {
+          status.verification = { state: 'failed', detail: failureMessage(err) };
+          verification = 'failed';
+          return false;
+        },
+      );
+      await condition(() => snapshotTaken || status.verification?.state !== 'running');
+      if (status.verification?.state === 'failed') {
+        throw ApplicationFailure.nonRetryable(`verification could not take its snapshots: ${status.verification.detail}`, 'VerificationFailed');
+      }
+      await progress.step('stop-replication', 'stopping-replication', () => stopReplication(cdcArgs));
+      if (fullIdentity) await progress.step('restore-replica-identity', 'stopping-replication', () => restoreReplicaIdentity({ ...cdcArgs, tables: noIdentity }));
+    }
 
     // The application must not write to the target before go-live: a rollback would lose those writes.
     saga.register('unfreeze-target', () => undo.unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: targetPrior }));
@@ -186,17 +290,16 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     );
     await progress.step('smoke-test', 'smoke-testing', () => smokeTest({ migrationId, appUrl, tables: dataTables, sql: input.smoke.sql }));
 
+    if (fullVerification && input.verify.fullBeforeGoLive) {
+      const passed = await progress.step('verify', 'verifying', () => fullVerification!);
+      if (!passed) throw ApplicationFailure.nonRetryable(status.verification?.detail ?? 'verification failed', 'VerificationFailed');
+    }
+
     progress.phase('awaiting-go-live');
     const gateOpened = Date.now();
     const decision = await gates.wait('go-live');
     status.freezeWindow.gateWaitMs = Date.now() - gateOpened;
-    if (!decision.approved) {
-      const reason = `go-live ${decision.via === 'timeout' ? 'timed out' : `rejected by ${decision.approver}`}${decision.reason ? `: ${decision.reason}` : ''}`;
-      await compensate();
-      progress.phase('rolled-back', reason);
-      progress.outcome('rolled-back');
-      return result('rolled-back', reason);
-    }
+    if (!decision.approved) return await rollBack(decision);
 
     goLiveAttempted = true;
     const live = await progress.step('go-live', 'going-live', () =>
@@ -207,9 +310,16 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     saga.forget();
     status.freezeWindow.unfrozenAt = live.unfrozenAt;
     status.freezeWindow.durationMs = live.unfrozenAt - frozen.frozenAt;
-    progress.phase('completed', `write freeze ${status.freezeWindow.durationMs} ms`);
+    if (fullVerification) {
+      // Reported, not undone: the application's writes on the target are not thrown away silently.
+      progress.phase('going-live', 'full verification of the freeze-point snapshots');
+      await fullVerification;
+    }
+    // Assigned by the verification callback above, which the compiler's narrowing does not see.
+    verification = verification as MigrationResult['verification'];
+    progress.phase('completed', `write freeze ${status.freezeWindow.durationMs} ms${verification === 'failed' ? '; VERIFICATION FAILED after go-live' : ''}`);
     progress.outcome('completed');
-    return result('completed');
+    return result('completed', verification === 'failed' ? `verification failed after go-live: ${status.verification?.detail}` : undefined);
   } catch (err) {
     const message = failureMessage(err);
     await compensate();

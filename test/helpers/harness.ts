@@ -74,7 +74,7 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
   const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
   const clientConnection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
   const client = new TemporalClient({ connection: clientConnection, namespace: env.TEMPORAL_NAMESPACE });
-  const realActivities = createActivities(defaultActivityDeps());
+  const realActivities = createActivities(defaultActivityDeps(connection, env.TEMPORAL_NAMESPACE));
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
   const startWorker = async (activities: object) => {

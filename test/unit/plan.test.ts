@@ -24,6 +24,15 @@ function inventory(overrides: Partial<DatabaseInventory> = {}): DatabaseInventor
     schemas: ['public'],
     userObjects: 0,
     readOnlySettings: [],
+    canReplicate: true,
+    canSubscribe: true,
+    maxReplicationSlots: 10,
+    replicationSlotsUsed: 0,
+    maxWalSenders: 10,
+    walSendersUsed: 0,
+    walBytesPerSecond: 0,
+    identityColumns: 0,
+    generatedColumns: 0,
     ...overrides,
   };
 }
@@ -62,7 +71,7 @@ describe('buildPlan', () => {
       sizeBytes: 500 * 1024 ** 3,
     });
     const target = inventory({ userObjects: 3, database: 'rds' });
-    const plan = buildPlan(input({ downtimeBudget: '1m' }), source, target);
+    const plan = buildPlan(input({ downtimeBudget: '1m', method: 'dump-restore' }), source, target);
     const text = plan.blockers.join('\n');
     expect(text).toMatch(/target database "rds" is not empty \(3 user objects\)/);
     expect(text).toMatch(/target PostgreSQL 15\.4 is older than source 16\.2/);
@@ -78,8 +87,8 @@ describe('buildPlan', () => {
     const source = inventory({
       largeObjects: 2,
       tables: [
-        { schema: 'public', name: 'events', estimatedRows: 10, bytes: 10, hasPrimaryKey: false, unlogged: false, partitioned: false },
-        { schema: 'public', name: 'cache', estimatedRows: 10, bytes: 10, hasPrimaryKey: true, unlogged: true, partitioned: false },
+        { schema: 'public', name: 'events', estimatedRows: 10, bytes: 10, hasPrimaryKey: false, unlogged: false, partitioned: false, isPartition: false, replicaIdentity: 'd', owner: 'app' },
+        { schema: 'public', name: 'cache', estimatedRows: 10, bytes: 10, hasPrimaryKey: true, unlogged: true, partitioned: false, isPartition: false, replicaIdentity: 'd', owner: 'app' },
       ],
     });
     const plan = buildPlan(input(), source, inventory({ serverVersionNum: 160000, serverVersion: '16.0' }));
@@ -90,5 +99,34 @@ describe('buildPlan', () => {
     expect(text).toMatch(/2 large object/);
     expect(text).toMatch(/version skew/);
     expect(text).toMatch(/no downtimeBudget given/);
+  });
+
+  it('auto picks logical replication when a dump-restore would not fit, and says why', () => {
+    const plan = buildPlan(input({ downtimeBudget: '30s' }), inventory({ sizeBytes: 50 * 1024 ** 3, walBytesPerSecond: 2 * 1024 * 1024 }), inventory());
+    expect(plan.method).toBe('logical');
+    expect(plan.blockers).toEqual([]);
+    expect(plan.methodReasons.join(' ')).toMatch(/too large to freeze.*native logical replication is available.*2\.0 MB\/s of WAL/);
+  });
+
+  it('refuses what logical replication would silently get wrong', () => {
+    const tables = [
+      { schema: 'public', name: 'events', estimatedRows: 1, bytes: 1, hasPrimaryKey: false, unlogged: false, partitioned: false, isPartition: false, replicaIdentity: 'd' as const, owner: 'app' },
+      { schema: 'public', name: 'cache', estimatedRows: 1, bytes: 1, hasPrimaryKey: true, unlogged: true, partitioned: false, isPartition: false, replicaIdentity: 'd' as const, owner: 'app' },
+      { schema: 'public', name: 'foreign', estimatedRows: 1, bytes: 1, hasPrimaryKey: true, unlogged: false, partitioned: false, isPartition: false, replicaIdentity: 'd' as const, owner: 'other' },
+    ];
+    const source = inventory({ walLevel: 'replica', canReplicate: false, largeObjects: 3, tables, replicationSlotsUsed: 9 });
+    const plan = buildPlan(input({ method: 'logical' }), source, inventory({ canSubscribe: false }));
+    const text = plan.blockers.join('\n');
+    expect(text).toMatch(/wal_level is replica/);
+    expect(text).toMatch(/no REPLICATION privilege/);
+    expect(text).toMatch(/1 free replication slot/);
+    expect(text).toMatch(/cannot CREATE SUBSCRIPTION/);
+    expect(text).toMatch(/UNLOGGED table\(s\) public\.cache are invisible to logical decoding and would arrive empty/);
+    expect(text).toMatch(/3 large object\(s\) are not carried/);
+    expect(text).toMatch(/without a primary key or replica identity \(public\.events\)/);
+    expect(text).toMatch(/public\.foreign are not owned by "app"/);
+    const allowed = buildPlan(input({ method: 'logical', replication: { tablesWithoutPrimaryKey: 'replica-identity-full' } }), inventory({ tables: [tables[0]] }), inventory());
+    expect(allowed.blockers).toEqual([]);
+    expect(allowed.warnings.join(' ')).toMatch(/get REPLICA IDENTITY FULL/);
   });
 });
