@@ -151,11 +151,13 @@ function awsFailure(action: string, err: unknown): ApplicationFailure {
   const name = errorName(err);
   const status = e.$metadata?.httpStatusCode;
   const first = redact(String(e.message ?? err)).split('\n')[0];
-  if (name === 'SyntaxError' || /Deserialization error/.test(String(e.message))) {
-    // The SDK could not parse the answer: not an AWS error document. moto answers this way (HTTP 500,
-    // an HTML page) for operations it does not implement; on AWS it would be a transient fault.
+  if (/Deserialization error/.test(String(e.message))) {
+    // The SDK could not parse the answer. On AWS that would be a transient fault. moto answers an HTML
+    // page with HTTP 500 for operations it does not implement.
+    const html = /Unexpected token '<'/.test(first);
     return ApplicationFailure.retryable(
-      `${action}: the service answered with a non-AWS response${status ? ` (HTTP ${status})` : ''}; an emulator such as moto does this for operations it does not implement`,
+      `${action}: the SDK could not parse the answer${status ? ` (HTTP ${status})` : ''}: ${first}` +
+        (html ? ' (an HTML page, not an AWS answer: emulators such as moto answer so for operations they do not implement)' : ''),
       'DmsUnexpectedResponse',
     );
   }

@@ -44,9 +44,14 @@ async function directoryBytes(dir: string): Promise<number> {
   return total;
 }
 
-export function appName(migrationId: string, role: 'dump' | 'restore' | 'verify' | 'admin'): string {
+/** application_name of this migration's sessions: how retries and freezes recognise them. */
+export function ownSessionsPrefix(migrationId: string): string {
   // application_name is at most 63 bytes; keep the prefix that identifies the migration.
-  return `pgmig-${migrationId}`.slice(0, 50) + `-${role}`;
+  return `pgmig-${migrationId}`.slice(0, 50);
+}
+
+export function appName(migrationId: string, role: 'dump' | 'restore' | 'verify' | 'admin'): string {
+  return `${ownSessionsPrefix(migrationId)}-${role}`;
 }
 
 export async function dumpRestore(args: {

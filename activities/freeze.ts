@@ -15,6 +15,8 @@ export interface FreezeOptions {
   applicationName: string;
   /** Roles whose own per-database default is set too (their role setting would otherwise beat the database's). */
   roles: string[];
+  /** application_name prefix of the migration's own sessions, which are left alone. */
+  ownSessionsPrefix: string;
   drainTimeoutMs: number;
 }
 
@@ -34,12 +36,13 @@ async function writableSession(client: Client): Promise<void> {
   await client.query('SET default_transaction_read_only = off');
 }
 
-async function preFreezeSessions(client: Client, since: string) {
+/** Sessions opened before `since`, except the migration's own (e.g. the verification snapshots). */
+async function preFreezeSessions(client: Client, since: string, ownPrefix: string) {
   const res = await client.query(
     `SELECT pid, state, usename FROM pg_stat_activity
       WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
-        AND backend_start < $1::timestamptz`,
-    [since],
+        AND backend_start < $1::timestamptz AND application_name NOT LIKE $2 || '%'`,
+    [since, ownPrefix],
   );
   return res.rows as { pid: number; state: string | null; usename: string }[];
 }
@@ -84,7 +87,7 @@ export async function freezeDatabase(url: string, opts: FreezeOptions): Promise<
     let drained = 0;
     const deadline = startedAt + opts.drainTimeoutMs;
     for (;;) {
-      const sessions = await preFreezeSessions(client, since);
+      const sessions = await preFreezeSessions(client, since, opts.ownSessionsPrefix);
       if (!sessions.length) break;
       const idle = sessions.filter((s) => s.state === 'idle' || Date.now() >= deadline);
       const n = await terminate(client, idle.map((s) => s.pid));
@@ -113,7 +116,7 @@ export interface UnfreezeResult {
  */
 export async function unfreezeDatabase(
   url: string,
-  opts: { label: string; applicationName: string; roles: string[]; prior: RoleReadOnlySetting[] },
+  opts: { label: string; applicationName: string; roles: string[]; prior: RoleReadOnlySetting[]; ownSessionsPrefix: string },
 ): Promise<UnfreezeResult> {
   const db = databaseName(url);
   return withClient(url, { label: opts.label, applicationName: opts.applicationName }, async (client) => {
@@ -128,7 +131,7 @@ export async function unfreezeDatabase(
       await restore(`ROLE ${qi(role)} IN DATABASE ${qi(db)}`, opts.prior.find((p) => p.role === role && p.database === db));
     }
     const unfrozenAt = Date.now();
-    const stale = (await preFreezeSessions(client, since)).map((s) => s.pid);
+    const stale = (await preFreezeSessions(client, since, opts.ownSessionsPrefix)).map((s) => s.pid);
     return { unfrozenAt, reconnectedSessions: await terminate(client, stale) };
   });
 }

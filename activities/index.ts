@@ -9,7 +9,7 @@ import type { Client } from 'pg';
 import type { ConfigSink, MigrationInput, SecretRef } from '../contract/input';
 import { buildPlan, type MigrationPlan, type RoleReadOnlySetting, type TableInventory } from '../contract/plan';
 import { openConfigSink, type RestoreReceipt, type SwapReceipt } from './config-sinks';
-import { appName, dumpRestore, type DumpRestoreResult } from './dump-restore';
+import { appName, dumpRestore, ownSessionsPrefix, type DumpRestoreResult } from './dump-restore';
 import { freezeDatabase, unfreezeDatabase, type FreezeResult, type UnfreezeResult } from './freeze';
 import { CAN_SUBSCRIBE_SQL, inventoryDatabase } from './inventory';
 import { connect, terminateByApplicationName, withClient } from './pg';
@@ -97,7 +97,11 @@ async function withPools<T>(sourceUrl: string, targetUrl: string, size: number, 
 
 export function createActivities(deps: ActivityDeps) {
   const resolve = createSecretResolver(deps);
-  const admin = (migrationId: string, label: string) => ({ label, applicationName: appName(migrationId, 'admin') });
+  const admin = (migrationId: string, label: string) => ({
+    label,
+    applicationName: appName(migrationId, 'admin'),
+    ownSessionsPrefix: ownSessionsPrefix(migrationId),
+  });
 
   const core = {
     async preflight(args: { migrationId: string; input: MigrationInput }): Promise<MigrationPlan> {
@@ -287,6 +291,17 @@ export function createActivities(deps: ActivityDeps) {
       });
     },
 
+    /** In the write-freeze window: only the subscription (fast); the rest goes after go-live. */
+    async stopSubscription(args: CdcArgs): Promise<string[]> {
+      const subUrl = await subscriberUrl(args);
+      return withClient(subUrl, admin(args.migrationId, 'target (replication role)'), (sub) => logical.dropSubscription(sub, args.migrationId));
+    },
+
+    async dropReplicationLeftovers(args: CdcArgs): Promise<string[]> {
+      return both(args, (s, t) => logical.dropReplicationLeftovers(s, t, args.migrationId));
+    },
+
+    /** Everything replication created (the compensation): subscription, slot, publication, markers. */
     async stopReplication(args: CdcArgs): Promise<string[]> {
       const [sourceUrl, targetUrl, subUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url'), subscriberUrl(args)]);
       return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
@@ -301,11 +316,13 @@ export function createActivities(deps: ActivityDeps) {
      * goes on with the cutover), and compares every table on those snapshots: the result describes the
      * data at the freeze, whatever the application writes to the target after go-live.
      */
-    async verifyAtFreezePoint(args: CdcArgs & { tables: TableInventory[]; jobs: number }): Promise<VerificationReport> {
+    async verifyAtFreezePoint(args: CdcArgs & { tables: TableInventory[]; jobs: number; drainTimeoutMs: number }): Promise<VerificationReport> {
       const [sourceUrl, targetUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url')]);
       const ctx = Context.current();
       const size = Math.max(1, args.jobs);
       const opts = (label: string) => ({ label, applicationName: appName(args.migrationId, 'verify') });
+      // Started as soon as the source is frozen: the snapshot is taken once the target applied the marker.
+      await withClient(targetUrl, opts('target'), (t) => logical.waitForMarker(t, args.migrationId, args.drainTimeoutMs));
       const sources = await openSnapshotPool(() => connect(sourceUrl, opts('source')), size);
       const targets = await openSnapshotPool(() => connect(targetUrl, opts('target')), size).catch(async (err) => {
         await Promise.all(sources.map((c) => c.end().catch(() => undefined)));

@@ -159,15 +159,23 @@ export async function lagBytes(source: Client, slot: string): Promise<number | n
 export async function drainToMarker(source: Client, target: Client, migrationId: string, timeoutMs: number): Promise<{ finalLsn: string; waitedMs: number }> {
   const names = replicationNames(migrationId);
   await source.query('SET default_transaction_read_only = off');
-  const id = Math.floor(Date.now() % 2_000_000_000);
-  await source.query(`INSERT INTO ${names.marker} (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, [id]);
+  // One cutover per migration: the marker row is id 1, which the verification activity waits for too.
+  await source.query(`INSERT INTO ${names.marker} (id) VALUES (1) ON CONFLICT (id) DO NOTHING`);
   const finalLsn = (await source.query('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0].lsn as string;
   const started = Date.now();
+  await waitForMarker(target, migrationId, timeoutMs);
+  return { finalLsn, waitedMs: Date.now() - started };
+}
+
+/** Resolves once the cutover marker has been applied on the target. */
+export async function waitForMarker(target: Client, migrationId: string, timeoutMs: number): Promise<void> {
+  const names = replicationNames(migrationId);
+  const started = Date.now();
   for (;;) {
-    const seen = await target.query(`SELECT 1 FROM ${names.marker} WHERE id = $1`, [id]);
-    if (seen.rowCount) return { finalLsn, waitedMs: Date.now() - started };
+    const seen = await target.query(`SELECT 1 FROM ${names.marker} WHERE id = 1`);
+    if (seen.rowCount) return;
     if (Date.now() - started > timeoutMs) {
-      throw new Error(`the target did not apply the cutover marker within ${timeoutMs} ms (final source LSN ${finalLsn}); is the subscription running?`);
+      throw new Error(`the target did not apply the cutover marker within ${timeoutMs} ms; is the subscription running?`);
     }
     await new Promise((r) => setTimeout(r, 2));
   }
@@ -182,8 +190,8 @@ async function dropSlot(source: Client, slot: string): Promise<boolean> {
       await source.query('SELECT pg_drop_replication_slot($1)', [slot]);
       return true;
     }
-    // The walsender of a disabled subscription exits on its own; do not wait long for it.
-    if (i > 5) await source.query('SELECT pg_terminate_backend($1)', [pid]);
+    // The subscription is gone (or detached): its walsender has nobody to serve.
+    await source.query('SELECT pg_terminate_backend($1)', [pid]);
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`replication slot ${slot} stays active`);
@@ -194,14 +202,23 @@ async function dropSlot(source: Client, slot: string): Promise<boolean> {
  * marker (source). The forward step at cutover and the compensation alike; idempotent.
  */
 export async function dropLogicalReplication(source: Client, subscriber: Client, target: Client, migrationId: string): Promise<string[]> {
+  return [...(await dropSubscription(subscriber, migrationId)), ...(await dropReplicationLeftovers(source, target, migrationId))];
+}
+
+/** Ends replication on the target (fast: the cutover does only this inside the write-freeze window). */
+export async function dropSubscription(subscriber: Client, migrationId: string): Promise<string[]> {
+  const names = replicationNames(migrationId);
+  if (!(await subscriber.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [names.subscription])).rowCount) return [];
+  await subscriber.query(`ALTER SUBSCRIPTION ${qi(names.subscription)} DISABLE`);
+  await subscriber.query(`ALTER SUBSCRIPTION ${qi(names.subscription)} SET (slot_name = NONE)`);
+  await subscriber.query(`DROP SUBSCRIPTION ${qi(names.subscription)}`);
+  return [`subscription ${names.subscription}`];
+}
+
+/** The slot, publication and markers: after the subscription is gone (after go-live, outside the window). */
+export async function dropReplicationLeftovers(source: Client, target: Client, migrationId: string): Promise<string[]> {
   const names = replicationNames(migrationId);
   const dropped: string[] = [];
-  if ((await subscriber.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [names.subscription])).rowCount) {
-    await subscriber.query(`ALTER SUBSCRIPTION ${qi(names.subscription)} DISABLE`);
-    await subscriber.query(`ALTER SUBSCRIPTION ${qi(names.subscription)} SET (slot_name = NONE)`);
-    await subscriber.query(`DROP SUBSCRIPTION ${qi(names.subscription)}`);
-    dropped.push(`subscription ${names.subscription}`);
-  }
   await source.query('SET default_transaction_read_only = off');
   if (await dropSlot(source, names.slot)) dropped.push(`slot ${names.slot}`);
   if ((await source.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [names.publication])).rowCount) {

@@ -15,6 +15,7 @@ import {
   condition,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   workflowInfo,
   type ActivityOptions,
@@ -49,20 +50,21 @@ const quick: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
 };
-const {
-  preflight,
-  freezeSource,
-  freezeTarget,
-  unfreezeTarget,
-  reconcileSequences,
-  swapConfig,
-  smokeTest,
-  setReplicaIdentityFull,
-  restoreReplicaIdentity,
-  startReplication,
-  drainReplication,
-  stopReplication,
-} = proxyActivities<MigrationActivities>({ ...quick, heartbeatTimeout: '30s' });
+const regular = proxyActivities<MigrationActivities>({ ...quick, heartbeatTimeout: '30s' });
+const { preflight, setReplicaIdentityFull, restoreReplicaIdentity, startReplication, dropReplicationLeftovers } = regular;
+/**
+ * The CDC write-freeze window as local activities: run by the worker that runs the workflow task,
+ * without a server round trip per step. Retried the same way, bounded so a stuck step fails fast.
+ */
+const windowSteps = proxyLocalActivities<MigrationActivities>({
+  startToCloseTimeout: '2 minutes',
+  localRetryThreshold: '10s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 5 },
+});
+type CutoverActivities = Pick<
+  MigrationActivities,
+  'freezeSource' | 'reconcileSequences' | 'freezeTarget' | 'swapConfig' | 'smokeTest' | 'unfreezeTarget'
+>;
 const { copySchema, copySchemaAfterData, waitForReplication } = proxyActivities<MigrationActivities>({
   startToCloseTimeout: '24 hours',
   heartbeatTimeout: '30s',
@@ -194,27 +196,32 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       if (goLiveAttempted) throw ApplicationFailure.nonRetryable('skipped: go-live was attempted, the target may hold application writes; left intact for inspection');
       await undo.resetTarget({ migrationId, target, baseline });
     };
-    const freezeSourceStep = async () => {
+    const freezeSourceStep = async (acts: CutoverActivities) => {
       saga.register('unfreeze-source', unfreezeSourceUndo);
       const frozen = await progress.step('freeze-source', 'freezing-source', () =>
-        freezeSource({ migrationId, url: source, roles: sourceRoles, drainTimeoutMs }),
+        acts.freezeSource({ migrationId, url: source, roles: sourceRoles, drainTimeoutMs }),
       );
       status.freezeWindow.frozenAt = frozen.frozenAt;
       return frozen;
     };
-    const reconcileSequencesStep = () => progress.step('reconcile-sequences', 'reconciling-sequences', () => reconcileSequences({ migrationId, source, target }));
+    const reconcileSequencesStep = (acts: CutoverActivities) =>
+      progress.step('reconcile-sequences', 'reconciling-sequences', () => acts.reconcileSequences({ migrationId, source, target }));
+    /** dump-restore keeps the activities its recorded histories were made with; CDC cutovers go local. */
+    const cut: CutoverActivities = plan.method === 'dump-restore' ? regular : windowSteps;
+    let snapshotReady: () => Promise<void> = async () => undefined;
+    let afterGoLive: () => Promise<void> = async () => undefined;
 
     let frozen: Awaited<ReturnType<typeof freezeSourceStep>>;
     /** CDC methods: the full comparison runs on freeze-point snapshots while the cutover goes on. */
     let fullVerification: Promise<boolean> | undefined;
     if (plan.method === 'dump-restore') {
-      frozen = await freezeSourceStep();
+      frozen = await freezeSourceStep(regular);
       saga.register('reset-target', resetTargetUndo);
       await progress.step('copy', 'copying', () =>
         copyDumpRestore({ migrationId, source, target, jobs: input.parallelJobs, tablesTotal: dataTables.length, baseline }),
       );
       // Sequences are undone with the rest of the target by reset-target.
-      await reconcileSequencesStep();
+      await reconcileSequencesStep(regular);
       const report = await progress.step('verify', 'verifying', () =>
         verifyCopy({ migrationId, source, target, tables: plan!.source.tables, jobs: input.parallelJobs }).catch((err) => {
           verification = 'failed';
@@ -251,15 +258,17 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       const go = await gates.wait('cutover');
       if (!go.approved) return await rollBack(go);
 
-      frozen = await freezeSourceStep();
-      await progress.step('drain', 'draining', () => drainReplication({ ...cdcArgs, timeoutMs: durationMs(input.replication.drainTimeout) }));
-      await reconcileSequencesStep();
+      // The window. Its steps run as local activities: in the worker, without a server round trip
+      // each, which is most of what separates a 1 s cutover from a 0.3 s one.
+      frozen = await freezeSourceStep(windowSteps);
+      const drainTimeoutMs = durationMs(input.replication.drainTimeout);
       let snapshotTaken = false;
       setHandler(verificationSnapshotTakenSignal, () => {
         snapshotTaken = true;
       });
       status.verification = { state: 'running' };
-      fullVerification = verifyAtFreezePoint({ ...cdcArgs, tables: plan.source.tables, jobs: input.parallelJobs }).then(
+      // Waits for the drain marker on its own, then snapshots both sides and signals: it runs beside the window.
+      fullVerification = verifyAtFreezePoint({ ...cdcArgs, tables: plan.source.tables, jobs: input.parallelJobs, drainTimeoutMs }).then(
         (report) => {
           status.verification = { state: 'passed', detail: `${report.tablesChecked} tables, ${report.rowsChecked} rows: counts and checksums equal` };
           verification = 'passed';
@@ -272,23 +281,31 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
           return false;
         },
       );
-      await condition(() => snapshotTaken || status.verification?.state !== 'running');
-      if (status.verification?.state === 'failed') {
-        throw ApplicationFailure.nonRetryable(`verification could not take its snapshots: ${status.verification.detail}`, 'VerificationFailed');
-      }
-      await progress.step('stop-replication', 'stopping-replication', () => stopReplication(cdcArgs));
-      if (fullIdentity) await progress.step('restore-replica-identity', 'stopping-replication', () => restoreReplicaIdentity({ ...cdcArgs, tables: noIdentity }));
+      await progress.step('drain', 'draining', () => windowSteps.drainReplication({ ...cdcArgs, timeoutMs: drainTimeoutMs }));
+      await reconcileSequencesStep(windowSteps);
+      await progress.step('stop-replication', 'stopping-replication', () => windowSteps.stopSubscription(cdcArgs));
+      snapshotReady = async () => {
+        await condition(() => snapshotTaken || status.verification?.state !== 'running');
+        if (status.verification?.state === 'failed' && !snapshotTaken) {
+          throw ApplicationFailure.nonRetryable(`verification could not take its snapshots: ${status.verification.detail}`, 'VerificationFailed');
+        }
+      };
+      afterGoLive = async () => {
+        await progress.step('drop-replication', 'completed', () => dropReplicationLeftovers(cdcArgs));
+        if (fullIdentity) await progress.step('restore-replica-identity', 'completed', () => restoreReplicaIdentity({ ...cdcArgs, tables: noIdentity }));
+      };
     }
 
     // The application must not write to the target before go-live: a rollback would lose those writes.
     saga.register('unfreeze-target', () => undo.unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: targetPrior }));
-    await progress.step('freeze-target', 'freezing-target', () => freezeTarget({ migrationId, url: target, roles: targetRoles, drainTimeoutMs }));
+    await progress.step('freeze-target', 'freezing-target', () => cut.freezeTarget({ migrationId, url: target, roles: targetRoles, drainTimeoutMs }));
 
     saga.register('restore-config', () => undo.restoreConfig({ migrationId, sink: input.configSink }));
     await progress.step('swap-config', 'swapping-config', () =>
-      swapConfig({ migrationId, sink: input.configSink, appUrl, urlParams: input.target.urlParams }),
+      cut.swapConfig({ migrationId, sink: input.configSink, appUrl, urlParams: input.target.urlParams }),
     );
-    await progress.step('smoke-test', 'smoke-testing', () => smokeTest({ migrationId, appUrl, tables: dataTables, sql: input.smoke.sql }));
+    await progress.step('smoke-test', 'smoke-testing', () => cut.smokeTest({ migrationId, appUrl, tables: dataTables, sql: input.smoke.sql }));
+    await snapshotReady();
 
     if (fullVerification && input.verify.fullBeforeGoLive) {
       const passed = await progress.step('verify', 'verifying', () => fullVerification!);
@@ -303,13 +320,14 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
 
     goLiveAttempted = true;
     const live = await progress.step('go-live', 'going-live', () =>
-      unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: targetPrior }),
+      cut.unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: targetPrior }),
     );
     // Point of no return: the application writes to the target now. The source stays read-only as the
     // rollback reference; nothing below may undo the target.
     saga.forget();
     status.freezeWindow.unfrozenAt = live.unfrozenAt;
     status.freezeWindow.durationMs = live.unfrozenAt - frozen.frozenAt;
+    await afterGoLive();
     if (fullVerification) {
       // Reported, not undone: the application's writes on the target are not thrown away silently.
       progress.phase('going-live', 'full verification of the freeze-point snapshots');

@@ -54,8 +54,8 @@ describe('logical replication migration', () => {
     expect(result.decisions.map((d) => d.gate)).toEqual(['cutover', 'go-live']);
     expect(status.steps.map((s) => s.name)).toEqual([
       'preflight', 'replica-identity', 'copy-schema', 'start-replication', 'initial-copy', 'indexes', 'catch-up',
-      'freeze-source', 'drain', 'reconcile-sequences', 'stop-replication', 'restore-replica-identity',
-      'freeze-target', 'swap-config', 'smoke-test', 'go-live',
+      'freeze-source', 'drain', 'reconcile-sequences', 'stop-replication', 'freeze-target', 'swap-config', 'smoke-test', 'go-live',
+      'drop-replication', 'restore-replica-identity',
     ]);
     expect(status.replication).toMatchObject({ caughtUp: true });
     expect(result.freezeWindow.durationMs).toBeGreaterThan(0);
