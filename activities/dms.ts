@@ -144,8 +144,12 @@ function errorName(err: unknown): string {
   return (err as AwsErrorLike)?.name ?? 'Error';
 }
 
-/** Maps an SDK error to an ApplicationFailure whose message names the action and holds no secret. */
-function awsFailure(action: string, err: unknown): ApplicationFailure {
+/**
+ * Maps an SDK error to an ApplicationFailure whose message names the action and holds no secret:
+ * non-retryable for errors no retry can fix (NON_RETRYABLE_AWS_ERRORS), retryable otherwise. The
+ * failure's type is the AWS error code, so retry policies can name them.
+ */
+export function awsFailure(action: string, err: unknown): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
   const e = (err ?? {}) as AwsErrorLike;
   const name = errorName(err);
@@ -344,7 +348,7 @@ function fromUrl(role: EndpointRole, url: string): Omit<EndpointRequest, 'messag
     throw invalid(`${where}: engine '${scheme}' is not PostgreSQL; the DMS method moves PostgreSQL to PostgreSQL (EngineName postgres)`);
   }
   const host = u.hostname.replace(/^\[|\]$/g, '');
-  if (!host) throw invalid(`${where}: the URL has no host; DMS connects over TCP and needs a server name`);
+  if (!host) throw invalid(`${where}: the URL has no host; DMS connects over TCP and needs a server name (Unix sockets and host= parameters are not reachable from a replication instance)`);
   const port = u.port ? Number(u.port) : 5432;
   let database: string;
   let username: string;
@@ -563,10 +567,9 @@ export async function ensureReplicationInstance(clients: DmsClients, m: DmsMigra
     }, spec, wait);
     existing = undefined;
   }
-  let arn = existing?.ReplicationInstanceArn;
-  if (!arn) {
+  if (!existing?.ReplicationInstanceArn) {
     try {
-      const out = await clients.dms.send(
+      await clients.dms.send(
         new CreateReplicationInstanceCommand({
           ReplicationInstanceIdentifier: id,
           ReplicationInstanceClass: instanceClass,
@@ -579,8 +582,8 @@ export async function ensureReplicationInstance(clients: DmsClients, m: DmsMigra
           Tags: tags(m, 'instance'),
         }),
       );
-      arn = out.ReplicationInstance?.ReplicationInstanceArn;
     } catch (err) {
+      // ResourceAlreadyExistsFault: a concurrent attempt created it; the wait below finds it.
       if (errorName(err) !== 'ResourceAlreadyExistsFault') throw awsFailure(`CreateReplicationInstance ${id} (${instanceClass}, ${allocatedStorage} GB)`, err);
     }
   }
@@ -926,7 +929,7 @@ export async function taskProgress(clients: DmsClients, taskArn: string): Promis
   const errored = stats.TablesErrored ?? 0;
   const fullLoadComplete =
     (status === 'running' || status === 'stopped') &&
-    task.ReplicationTaskStartDate !== undefined &&
+    task.ReplicationTaskStartDate != null &&
     percent >= 100 &&
     loading === 0 &&
     queued === 0 &&

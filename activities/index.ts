@@ -229,9 +229,11 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async copySchema(args: CdcArgs & { baseline: TargetBaseline }): Promise<{ objects: number }> {
+      const ctx = Context.current();
+      const timer = setInterval(() => ctx.heartbeat({ stage: 'schema' }), 5_000);
       return both(args, (s, t, urls) =>
-        logical.copySchemaBeforeData(s, t, { migrationId: args.migrationId, sourceUrl: urls.source, targetUrl: urls.target, baseline: args.baseline, signal: Context.current().cancellationSignal }),
-      );
+        logical.copySchemaBeforeData(s, t, { migrationId: args.migrationId, sourceUrl: urls.source, targetUrl: urls.target, baseline: args.baseline, signal: ctx.cancellationSignal }),
+      ).finally(() => clearInterval(timer));
     },
 
     async copySchemaAfterData(args: CdcArgs & { baseline: TargetBaseline; jobs: number }): Promise<void> {
@@ -329,7 +331,11 @@ export function createActivities(deps: ActivityDeps) {
         throw err;
       });
       const progress = { tablesDone: 0, tablesTotal: args.tables.length };
-      const timer = setInterval(() => ctx.heartbeat(progress), 5_000);
+      // Frequent heartbeats carry the cancellation of a rollback here quickly; closing the
+      // connections then ends the snapshots and releases their locks.
+      const timer = setInterval(() => ctx.heartbeat(progress), 1_000);
+      const closeAll = () => void Promise.all([...sources, ...targets].map((c) => c.end().catch(() => undefined)));
+      ctx.cancellationSignal.addEventListener('abort', closeAll, { once: true });
       try {
         const execution = ctx.info.workflowExecution;
         if (!execution) throw ApplicationFailure.nonRetryable('verifyAtFreezePoint must run as a workflow activity', 'NoWorkflow');
@@ -344,6 +350,7 @@ export function createActivities(deps: ActivityDeps) {
         return report;
       } finally {
         clearInterval(timer);
+        ctx.cancellationSignal.removeEventListener('abort', closeAll);
         await Promise.all([...sources, ...targets].map((c) => c.end().catch(() => undefined)));
       }
     },

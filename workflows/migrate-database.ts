@@ -12,6 +12,7 @@
 import {
   ActivityCancellationType,
   ApplicationFailure,
+  CancellationScope,
   condition,
   isCancellation,
   proxyActivities,
@@ -65,15 +66,22 @@ type CutoverActivities = Pick<
   MigrationActivities,
   'freezeSource' | 'reconcileSequences' | 'freezeTarget' | 'swapConfig' | 'smokeTest' | 'unfreezeTarget'
 >;
-const { copySchema, copySchemaAfterData, waitForReplication } = proxyActivities<MigrationActivities>({
+const { copySchema, copySchemaAfterData } = proxyActivities<MigrationActivities>({
   startToCloseTimeout: '24 hours',
   heartbeatTimeout: '30s',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
+});
+/** Lag polling heartbeats every 200 ms: a dead worker is noticed (and replaced) within 10 s. */
+const { waitForReplication } = proxyActivities<MigrationActivities>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '10s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
 });
 /** One attempt: a retry would take its snapshots later than the freeze point, when the target may hold new writes. */
 const { verifyAtFreezePoint } = proxyActivities<MigrationActivities>({
   startToCloseTimeout: '12 hours',
   heartbeatTimeout: '30s',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { maximumAttempts: 1 },
 });
 const { copyDumpRestore } = proxyActivities<MigrationActivities>({
@@ -154,7 +162,9 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     decisions: status.decisions,
   });
 
+  let verificationScope: CancellationScope | undefined;
   const compensate = async () => {
+    verificationScope?.cancel();
     if (!saga.size) return;
     progress.phase('compensating', `undoing ${saga.size} step(s)`);
     await saga.runAll((record) => status.compensations.push(record));
@@ -268,7 +278,9 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       });
       status.verification = { state: 'running' };
       // Waits for the drain marker on its own, then snapshots both sides and signals: it runs beside the window.
-      fullVerification = verifyAtFreezePoint({ ...cdcArgs, tables: plan.source.tables, jobs: input.parallelJobs, drainTimeoutMs }).then(
+      // Its own scope: a rollback cancels it first, so its snapshots do not hold locks the undos need.
+      verificationScope = new CancellationScope();
+      fullVerification = verificationScope.run(() => verifyAtFreezePoint({ ...cdcArgs, tables: plan!.source.tables, jobs: input.parallelJobs, drainTimeoutMs })).then(
         (report) => {
           status.verification = { state: 'passed', detail: `${report.tablesChecked} tables, ${report.rowsChecked} rows: counts and checksums equal` };
           verification = 'passed';
