@@ -4,7 +4,7 @@
  * transactions may finish within a bound) and then terminated, and a probe write on a fresh
  * session must be rejected before the freeze counts as in force.
  */
-import { heartbeat } from '@temporalio/activity';
+import { Context, heartbeat } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
 import type { RoleReadOnlySetting } from '../contract/plan';
@@ -94,7 +94,8 @@ export async function freezeDatabase(url: string, opts: FreezeOptions): Promise<
       if (Date.now() < deadline) drained += n;
       else terminated += n;
       if (idle.length === sessions.length) continue;
-      heartbeat({ stage: 'draining', sessionsInTransaction: sessions.length - idle.length });
+      // Inside the CDC window this runs as a local activity, which has no heartbeat.
+      if (!Context.current().info.isLocal) heartbeat({ stage: 'draining', sessionsInTransaction: sessions.length - idle.length });
       await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
     }
     const probe = await probeWriteRejected(url, opts);

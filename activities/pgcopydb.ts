@@ -36,7 +36,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
@@ -96,6 +96,11 @@ export function pgcopydbNames(migrationId: string): PgcopydbNames {
 
 function pgcopydbDir(run: PgcopydbRun): string {
   return path.join(run.workDir, 'pgcopydb');
+}
+
+/** pgcopydb's output of every attempt of this run (redacted). */
+export function logFile(run: PgcopydbRun): string {
+  return path.join(run.workDir, 'pgcopydb.log');
 }
 
 function baselineFile(run: PgcopydbRun): string {
@@ -533,6 +538,9 @@ export async function runCloneFollow(
       : ['clone', '--follow', ...common, '--table-jobs', String(run.tableJobs), '--index-jobs', String(run.indexJobs), '--no-owner', '--no-acl'];
 
   const child = spawn(PGCOPYDB, args, { env: pgcopydbEnv(run), stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  // Every attempt's log, kept with the work dir (pgcopydb masks passwords itself; we redact too).
+  const log = createWriteStream(logFile(run), { flags: 'a', mode: 0o600 });
+  log.write(`---- ${new Date().toISOString()} pgcopydb ${args.join(' ')} (mode ${mode})\n`);
   const tail: string[] = [];
   let buffered = '';
   child.stderr.setEncoding('utf8');
@@ -543,6 +551,7 @@ export async function runCloneFollow(
     for (const raw of lines) {
       if (!raw.trim()) continue;
       const line = redact(raw);
+      log.write(line + '\n');
       tail.push(line);
       if (tail.length > 40) tail.shift();
       const c = classifyLine(line);
@@ -578,6 +587,7 @@ export async function runCloneFollow(
     if (code !== 0) throw failure(`pgcopydb ${args[0]} exited with ${code}`, tail);
   } finally {
     clearInterval(timer);
+    log.end();
     if (killTimer) clearTimeout(killTimer);
     opts.signal?.removeEventListener('abort', onAbort);
   }

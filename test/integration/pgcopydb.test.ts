@@ -212,7 +212,7 @@ describe.concurrent('pgcopydb clone --follow', () => {
     ]);
     await expectNothingLeft(run);
     expect((await cleanupPgcopydb(run)).dropped).toEqual([]);
-  });
+  }, 120_000);
 
   test('an aborted run stops pgcopydb and its sub-processes; cleanup leaves nothing', async () => {
     const run = await scenario('abort');
@@ -226,7 +226,7 @@ describe.concurrent('pgcopydb clone --follow', () => {
     await waitFor('pgcopydb processes gone', async () => pgcopydbPids(run).length === 0, 15_000);
     await cleanupPgcopydb(run);
     await expectNothingLeft(run);
-  });
+  }, 120_000);
 
   test('a killed follow resumes where it was (the retry first stops a pgcopydb still running)', async () => {
     const run = await scenario('resume');
@@ -257,7 +257,7 @@ describe.concurrent('pgcopydb clone --follow', () => {
     await expectSameData(run, writes);
     await cleanupPgcopydb(run);
     await expectNothingLeft(run);
-  });
+  }, 120_000);
 
   test('a run killed during the clone starts over: slot, origin, sentinel and target are reset first', async () => {
     const run = await scenario('restart');
@@ -289,5 +289,5 @@ describe.concurrent('pgcopydb clone --follow', () => {
     await expectSameData(run, writes);
     await cleanupPgcopydb(run);
     await expectNothingLeft(run);
-  });
+  }, 120_000);
 });
