@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approveUpdate, type MigrationResult } from '../../signals';
+import { approveUpdate, statusQuery, type MigrationResult } from '../../signals';
 import { workflowBundlePath } from '../global-setup';
 import { openSandbox, query, type Sandbox } from '../helpers/harness';
 
@@ -71,5 +71,45 @@ describe('worker killed during the copy', () => {
       (e) => e.activityTaskStartedEventAttributes && String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(copyScheduled.eventId),
     )!;
     expect(copyStarted.activityTaskStartedEventAttributes!.attempt).toBeGreaterThanOrEqual(2);
+  }, 180_000);
+
+  it('resumes lag polling (logical method) on a new worker and cuts over', async () => {
+    await sandbox.resetTarget();
+    // The first migration left the source read-only (its rollback reference): the sandbox starts writable again.
+    await query(sandbox.env.SOURCE_ADMIN_URL, 'ALTER DATABASE ' + `"src_${sandbox.id}"` + ' RESET default_transaction_read_only');
+    await query(sandbox.env.SOURCE_ADMIN_URL, 'ALTER ROLE app IN DATABASE ' + `"src_${sandbox.id}"` + ' RESET default_transaction_read_only');
+    process.env[`${sandbox.targetRef}_REPL`] = sandbox.targetAdminUrl;
+    const queue = `${sandbox.taskQueue}-lag`;
+    const first = startWorkerProcess(queue);
+    const handle = await sandbox.client.workflow.start('migrateDatabase', {
+      taskQueue: queue,
+      workflowId: `${sandbox.id}-lag`,
+      args: [
+        sandbox.input({
+          migrationId: `${sandbox.input().migrationId}-lag`,
+          method: 'logical',
+          target: { url: { env: sandbox.targetRef }, replicationUrl: { env: `${sandbox.targetRef}_REPL` } },
+          replication: { tablesWithoutPrimaryKey: 'replica-identity-full' },
+        }),
+      ],
+    });
+    let polling = false;
+    for (let i = 0; i < 1200 && !polling; i++) {
+      const status = await handle.query(statusQuery).catch(() => undefined);
+      polling = !!status?.steps.some((s) => (s.name === 'initial-copy' || s.name === 'catch-up') && s.state === 'running');
+      if (!polling) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(polling).toBe(true);
+    first.kill('SIGKILL');
+    startWorkerProcess(queue);
+    await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'cutover' }] });
+    await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
+    const result = (await handle.result()) as MigrationResult;
+    expect(result.outcome).toBe('completed');
+    expect(result.verification).toBe('passed');
+    const history = await handle.fetchHistory();
+    const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 1) > 1);
+    expect(attempts.length).toBeGreaterThan(0);
+    delete process.env[`${sandbox.targetRef}_REPL`];
   }, 180_000);
 });
