@@ -30,12 +30,16 @@ export interface Sandbox {
   /** Names of the environment variables holding the URLs (what inputs reference). */
   sourceRef: string;
   targetRef: string;
+  /** Env var of the target superuser URL: PostgreSQL 15 lets only superusers CREATE SUBSCRIPTION. */
+  replicationRef: string;
   configFile: string;
   configText: () => string;
   configuredUrl: () => string | undefined;
   taskQueue: string;
   client: TemporalClient;
   input: (overrides?: Partial<MigrationInputDraft>) => MigrationInputDraft;
+  /** An input for the logical method (tables without a primary key get REPLICA IDENTITY FULL). */
+  logicalInput: (overrides?: Partial<MigrationInputDraft>) => MigrationInputDraft;
   start: (input: MigrationInputDraft, workflowId?: string) => Promise<WorkflowHandle>;
   /** Restart the in-process worker with other activities (e.g. one that fails after a step). */
   useActivities: (activities: object) => Promise<void>;
@@ -63,8 +67,10 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
   await seedDemoData(sourceUrl, { scale: opts.scale ?? 1 });
   const sourceRef = `TEST_SOURCE_URL_${id.toUpperCase()}`;
   const targetRef = `TEST_TARGET_URL_${id.toUpperCase()}`;
+  const replicationRef = `${targetRef}_REPLICATION`;
   process.env[sourceRef] = sourceUrl;
   process.env[targetRef] = targetUrl;
+  process.env[replicationRef] = databaseUrl(env.TARGET_ADMIN_URL, `tgt_${id}`);
 
   const dir = mkdtempSync(path.join(os.tmpdir(), `pgmig-${id}-`));
   const configFile = path.join(dir, 'app.env');
@@ -96,6 +102,7 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
     targetAdminUrl: databaseUrl(env.TARGET_ADMIN_URL, `tgt_${id}`),
     sourceRef,
     targetRef,
+    replicationRef,
     configFile,
     configText: () => readFileSync(configFile, 'utf8'),
     configuredUrl: () => (existsSync(configFile) ? parse(readFileSync(configFile, 'utf8')).DATABASE_URL : undefined),
@@ -112,6 +119,13 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
       gates: { 'go-live': { timeout: '2m' } },
       ...overrides,
     }),
+    logicalInput: (overrides = {}) =>
+      sandbox.input({
+        method: 'logical',
+        target: { url: { env: targetRef }, replicationUrl: { env: replicationRef } },
+        replication: { tablesWithoutPrimaryKey: 'replica-identity-full' },
+        ...overrides,
+      }),
     start: (input, workflowId) =>
       client.workflow.start('migrateDatabase', { taskQueue, workflowId: workflowId ?? `${id}-${randomBytes(3).toString('hex')}`, args: [input] }),
     useActivities: startWorker,
@@ -126,6 +140,7 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
       await clientConnection.close();
       delete process.env[sourceRef];
       delete process.env[targetRef];
+      delete process.env[replicationRef];
       await dropDatabase(env.SOURCE_ADMIN_URL, `src_${id}`);
       await dropDatabase(env.TARGET_ADMIN_URL, `tgt_${id}`);
     },

@@ -17,22 +17,14 @@ const identities = (s: Sandbox) =>
 
 beforeAll(async () => {
   sandbox = await openSandbox('logcomp');
-  process.env[`${sandbox.targetRef}_REPL`] = sandbox.targetAdminUrl;
   before = { config: sandbox.configText(), sourceSettings: await readOnlySettings(sandbox.sourceAdminUrl), identities: await identities(sandbox) };
 });
 
 afterAll(async () => {
-  delete process.env[`${sandbox?.targetRef}_REPL`];
   await sandbox?.close();
 });
 
-const logicalInput = () =>
-  sandbox.input({
-    method: 'logical',
-    target: { url: { env: sandbox.targetRef }, replicationUrl: { env: `${sandbox.targetRef}_REPL` } },
-    replication: { tablesWithoutPrimaryKey: 'replica-identity-full' },
-    gates: { cutover: { timeout: '2m' }, 'go-live': { timeout: '2m' } },
-  });
+const logicalInput = () => sandbox.logicalInput({ gates: { cutover: { timeout: '2m' }, 'go-live': { timeout: '2m' } } });
 
 async function expectNothingLeft(): Promise<void> {
   const names = replicationNames(sandbox.input().migrationId!);

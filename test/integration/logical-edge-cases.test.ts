@@ -31,20 +31,11 @@ const TRICKY = `
 beforeAll(async () => {
   sandbox = await openSandbox('tricky');
   await query(sandbox.sourceUrl, TRICKY);
-  process.env[`${sandbox.targetRef}_REPL`] = sandbox.targetAdminUrl;
 });
 
 afterAll(async () => {
-  delete process.env[`${sandbox?.targetRef}_REPL`];
   await sandbox?.close();
 });
-
-const logicalInput = () =>
-  sandbox.input({
-    method: 'logical',
-    target: { url: { env: sandbox.targetRef }, replicationUrl: { env: `${sandbox.targetRef}_REPL` } },
-    replication: { tablesWithoutPrimaryKey: 'replica-identity-full' },
-  });
 
 async function failure(promise: Promise<unknown>): Promise<string> {
   const err = await promise.then(() => undefined, (e: unknown) => e);
@@ -57,7 +48,7 @@ describe('logical method: tricky schemas', () => {
     await query(sandbox.sourceUrl, `CREATE UNLOGGED TABLE public.sessions_cache (k text PRIMARY KEY, v text); INSERT INTO public.sessions_cache VALUES ('a', 'b')`);
     const [lo] = await query<{ oid: number }>(sandbox.sourceUrl, `SELECT lo_from_bytea(0, 'hello') AS oid`);
     try {
-      const handle = await sandbox.start(logicalInput());
+      const handle = await sandbox.start(sandbox.logicalInput());
       const message = await failure(handle.result());
       expect(message).toMatch(/UNLOGGED table\(s\) public\.sessions_cache are invisible to logical decoding and would arrive empty/);
       expect(message).toMatch(/1 large object\(s\) are not carried by logical replication/);
@@ -70,7 +61,7 @@ describe('logical method: tricky schemas', () => {
   });
 
   it('blocks the cutover when DDL ran on the source during replication', async () => {
-    const handle = await sandbox.start(logicalInput());
+    const handle = await sandbox.start(sandbox.logicalInput());
     for (let i = 0; i < 600; i++) {
       const status = await handle.query(statusQuery).catch(() => undefined);
       if (status?.phase === 'awaiting-cutover') break;
@@ -89,7 +80,7 @@ describe('logical method: tricky schemas', () => {
   });
 
   it('migrates identity, generated, partitioned, enum, mixed-case and non-public tables correctly', async () => {
-    const handle = await sandbox.start(logicalInput());
+    const handle = await sandbox.start(sandbox.logicalInput());
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'cutover' }] });
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
     const result = (await handle.result()) as MigrationResult;

@@ -17,17 +17,10 @@ let history: string;
 
 beforeAll(async () => {
   sandbox = await openSandbox('logical');
-  process.env[`${sandbox.targetRef}_REPL`] = sandbox.targetAdminUrl;
   const app = new AppWriter(() => sandbox.configuredUrl(), 10, true);
   app.start();
   await new Promise((r) => setTimeout(r, 300));
-  const handle = await sandbox.start(
-    sandbox.input({
-      method: 'logical',
-      target: { url: { env: sandbox.targetRef }, replicationUrl: { env: `${sandbox.targetRef}_REPL` } },
-      replication: { tablesWithoutPrimaryKey: 'replica-identity-full', maxLagBytes: 64 * 1024 },
-    }),
-  );
+  const handle = await sandbox.start(sandbox.logicalInput({ replication: { tablesWithoutPrimaryKey: 'replica-identity-full', maxLagBytes: 64 * 1024 } }));
   // Both gates approved ahead of time: each opens only when its automatic checks have passed.
   await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'cutover' }] });
   await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
@@ -40,7 +33,6 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  delete process.env[`${sandbox?.targetRef}_REPL`];
   await sandbox?.close();
 });
 

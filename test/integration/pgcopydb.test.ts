@@ -6,6 +6,7 @@
  * The four scenarios run concurrently (each on its own databases): pgcopydb 0.10 spends most of a
  * run waiting on its 10 s sentinel polls.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
@@ -28,6 +29,8 @@ import { DEMO_TABLES, seedDemoData } from '../../stack/demo-data';
 
 let env: StackEnv;
 const databases: { source: string; target: string }[] = [];
+/** Every run of the file: aborted and cleaned up in afterAll, so a failed test leaves no pgcopydb running. */
+const runs: { run: PgcopydbRun; controller: AbortController }[] = [];
 const workRoot = path.join(os.tmpdir(), `pgmig-pgcopydb-test-${randomBytes(3).toString('hex')}`);
 
 async function sql<T = Record<string, unknown>>(url: string, text: string, params: unknown[] = []): Promise<T[]> {
@@ -48,7 +51,7 @@ async function scenario(name: string): Promise<PgcopydbRun & { sourceAdmin: stri
   const sourceUrl = await createSourceDatabase(env, db.source);
   const targetUrl = await createTargetDatabase(env, db.target);
   await seedDemoData(sourceUrl, { scale: 1 });
-  return {
+  const run = {
     migrationId: `pgcopydb-test-${id}`,
     sourceUrl,
     targetUrl,
@@ -59,6 +62,13 @@ async function scenario(name: string): Promise<PgcopydbRun & { sourceAdmin: stri
     targetAdmin: databaseUrl(env.TARGET_ADMIN_URL, db.target),
     db,
   };
+  runs.push({ run, controller: new AbortController() });
+  return run;
+}
+
+/** The abort signal the teardown uses for this run. */
+function teardownSignal(run: PgcopydbRun): AbortSignal {
+  return runs.find((r) => r.run === run)!.controller.signal;
 }
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, settled?: Promise<unknown>): Promise<T> {
@@ -156,6 +166,10 @@ beforeAll(() => {
 });
 
 afterAll(async () => {
+  for (const { run, controller } of runs) {
+    controller.abort(new Error('test teardown'));
+    await cleanupPgcopydb(run).catch((e) => console.error(`cleanup of ${run.migrationId}: ${(e as Error).message}`));
+  }
   for (const db of databases) {
     await dropDatabase(env.SOURCE_ADMIN_URL, db.source).catch(() => undefined);
     await dropDatabase(env.TARGET_ADMIN_URL, db.target).catch(() => undefined);
@@ -170,7 +184,7 @@ describe.concurrent('pgcopydb clone --follow', () => {
     const writer = new AppWriter(() => run.sourceUrl, 10);
     writer.start();
     const t0 = Date.now();
-    const done = runCloneFollow(run, { onProgress: (p) => progress.push(p), progressIntervalMs: 500 });
+    const done = runCloneFollow(run, { signal: teardownSignal(run), onProgress: (p) => progress.push(p), progressIntervalMs: 500 });
     done.catch(() => undefined);
     await streaming(run, done);
     const tStreaming = Date.now();
@@ -217,7 +231,7 @@ describe.concurrent('pgcopydb clone --follow', () => {
   test('an aborted run stops pgcopydb and its sub-processes; cleanup leaves nothing', async () => {
     const run = await scenario('abort');
     const controller = new AbortController();
-    const done = runCloneFollow(run, { signal: controller.signal });
+    const done = runCloneFollow(run, { signal: AbortSignal.any([controller.signal, teardownSignal(run)]) });
     done.catch(() => undefined);
     await streaming(run, done);
     expect(pgcopydbPids(run).length).toBeGreaterThan(1);
@@ -228,32 +242,43 @@ describe.concurrent('pgcopydb clone --follow', () => {
     await expectNothingLeft(run);
   }, 120_000);
 
-  test('a killed follow resumes where it was (the retry first stops a pgcopydb still running)', async () => {
+  test('a killed follow resumes where it was, also when the dead worker left its pgcopydb running', async () => {
     const run = await scenario('resume');
     const writer = new AppWriter(() => run.sourceUrl, 10);
     writer.start();
-    const first = runCloneFollow(run, {});
+    const first = runCloneFollow(run, { signal: teardownSignal(run) });
     first.catch(() => undefined);
     await streaming(run, first);
     await new Promise((r) => setTimeout(r, 1_000));
-    killPgcopydb(run); // a crash: pgcopydb gets no chance to clean up or flush
-    await expect(first).rejects.toThrow(/pgcopydb clone exited/);
+    killPgcopydb(run); // a crash of the host: pgcopydb gets no chance to flush or clean up
+    await expect(first).rejects.toThrow(/pgcopydb clone/);
 
+    // A worker process that resumes, then is SIGKILLed: its pgcopydb lives on as an orphan.
+    const worker = spawn(
+      process.execPath,
+      ['--import', 'tsx', '-e', `require(${JSON.stringify(path.resolve(__dirname, '../../activities/pgcopydb.ts'))}).runCloneFollow(JSON.parse(process.env.RUN), { onProgress: (p) => console.log(p.mode) })`],
+      { cwd: path.resolve(__dirname, '../..'), env: { ...process.env, RUN: JSON.stringify(run) }, stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let workerOut = '';
+    worker.stdout.on('data', (d: Buffer) => (workerOut += d.toString()));
+    await waitFor('the worker resuming pgcopydb', async () => workerOut.includes('resume-follow') && pgcopydbPids(run).length > 0, 60_000);
+    await new Promise((r) => setTimeout(r, 1_000));
+    worker.kill('SIGKILL');
+    await new Promise((r) => worker.once('exit', r));
+    const orphans = pgcopydbPids(run);
+    expect(orphans.length).toBeGreaterThan(0);
+
+    // The retry takes over: stops the orphan, repairs the change files, resumes.
     const modes: string[] = [];
-    const second = runCloneFollow(run, { onProgress: (p) => modes.push(p.mode) });
-    second.catch(() => undefined);
-    await waitFor('second attempt running', async () => pgcopydbPids(run).length > 0, 30_000, second);
-    // A third attempt while the second's pgcopydb still runs (a worker died, its child did not): it takes over.
-    const third = runCloneFollow(run, {});
+    const third = runCloneFollow(run, { signal: teardownSignal(run), onProgress: (p) => modes.push(p.mode) });
     third.catch(() => undefined);
-    await expect(second).rejects.toThrow();
-    await waitFor('third attempt running', async () => pgcopydbPids(run).length > 0, 30_000, third);
+    await waitFor('the retry running pgcopydb', async () => modes.includes('resume-follow') && pgcopydbPids(run).some((p) => !orphans.includes(p)), 60_000, third);
+    expect(pgcopydbPids(run).filter((p) => orphans.includes(p))).toEqual([]);
     await new Promise((r) => setTimeout(r, 1_000));
     const writes = await writer.stop();
     const [{ lsn }] = (await sql<{ lsn: string }>(run.sourceUrl, 'SELECT pg_current_wal_lsn()::text AS lsn')) as [{ lsn: string }];
     await setEndpos(run, lsn);
     expect((await third).mode).toBe('resume-follow');
-    expect(modes[modes.length - 1]).toBe('resume-follow');
     await expectSameData(run, writes);
     await cleanupPgcopydb(run);
     await expectNothingLeft(run);
@@ -265,6 +290,7 @@ describe.concurrent('pgcopydb clone --follow', () => {
     writer.start();
     let killed = false;
     const first = runCloneFollow(run, {
+      signal: teardownSignal(run),
       onProgress: (p) => {
         // Kill as soon as the table copy starts: the slot, the origin and part of the target exist.
         if (!killed && p.phase === 'clone' && /STEP 4/.test(p.detail ?? '')) {
@@ -278,7 +304,7 @@ describe.concurrent('pgcopydb clone --follow', () => {
     const status = await pgcopydbStreaming(run);
     expect(status).toMatchObject({ streaming: false, setUp: true, slotExists: true });
 
-    const second = runCloneFollow(run, {});
+    const second = runCloneFollow(run, { signal: teardownSignal(run) });
     second.catch(() => undefined);
     await streaming(run, second);
     await new Promise((r) => setTimeout(r, 1_000));

@@ -78,19 +78,13 @@ describe('worker killed during the copy', () => {
     // The first migration left the source read-only (its rollback reference): the sandbox starts writable again.
     await query(sandbox.env.SOURCE_ADMIN_URL, 'ALTER DATABASE ' + `"src_${sandbox.id}"` + ' RESET default_transaction_read_only');
     await query(sandbox.env.SOURCE_ADMIN_URL, 'ALTER ROLE app IN DATABASE ' + `"src_${sandbox.id}"` + ' RESET default_transaction_read_only');
-    process.env[`${sandbox.targetRef}_REPL`] = sandbox.targetAdminUrl;
     const queue = `${sandbox.taskQueue}-lag`;
     const first = startWorkerProcess(queue);
     const handle = await sandbox.client.workflow.start('migrateDatabase', {
       taskQueue: queue,
       workflowId: `${sandbox.id}-lag`,
       args: [
-        sandbox.input({
-          migrationId: `${sandbox.input().migrationId}-lag`,
-          method: 'logical',
-          target: { url: { env: sandbox.targetRef }, replicationUrl: { env: `${sandbox.targetRef}_REPL` } },
-          replication: { tablesWithoutPrimaryKey: 'replica-identity-full' },
-        }),
+        sandbox.logicalInput({ migrationId: `${sandbox.input().migrationId}-lag` }),
       ],
     });
     let polling = false;
@@ -110,6 +104,5 @@ describe('worker killed during the copy', () => {
     const history = await handle.fetchHistory();
     const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 1) > 1);
     expect(attempts.length).toBeGreaterThan(0);
-    delete process.env[`${sandbox.targetRef}_REPL`];
   }, 180_000);
 });
