@@ -9,7 +9,7 @@ import path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import { parse } from 'dotenv';
-import type { MigrationInputDraft } from '../contract/input';
+import type { MigrationInputDraft, MigrationMethod } from '../contract/input';
 import { formatBytes, formatMs } from '../contract/plan';
 import type { MigrationResult } from '../signals';
 import { AppWriter } from '../stack/app-writer';
@@ -22,6 +22,7 @@ import { followMigration } from './follow';
 
 export interface DemoOptions {
   autoApprove: boolean;
+  method: MigrationMethod | 'auto';
   scale: number;
   jobs: number;
   approver: string;
@@ -49,6 +50,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   // Secrets the migration input references by name, visible to this process's worker only.
   process.env.SOURCE_DATABASE_URL = env.SOURCE_DATABASE_URL;
   process.env.TARGET_DATABASE_URL = env.TARGET_DATABASE_URL;
+  // The local target is a plain PostgreSQL 15, where only a superuser may CREATE SUBSCRIPTION (RDS's master user can).
+  process.env.TARGET_REPLICATION_URL = databaseUrl(env.TARGET_ADMIN_URL, 'appdb');
   process.env.AWS_ENDPOINT_URL = env.AWS_ENDPOINT_URL;
   print(`   Temporal UI ${env.TEMPORAL_UI_URL}`);
 
@@ -74,12 +77,14 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const input: MigrationInputDraft = {
     migrationId: workflowId,
     source: { url: { env: 'SOURCE_DATABASE_URL' } },
-    target: { url: { env: 'TARGET_DATABASE_URL' } },
-    method: 'auto',
+    target: { url: { env: 'TARGET_DATABASE_URL' }, replicationUrl: { env: 'TARGET_REPLICATION_URL' } },
+    method: opts.method,
+    // The demo data has two tables without a primary key, like many real databases.
+    replication: { tablesWithoutPrimaryKey: 'replica-identity-full' },
+    gates: { cutover: { timeout: '15m' }, 'go-live': { timeout: '15m' } },
     parallelJobs: opts.jobs,
     freeze: { drainTimeout: '2s' },
     configSink: { type: 'env-file', path: appEnv, key: 'DATABASE_URL' },
-    gates: { 'go-live': { timeout: '15m' } },
   };
   let exitCode = 0;
   try {

@@ -45,13 +45,15 @@ export async function followMigration(handle: WorkflowHandle, opts: FollowOption
   const printedSteps = new Set<string>();
   let lastPhase = '';
   let lastBeat = '';
-  let decidedGate = false;
+  const asked = new Set<string>();
   if (opts.autoApprove) {
     // Approve ahead of time: the gate then opens the moment verification and smoke tests pass,
     // so writes are not held frozen for a polling interval (or a person) at the gate.
-    const decision = await handle.executeUpdate(approveUpdate, { args: [{ approver: opts.approver, gate: 'go-live', reason: '--auto-approve' }] });
-    opts.print(`  gate go-live: approved ahead of time by ${decision.approver} (--auto-approve); it applies once the automatic checks pass`);
-    decidedGate = true;
+    for (const gate of ['cutover', 'go-live']) {
+      // A dump-restore has no cutover gate: its validator says so, and that is fine here.
+      const decision = await handle.executeUpdate(approveUpdate, { args: [{ approver: opts.approver, gate, reason: '--auto-approve' }] }).catch(() => undefined);
+      if (decision) opts.print(`  gate ${gate}: approved ahead of time by ${decision.approver} (--auto-approve); it applies once its automatic checks pass`);
+    }
   }
   for (;;) {
     let status: MigrationStatus | undefined;
@@ -72,11 +74,15 @@ export async function followMigration(handle: WorkflowHandle, opts: FollowOption
           opts.print(`  ${step.state === 'completed' ? 'ok    ' : 'FAILED'} ${step.name.padEnd(20)} ${formatMs(step.durationMs ?? 0)}${step.error ? `  ${step.error}` : ''}`);
         }
       }
-      if (status.pendingGate && !decidedGate) {
-        decidedGate = true;
+      if (status.pendingGate && !opts.autoApprove && !asked.has(status.pendingGate.gate)) {
+        asked.add(status.pendingGate.gate);
         const gate = status.pendingGate.gate;
         if (process.stdin.isTTY) {
-          const go = await ask(`  gate ${gate} is open (smoke tests passed, writes are frozen). Go live? [y/N] `);
+          const question =
+            gate === 'cutover'
+              ? `  gate cutover is open (replication caught up; the application still writes). Freeze writes and cut over? [y/N] `
+              : `  gate go-live is open (smoke tests passed, writes are frozen). Go live? [y/N] `;
+          const go = await ask(question);
           const update = go ? approveUpdate : rejectUpdate;
           await handle.executeUpdate(update, { args: [{ approver: opts.approver, gate, reason: 'answered at the terminal' }] });
           opts.print(`  gate ${gate}: ${go ? 'approved' : 'rejected'} by ${opts.approver}`);

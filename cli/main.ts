@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { checkMigrationInput, formatProblems, MigrationInput } from '../contract/input';
+import { checkMigrationInput, formatProblems, MigrationInput, type MigrationMethod } from '../contract/input';
 import { formatMs } from '../contract/plan';
 import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, statusQuery, type ApprovalPayload } from '../signals';
 import { taskQueue } from '../workers/worker';
@@ -133,9 +133,16 @@ program
   .option('--auto-approve', 'approve the go-live gate without asking')
   .option('--scale <n>', 'demo dataset scale (100,000 bulk rows per unit)', '2')
   .option('--jobs <n>', 'pg_dump / pg_restore parallel jobs', '2')
+  .option('--method <method>', 'auto, dump-restore or logical', 'auto')
   .option('--approver <name>', 'name recorded for the approval', defaultApprover)
-  .action(async (opts: { autoApprove?: boolean; scale: string; jobs: string; approver: string }) => {
-    process.exitCode = await runDemo({ autoApprove: !!opts.autoApprove, scale: Number(opts.scale), jobs: Number(opts.jobs), approver: opts.approver });
+  .action(async (opts: { autoApprove?: boolean; scale: string; jobs: string; approver: string; method: string }) => {
+    process.exitCode = await runDemo({
+      autoApprove: !!opts.autoApprove,
+      method: opts.method as MigrationMethod | 'auto',
+      scale: Number(opts.scale),
+      jobs: Number(opts.jobs),
+      approver: opts.approver,
+    });
   });
 
 program.parseAsync().catch((err) => {
