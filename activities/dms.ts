@@ -1125,3 +1125,12 @@ export async function stopAndDelete(clients: DmsClients, m: DmsMigration, opts: 
 
   return deleted;
 }
+
+/** The ARN of this migration's task (the workflow passes the migration id, not ARNs). */
+export async function findTaskArn(clients: DmsClients, m: DmsMigration): Promise<string> {
+  const task = await findTask(clients, { id: dmsResourceNames(m).task });
+  if (!task?.ReplicationTaskArn) {
+    throw ApplicationFailure.nonRetryable(`DMS task ${dmsResourceNames(m).task} does not exist; was replication started?`, 'DmsTaskMissing');
+  }
+  return task.ReplicationTaskArn;
+}

@@ -17,10 +17,16 @@ import { createSecretResolver, redact, type SecretClients } from './secrets';
 import { reconcileSequences, type SequenceReconciliation } from './sequences';
 import { runSmokeChecks, type SmokeCheck } from './smoke';
 import { resetTargetToBaseline, type ResetResult, type TargetBaseline } from './target-reset';
+import * as dms from './dms';
+import type { DmsClients } from './dms';
 import * as logical from './logical';
 import { openSnapshotPool, schemaChanges, verifyCopy, type VerificationReport } from './verify';
 
 export interface ActivityDeps extends SecretClients {
+  /** AWS DMS and CloudWatch clients (method dms), created on first use. */
+  dms: () => DmsClients;
+  /** How often DMS waits poll (AWS: seconds; moto: a few ms). */
+  dmsPollMs?: number;
   /** Signals a workflow (the verification activity tells its workflow that its snapshots are taken). */
   signalWorkflow: (workflowId: string, runId: string, signal: string) => Promise<void>;
 }
@@ -76,8 +82,21 @@ function verificationFailure(report: VerificationReport): ApplicationFailure {
   return ApplicationFailure.nonRetryable(`verification failed: ${first.join('; ')}`, 'VerificationFailed', report);
 }
 
+/** Progress of replication as the workflow sees it, whatever the method. */
+export interface ReplicationState {
+  tablesTotal: number;
+  tablesReady: number;
+  /** logical: WAL bytes not yet confirmed by the subscriber. */
+  lagBytes: number | null;
+  /** dms: CloudWatch CDC latency (the larger of source and target), seconds. */
+  lagSeconds?: number | null;
+  caughtUp: boolean;
+}
+
 /** Arguments of the CDC activities: the endpoints, and the role that owns the subscription. */
 export interface CdcArgs {
+  /** Which CDC method; absent means logical (histories recorded before DMS existed). */
+  method?: 'logical' | 'dms';
   migrationId: string;
   source: SecretRef;
   target: SecretRef;
@@ -219,6 +238,79 @@ export function createActivities(deps: ActivityDeps) {
     );
   };
 
+  const dmsPoll = (ctx: Context) => ({
+    intervalMs: deps.dmsPollMs ?? 15_000,
+    onProgress: (p: unknown) => ctx.heartbeat(p),
+    signal: ctx.cancellationSignal,
+  });
+
+  /** Endpoints, replication instance and a full-load-and-cdc task over the user tables and the marker; started. */
+  const startDms = async (args: CdcArgs & { tables: TableInventory[] }) => {
+    const ctx = Context.current();
+    const clients = deps.dms();
+    const m = { migrationId: args.migrationId };
+    const [sourceUrl, targetUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url')]);
+    const endpoints = await dms.ensureEndpoints(clients, m, { sourceUrl, targetUrl }, dmsPoll(ctx));
+    const instanceArn = await dms.ensureReplicationInstance(clients, m, { ...dmsPoll(ctx) });
+    const marker = logical.replicationNames(args.migrationId).markerTable;
+    const tables = [...logical.publishableTables(args.tables).map((t) => ({ schema: t.schema, name: t.name })), { schema: logical.MARKER_SCHEMA, name: marker }];
+    // Not waiting for `ready` here: starting is retried until DMS accepts it (a task just created is not startable yet).
+    const taskArn = await dms.ensureTask(clients, m, {
+      sourceEndpointArn: endpoints.sourceEndpointArn,
+      targetEndpointArn: endpoints.targetEndpointArn,
+      replicationInstanceArn: instanceArn,
+      tables,
+      waitForReady: false,
+      ...dmsPoll(ctx),
+    });
+    const deadline = Date.now() + 10 * 60_000;
+    for (;;) {
+      try {
+        await dms.startTask(clients, taskArn, dmsPoll(ctx));
+        break;
+      } catch (err) {
+        if ((err as ApplicationFailure).type !== 'DmsTaskNotStartable' || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, deps.dmsPollMs ?? 15_000));
+      }
+    }
+    return { replication: [`dms task ${taskArn}`, `replication instance ${instanceArn}`], tables: tables.length };
+  };
+
+  const waitForDms = async (args: CdcArgs & { maxLagSeconds: number; reportAfterMs: number }, ctx: Context): Promise<ReplicationState> => {
+    const clients = deps.dms();
+    const m = { migrationId: args.migrationId };
+    const taskArn = await dms.findTaskArn(clients, m);
+    const until = Date.now() + args.reportAfterMs;
+    for (;;) {
+      const p = await dms.taskProgress(clients, taskArn);
+      if (p.status === 'failed' || p.tablesErrored > 0) {
+        throw ApplicationFailure.nonRetryable(`DMS task ${p.status}${p.lastFailureMessage ? `: ${redact(p.lastFailureMessage)}` : ''} (${p.tablesErrored} table(s) errored)`, 'DmsTaskFailed');
+      }
+      const latency = await dms.cdcLatency(clients, m);
+      const lagSeconds =
+        latency.sourceSeconds === undefined || latency.targetSeconds === undefined ? null : Math.max(latency.sourceSeconds, latency.targetSeconds);
+      const total = p.tables.length || p.tablesLoaded + p.tablesLoading + p.tablesQueued;
+      const state: ReplicationState = {
+        tablesTotal: total,
+        tablesReady: p.fullLoadComplete ? total : p.tablesLoaded,
+        lagBytes: null,
+        lagSeconds,
+        caughtUp: p.fullLoadComplete && lagSeconds !== null && lagSeconds <= args.maxLagSeconds,
+      };
+      ctx.heartbeat(state);
+      if (state.caughtUp || Date.now() >= until) return state;
+      await new Promise((r) => setTimeout(r, Math.min(deps.dmsPollMs ?? 15_000, 5_000)));
+    }
+  };
+
+  const deleteDms = async (args: CdcArgs): Promise<string[]> => {
+    const ctx = Context.current();
+    const deleted = await dms.stopAndDelete(deps.dms(), { migrationId: args.migrationId }, dmsPoll(ctx));
+    return Object.entries(deleted)
+      .filter(([k, v]) => k !== 'stoppedTask' && v)
+      .map(([k, v]) => `dms ${k} ${String(v)}`);
+  };
+
   const cdc = {
     async setReplicaIdentityFull(args: CdcArgs & { tables: TableInventory[] }): Promise<string[]> {
       return both(args, (s) => logical.setReplicaIdentityFull(s, args.tables));
@@ -247,27 +339,36 @@ export function createActivities(deps: ActivityDeps) {
       }
     },
 
-    async startReplication(args: CdcArgs & { tables: TableInventory[] }): Promise<{ publication: string; subscription: string; tables: number }> {
-      const [sourceUrl, subUrl] = await Promise.all([resolve(args.source, 'source.url'), subscriberUrl(args)]);
-      return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
-        withClient(subUrl, admin(args.migrationId, 'target (replication role)'), (sub) =>
-          logical.startLogicalReplication(s, sub, { migrationId: args.migrationId, sourceUrl, tables: args.tables }),
-        ),
-      );
+    async startReplication(args: CdcArgs & { tables: TableInventory[] }): Promise<{ replication: string[]; tables: number }> {
+      const ctx = Context.current();
+      const timer = setInterval(() => ctx.heartbeat({ stage: 'starting replication' }), 5_000);
+      try {
+        if (args.method === 'dms') return await startDms(args);
+        const [sourceUrl, subUrl] = await Promise.all([resolve(args.source, 'source.url'), subscriberUrl(args)]);
+        const started = await withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
+          withClient(subUrl, admin(args.migrationId, 'target (replication role)'), (sub) =>
+            logical.startLogicalReplication(s, sub, { migrationId: args.migrationId, sourceUrl, tables: args.tables }),
+          ),
+        );
+        return { replication: [`publication ${started.publication}`, `subscription ${started.subscription}`], tables: started.tables };
+      } finally {
+        clearInterval(timer);
+      }
     },
 
     /**
      * Waits (heartbeating) until every table finished its initial copy and the lag is under
      * `maxLagBytes`, or until `reportAfterMs` passed: the workflow loops, refreshing `status`.
      */
-    async waitForReplication(args: CdcArgs & { maxLagBytes: number; reportAfterMs: number }): Promise<logical.SyncState & { caughtUp: boolean }> {
-      const [sourceUrl, subUrl] = await Promise.all([resolve(args.source, 'source.url'), subscriberUrl(args)]);
+    async waitForReplication(args: CdcArgs & { maxLagBytes: number; maxLagSeconds?: number; reportAfterMs: number }): Promise<ReplicationState> {
       const ctx = Context.current();
+      if (args.method === 'dms') return waitForDms({ ...args, maxLagSeconds: args.maxLagSeconds ?? 5 }, ctx);
+      const [sourceUrl, subUrl] = await Promise.all([resolve(args.source, 'source.url'), subscriberUrl(args)]);
       return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
         withClient(subUrl, admin(args.migrationId, 'target (replication role)'), async (sub) => {
           const until = Date.now() + args.reportAfterMs;
           for (;;) {
-            const state = await logical.syncState(s, sub, args.migrationId);
+            const state: logical.SyncState = await logical.syncState(s, sub, args.migrationId);
             const caughtUp = state.tablesTotal > 0 && state.tablesReady === state.tablesTotal && state.lagBytes !== null && state.lagBytes <= args.maxLagBytes;
             ctx.heartbeat(state);
             if (caughtUp || Date.now() >= until) return { ...state, caughtUp };
@@ -295,16 +396,20 @@ export function createActivities(deps: ActivityDeps) {
 
     /** In the write-freeze window: only the subscription (fast); the rest goes after go-live. */
     async stopSubscription(args: CdcArgs): Promise<string[]> {
+      // A DMS task has nothing left to carry from the frozen source: it is stopped after go-live, outside the window.
+      if (args.method === 'dms') return [];
       const subUrl = await subscriberUrl(args);
       return withClient(subUrl, admin(args.migrationId, 'target (replication role)'), (sub) => logical.dropSubscription(sub, args.migrationId));
     },
 
     async dropReplicationLeftovers(args: CdcArgs): Promise<string[]> {
-      return both(args, (s, t) => logical.dropReplicationLeftovers(s, t, args.migrationId));
+      const dms = args.method === 'dms' ? await deleteDms(args) : [];
+      return [...dms, ...(await both(args, (s, t) => logical.dropReplicationLeftovers(s, t, args.migrationId)))];
     },
 
     /** Everything replication created (the compensation): subscription, slot, publication, markers. */
     async stopReplication(args: CdcArgs): Promise<string[]> {
+      if (args.method === 'dms') return cdc.dropReplicationLeftovers(args);
       const [sourceUrl, targetUrl, subUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url'), subscriberUrl(args)]);
       return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
         withClient(subUrl, admin(args.migrationId, 'target (replication role)'), (sub) =>

@@ -12,6 +12,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
 import type { TableInventory } from '../contract/plan';
 import { appName, workDir } from './dump-restore';
@@ -24,7 +25,8 @@ export const MARKER_SCHEMA = '_pgmig';
 
 export function replicationNames(migrationId: string) {
   const base = `pgmig_${migrationId.replace(/[^a-z0-9]/g, '_')}`.slice(0, 50);
-  return { publication: base, subscription: base, slot: base, marker: qname(MARKER_SCHEMA, `${base}_marker`) };
+  const markerTable = `${base}_marker`;
+  return { publication: base, subscription: base, slot: base, markerTable, marker: qname(MARKER_SCHEMA, markerTable) };
 }
 
 /** Tables a publication can carry: not partitions (their roots publish them), not UNLOGGED. */
@@ -175,7 +177,11 @@ export async function waitForMarker(target: Client, migrationId: string, timeout
     const seen = await target.query(`SELECT 1 FROM ${names.marker} WHERE id = 1`);
     if (seen.rowCount) return;
     if (Date.now() - started > timeoutMs) {
-      throw new Error(`the target did not apply the cutover marker within ${timeoutMs} ms; is the subscription running?`);
+      // Not retried: writes are frozen while we wait, and replication.drainTimeout is the agreed bound.
+      throw ApplicationFailure.nonRetryable(
+        `the target did not apply the cutover marker within ${timeoutMs} ms (replication.drainTimeout); is replication running?`,
+        'DrainTimeout',
+      );
     }
     await new Promise((r) => setTimeout(r, 2));
   }

@@ -35,7 +35,7 @@ const roleName = z.string().min(1).max(63);
 
 export const METHODS = ['auto', 'dump-restore', 'logical', 'pgcopydb', 'dms'] as const;
 /** Methods this build can run; the others are part of the contract and refused clearly until they ship. */
-export const IMPLEMENTED_METHODS = ['dump-restore', 'logical'] as const;
+export const IMPLEMENTED_METHODS = ['dump-restore', 'logical', 'dms'] as const;
 /** Methods that stream changes (CDC) and so cut over with a short freeze: they have a `cutover` gate. */
 export const CDC_METHODS = ['logical', 'pgcopydb', 'dms'] as const;
 export type MigrationMethod = Exclude<(typeof METHODS)[number], 'auto'>;
@@ -103,7 +103,8 @@ export const MigrationInput = z
       .default({ drainTimeout: '5s' }),
     replication: z
       .object({
-        maxLagBytes: z.number().int().min(0).default(1024 * 1024).describe('Catch-up is done (and the cutover gate opens) once the replication lag is at most this many bytes of WAL.'),
+        maxLagBytes: z.number().int().min(0).default(1024 * 1024).describe('logical: catch-up is done (and the cutover gate opens) once the replication lag is at most this many bytes of WAL.'),
+        maxLagSeconds: z.number().min(0).default(5).describe('dms: catch-up is done once CloudWatch CDCLatencySource and CDCLatencyTarget are at most this many seconds.'),
         tablesWithoutPrimaryKey: z
           .enum(['refuse', 'replica-identity-full'])
           .default('refuse')
@@ -111,7 +112,7 @@ export const MigrationInput = z
         drainTimeout: DurationString.default('30s').describe('How long the target may take to apply the last changes after the freeze.'),
       })
       .strict()
-      .default({ maxLagBytes: 1024 * 1024, tablesWithoutPrimaryKey: 'refuse', drainTimeout: '30s' }),
+      .default({ maxLagBytes: 1024 * 1024, maxLagSeconds: 5, tablesWithoutPrimaryKey: 'refuse', drainTimeout: '30s' }),
     verify: z
       .object({
         fullBeforeGoLive: z

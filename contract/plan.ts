@@ -134,7 +134,12 @@ export function withoutReplicaIdentity(tables: TableInventory[]): TableInventory
 }
 
 /** Why native logical replication cannot run between these two databases (empty: it can). */
-export function logicalReplicationProblems(input: MigrationInput, source: DatabaseInventory, target: DatabaseInventory): string[] {
+export function logicalReplicationProblems(
+  input: MigrationInput,
+  source: DatabaseInventory,
+  target: DatabaseInventory,
+  method: MigrationMethod = 'logical',
+): string[] {
   const problems: string[] = [];
   if (source.walLevel !== 'logical') problems.push(`source wal_level is ${source.walLevel}; logical replication needs wal_level=logical (on Heroku: a plan with logical replication enabled)`);
   if (!source.canReplicate) problems.push(`source role "${source.currentUser}" has no REPLICATION privilege`);
@@ -146,7 +151,7 @@ export function logicalReplicationProblems(input: MigrationInput, source: Databa
   if (source.maxWalSenders - source.walSendersUsed < needed) {
     problems.push(`source has ${source.maxWalSenders - source.walSendersUsed} free WAL sender(s) (max_wal_senders=${source.maxWalSenders}); ${needed} are needed during the initial copy`);
   }
-  if (!target.canSubscribe) {
+  if (method === 'logical' && !target.canSubscribe) {
     problems.push(`target role "${target.currentUser}" cannot CREATE SUBSCRIPTION (PostgreSQL ${target.serverVersion} needs a superuser; on RDS use the master user); set target.replicationUrl`);
   }
   const unlogged = source.tables.filter((t) => t.unlogged);
@@ -178,7 +183,7 @@ export function buildPlan(input: MigrationInput, source: DatabaseInventory, targ
   // --- method: the decision tree of seed 004 ---
   const dumpEstimate = estimateDumpRestoreMs(source.sizeBytes, input.parallelJobs);
   const budgetMs = input.downtimeBudget ? durationMs(input.downtimeBudget) : undefined;
-  const cdcProblems = logicalReplicationProblems(input, source, target);
+  const cdcProblems = logicalReplicationProblems(input, source, target, input.method === 'auto' ? 'logical' : input.method);
   let method: MigrationMethod;
   if (input.method === 'auto') {
     const dumpFits = source.sizeBytes <= DUMP_RESTORE_COMFORT_BYTES && (budgetMs === undefined || dumpEstimate <= budgetMs);

@@ -99,7 +99,7 @@ export interface MigrationStatus {
   compensations: CompensationRecord[];
   freezeWindow: FreezeWindow;
   /** CDC methods: replication progress, refreshed while catching up. */
-  replication?: { tablesReady?: number; tablesTotal?: number; lagBytes?: number | null; caughtUp?: boolean; updatedAt: string };
+  replication?: { tablesReady?: number; tablesTotal?: number; lagBytes?: number | null; lagSeconds?: number | null; caughtUp?: boolean; updatedAt: string };
   /** CDC methods: the full count + checksum comparison on the freeze-point snapshots. */
   verification?: { state: 'running' | 'passed' | 'failed'; detail?: string };
   outcome?: MigrationOutcome;

@@ -1,10 +1,13 @@
 /** Builds the migration worker; used by the worker entry point, the demo and the integration tests. */
 import path from 'node:path';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { DatabaseMigrationServiceClient } from '@aws-sdk/client-database-migration-service';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
+import type { DmsClients } from '../activities/dms';
 
 export const DEFAULT_TASK_QUEUE = 'pg-migrations';
 
@@ -19,9 +22,11 @@ export function taskQueue(): string {
 export function defaultActivityDeps(connection: NativeConnection, namespace: string, env: NodeJS.ProcessEnv = process.env): ActivityDeps {
   let ssm: SSMClient | undefined;
   let secrets: SecretsManagerClient | undefined;
+  let dms: DmsClients | undefined;
   const client = new Client({ connection, namespace });
   return {
     env,
+    dms: () => (dms ??= { dms: new DatabaseMigrationServiceClient({}), cloudwatch: new CloudWatchClient({}) }),
     ssm: () => (ssm ??= new SSMClient({})),
     secretsManager: () => (secrets ??= new SecretsManagerClient({})),
     signalWorkflow: (workflowId, runId, signal) => client.workflow.getHandle(workflowId, runId).signal(signal),

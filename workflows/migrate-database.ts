@@ -21,7 +21,7 @@ import {
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { MigrationActivities } from '../activities';
+import type { MigrationActivities, ReplicationState } from '../activities';
 import { checkMigrationInput, durationMs, formatProblems, type MigrationInput, type MigrationInputDraft } from '../contract/input';
 import { withoutReplicaIdentity, type MigrationPlan } from '../contract/plan';
 import type { GateName } from '../contract/input';
@@ -40,19 +40,14 @@ import { Gates } from './gates';
 import { failureMessage, Progress } from './progress';
 import { Compensations } from './saga';
 
-interface ReplicationProgress {
-  tablesReady: number;
-  tablesTotal: number;
-  lagBytes: number | null;
-  caughtUp: boolean;
-}
+
 
 const quick: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
 };
 const regular = proxyActivities<MigrationActivities>({ ...quick, heartbeatTimeout: '30s' });
-const { preflight, setReplicaIdentityFull, restoreReplicaIdentity, startReplication, dropReplicationLeftovers } = regular;
+const { preflight, setReplicaIdentityFull, restoreReplicaIdentity } = regular;
 /**
  * The CDC write-freeze window as local activities: run by the worker that runs the workflow task,
  * without a server round trip per step. Retried the same way, bounded so a stuck step fails fast.
@@ -66,7 +61,8 @@ type CutoverActivities = Pick<
   MigrationActivities,
   'freezeSource' | 'reconcileSequences' | 'freezeTarget' | 'swapConfig' | 'smokeTest' | 'unfreezeTarget'
 >;
-const { copySchema, copySchemaAfterData } = proxyActivities<MigrationActivities>({
+/** Long steps that heartbeat: schema copies, starting replication (a DMS instance takes 5-15 minutes), DMS cleanup. */
+const { copySchema, copySchemaAfterData, startReplication, dropReplicationLeftovers } = proxyActivities<MigrationActivities>({
   startToCloseTimeout: '24 hours',
   heartbeatTimeout: '30s',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
@@ -193,7 +189,14 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     const baseline = { schemas: plan.target.schemas, extensions: plan.target.extensions, largeObjects: plan.target.largeObjects };
     const dataTables = plan.source.tables.filter((t) => !t.partitioned);
 
-    const cdcArgs = { migrationId, source, target, ...(input.target.replicationUrl ? { replicationUrl: input.target.replicationUrl } : {}) };
+    const cdcArgs = {
+      // logical histories recorded before DMS existed carry no method: keep it that way for them.
+      ...(plan.method === 'dms' ? { method: 'dms' as const } : {}),
+      migrationId,
+      source,
+      target,
+      ...(input.target.replicationUrl ? { replicationUrl: input.target.replicationUrl } : {}),
+    };
     const unfreezeSourceUndo = async () => {
       const done = await undo.unfreezeSource({ migrationId, url: source, roles: sourceRoles, prior: sourcePrior });
       if (status.freezeWindow.frozenAt !== undefined && status.freezeWindow.unfrozenAt === undefined) {
@@ -252,11 +255,12 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       saga.register('stop-replication', () => undo.stopReplication(cdcArgs));
       await progress.step('copy-schema', 'copying', () => copySchema({ ...cdcArgs, baseline }));
       await progress.step('start-replication', 'copying', () => startReplication({ ...cdcArgs, tables: plan!.source.tables }));
-      const watchReplication = async (maxLagBytes: number, done: (s: ReplicationProgress) => boolean) => {
+      const watchReplication = async (maxLagBytes: number, done: (s: ReplicationState) => boolean) => {
         for (;;) {
-          const state = await waitForReplication({ ...cdcArgs, maxLagBytes, reportAfterMs: 30_000 });
+          const state = await waitForReplication({ ...cdcArgs, maxLagBytes, maxLagSeconds: input.replication.maxLagSeconds, reportAfterMs: 30_000 });
           status.replication = { ...state, updatedAt: new Date(Date.now()).toISOString() };
-          progress.phase(status.phase, `${state.tablesReady}/${state.tablesTotal} tables ready, lag ${state.lagBytes ?? '?'} bytes`);
+          const lag = state.lagSeconds !== undefined ? `${state.lagSeconds ?? '?'} s` : `${state.lagBytes ?? '?'} bytes`;
+          progress.phase(status.phase, `${state.tablesReady}/${state.tablesTotal} tables ready, lag ${lag}`);
           if (done(state)) return state;
         }
       };

@@ -19,6 +19,7 @@ import { createSourceDatabase, createTargetDatabase, databaseUrl, dropDatabase, 
 import { seedDemoData } from '../../stack/demo-data';
 import { createMigrationWorker, defaultActivityDeps } from '../../workers/worker';
 import { workflowBundlePath } from '../global-setup';
+import { motoDmsClients } from './moto';
 
 export interface Sandbox {
   id: string;
@@ -77,10 +78,12 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
   writeFileSync(configFile, `# the application's settings\nRAILS_ENV=production\nDATABASE_URL=${sourceUrl}\nREDIS_URL=redis://127.0.0.1:6379\n`);
 
   const taskQueue = `test-${id}`;
+  const dmsClients = motoDmsClients(env);
   const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
   const clientConnection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
   const client = new TemporalClient({ connection: clientConnection, namespace: env.TEMPORAL_NAMESPACE });
-  const realActivities = createActivities(defaultActivityDeps(connection, env.TEMPORAL_NAMESPACE));
+  // AWS calls go to the stack's moto server (with its timestamp adapter); DMS waits poll every 50 ms.
+  const realActivities = createActivities({ ...defaultActivityDeps(connection, env.TEMPORAL_NAMESPACE), dms: () => dmsClients, dmsPollMs: 50 });
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
   const startWorker = async (activities: object) => {

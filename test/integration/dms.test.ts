@@ -13,7 +13,7 @@
  *    AddTagsToResource are not implemented (HTTP 500 with an HTML page).
  */
 import { randomBytes } from 'node:crypto';
-import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import {
   DatabaseMigrationServiceClient,
   DeleteEndpointCommand,
@@ -41,51 +41,13 @@ import {
   type DmsWaitProgress,
 } from '../../activities/dms';
 import { loadStackEnv } from '../../stack';
+import { motoConfig, motoDmsClients } from '../helpers/moto';
 
 const env = loadStackEnv();
-const config = {
-  endpoint: env.AWS_ENDPOINT_URL,
-  region: env.AWS_REGION,
-  credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
-};
+const config = motoConfig(env);
 
-/**
- * moto 5.2.1 writes the timestamps of DMS tasks and replication instances (ReplicationTaskCreationDate,
- * InstanceCreateTime, ...) as ISO-8601 strings without a zone; the AWS JSON 1.1 protocol carries
- * epoch seconds, and the SDK v3 rejects every task and instance answer with "TypeError: Expected real
- * number, got implicit NaN ... Deserialization error". This middleware sits between the HTTP answer
- * and the SDK's deserializer and re-encodes those values as epoch seconds (moto's clock is UTC). The
- * data is moto's own; only its encoding changes. Endpoints and CloudWatch need nothing.
- */
-function motoTimestampsAsEpochSeconds(client: DatabaseMigrationServiceClient): DatabaseMigrationServiceClient {
-  client.middlewareStack.addRelativeTo(
-    (next: any) => async (args: any) => {
-      const result = await next(args);
-      const response = result.response as { body?: unknown; headers?: Record<string, string> };
-      const body = response?.body as AsyncIterable<Uint8Array> | undefined;
-      if (!body || typeof body[Symbol.asyncIterator] !== 'function') return result;
-      const chunks: Buffer[] = [];
-      for await (const chunk of body) chunks.push(Buffer.from(chunk));
-      const text = Buffer.concat(chunks)
-        .toString('utf8')
-        .replace(
-          /("[A-Za-z]+"\s*:\s*)"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)(Z|[+-]\d\d:?\d\d)?"/g,
-          (_all, key: string, iso: string, zone: string | undefined) => `${key}${Date.parse(iso + (zone ?? 'Z')) / 1000}`,
-        );
-      const bytes = new Uint8Array(Buffer.from(text, 'utf8'));
-      response.body = bytes;
-      if (response.headers?.['content-length'] !== undefined) response.headers['content-length'] = String(bytes.length);
-      return result;
-    },
-    { relation: 'after', toMiddleware: 'deserializerMiddleware', name: 'motoTimestampsAsEpochSeconds' },
-  );
-  return client;
-}
 
-const clients: DmsClients = {
-  dms: motoTimestampsAsEpochSeconds(new DatabaseMigrationServiceClient(config)),
-  cloudwatch: new CloudWatchClient(config),
-};
+const clients: DmsClients = motoDmsClients(env);
 
 const run = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
 const m: DmsMigration = { migrationId: `dmstest-${run}` };

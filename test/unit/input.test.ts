@@ -46,7 +46,7 @@ describe('migration input validation', () => {
   });
 
   it('refuses a method this build does not ship, naming the field', () => {
-    const checked = checkMigrationInput({ ...valid, method: 'dms' });
+    const checked = checkMigrationInput({ ...valid, method: 'pgcopydb' });
     expect(checked.ok).toBe(false);
     if (checked.ok) return;
     expect(checked.problems).toEqual([{ field: 'method', message: expect.stringMatching(/not available in this build/) }]);
