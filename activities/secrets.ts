@@ -40,9 +40,10 @@ export function redact(text: string): string {
 }
 
 export function describeRef(ref: SecretRef): string {
-  if ('env' in ref) return `env:${ref.env}`;
-  if ('ssm' in ref) return `ssm:${ref.ssm}`;
-  return `secretsManager:${ref.secretsManager}`;
+  const db = ref.database ? ` (database ${ref.database})` : '';
+  if ('env' in ref) return `env:${ref.env}${db}`;
+  if ('ssm' in ref) return `ssm:${ref.ssm}${db}`;
+  return `secretsManager:${ref.secretsManager}${db}`;
 }
 
 export function createSecretResolver(clients: SecretClients) {
@@ -61,6 +62,16 @@ export function createSecretResolver(clients: SecretClients) {
       throw ApplicationFailure.nonRetryable(`${field}: secret reference ${describeRef(ref)} resolved to nothing on this worker`, 'SecretNotFound');
     }
     rememberSecret(value);
+    if (ref.database) {
+      let url: URL;
+      try {
+        url = new URL(value);
+      } catch {
+        throw ApplicationFailure.nonRetryable(`${field}: ${describeRef(ref)} is not a connection URL, so "database" cannot apply`, 'SecretNotUrl');
+      }
+      url.pathname = `/${encodeURIComponent(ref.database)}`;
+      return url.toString();
+    }
     return value;
   };
 }

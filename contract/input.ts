@@ -9,15 +9,22 @@ import { z } from 'zod';
 import ms from 'ms';
 
 /** A reference to a secret; the value is resolved inside activities, never carried in history. */
+/** Optional on a URL reference: use this database of the referenced server instead (rehearsal scratch databases). */
+const databaseOverride = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, 'must be a plain database name')
+  .optional()
+  .describe('Connect to this database instead of the one in the referenced URL.');
+
 export const SecretRef = z
   .union([
-    z.object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name') }).strict(),
-    z.object({ ssm: z.string().min(1, 'must name an SSM parameter') }).strict(),
-    z.object({ secretsManager: z.string().min(1, 'must name a Secrets Manager secret') }).strict(),
+    z.object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'), database: databaseOverride }).strict(),
+    z.object({ ssm: z.string().min(1, 'must name an SSM parameter'), database: databaseOverride }).strict(),
+    z.object({ secretsManager: z.string().min(1, 'must name a Secrets Manager secret'), database: databaseOverride }).strict(),
   ], {
     error: 'must be a secret reference such as {"env":"SOURCE_DATABASE_URL"}, {"ssm":"/name"} or {"secretsManager":"id"}; literal connection strings are refused',
   })
-  .describe('Secret reference: {"env":"NAME"}, {"ssm":"/param/name"} or {"secretsManager":"secret-id"}. Never a literal URL.');
+  .describe('Secret reference: {"env":"NAME"}, {"ssm":"/param/name"} or {"secretsManager":"secret-id"}, optionally with "database". Never a literal URL.');
 export type SecretRef = z.infer<typeof SecretRef>;
 
 /** A duration in the `ms` notation Temporal also accepts ("90s", "15m", "72h"). */
