@@ -8,21 +8,23 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
 import type { ConfigSink, MigrationInput, SecretRef } from '../contract/input';
 import { buildPlan, type MigrationPlan, type RoleReadOnlySetting, type TableInventory } from '../contract/plan';
+import { createAppControlActivities, type AppControlDeps } from './app-control';
 import { openConfigSink, type RestoreReceipt, type SwapReceipt } from './config-sinks';
 import { appName, dumpRestore, ownSessionsPrefix, type DumpRestoreResult } from './dump-restore';
 import { freezeDatabase, unfreezeDatabase, type FreezeResult, type UnfreezeResult } from './freeze';
 import { CAN_SUBSCRIBE_SQL, inventoryDatabase } from './inventory';
 import { connect, terminateByApplicationName, withClient } from './pg';
-import { createSecretResolver, redact, type SecretClients } from './secrets';
+import { createSecretResolver, redact, redactingActivities, type SecretClients } from './secrets';
 import { reconcileSequences, type SequenceReconciliation } from './sequences';
 import { runSmokeChecks, type SmokeCheck } from './smoke';
 import { resetTargetToBaseline, type ResetResult, type TargetBaseline } from './target-reset';
 import * as dms from './dms';
 import type { DmsClients } from './dms';
 import * as logical from './logical';
+import { createTrafficActivities, type TrafficDeps } from './traffic';
 import { openSnapshotPool, schemaChanges, verifyCopy, type VerificationReport } from './verify';
 
-export interface ActivityDeps extends SecretClients {
+export interface ActivityDeps extends SecretClients, AppControlDeps, TrafficDeps {
   /** AWS DMS and CloudWatch clients (method dms), created on first use. */
   dms: () => DmsClients;
   /** How often DMS waits poll (AWS: seconds; moto: a few ms). */
@@ -56,22 +58,6 @@ export interface CopyArgs {
   baseline: TargetBaseline;
 }
 
-/** Wraps an activity so that no error leaving it can carry a resolved secret. */
-function redacting<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
-  return async (...args: A) => {
-    try {
-      return await fn(...args);
-    } catch (err) {
-      if (err instanceof ApplicationFailure) {
-        const clean = redact(err.message);
-        if (clean === err.message) throw err;
-        throw new ApplicationFailure(clean, err.type, err.nonRetryable, err.details);
-      }
-      const e = err as Error;
-      throw ApplicationFailure.retryable(redact(e.message ?? String(err)), e.name ?? 'Error');
-    }
-  };
-}
 
 function verificationFailure(report: VerificationReport): ApplicationFailure {
   const first = [
@@ -101,6 +87,11 @@ export interface CdcArgs {
   source: SecretRef;
   target: SecretRef;
   replicationUrl?: SecretRef;
+}
+
+/** Reverse replication: the source's subscribing role, and (via replicationUrl / target.url) the target it connects to. */
+export interface ReverseArgs extends CdcArgs {
+  sourceReplicationUrl: SecretRef;
 }
 
 async function withPools<T>(sourceUrl: string, targetUrl: string, size: number, migrationId: string, fn: (s: Client[], t: Client[]) => Promise<T>): Promise<T> {
@@ -209,11 +200,11 @@ export function createActivities(deps: ActivityDeps) {
     async swapConfig(args: { migrationId: string; sink: ConfigSink; appUrl: SecretRef; urlParams: Record<string, string> }): Promise<SwapReceipt> {
       const url = new URL(await resolve(args.appUrl, 'target.appUrl'));
       for (const [k, v] of Object.entries(args.urlParams)) url.searchParams.set(k, v);
-      return openConfigSink(args.sink).swap(args.migrationId, url.toString());
+      return openConfigSink(args.sink, deps).swap(args.migrationId, url.toString());
     },
 
-    async restoreConfig(args: { migrationId: string; sink: ConfigSink }): Promise<RestoreReceipt> {
-      return openConfigSink(args.sink).restore(args.migrationId);
+    async restoreConfig(args: { migrationId: string; sink: ConfigSink; receipt?: SwapReceipt }): Promise<RestoreReceipt> {
+      return openConfigSink(args.sink, deps).restore(args.migrationId, args.receipt);
     },
 
     async smokeTest(args: { migrationId: string; appUrl: SecretRef; tables: TableInventory[]; sql: string[] }): Promise<SmokeCheck[]> {
@@ -402,9 +393,40 @@ export function createActivities(deps: ActivityDeps) {
       return withClient(subUrl, admin(args.migrationId, 'target (replication role)'), (sub) => logical.dropSubscription(sub, args.migrationId));
     },
 
-    async dropReplicationLeftovers(args: CdcArgs): Promise<string[]> {
+    async dropReplicationLeftovers(args: CdcArgs & { keepMarkers?: boolean }): Promise<string[]> {
       const dms = args.method === 'dms' ? await deleteDms(args) : [];
-      return [...dms, ...(await both(args, (s, t) => logical.dropReplicationLeftovers(s, t, args.migrationId)))];
+      return [...dms, ...(await both(args, (s, t) => logical.dropReplicationLeftovers(s, t, args.migrationId, { keepMarkers: !!args.keepMarkers })))];
+    },
+
+    /** Target -> source, before go-live, for a lossless rollback during the hold. */
+    async startReverseReplication(args: ReverseArgs & { tables: TableInventory[]; appRoles: string[] }): Promise<string[]> {
+      // A dump-restore migration has no marker yet (a CDC one kept its own): made by the usual roles, so every step can use it.
+      await both(args, async (s, t) => {
+        await logical.ensureMarker(s, args.migrationId);
+        await logical.ensureMarker(t, args.migrationId);
+      });
+      // On the target the replication role (RDS: the master user, with rds_replication) owns the slot and publication.
+      const [targetReplUrl, sourceSubUrl] = await Promise.all([subscriberUrl(args), resolve(args.sourceReplicationUrl, 'source.replicationUrl')]);
+      return withClient(targetReplUrl, admin(args.migrationId, 'target (replication role)'), (t) =>
+        withClient(sourceSubUrl, admin(args.migrationId, 'source (replication role)'), (s) =>
+          logical.startReverseReplication(t, s, { migrationId: args.migrationId, targetConnUrl: targetReplUrl, tables: args.tables, appRoles: args.appRoles }),
+        ),
+      );
+    },
+
+    /** With the replication roles on both sides: they own the marker tables reverse replication created. */
+    async drainReverse(args: ReverseArgs & { timeoutMs: number }): Promise<{ waitedMs: number }> {
+      const [targetReplUrl, sourceSubUrl] = await Promise.all([subscriberUrl(args), resolve(args.sourceReplicationUrl, 'source.replicationUrl')]);
+      return withClient(targetReplUrl, admin(args.migrationId, 'target (replication role)'), (t) =>
+        withClient(sourceSubUrl, admin(args.migrationId, 'source (replication role)'), (s) => logical.drainReverse(t, s, args.migrationId, args.timeoutMs)),
+      );
+    },
+
+    async stopReverseReplication(args: ReverseArgs & { tables?: TableInventory[] }): Promise<string[]> {
+      const [targetReplUrl, sourceSubUrl] = await Promise.all([subscriberUrl(args), resolve(args.sourceReplicationUrl, 'source.replicationUrl')]);
+      return withClient(targetReplUrl, admin(args.migrationId, 'target (replication role)'), (t) =>
+        withClient(sourceSubUrl, admin(args.migrationId, 'source (replication role)'), (s) => logical.stopReverseReplication(t, s, args.migrationId, args.tables ?? [])),
+      );
     },
 
     /** Everything replication created (the compensation): subscription, slot, publication, markers. */
@@ -461,8 +483,8 @@ export function createActivities(deps: ActivityDeps) {
     },
   };
 
-  const activities = { ...core, ...cdc };
-  return Object.fromEntries(Object.entries(activities).map(([name, fn]) => [name, redacting(fn as (...a: unknown[]) => Promise<unknown>)])) as typeof activities;
+  const activities = { ...core, ...cdc, ...createAppControlActivities(deps), ...createTrafficActivities(deps) };
+  return redactingActivities(activities);
 }
 
 export type MigrationActivities = ReturnType<typeof createActivities>;

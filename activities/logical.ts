@@ -59,10 +59,7 @@ function schemaPaths(migrationId: string) {
  * pre-data section plus primary keys / unique constraints. A retry resets the target first.
  */
 export async function copySchemaBeforeData(source: Client, target: Client, args: SchemaArgs): Promise<{ objects: number }> {
-  const names = replicationNames(args.migrationId);
-  await source.query('SET default_transaction_read_only = off');
-  await source.query(`CREATE SCHEMA IF NOT EXISTS ${qi(MARKER_SCHEMA)}`);
-  await source.query(`CREATE TABLE IF NOT EXISTS ${names.marker} (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`);
+  await ensureMarker(source, args.migrationId);
 
   await terminateByApplicationName(target, appName(args.migrationId, 'restore'));
   if ((await countUserObjects(target)) > 0 || (await target.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [MARKER_SCHEMA])).rowCount) {
@@ -85,6 +82,13 @@ export async function copySchemaBeforeData(source: Client, target: Client, args:
   await runProgram(pgBinary('pg_restore'), ['--section=pre-data', '--no-owner', '--no-acl', '--exit-on-error', `--dbname=${dbName}`, p.dump], { env: restoreEnv, signal: args.signal });
   await runProgram(pgBinary('pg_restore'), ['--no-owner', '--no-acl', '--exit-on-error', `--use-list=${p.keys}`, `--dbname=${dbName}`, p.dump], { env: restoreEnv, signal: args.signal });
   return { objects: await countUserObjects(target) };
+}
+
+/** The cutover marker table (in `_pgmig`), created by the migration's own writable session. */
+export async function ensureMarker(client: Client, migrationId: string): Promise<void> {
+  await client.query('SET default_transaction_read_only = off');
+  await client.query(`CREATE SCHEMA IF NOT EXISTS ${qi(MARKER_SCHEMA)}`);
+  await client.query(`CREATE TABLE IF NOT EXISTS ${replicationNames(migrationId).marker} (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`);
 }
 
 /** Indexes, foreign keys, triggers: created once the initial copy is done (faster than maintaining them during it). */
@@ -222,7 +226,7 @@ export async function dropSubscription(subscriber: Client, migrationId: string):
 }
 
 /** The slot, publication and markers: after the subscription is gone (after go-live, outside the window). */
-export async function dropReplicationLeftovers(source: Client, target: Client, migrationId: string): Promise<string[]> {
+export async function dropReplicationLeftovers(source: Client, target: Client, migrationId: string, opts: { keepMarkers?: boolean } = {}): Promise<string[]> {
   const names = replicationNames(migrationId);
   const dropped: string[] = [];
   await source.query('SET default_transaction_read_only = off');
@@ -231,6 +235,7 @@ export async function dropReplicationLeftovers(source: Client, target: Client, m
     await source.query(`DROP PUBLICATION ${qi(names.publication)}`);
     dropped.push(`publication ${names.publication}`);
   }
+  if (opts.keepMarkers) return dropped;
   for (const [side, client] of [['source', source], ['target', target]] as const) {
     await client.query('SET default_transaction_read_only = off');
     const had = await client.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [names.marker]);
@@ -264,4 +269,97 @@ export async function restoreReplicaIdentity(source: Client, tables: TableInvent
     const mode = t.replicaIdentity === 'n' ? 'NOTHING' : t.replicaIdentity === 'f' ? 'FULL' : 'DEFAULT';
     await source.query(`ALTER TABLE IF EXISTS ${qname(t.schema, t.name)} REPLICA IDENTITY ${mode}`);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reverse replication: target -> source during the hold, so a rollback after go-live loses nothing.
+
+export function reverseNames(migrationId: string) {
+  const forward = replicationNames(migrationId);
+  const base = `${forward.publication.slice(0, 46)}_rev`;
+  return { publication: base, subscription: base, slot: base, marker: forward.marker };
+}
+
+/**
+ * Started inside the cutover window, before the target accepts writes (the markers exist on both
+ * sides, owned by the application roles: see ensureMarker): a publication on the target,
+ * a subscription on the source without initial copy (both hold the same data at this point), its slot
+ * created now so every later write on the target is captured. The source stays read-only for the
+ * application; the subscription's own role gets a per-database override so its apply worker can write.
+ */
+export async function startReverseReplication(
+  target: Client,
+  sourceSubscriber: Client,
+  args: { migrationId: string; targetConnUrl: string; tables: TableInventory[]; appRoles: string[] },
+): Promise<string[]> {
+  const names = reverseNames(args.migrationId);
+  await target.query('SET default_transaction_read_only = off');
+  await sourceSubscriber.query('SET default_transaction_read_only = off');
+  // Published on the target now: without a replica identity its UPDATE/DELETE would fail for the application.
+  await setReplicaIdentityFull(target, withoutIdentity(args.tables));
+  if (!(await target.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [names.publication])).rowCount) {
+    const tables = publishableTables(args.tables).map((t) => qname(t.schema, t.name));
+    tables.push(names.marker);
+    await target.query(`CREATE PUBLICATION ${qi(names.publication)} FOR TABLE ${tables.join(', ')} WITH (publish_via_partition_root = true)`);
+  }
+  const who = (await sourceSubscriber.query('SELECT current_database() AS db, current_user AS usr')).rows[0] as { db: string; usr: string };
+  if (args.appRoles.includes(who.usr)) {
+    throw ApplicationFailure.nonRetryable(
+      `source.replicationUrl connects as "${who.usr}", an application role: its write override would undo the freeze; use a separate role`,
+      'ReplicationRoleIsAppRole',
+    );
+  }
+  await sourceSubscriber.query(`ALTER ROLE CURRENT_USER IN DATABASE ${qi(who.db)} SET default_transaction_read_only = off`);
+  if (!(await sourceSubscriber.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [names.subscription])).rowCount) {
+    await dropSlot(target, names.slot);
+    const conninfo = args.targetConnUrl.replace(/'/g, "''");
+    await sourceSubscriber.query(
+      `CREATE SUBSCRIPTION ${qi(names.subscription)} CONNECTION '${conninfo}' PUBLICATION ${qi(names.publication)}
+       WITH (slot_name = '${names.slot}', copy_data = false, create_slot = true, streaming = on)`,
+    );
+  }
+  return [`publication ${names.publication} (target)`, `subscription ${names.subscription} (source)`];
+}
+
+/** Rollback: the marker committed on the frozen target has reached the source. */
+export async function drainReverse(target: Client, source: Client, migrationId: string, timeoutMs: number): Promise<{ waitedMs: number }> {
+  const names = reverseNames(migrationId);
+  await target.query('SET default_transaction_read_only = off');
+  await target.query(`INSERT INTO ${names.marker} (id) VALUES (2) ON CONFLICT (id) DO NOTHING`);
+  const started = Date.now();
+  for (;;) {
+    if ((await source.query(`SELECT 1 FROM ${names.marker} WHERE id = 2`)).rowCount) return { waitedMs: Date.now() - started };
+    if (Date.now() - started > timeoutMs) {
+      throw ApplicationFailure.nonRetryable(`the source did not apply the rollback marker within ${timeoutMs} ms; is reverse replication running?`, 'DrainTimeout');
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/** Idempotent: subscription (source), its role override, slot and publication (target). */
+export async function stopReverseReplication(target: Client, sourceSubscriber: Client, migrationId: string, tables: TableInventory[]): Promise<string[]> {
+  const names = reverseNames(migrationId);
+  const dropped: string[] = [];
+  await sourceSubscriber.query('SET default_transaction_read_only = off');
+  if ((await sourceSubscriber.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [names.subscription])).rowCount) {
+    await sourceSubscriber.query(`ALTER SUBSCRIPTION ${qi(names.subscription)} DISABLE`);
+    await sourceSubscriber.query(`ALTER SUBSCRIPTION ${qi(names.subscription)} SET (slot_name = NONE)`);
+    await sourceSubscriber.query(`DROP SUBSCRIPTION ${qi(names.subscription)}`);
+    dropped.push(`subscription ${names.subscription} (source)`);
+  }
+  const db = (await sourceSubscriber.query('SELECT current_database() AS db')).rows[0].db as string;
+  await sourceSubscriber.query(`ALTER ROLE CURRENT_USER IN DATABASE ${qi(db)} RESET default_transaction_read_only`);
+  await target.query('SET default_transaction_read_only = off');
+  if (await dropSlot(target, names.slot)) dropped.push(`slot ${names.slot} (target)`);
+  if ((await target.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [names.publication])).rowCount) {
+    await target.query(`DROP PUBLICATION ${qi(names.publication)}`);
+    dropped.push(`publication ${names.publication} (target)`);
+  }
+  await restoreReplicaIdentity(target, withoutIdentity(tables));
+  return dropped;
+}
+
+/** Tables that would need REPLICA IDENTITY FULL to be published (no primary key, default identity). */
+function withoutIdentity(tables: TableInventory[]): TableInventory[] {
+  return tables.filter((t) => !t.partitioned && !t.isPartition && !t.unlogged && !t.hasPrimaryKey && (t.replicaIdentity === 'd' || t.replicaIdentity === 'n'));
 }

@@ -76,3 +76,23 @@ export function createSecretResolver(clients: SecretClients) {
   };
 }
 export type SecretResolver = ReturnType<typeof createSecretResolver>;
+
+/** Wraps every activity so that no error leaving it can carry a resolved secret. */
+export function redactingActivities<T extends object>(activities: T): T {
+  const wrap =
+    (fn: (...args: unknown[]) => Promise<unknown>) =>
+    async (...args: unknown[]) => {
+      try {
+        return await fn(...args);
+      } catch (err) {
+        if (err instanceof ApplicationFailure) {
+          const clean = redact(err.message);
+          if (clean === err.message) throw err;
+          throw new ApplicationFailure(clean, err.type, err.nonRetryable, err.details);
+        }
+        const e = err as Error;
+        throw ApplicationFailure.retryable(redact(e.message ?? String(err)), e.name ?? 'Error');
+      }
+    };
+  return Object.fromEntries(Object.entries(activities).map(([name, fn]) => [name, wrap(fn as (...a: unknown[]) => Promise<unknown>)])) as T;
+}

@@ -17,6 +17,8 @@ import { taskQueue } from '../workers/worker';
 import { loadLocalEnv, temporalClient, uiLink } from './connection';
 import { runDemo } from './demo';
 import { followMigration } from './follow';
+import { registerRehearsalCommands } from './rehearsals';
+import { registerScheduleCommands } from './schedules';
 
 loadLocalEnv();
 const program = new Command('pgmig').description('Durable PostgreSQL migrations on Temporal');
@@ -144,6 +146,9 @@ program
       approver: opts.approver,
     });
   });
+
+registerRehearsalCommands(program);
+registerScheduleCommands(program);
 
 program.parseAsync().catch((err) => {
   console.error((err as Error).message);

@@ -47,7 +47,7 @@ export const IMPLEMENTED_METHODS = ['dump-restore', 'logical', 'dms'] as const;
 export const CDC_METHODS = ['logical', 'pgcopydb', 'dms'] as const;
 export type MigrationMethod = Exclude<(typeof METHODS)[number], 'auto'>;
 
-export const GATES = ['cutover', 'go-live'] as const;
+export const GATES = ['cutover', 'go-live', 'traffic', 'decommission'] as const;
 export type GateName = (typeof GATES)[number];
 
 const GateConfig = z
@@ -67,7 +67,48 @@ export const EnvFileSink = z
     key: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('DATABASE_URL'),
   })
   .strict();
-export const ConfigSink = z.discriminatedUnion('type', [EnvFileSink]);
+export const SsmSink = z
+  .object({
+    type: z.literal('ssm'),
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_.\-/]{1,2048}$/, 'must be an SSM parameter name such as /shop/prod/DATABASE_URL')
+      .describe('SSM parameter holding the URL. Its current version is labelled pgmig-<migrationId>-previous before it is overwritten (Type and KMS key kept); absent parameters are created as SecureString and deleted again on rollback.'),
+  })
+  .strict();
+
+export const SecretsManagerSink = z
+  .object({
+    type: z.literal('secrets-manager'),
+    secretId: z.string().min(1).describe('Secret name or ARN. Its current version gets the staging label pgmig-<migrationId>-previous before the new value is written.'),
+    jsonKey: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('The secret is a JSON object (RDS style): replace only this key, e.g. "DATABASE_URL".'),
+  })
+  .strict();
+
+/** A Heroku app and the API token to manage it (a reference, resolved by the worker). */
+export const HerokuAppRef = z.object({
+  app: z
+    .string()
+    .regex(/^([a-z][a-z0-9-]{1,29}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/, 'must be a Heroku app name or id')
+    .describe('Heroku app name (or id).'),
+  token: SecretRef.describe('Reference to a Heroku Platform API token, e.g. {"env":"HEROKU_API_KEY"}.'),
+  apiUrl: z.url({ protocol: /^https?$/ }).default('https://api.heroku.com').describe('Platform API base URL.'),
+});
+
+export const HerokuSink = HerokuAppRef.extend({
+  type: z.literal('heroku'),
+  attachmentName: z
+    .string()
+    .regex(/^[A-Z][A-Z0-9_]*$/, 'must be an attachment name such as DATABASE')
+    .default('DATABASE')
+    .describe('The add-on attachment (and so the config var <NAME>_URL) the application reads. The swap re-attaches the add-on as PGMIG_ROLLBACK_<ID> and detaches this one, so a credential rotation cannot revert the new URL; a plain config var is kept encrypted (worker PGMIG_SECRET_KEY).'),
+}).strict();
+
+export const ConfigSink = z.discriminatedUnion('type', [EnvFileSink, SsmSink, SecretsManagerSink, HerokuSink]);
 export type ConfigSink = z.infer<typeof ConfigSink>;
 
 export const MigrationInput = z
@@ -84,6 +125,9 @@ export const MigrationInput = z
           .array(roleName)
           .optional()
           .describe('Application roles to freeze; defaults to the role in the source URL. The database-level freeze covers every other role.'),
+        replicationUrl: SecretRef.optional().describe(
+          'hold.reverseReplication: reference to the URL of a role allowed to CREATE SUBSCRIPTION on the source (not an application role).',
+        ),
       })
       .strict(),
     target: z
@@ -129,14 +173,74 @@ export const MigrationInput = z
       })
       .strict()
       .default({ fullBeforeGoLive: false }),
+    hold: z
+      .object({
+        duration: DurationString.default('72h').describe('How long the source is kept (read-only) as the rollback target after go-live; then the decommission gate opens.'),
+        reverseReplication: z
+          .boolean()
+          .default(false)
+          .describe('Replicate target -> source from before go-live, so a `rollback` during the hold loses no write made on the target.'),
+        goLiveAfterWritesResume: z
+          .boolean()
+          .default(false)
+          .describe('With reverse replication: unfreeze the target first and take the go-live decision afterwards (a no-go is then a lossless rollback).'),
+      })
+      .strict()
+      .optional()
+      .describe('Absent: the workflow ends at go-live and the source simply stays read-only.'),
+    app: z
+      .object({
+        heroku: HerokuAppRef.extend({
+          maintenance: z.boolean().default(true).describe('Maintenance mode on for the write freeze, off at go-live.'),
+          scaleDown: z
+            .union([z.literal('all-but-web'), z.array(z.string().min(1))])
+            .default('all-but-web')
+            .describe('Process types scaled to 0 for the freeze and back to their recorded counts at go-live.'),
+          restart: z.boolean().default(true).describe('One coordinated restart after the DATABASE_URL swap.'),
+        }).optional(),
+        ecs: z
+          .array(z.object({ cluster: z.string().min(1), service: z.string().min(1) }).strict())
+          .default([])
+          .describe('Services already on AWS: UpdateService --force-new-deployment after the swap.'),
+        healthUrls: z.array(z.string().url()).default([]).describe('Smoke test: HTTP health URLs that must answer 2xx after the restart.'),
+      })
+      .strict()
+      .optional(),
+    traffic: z
+      .object({
+        hostedZoneId: z.string().min(1),
+        recordName: z.string().min(1),
+        type: z.enum(['CNAME', 'A', 'AAAA']).default('CNAME'),
+        oldSetIdentifier: z.string().min(1),
+        newSetIdentifier: z.string().min(1),
+        steps: z.array(z.number().int().min(1).max(100)).min(1).default([10, 50, 100]).describe('Percent of traffic to the new records, step by step; ends at 100.'),
+        bake: DurationString.default('5m').describe('Time at each step before its health gate.'),
+        ttlSeconds: z.number().int().min(0).default(60).describe('TTL set ahead of the window so clients follow weight changes quickly.'),
+        gate: z
+          .object({
+            probes: z.array(z.object({ url: z.string().url(), expectStatus: z.number().int().optional() }).strict()).default([]),
+            healthCheckIds: z.array(z.string().min(1)).default([]),
+            samples: z.number().int().min(1).default(3),
+            interval: DurationString.default('5s'),
+            maxErrorRate: z.number().min(0).max(1).default(0.01),
+          })
+          .strict()
+          .default({ probes: [], healthCheckIds: [], samples: 3, interval: '5s', maxErrorRate: 0.01 }),
+        approveBeforeLast: z.boolean().default(false).describe('Gate "traffic" before the last step.'),
+      })
+      .strict()
+      .optional()
+      .describe('Route 53 weighted shift old -> new after go-live; a failed health gate shifts back to the original weights.'),
     configSink: ConfigSink,
     gates: z
       .object({
         cutover: GateConfig.default({ timeout: '30m' }).describe('CDC methods: approval to freeze writes once replication has caught up.'),
-        'go-live': GateConfig.default({ timeout: '30m' }),
+        'go-live': GateConfig.default({ timeout: '30m' }).describe('Its approvers may also request a rollback during the hold.'),
+        traffic: GateConfig.default({ timeout: '1h' }).describe('traffic.approveBeforeLast: approval before the last weight step; no-go or timeout shifts back.'),
+        decommission: GateConfig.default({ timeout: '24h' }).describe('hold: approval to drop the rollback path when the hold ends; no-go or timeout holds again.'),
       })
       .strict()
-      .default({ cutover: { timeout: '30m' }, 'go-live': { timeout: '30m' } }),
+      .default({ cutover: { timeout: '30m' }, 'go-live': { timeout: '30m' }, traffic: { timeout: '1h' }, decommission: { timeout: '24h' } }),
     smoke: z
       .object({
         sql: z.array(z.string().min(1)).default([]).describe('Extra statements run against the target inside a rolled-back READ WRITE transaction.'),
@@ -146,6 +250,15 @@ export const MigrationInput = z
   })
   .strict()
   .superRefine((input, ctx) => {
+    if (input.hold?.reverseReplication && !input.source.replicationUrl) {
+      ctx.addIssue({ code: 'custom', path: ['source', 'replicationUrl'], message: 'required when hold.reverseReplication is on (the role that subscribes on the source)' });
+    }
+    if (input.traffic && input.traffic.steps[input.traffic.steps.length - 1] !== 100) {
+      ctx.addIssue({ code: 'custom', path: ['traffic', 'steps'], message: 'the last step must be 100 (all traffic on the new records)' });
+    }
+    if (input.hold?.goLiveAfterWritesResume && !input.hold.reverseReplication) {
+      ctx.addIssue({ code: 'custom', path: ['hold', 'goLiveAfterWritesResume'], message: 'needs hold.reverseReplication: without it a no-go after writes resumed would lose them' });
+    }
     if (input.method !== 'auto' && !(IMPLEMENTED_METHODS as readonly string[]).includes(input.method)) {
       ctx.addIssue({
         code: 'custom',

@@ -92,7 +92,7 @@ export interface MigrationPlan {
 export const DUMP_RESTORE_BYTES_PER_SECOND = 80 * 1024 * 1024;
 /** Freeze, sequence reconciliation, verification overhead and config swap, measured on the demo data. */
 export const DUMP_RESTORE_FIXED_OVERHEAD_MS = 3_000;
-const DUMP_RESTORE_COMFORT_BYTES = 20 * 1024 ** 3;
+export const DUMP_RESTORE_COMFORT_BYTES = 20 * 1024 ** 3;
 
 const SYSTEM_EXTENSIONS = new Set(['plpgsql']);
 
@@ -279,6 +279,17 @@ export function buildPlan(input: MigrationInput, source: DatabaseInventory, targ
   const freeTarget = target.maxConnections - target.connectionsInUse;
   if (freeTarget < input.parallelJobs + 2) {
     blockers.push(`target has ${freeTarget} free connections; parallelJobs=${input.parallelJobs} needs ${input.parallelJobs + 2}`);
+  }
+
+  if (input.hold?.reverseReplication) {
+    const noIdentity = withoutReplicaIdentity(source.tables);
+    if (noIdentity.length && input.replication.tablesWithoutPrimaryKey === 'refuse') {
+      blockers.push(
+        `reverse replication publishes the target's tables: ${names(noIdentity)} have no primary key, so UPDATE/DELETE on them would fail on the target; add primary keys or set replication.tablesWithoutPrimaryKey to "replica-identity-full"`,
+      );
+    }
+    const unlogged = source.tables.filter((t) => t.unlogged);
+    if (unlogged.length) blockers.push(`reverse replication cannot carry UNLOGGED table(s) ${names(unlogged)}: a rollback would lose their rows`);
   }
 
   // --- things a dump carries but users should know about ---

@@ -26,6 +26,8 @@ export interface GateDecision {
 
 export const approveUpdate = defineUpdate<GateDecision, [ApprovalPayload]>('approve');
 export const rejectUpdate = defineUpdate<GateDecision, [ApprovalPayload]>('reject');
+/** During the hold (reverse replication on): switch the application back to the source, losing nothing. */
+export const rollbackUpdate = defineUpdate<{ accepted: true; requestedAt: string }, [ApprovalPayload]>('rollback');
 export const approveSignal = defineSignal<[ApprovalPayload]>('approve');
 export const rejectSignal = defineSignal<[ApprovalPayload]>('reject');
 
@@ -45,6 +47,13 @@ export type MigrationPhase =
   | 'smoke-testing'
   | 'awaiting-go-live'
   | 'going-live'
+  | 'preparing-rollback'
+  | 'awaiting-traffic'
+  | 'shifting-traffic'
+  | 'holding'
+  | 'awaiting-decommission'
+  | 'decommissioning'
+  | 'rolling-back'
   | 'completed'
   | 'compensating'
   | 'rolled-back'
@@ -102,8 +111,19 @@ export interface MigrationStatus {
   replication?: { tablesReady?: number; tablesTotal?: number; lagBytes?: number | null; lagSeconds?: number | null; caughtUp?: boolean; updatedAt: string };
   /** CDC methods: the full count + checksum comparison on the freeze-point snapshots. */
   verification?: { state: 'running' | 'passed' | 'failed'; detail?: string };
+  /** Route 53 weighted shift after go-live. */
+  traffic?: TrafficStatus;
+  /** After go-live with `hold`: until when the source is kept, and the rollback path. */
+  hold?: { until: string; reverseReplication: boolean; rollback?: { requestedBy: string; reason?: string; requestedAt: string; windowMs?: number } };
   outcome?: MigrationOutcome;
   error?: string;
+}
+
+export interface TrafficStatus {
+  state: 'prepared' | 'shifting' | 'completed' | 'shifted-back';
+  weights: Record<string, number>;
+  steps: { percent: number; ok: boolean; errorRate: number; reason?: string }[];
+  reason?: string;
 }
 
 export const statusQuery = defineQuery<MigrationStatus>('status');

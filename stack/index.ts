@@ -838,15 +838,34 @@ async function bootstrapTarget(c: ClusterLayout, port: number, s: Secrets): Prom
   } finally {
     await admin.end();
   }
-  // Like RDS, rds_superuser may track replication progress (pgcopydb --follow applies changes under
-  // a replication origin). Function ACLs are per database: template1 passes them to new databases.
-  for (const dbName of ['template1', 'postgres', 'appdb']) {
-    const db = await socketClient(c, port, dbName);
-    try {
-      await db.query(`GRANT EXECUTE ON FUNCTION ${REPLICATION_ORIGIN_FUNCTIONS.join(', ')} TO rds_superuser`);
-    } finally {
-      await db.end();
+  await grantReplicationOrigins(c, port);
+}
+
+/**
+ * Like RDS, rds_superuser may track replication progress (pgcopydb's follow applies changes under a
+ * replication origin). Function ACLs are per database: granted in template1 they reach every new
+ * database. Done once per cluster (a comment on the role says so), because a session in template1
+ * makes a concurrent CREATE DATABASE fail.
+ */
+async function grantReplicationOrigins(c: ClusterLayout, port: number): Promise<void> {
+  const marker = 'pg-cutover: EXECUTE on pg_replication_origin_* granted in template1, postgres, appdb';
+  const admin = await socketClient(c, port);
+  try {
+    const r = await admin.query<{ d: string | null }>(
+      "SELECT shobj_description(oid, 'pg_authid') AS d FROM pg_roles WHERE rolname = 'rds_superuser'",
+    );
+    if (r.rows[0]?.d === marker) return;
+    for (const dbName of ['template1', 'postgres', 'appdb']) {
+      const db = await socketClient(c, port, dbName);
+      try {
+        await db.query(`GRANT EXECUTE ON FUNCTION ${REPLICATION_ORIGIN_FUNCTIONS.join(', ')} TO rds_superuser`);
+      } finally {
+        await db.end();
+      }
     }
+    await admin.query(`COMMENT ON ROLE rds_superuser IS ${lit(marker)}`);
+  } finally {
+    await admin.end();
   }
 }
 

@@ -7,6 +7,7 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
+import { createRehearsalActivities } from '../activities/rehearsal';
 import type { DmsClients } from '../activities/dms';
 
 export const DEFAULT_TASK_QUEUE = 'pg-migrations';
@@ -47,12 +48,13 @@ export interface MigrationWorkerOptions {
 
 export async function createMigrationWorker(opts: MigrationWorkerOptions): Promise<Worker> {
   const namespace = opts.namespace ?? process.env.TEMPORAL_NAMESPACE ?? 'default';
+  const deps = opts.deps ?? defaultActivityDeps(opts.connection, namespace);
   return Worker.create({
     connection: opts.connection,
     namespace,
     taskQueue: opts.taskQueue ?? taskQueue(),
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: path.resolve(__dirname, '../workflows') }),
-    activities: opts.activities ?? createActivities(opts.deps ?? defaultActivityDeps(opts.connection, namespace)),
+    activities: opts.activities ?? { ...createActivities(deps), ...createRehearsalActivities(deps) },
     // Copy progress reaches `status` / the CLI every couple of seconds instead of every 0.8 x heartbeat timeout.
     maxHeartbeatThrottleInterval: '2s',
     ...(opts.identity ? { identity: opts.identity } : {}),

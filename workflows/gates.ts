@@ -106,6 +106,12 @@ export class Gates {
     return this.decided.get(gate)!;
   }
 
+  /** Opens a decided gate again (the decommission gate after a no-go: hold, then ask again). */
+  reopen(gate: GateName): void {
+    this.decided.delete(gate);
+    this.passed.delete(gate);
+  }
+
   /** Removes a gate this migration does not have (the cutover gate of a dump-restore). */
   drop(gate: GateName): void {
     delete this.settings[gate];

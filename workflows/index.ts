@@ -1,1 +1,2 @@
 export { migrateDatabase } from './migrate-database';
+export { rehearseMigration } from './rehearse-migration';

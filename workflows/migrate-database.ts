@@ -21,7 +21,7 @@ import {
   workflowInfo,
   type ActivityOptions,
 } from '@temporalio/workflow';
-import type { MigrationActivities, ReplicationState } from '../activities';
+import type { MigrationActivities, ReplicationState, ReverseArgs } from '../activities';
 import { checkMigrationInput, durationMs, formatProblems, type MigrationInput, type MigrationInputDraft } from '../contract/input';
 import { withoutReplicaIdentity, type MigrationPlan } from '../contract/plan';
 import type { GateName } from '../contract/input';
@@ -30,6 +30,7 @@ import {
   approveUpdate,
   rejectSignal,
   rejectUpdate,
+  rollbackUpdate,
   statusQuery,
   verificationSnapshotTakenSignal,
   type ApprovalPayload,
@@ -38,7 +39,9 @@ import {
 } from '../signals';
 import { Gates } from './gates';
 import { failureMessage, Progress } from './progress';
+import { AppControl } from './app-control';
 import { Compensations } from './saga';
+import { TrafficShift } from './traffic';
 
 
 
@@ -117,7 +120,13 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     return { timeoutMs: durationMs(config.timeout), ...(config.approvers ? { approvers: config.approvers } : {}) };
   };
   // The cutover gate exists only for CDC methods; until the plan names the method, both are accepted.
-  const gates = new Gates({ cutover: gateSettings('cutover'), 'go-live': gateSettings('go-live') }, status);
+  const gates = new Gates(
+    { cutover: gateSettings('cutover'), 'go-live': gateSettings('go-live'), traffic: gateSettings('traffic'), decommission: gateSettings('decommission') },
+    status,
+  );
+  if (!input.hold) gates.drop('decommission');
+  if (!input.traffic?.approveBeforeLast) gates.drop('traffic');
+  const appControl = new AppControl(input.app, progress);
 
   setHandler(statusQuery, () => status);
   const decideBy = (approved: boolean) => (payload: ApprovalPayload) => gates.decide(payload, approved, 'update');
@@ -134,6 +143,29 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
   };
   setHandler(approveSignal, signalBy(true));
   setHandler(rejectSignal, signalBy(false));
+
+  // A rollback after go-live is possible only while the hold lasts and reverse replication runs.
+  let holding = false;
+  let rollbackRequest: ApprovalPayload & { requestedAt: string } | undefined;
+  setHandler(
+    rollbackUpdate,
+    (payload) => {
+      rollbackRequest = { ...payload, requestedAt: new Date(Date.now()).toISOString() };
+      return { accepted: true, requestedAt: rollbackRequest.requestedAt };
+    },
+    {
+      validator: (payload) => {
+        if (!payload || typeof payload.approver !== 'string' || !payload.approver.trim()) throw new Error('approver is required');
+        if (!input.hold?.reverseReplication) {
+          throw new Error('this migration has no reverse replication: a rollback would lose the writes made on the target since go-live');
+        }
+        if (!holding) throw new Error(`a rollback is possible during the hold, after go-live; the migration is ${status.phase}`);
+        if (rollbackRequest) throw new Error(`a rollback was already requested by ${rollbackRequest.approver} at ${rollbackRequest.requestedAt}`);
+        const allowed = input.gates['go-live'].approvers;
+        if (allowed && !allowed.includes(payload.approver)) throw new Error(`approver "${payload.approver}" may not roll back (allowed: ${allowed.join(', ')})`);
+      },
+    },
+  );
 
   const saga = new Compensations();
   const source = input.source.url;
@@ -173,6 +205,102 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     return result('rolled-back', reason);
   };
 
+  const cdcArgsOf = (p: MigrationPlan) => ({
+    // logical histories recorded before DMS existed carry no method: keep it that way for them.
+    ...(p.method === 'dms' ? { method: 'dms' as const } : {}),
+    migrationId,
+    source,
+    target,
+    ...(input.target.replicationUrl ? { replicationUrl: input.target.replicationUrl } : {}),
+  });
+
+  /**
+   * After go-live: the source is kept (read-only) for `hold.duration`. A `rollback` Update during the hold
+   * switches back losslessly through reverse replication; when the hold ends the decommission gate
+   * decides whether the rollback path is dropped (no-go or timeout: hold again). Returns a result when
+   * the migration ends rolled back.
+   */
+  const holdThenDecommission = async (goLiveGatePending: boolean): Promise<MigrationResult | undefined> => {
+    const p = plan!;
+    const hold = input.hold!;
+    const holdMs = durationMs(hold.duration);
+    const cdcArgs = cdcArgsOf(p);
+    const reverse = hold.reverseReplication ? { ...cdcArgs, sourceReplicationUrl: input.source.replicationUrl!, tables: p.source.tables } : undefined;
+    holding = true;
+    status.hold = { until: new Date(Date.now() + holdMs).toISOString(), reverseReplication: !!reverse };
+    if (goLiveGatePending) {
+      progress.phase('awaiting-go-live', 'writes resumed on the target; a no-go rolls back losslessly');
+      const decision = await gates.wait('go-live');
+      if (!decision.approved) rollbackRequest ??= { approver: decision.approver, reason: `go-live ${decision.via === 'timeout' ? 'timed out' : 'rejected'}${decision.reason ? `: ${decision.reason}` : ''}`, requestedAt: decision.decidedAt };
+    }
+    for (;;) {
+      progress.phase('holding', `source kept as the rollback target until ${status.hold.until}`);
+      await condition(() => rollbackRequest !== undefined, holdMs);
+      if (rollbackRequest && reverse) {
+        const rolledBack = await rollBackAfterGoLive(reverse, rollbackRequest);
+        if (rolledBack) return rolledBack;
+        rollbackRequest = undefined; // it failed and was undone: the application is on the target, a new request may come
+        continue;
+      }
+      progress.phase('awaiting-decommission');
+      const decision = await gates.wait('decommission');
+      if (decision.approved) break;
+      gates.reopen('decommission');
+      status.hold.until = new Date(Date.now() + holdMs).toISOString();
+    }
+    holding = false;
+    progress.phase('decommissioning');
+    if (reverse) await progress.step('stop-reverse-replication', 'decommissioning', () => regular.stopReverseReplication(reverse));
+    await progress.step('drop-markers', 'decommissioning', () => dropReplicationLeftovers(cdcArgs));
+    return undefined;
+  };
+
+  /**
+   * Rollback during the hold: freeze the target, drain reverse replication, switch config back, source
+   * writable. Undefined when it failed and was undone (the application stays on the target).
+   */
+  const rollBackAfterGoLive = async (reverse: ReverseArgs, request: ApprovalPayload & { requestedAt: string }): Promise<MigrationResult | undefined> => {
+    holding = false;
+    const p = plan!;
+    const targetRoles = [p.target.currentUser];
+    status.hold!.rollback = { requestedBy: request.approver, ...(request.reason ? { reason: request.reason } : {}), requestedAt: request.requestedAt };
+    progress.phase('rolling-back', `requested by ${request.approver}`);
+    // The rollback has its own undo stack: if it fails before the source takes writes, the application
+    // keeps running on the target (unfrozen, config pointing at it) and the hold goes on.
+    const rollbackUndo = new Compensations();
+    let frozenTarget: Awaited<ReturnType<typeof windowSteps.freezeTarget>>;
+    let writable: Awaited<ReturnType<typeof windowSteps.unfreezeSource>>;
+    try {
+      rollbackUndo.register('unfreeze-target', () => undo.unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: p.target.readOnlySettings }));
+      frozenTarget = await progress.step('rollback-freeze-target', 'rolling-back', () =>
+        windowSteps.freezeTarget({ migrationId, url: target, roles: targetRoles, drainTimeoutMs: durationMs(input.freeze.drainTimeout) }),
+      );
+      await progress.step('rollback-drain', 'rolling-back', () => windowSteps.drainReverse({ ...reverse, timeoutMs: durationMs(input.replication.drainTimeout) }));
+      // The target is now the source of truth for sequences.
+      await progress.step('rollback-sequences', 'rolling-back', () => windowSteps.reconcileSequences({ migrationId, source: target, target: source }));
+      rollbackUndo.register('swap-config-to-target', () => undo.swapConfig({ migrationId, sink: input.configSink, appUrl, urlParams: input.target.urlParams }));
+      await progress.step('rollback-config', 'rolling-back', () => windowSteps.restoreConfig({ migrationId, sink: input.configSink }));
+      await appControl.restart();
+      writable = await progress.step('rollback-unfreeze-source', 'rolling-back', () =>
+        windowSteps.unfreezeSource({ migrationId, url: source, roles: p.appRoles, prior: p.source.readOnlySettings }),
+      );
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      await rollbackUndo.runAll((record) => status.compensations.push(record));
+      status.hold!.rollback = { ...status.hold!.rollback!, reason: `FAILED, undone, the hold goes on: ${failureMessage(err)}` };
+      holding = true;
+      return undefined;
+    }
+    // Writes land on the source again; reverse replication has nothing more to carry.
+    await progress.step('rollback-stop-reverse', 'rolled-back', () => regular.stopReverseReplication(reverse));
+    status.hold!.rollback.windowMs = writable.unfrozenAt - frozenTarget.frozenAt;
+    await progress.step('drop-markers', 'rolled-back', () => dropReplicationLeftovers({ migrationId, source, target }));
+    const reason = `rolled back during the hold by ${request.approver}${request.reason ? `: ${request.reason}` : ''}`;
+    progress.phase('rolled-back', reason);
+    progress.outcome('rolled-back');
+    return result('rolled-back', reason);
+  };
+
   try {
     plan = await progress.step('preflight', 'preflight', () => preflight({ migrationId, input }));
     status.plan = plan;
@@ -181,6 +309,8 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     if (plan.blockers.length) {
       throw ApplicationFailure.nonRetryable(`preflight found ${plan.blockers.length} blocker(s); nothing was changed: ${plan.blockers.join('; ')}`, 'PreflightBlocked', plan.blockers);
     }
+    const traffic = input.traffic ? new TrafficShift(input.traffic, progress, status) : undefined;
+    if (traffic) await traffic.prepare(saga);
     const sourcePrior = plan.source.readOnlySettings;
     const targetPrior = plan.target.readOnlySettings;
     const sourceRoles = plan.appRoles;
@@ -189,14 +319,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     const baseline = { schemas: plan.target.schemas, extensions: plan.target.extensions, largeObjects: plan.target.largeObjects };
     const dataTables = plan.source.tables.filter((t) => !t.partitioned);
 
-    const cdcArgs = {
-      // logical histories recorded before DMS existed carry no method: keep it that way for them.
-      ...(plan.method === 'dms' ? { method: 'dms' as const } : {}),
-      migrationId,
-      source,
-      target,
-      ...(input.target.replicationUrl ? { replicationUrl: input.target.replicationUrl } : {}),
-    };
+    const cdcArgs = cdcArgsOf(plan);
     const unfreezeSourceUndo = async () => {
       const done = await undo.unfreezeSource({ migrationId, url: source, roles: sourceRoles, prior: sourcePrior });
       if (status.freezeWindow.frozenAt !== undefined && status.freezeWindow.unfrozenAt === undefined) {
@@ -210,6 +333,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       await undo.resetTarget({ migrationId, target, baseline });
     };
     const freezeSourceStep = async (acts: CutoverActivities) => {
+      await appControl.quiesce(saga);
       saga.register('unfreeze-source', unfreezeSourceUndo);
       const frozen = await progress.step('freeze-source', 'freezing-source', () =>
         acts.freezeSource({ migrationId, url: source, roles: sourceRoles, drainTimeoutMs }),
@@ -307,20 +431,33 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
         }
       };
       afterGoLive = async () => {
-        await progress.step('drop-replication', 'completed', () => dropReplicationLeftovers(cdcArgs));
+        // With reverse replication the marker stays (the rollback drains through it) until decommission.
+        await progress.step('drop-replication', 'completed', () => dropReplicationLeftovers({ ...cdcArgs, keepMarkers: !!input.hold?.reverseReplication }));
         if (fullIdentity) await progress.step('restore-replica-identity', 'completed', () => restoreReplicaIdentity({ ...cdcArgs, tables: noIdentity }));
       };
+    }
+
+    const reverse = input.hold?.reverseReplication ? { ...cdcArgs, sourceReplicationUrl: input.source.replicationUrl! } : undefined;
+    if (reverse) {
+      // Before the target takes its first write, so the rollback path carries every one of them.
+      saga.register('stop-reverse-replication', () => undo.stopReverseReplication({ ...reverse, tables: plan!.source.tables }));
+      await progress.step('start-reverse-replication', 'preparing-rollback', () =>
+        regular.startReverseReplication({ ...reverse, tables: plan!.source.tables, appRoles: sourceRoles }),
+      );
     }
 
     // The application must not write to the target before go-live: a rollback would lose those writes.
     saga.register('unfreeze-target', () => undo.unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: targetPrior }));
     await progress.step('freeze-target', 'freezing-target', () => cut.freezeTarget({ migrationId, url: target, roles: targetRoles, drainTimeoutMs }));
 
+    appControl.registerRestartUndo(saga);
     saga.register('restore-config', () => undo.restoreConfig({ migrationId, sink: input.configSink }));
     await progress.step('swap-config', 'swapping-config', () =>
       cut.swapConfig({ migrationId, sink: input.configSink, appUrl, urlParams: input.target.urlParams }),
     );
+    await appControl.restart();
     await progress.step('smoke-test', 'smoke-testing', () => cut.smokeTest({ migrationId, appUrl, tables: dataTables, sql: input.smoke.sql }));
+    await appControl.healthChecks();
     await snapshotReady();
 
     if (fullVerification && input.verify.fullBeforeGoLive) {
@@ -328,11 +465,15 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       if (!passed) throw ApplicationFailure.nonRetryable(status.verification?.detail ?? 'verification failed', 'VerificationFailed');
     }
 
-    progress.phase('awaiting-go-live');
-    const gateOpened = Date.now();
-    const decision = await gates.wait('go-live');
-    status.freezeWindow.gateWaitMs = Date.now() - gateOpened;
-    if (!decision.approved) return await rollBack(decision);
+    // With reverse replication the go-live decision may come after writes resume: a no-go is then a lossless rollback.
+    const decideAfterResume = !!input.hold?.goLiveAfterWritesResume;
+    if (!decideAfterResume) {
+      progress.phase('awaiting-go-live');
+      const gateOpened = Date.now();
+      const decision = await gates.wait('go-live');
+      status.freezeWindow.gateWaitMs = Date.now() - gateOpened;
+      if (!decision.approved) return await rollBack(decision);
+    }
 
     goLiveAttempted = true;
     const live = await progress.step('go-live', 'going-live', () =>
@@ -343,6 +484,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     saga.forget();
     status.freezeWindow.unfrozenAt = live.unfrozenAt;
     status.freezeWindow.durationMs = live.unfrozenAt - frozen.frozenAt;
+    await appControl.resume();
     await afterGoLive();
     if (fullVerification) {
       // Reported, not undone: the application's writes on the target are not thrown away silently.
@@ -351,6 +493,11 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     }
     // Assigned by the verification callback above, which the compiler's narrowing does not see.
     verification = verification as MigrationResult['verification'];
+    if (traffic) await traffic.shift(gates);
+    if (input.hold) {
+      const held = await holdThenDecommission(decideAfterResume);
+      if (held) return held;
+    }
     progress.phase('completed', `write freeze ${status.freezeWindow.durationMs} ms${verification === 'failed' ? '; VERIFICATION FAILED after go-live' : ''}`);
     progress.outcome('completed');
     return result('completed', verification === 'failed' ? `verification failed after go-live: ${status.verification?.detail}` : undefined);

@@ -77,7 +77,8 @@ export class EnvFileSink implements ConfigSinkDriver {
     return { sink: this.describe(), key: this.key, previousFingerprint: fingerprint(kept.value), newFingerprint: fingerprint(value)! };
   }
 
-  async restore(migrationId: string): Promise<RestoreReceipt> {
+  /** The backup file is the record; the receipt adds nothing here. */
+  async restore(migrationId: string, _receipt?: SwapReceipt): Promise<RestoreReceipt> {
     const backup = this.backupPath(migrationId);
     if (!existsSync(backup)) return { sink: this.describe(), restored: false, fingerprint: fingerprint(await this.read()) };
     let kept: Backup;

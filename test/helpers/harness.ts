@@ -13,13 +13,16 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import { parse } from 'dotenv';
 import { Client } from 'pg';
 import { createActivities, type MigrationActivities } from '../../activities';
+import { createRehearsalActivities, type RehearsalActivities } from '../../activities/rehearsal';
 import type { MigrationInputDraft } from '../../contract/input';
 import type { MigrationResult } from '../../signals';
 import { createSourceDatabase, createTargetDatabase, databaseUrl, dropDatabase, loadStackEnv, type StackEnv } from '../../stack';
 import { seedDemoData } from '../../stack/demo-data';
 import { createMigrationWorker, defaultActivityDeps } from '../../workers/worker';
 import { workflowBundlePath } from '../global-setup';
-import { motoDmsClients } from './moto';
+import { motoConfig, motoDmsClients, motoRdsClient } from './moto';
+import { Route53Client } from '@aws-sdk/client-route-53';
+import { ECSClient } from '@aws-sdk/client-ecs';
 
 export interface Sandbox {
   id: string;
@@ -33,6 +36,8 @@ export interface Sandbox {
   targetRef: string;
   /** Env var of the target superuser URL: PostgreSQL 15 lets only superusers CREATE SUBSCRIPTION. */
   replicationRef: string;
+  /** The same on the source (reverse replication subscribes there). */
+  sourceReplicationRef: string;
   configFile: string;
   configText: () => string;
   configuredUrl: () => string | undefined;
@@ -44,7 +49,7 @@ export interface Sandbox {
   start: (input: MigrationInputDraft, workflowId?: string) => Promise<WorkflowHandle>;
   /** Restart the in-process worker with other activities (e.g. one that fails after a step). */
   useActivities: (activities: object) => Promise<void>;
-  realActivities: MigrationActivities;
+  realActivities: MigrationActivities & RehearsalActivities;
   /** Empty the target again (after a completed migration) so the next run can use it. */
   resetTarget: () => Promise<void>;
   close: () => Promise<void>;
@@ -69,6 +74,8 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
   const sourceRef = `TEST_SOURCE_URL_${id.toUpperCase()}`;
   const targetRef = `TEST_TARGET_URL_${id.toUpperCase()}`;
   const replicationRef = `${targetRef}_REPLICATION`;
+  const sourceReplicationRef = `${sourceRef}_REPLICATION`;
+  process.env[sourceReplicationRef] = databaseUrl(env.SOURCE_ADMIN_URL, `src_${id}`);
   process.env[sourceRef] = sourceUrl;
   process.env[targetRef] = targetUrl;
   process.env[replicationRef] = databaseUrl(env.TARGET_ADMIN_URL, `tgt_${id}`);
@@ -83,7 +90,18 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
   const clientConnection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
   const client = new TemporalClient({ connection: clientConnection, namespace: env.TEMPORAL_NAMESPACE });
   // AWS calls go to the stack's moto server (with its timestamp adapter); DMS waits poll every 50 ms.
-  const realActivities = createActivities({ ...defaultActivityDeps(connection, env.TEMPORAL_NAMESPACE), dms: () => dmsClients, dmsPollMs: 50 });
+  const aws = motoConfig(env);
+  const route53 = new Route53Client(aws);
+  const ecs = new ECSClient(aws);
+  const deps = {
+    ...defaultActivityDeps(connection, env.TEMPORAL_NAMESPACE),
+    dms: () => dmsClients,
+    dmsPollMs: 50,
+    route53: () => route53,
+    route53PollMs: 20,
+    ecs: () => ecs,
+  };
+  const realActivities = { ...createActivities(deps), ...createRehearsalActivities({ ...deps, rds: () => motoRdsClient(env), rdsPollMs: 50 }) };
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
   const startWorker = async (activities: object) => {
@@ -106,6 +124,7 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
     sourceRef,
     targetRef,
     replicationRef,
+    sourceReplicationRef,
     configFile,
     configText: () => readFileSync(configFile, 'utf8'),
     configuredUrl: () => (existsSync(configFile) ? parse(readFileSync(configFile, 'utf8')).DATABASE_URL : undefined),
@@ -144,6 +163,7 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
       delete process.env[sourceRef];
       delete process.env[targetRef];
       delete process.env[replicationRef];
+      delete process.env[sourceReplicationRef];
       await dropDatabase(env.SOURCE_ADMIN_URL, `src_${id}`);
       await dropDatabase(env.TARGET_ADMIN_URL, `tgt_${id}`);
     },
@@ -151,13 +171,19 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
   return sandbox;
 }
 
-/** The real activities, except that `step` throws right after it completed (to test its compensation). */
-export function failingAfter(activities: MigrationActivities, step: keyof MigrationActivities): MigrationActivities {
+/**
+ * The real activities, except that the first call of `step` throws right after it completed (to test
+ * its compensation; later calls, such as the same activity used as an undo, behave normally).
+ */
+export function failingAfter<T extends object>(activities: T, step: keyof T): T {
   const original = activities[step] as (...args: unknown[]) => Promise<unknown>;
+  let failed = false;
   return {
     ...activities,
     [step]: async (...args: unknown[]) => {
-      await original(...args);
+      const result = await original(...args);
+      if (failed) return result;
+      failed = true;
       throw ApplicationFailure.nonRetryable(`injected failure after ${String(step)}`, 'InjectedFailure');
     },
   };

@@ -1,6 +1,7 @@
 /** AWS SDK clients pointed at the local stack's moto server, for tests. */
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DatabaseMigrationServiceClient } from '@aws-sdk/client-database-migration-service';
+import { RDSClient } from '@aws-sdk/client-rds';
 import type { DmsClients } from '../../activities/dms';
 import type { StackEnv } from '../../stack';
 
@@ -50,3 +51,9 @@ export function motoDmsClients(env: StackEnv): DmsClients {
   const config = motoConfig(env);
   return { dms: motoTimestampsAsEpochSeconds(new DatabaseMigrationServiceClient(config)), cloudwatch: new CloudWatchClient(config) };
 }
+
+/** RDS client for moto (rehearsals from an RDS snapshot); the Query protocol needs no adapter. */
+export function motoRdsClient(env: StackEnv): RDSClient {
+  return (motoRds ??= new RDSClient(motoConfig(env)));
+}
+let motoRds: RDSClient | undefined;
