@@ -498,9 +498,14 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       const held = await holdThenDecommission(decideAfterResume);
       if (held) return held;
     }
-    progress.phase('completed', `write freeze ${status.freezeWindow.durationMs} ms${verification === 'failed' ? '; VERIFICATION FAILED after go-live' : ''}`);
+    // Completed, with what the operator must know: neither undoes the application's writes on the target.
+    const notes = [
+      ...(verification === 'failed' ? [`verification failed after go-live: ${status.verification?.detail}`] : []),
+      ...(status.traffic?.state === 'shifted-back' ? [`traffic shifted back to the original weights: ${status.traffic.reason}`] : []),
+    ];
+    progress.phase('completed', [`write freeze ${status.freezeWindow.durationMs} ms`, ...notes].join('; '));
     progress.outcome('completed');
-    return result('completed', verification === 'failed' ? `verification failed after go-live: ${status.verification?.detail}` : undefined);
+    return result('completed', notes.length ? notes.join('; ') : undefined);
   } catch (err) {
     const message = failureMessage(err);
     await compensate();

@@ -131,4 +131,26 @@ describe('hold, reverse replication and rollback', () => {
     await expectNoReverseReplication(migrationId);
     expect(await sourceWritable(sandbox)).toBe(false); // the source stays read-only: it is not the live database
   });
+
+  it('holds again when the decommission gate times out, and decommissions on the next approval', async () => {
+    await query(sandbox.env.SOURCE_ADMIN_URL, `ALTER DATABASE "src_${sandbox.id}" RESET default_transaction_read_only`);
+    await query(sandbox.env.SOURCE_ADMIN_URL, `ALTER ROLE app IN DATABASE "src_${sandbox.id}" RESET default_transaction_read_only`);
+    await sandbox.resetTarget();
+    const migrationId = `${sandbox.input().migrationId}-again`;
+    const handle = await sandbox.start({
+      ...withHold({ duration: '1s', reverseReplication: true }, migrationId),
+      gates: { 'go-live': { timeout: '2m', approvers: ['alice'] }, decommission: { timeout: '1s' } },
+    });
+    await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
+    for (let i = 0; i < 400; i++) {
+      const status = await handle.query(statusQuery);
+      if (status.decisions.some((d) => d.gate === 'decommission' && d.via === 'timeout') && status.phase === 'awaiting-decommission') break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await handle.executeUpdate(approveUpdate, { args: [{ approver: 'bob', gate: 'decommission' }] });
+    const result = (await handle.result()) as MigrationResult;
+    expect(result.outcome).toBe('completed');
+    expect(result.decisions.map((d) => `${d.gate}:${d.via}:${d.approved}`)).toEqual(['go-live:update:true', 'decommission:timeout:false', 'decommission:update:true']);
+    await expectNoReverseReplication(migrationId);
+  });
 });

@@ -71,4 +71,13 @@ describe('logical method: compensation', () => {
     expect(result.freezeWindow.frozenAt).toBeUndefined(); // writes were never frozen
     await expectNothingLeft();
   });
+
+  it('rolls back cleanly when nobody answers the cutover gate', async () => {
+    await sandbox.useActivities(sandbox.realActivities);
+    const handle = await sandbox.start(sandbox.logicalInput({ gates: { cutover: { timeout: '1s' } } }));
+    const result = (await handle.result()) as MigrationResult;
+    expect(result.outcome).toBe('rolled-back');
+    expect(result.reason).toMatch(/^cutover timed out/);
+    await expectNothingLeft();
+  });
 });
