@@ -32,7 +32,7 @@ import { workDir } from './dump-restore';
 import { describeUrl, libpqEnv, qi, withClient } from './pg';
 import { pgBinary, runProgram } from './processes';
 import { reportDirFor, storeReport } from './rehearsal-store';
-import { createSecretResolver, describeRef, redact, rememberSecret } from './secrets';
+import { createSecretResolver, describeRef, redact, redactingActivities, rememberSecret } from './secrets';
 
 export interface RehearsalDeps extends ActivityDeps {
   /** RDS client (rds-snapshot rehearsals), created on first use; default: from the environment (AWS_ENDPOINT_URL for moto). */
@@ -404,7 +404,7 @@ export function createRehearsalActivities(deps: RehearsalDeps) {
     },
   };
 
-  return Object.fromEntries(Object.entries(activities).map(([name, fn]) => [name, redacting(fn as (...a: unknown[]) => Promise<unknown>)])) as typeof activities;
+  return redactingActivities(activities);
 }
 
 async function describeInstance(client: RDSClient, id: string): Promise<DBInstance | undefined> {
@@ -417,22 +417,5 @@ async function describeInstance(client: RDSClient, id: string): Promise<DBInstan
   }
 }
 
-/** No error leaving a rehearsal activity may carry a resolved secret. */
-function redacting<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
-  return async (...args: A) => {
-    try {
-      return await fn(...args);
-    } catch (err) {
-      if (err instanceof ApplicationFailure) {
-        const clean = redact(err.message);
-        if (clean === err.message) throw err;
-        throw new ApplicationFailure(clean, err.type, err.nonRetryable, err.details);
-      }
-      const e = err as Error;
-      if (e?.name === 'CancelledFailure') throw err;
-      throw ApplicationFailure.retryable(redact(e?.message ?? String(err)), e?.name ?? 'Error');
-    }
-  };
-}
 
 export type RehearsalActivities = ReturnType<typeof createRehearsalActivities>;

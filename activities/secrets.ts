@@ -91,7 +91,9 @@ export function redactingActivities<T extends object>(activities: T): T {
           throw new ApplicationFailure(clean, err.type, err.nonRetryable, err.details);
         }
         const e = err as Error;
-        throw ApplicationFailure.retryable(redact(e.message ?? String(err)), e.name ?? 'Error');
+        // A cancellation must stay one, or Temporal would retry the activity instead of ending it.
+        if (e?.name === 'CancelledFailure') throw err;
+        throw ApplicationFailure.retryable(redact(e?.message ?? String(err)), e?.name ?? 'Error');
       }
     };
   return Object.fromEntries(Object.entries(activities).map(([name, fn]) => [name, wrap(fn as (...a: unknown[]) => Promise<unknown>)])) as T;

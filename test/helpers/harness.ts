@@ -15,7 +15,7 @@ import { Client } from 'pg';
 import { createActivities, type MigrationActivities } from '../../activities';
 import { createRehearsalActivities, type RehearsalActivities } from '../../activities/rehearsal';
 import type { MigrationInputDraft } from '../../contract/input';
-import type { MigrationResult } from '../../signals';
+import { statusQuery, type MigrationStatus } from '../../signals';
 import { createSourceDatabase, createTargetDatabase, databaseUrl, dropDatabase, loadStackEnv, type StackEnv } from '../../stack';
 import { seedDemoData } from '../../stack/demo-data';
 import { createMigrationWorker, defaultActivityDeps } from '../../workers/worker';
@@ -227,10 +227,6 @@ export async function readOnlySettings(url: string): Promise<string[]> {
   return rows.map((r) => r.s);
 }
 
-export async function resultOf(handle: WorkflowHandle): Promise<MigrationResult> {
-  return (await handle.result()) as MigrationResult;
-}
-
 /**
  * The history as searchable text: payload data decoded as UTF-8 (left as bytes or base64, it would
  * hide a password from the search).
@@ -253,3 +249,15 @@ export async function recordHistory(handle: WorkflowHandle, name: string): Promi
   const file = path.resolve(__dirname, '../histories', `${name}.json`);
   writeFileSync(file, JSON.stringify(await handle.fetchHistory()));
 }
+
+/** Polls the `status` query until `done` holds (the workflow's own worker answers it). */
+export async function untilStatus(handle: WorkflowHandle, done: (status: MigrationStatus) => boolean, what: string): Promise<MigrationStatus> {
+  for (let i = 0; i < 2400; i++) {
+    const status = await handle.query(statusQuery).catch(() => undefined);
+    if (status && done(status)) return status;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`never reached: ${what}`);
+}
+
+export const untilPhase = (handle: WorkflowHandle, phase: string) => untilStatus(handle, (s) => s.phase === phase, `phase ${phase}`);

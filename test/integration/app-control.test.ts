@@ -26,19 +26,10 @@ import { HEROKU_ACCEPT, HerokuClient } from '../../activities/heroku';
 import { loadStackEnv } from '../../stack';
 import { startHerokuStandIn, type HerokuStandIn } from '../heroku-stand-in';
 import { motoConfig } from '../helpers/moto';
+import { applicationFailureOf } from '../helpers/expect';
 
 const token = `HRKU-${randomBytes(18).toString('hex')}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ApplicationFailure);
-    return err as ApplicationFailure;
-  }
-  throw new Error('expected a failure');
-}
 
 describe('Heroku app control (Platform API stand-in)', () => {
   let heroku: HerokuStandIn;
@@ -81,7 +72,7 @@ describe('Heroku app control (Platform API stand-in)', () => {
     expect(app.formation.clock.quantity).toBe(1);
     await scaleUp(api, 'scale-app', { worker: 3 });
 
-    const unknown = await failure(scaleDown(api, 'scale-app', ['sidekiq']));
+    const unknown = await applicationFailureOf(scaleDown(api, 'scale-app', ['sidekiq']));
     expect(unknown.nonRetryable).toBe(true);
     expect(unknown.message).toContain('no process type sidekiq');
   });
@@ -123,7 +114,7 @@ describe('Heroku app control (Platform API stand-in)', () => {
     expect(await refuseOneOffDynos(api, 'oneoff-app')).toEqual({ app: 'oneoff-app', dynos: 2 });
     const console1 = heroku.startOneOff('oneoff-app', 'rails console');
     const job = heroku.startOneOff('oneoff-app', 'rake db:backfill');
-    const err = await failure(refuseOneOffDynos(api, 'oneoff-app'));
+    const err = await applicationFailureOf(refuseOneOffDynos(api, 'oneoff-app'));
     expect(err.nonRetryable).toBe(true);
     expect(err.type).toBe('OneOffDynosRunning');
     expect(err.message).toContain(`2 one-off dyno(s) running: ${console1.name} (up since`);
@@ -135,30 +126,30 @@ describe('Heroku app control (Platform API stand-in)', () => {
   it('maps Heroku errors: 401/404/422 non-retryable with Heroku id and message, 429/5xx retryable; never the token', async () => {
     heroku.seedApp('errors-app', { configVars: {} });
     const wrong = `HRKU-${randomBytes(18).toString('hex')}`;
-    const unauthorized = await failure(herokuMaintenance(new HerokuClient({ token: wrong, apiUrl: heroku.url }), 'errors-app', true));
+    const unauthorized = await applicationFailureOf(herokuMaintenance(new HerokuClient({ token: wrong, apiUrl: heroku.url }), 'errors-app', true));
     expect(unauthorized.nonRetryable).toBe(true);
     expect(unauthorized.message).toBe('Heroku API GET /apps/errors-app: 401 unauthorized: Invalid credentials provided.');
     expect(unauthorized.details).toEqual([{ status: 401, id: 'unauthorized', method: 'GET', path: '/apps/errors-app' }]);
 
-    const missing = await failure(herokuMaintenance(api, 'no-such-app', true));
+    const missing = await applicationFailureOf(herokuMaintenance(api, 'no-such-app', true));
     expect(missing.nonRetryable).toBe(true);
     expect(missing.message).toBe("Heroku API GET /apps/no-such-app: 404 not_found: Couldn't find that app.");
 
     heroku.seedPostgres('errors-app', { url: `postgres://u:${randomBytes(8).toString('hex')}@db.example:5432/d` });
-    const owned = await failure(api.patch('/apps/errors-app/config-vars', { DATABASE_URL: 'postgres://x' }));
+    const owned = await applicationFailureOf(api.patch('/apps/errors-app/config-vars', { DATABASE_URL: 'postgres://x' }));
     expect(owned.nonRetryable).toBe(true);
     expect(owned.message).toContain('422 invalid_params: Cannot overwrite attachment values DATABASE_URL.');
 
     heroku.failNext({ path: /^\/apps\/errors-app$/ }, 429);
-    const limited = await failure(herokuMaintenance(api, 'errors-app', true));
+    const limited = await applicationFailureOf(herokuMaintenance(api, 'errors-app', true));
     expect(limited.nonRetryable).toBe(false);
     expect(limited.type).toBe('HerokuRateLimited');
     heroku.failNext({ path: /^\/apps\/errors-app$/ }, 503, { id: 'service_unavailable', message: 'API is temporarily unavailable.' });
-    const down = await failure(herokuMaintenance(api, 'errors-app', true));
+    const down = await applicationFailureOf(herokuMaintenance(api, 'errors-app', true));
     expect(down.nonRetryable).toBe(false);
     expect(down.message).toContain('503 service_unavailable');
 
-    const unreachable = await failure(new HerokuClient({ token, apiUrl: 'http://127.0.0.1:1' }).get('/apps/errors-app'));
+    const unreachable = await applicationFailureOf(new HerokuClient({ token, apiUrl: 'http://127.0.0.1:1' }).get('/apps/errors-app'));
     expect(unreachable.nonRetryable).toBe(false);
     expect(unreachable.type).toBe('HerokuApiUnreachable');
 
@@ -205,7 +196,7 @@ describe('ECS force-new-deployment (moto)', () => {
   });
 
   it('an unknown service is a clear non-retryable failure', async () => {
-    const err = await failure(ecsForceNewDeployment(ecs, cluster, 'no-such-service'));
+    const err = await applicationFailureOf(ecsForceNewDeployment(ecs, cluster, 'no-such-service'));
     expect(err.nonRetryable).toBe(true);
     expect(err.message).toContain('no-such-service');
   });

@@ -15,7 +15,6 @@ import {
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
 import { DescribeParametersCommand, GetParameterCommand, PutParameterCommand, SSMClient, UnlabelParameterVersionCommand } from '@aws-sdk/client-ssm';
-import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openConfigSink, type ConfigSinkClients, type SwapReceipt } from '../../activities/config-sinks';
 import { backupConfigVar, rollbackAttachmentName } from '../../activities/config-sinks/heroku';
@@ -23,6 +22,7 @@ import { ConfigSink } from '../../contract/input';
 import { loadStackEnv } from '../../stack';
 import { startHerokuStandIn, type HerokuStandIn } from '../heroku-stand-in';
 import { motoConfig } from '../helpers/moto';
+import { applicationFailureOf } from '../helpers/expect';
 
 const env = loadStackEnv();
 const ssm = new SSMClient(motoConfig(env));
@@ -47,16 +47,6 @@ function urls() {
 function expectNoSecret(value: unknown, secrets: string[]): void {
   const text = typeof value === 'string' ? value : JSON.stringify(value);
   for (const s of secrets) expect(text).not.toContain(s);
-}
-
-async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(ApplicationFailure);
-    return err as ApplicationFailure;
-  }
-  throw new Error('expected a failure');
 }
 
 const mid = (name: string) => `${name}-${run}`;
@@ -211,7 +201,7 @@ describe('secrets-manager sink (moto)', () => {
     const id = `pgmig-test/${run}/notjson`;
     await sm.send(new CreateSecretCommand({ Name: id, SecretString: oldUrl }));
     const sink = openConfigSink(ConfigSink.parse({ type: 'secrets-manager', secretId: id, jsonKey: 'DATABASE_URL' }), clients());
-    const err = await failure(sink.swap(mid('sm-c'), newUrl));
+    const err = await applicationFailureOf(sink.swap(mid('sm-c'), newUrl));
     expect(err.type).toBe('ConfigSinkNotJson');
     expect(err.nonRetryable).toBe(true);
     expectNoSecret(err.message, secrets);
@@ -283,7 +273,7 @@ describe('heroku sink (Platform API stand-in)', () => {
 
     // The worker dies between attaching the rollback and detaching DATABASE (simulated: a 503).
     heroku.failNext({ method: 'DELETE', path: /^\/addon-attachments\// }, 503);
-    const err = await failure(sink.swap(m, newUrl));
+    const err = await applicationFailureOf(sink.swap(m, newUrl));
     expect(err.nonRetryable).toBe(false);
     expect(heroku.attachmentsOf('shop-staging')).toHaveLength(2);
     expect(app.configVars.DATABASE_URL).toBe(oldUrl);
@@ -294,7 +284,7 @@ describe('heroku sink (Platform API stand-in)', () => {
 
     // Same interruption, then the retry finishes the swap.
     heroku.failNext({ method: 'PATCH', path: /config-vars$/ }, 500);
-    await failure(sink.swap(m, newUrl));
+    await applicationFailureOf(sink.swap(m, newUrl));
     expect(app.configVars.DATABASE_URL).toBeUndefined(); // detached, not yet set
     await sink.swap(m, newUrl);
     expect(app.configVars.DATABASE_URL).toBe(newUrl);
@@ -308,7 +298,7 @@ describe('heroku sink (Platform API stand-in)', () => {
     const m = mid('heroku-c');
     const backupVar = backupConfigVar(m, 'DATABASE_URL');
 
-    const noKey = await failure(sinkFor('plain-app', clients({ PGMIG_SECRET_KEY: undefined })).swap(m, newUrl));
+    const noKey = await applicationFailureOf(sinkFor('plain-app', clients({ PGMIG_SECRET_KEY: undefined })).swap(m, newUrl));
     expect(noKey.type).toBe('SecretKeyMissing');
     expect(noKey.nonRetryable).toBe(true);
     expect(noKey.message).toContain('PGMIG_SECRET_KEY');
@@ -329,7 +319,7 @@ describe('heroku sink (Platform API stand-in)', () => {
     expect(await sink.swap(m, newUrl)).toEqual(receipt);
     expect(app.configVars[backupVar]).toBe(sealed);
 
-    const otherKey = await failure(sinkFor('plain-app', clients({ PGMIG_SECRET_KEY: randomBytes(32).toString('base64') })).restore(m));
+    const otherKey = await applicationFailureOf(sinkFor('plain-app', clients({ PGMIG_SECRET_KEY: randomBytes(32).toString('base64') })).restore(m));
     expect(otherKey.type).toBe('SealedValueUndecryptable');
     expect(app.configVars.DATABASE_URL).toBe(newUrl);
 
@@ -354,7 +344,7 @@ describe('heroku sink (Platform API stand-in)', () => {
     const { oldUrl, newUrl, secrets } = urls();
     heroku.seedApp('locked-app', { configVars: { DATABASE_URL: oldUrl } });
     const wrong = `HRKU-${randomBytes(18).toString('hex')}`;
-    const err = await failure(sinkFor('locked-app', clients({ HEROKU_TEST_TOKEN: wrong })).swap(mid('heroku-e'), newUrl));
+    const err = await applicationFailureOf(sinkFor('locked-app', clients({ HEROKU_TEST_TOKEN: wrong })).swap(mid('heroku-e'), newUrl));
     expect(err.nonRetryable).toBe(true);
     expect(err.message).toContain('401 unauthorized');
     expectNoSecret(`${err.message} ${JSON.stringify(err)}`, [...secrets, wrong]);

@@ -55,20 +55,7 @@ beforeAll(async () => {
   recordName = `db-${randomBytes(3).toString('hex')}.shop.example.com`;
   const zone = await route53.send(new CreateHostedZoneCommand({ Name: `${recordName.split('.').slice(1).join('.')}.`, CallerReference: recordName }));
   zoneId = zone.HostedZone!.Id!;
-  await route53.send(
-    new ChangeResourceRecordSetsCommand({
-      HostedZoneId: zoneId,
-      ChangeBatch: {
-        Changes: [
-          ['old', 100, 'shop-prod.herokuapp.com'],
-          ['new', 0, 'shop-alb.us-east-1.elb.amazonaws.com'],
-        ].map(([id, weight, value]) => ({
-          Action: 'UPSERT' as const,
-          ResourceRecordSet: { Name: recordName, Type: 'CNAME' as const, SetIdentifier: id as string, Weight: weight as number, TTL: 1, ResourceRecords: [{ Value: value as string }] },
-        })),
-      },
-    }),
-  );
+  await seedDns();
 });
 
 afterAll(async () => {
@@ -211,18 +198,8 @@ describe('cutover safety (Heroku, app control, Route 53)', () => {
   });
 });
 
-/** After a completed migration: the source writable again, the target empty, Heroku and DNS as seeded. */
-async function resetAfterSuccess(): Promise<void> {
-  await query(sandbox.env.SOURCE_ADMIN_URL, `ALTER DATABASE "src_${sandbox.id}" RESET default_transaction_read_only`);
-  await query(sandbox.env.SOURCE_ADMIN_URL, `ALTER ROLE app IN DATABASE "src_${sandbox.id}" RESET default_transaction_read_only`);
-  await sandbox.resetTarget();
-  const addon = [...heroku.state.addons.values()].find((a) => a.billingApp === APP)!;
-  for (const a of heroku.attachmentsOf(APP)) heroku.state.attachments.delete(a.id);
-  delete heroku.app(APP).configVars.DATABASE_URL;
-  for (const key of Object.keys(heroku.app(APP).configVars)) if (key.startsWith('PGMIG_')) delete heroku.app(APP).configVars[key];
-  addon.url = sandbox.sourceUrl;
-  heroku.state.attachments.set('att-reset', { id: 'att-reset', name: 'DATABASE', addonId: addon.id, app: APP, created_at: new Date().toISOString() });
-  heroku.app(APP).configVars.DATABASE_URL = sandbox.sourceUrl;
+/** The weighted records as before any migration: all traffic on the old (Heroku) app. */
+async function seedDns(): Promise<void> {
   await route53.send(
     new ChangeResourceRecordSetsCommand({
       HostedZoneId: zoneId,
@@ -237,4 +214,19 @@ async function resetAfterSuccess(): Promise<void> {
       },
     }),
   );
+}
+
+/** After a completed migration: the source writable again, the target empty, Heroku and DNS as seeded. */
+async function resetAfterSuccess(): Promise<void> {
+  await query(sandbox.env.SOURCE_ADMIN_URL, `ALTER DATABASE "src_${sandbox.id}" RESET default_transaction_read_only`);
+  await query(sandbox.env.SOURCE_ADMIN_URL, `ALTER ROLE app IN DATABASE "src_${sandbox.id}" RESET default_transaction_read_only`);
+  await sandbox.resetTarget();
+  const addon = [...heroku.state.addons.values()].find((a) => a.billingApp === APP)!;
+  for (const a of heroku.attachmentsOf(APP)) heroku.state.attachments.delete(a.id);
+  delete heroku.app(APP).configVars.DATABASE_URL;
+  for (const key of Object.keys(heroku.app(APP).configVars)) if (key.startsWith('PGMIG_')) delete heroku.app(APP).configVars[key];
+  addon.url = sandbox.sourceUrl;
+  heroku.state.attachments.set('att-reset', { id: 'att-reset', name: 'DATABASE', addonId: addon.id, app: APP, created_at: new Date().toISOString() });
+  heroku.app(APP).configVars.DATABASE_URL = sandbox.sourceUrl;
+  await seedDns();
 }

@@ -23,7 +23,6 @@ import {
   ListTagsForResourceCommand,
   StopReplicationTaskCommand,
 } from '@aws-sdk/client-database-migration-service';
-import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   awsFailure,
@@ -42,6 +41,7 @@ import {
 } from '../../activities/dms';
 import { loadStackEnv } from '../../stack';
 import { motoConfig, motoDmsClients } from '../helpers/moto';
+import { applicationFailureOf, timed } from '../helpers/expect';
 
 const env = loadStackEnv();
 const config = motoConfig(env);
@@ -70,27 +70,9 @@ const tables = [
 ];
 
 const timings: Record<string, number> = {};
-async function timed<T>(label: string, fn: () => Promise<T>): Promise<T> {
-  const t0 = performance.now();
-  try {
-    return await fn();
-  } finally {
-    timings[label] = Math.round(performance.now() - t0);
-  }
-}
-
 function expectNoSecret(value: unknown): void {
   const text = typeof value === 'string' ? value : JSON.stringify(value);
   for (const s of secrets) expect(text).not.toContain(s);
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
 }
 
 let sourceEndpointArn = '';
@@ -121,8 +103,8 @@ describe('DMS method against moto', () => {
   });
 
   it('ensureEndpoints creates source and target once, returns the same ARNs again, and no password anywhere', async () => {
-    const first = await timed('ensureEndpoints (create)', () => ensureEndpoints(clients, m, { sourceUrl, targetUrl }, fast));
-    const second = await timed('ensureEndpoints (found)', () => ensureEndpoints(clients, m, { sourceUrl, targetUrl }, fast));
+    const first = await timed(timings, 'ensureEndpoints (create)', () => ensureEndpoints(clients, m, { sourceUrl, targetUrl }, fast));
+    const second = await timed(timings, 'ensureEndpoints (found)', () => ensureEndpoints(clients, m, { sourceUrl, targetUrl }, fast));
     expect(first.created).toEqual({ source: true, target: true });
     expect(second.created).toEqual({ source: false, target: false });
     expect(second.sourceEndpointArn).toBe(first.sourceEndpointArn);
@@ -186,14 +168,14 @@ describe('DMS method against moto', () => {
 
   it('ensureReplicationInstance waits (reporting progress) until available, and finds it again', async () => {
     const progress: DmsWaitProgress[] = [];
-    replicationInstanceArn = await timed('ensureReplicationInstance (create + wait)', () =>
+    replicationInstanceArn = await timed(timings, 'ensureReplicationInstance (create + wait)', () =>
       ensureReplicationInstance(clients, m, { ...fast, onProgress: (p) => progress.push(p) }),
     );
     expect(replicationInstanceArn).toMatch(/^arn:aws:dms:us-east-1:\d{12}:rep:/);
     expect(progress.length).toBeGreaterThan(0);
     expect(progress.at(-1)).toMatchObject({ resource: `replication instance ${names.instance}`, status: 'done' });
 
-    const again = await timed('ensureReplicationInstance (found)', () => ensureReplicationInstance(clients, m, fast));
+    const again = await timed(timings, 'ensureReplicationInstance (found)', () => ensureReplicationInstance(clients, m, fast));
     expect(again).toBe(replicationInstanceArn);
     const described = await clients.dms.send(
       new DescribeReplicationInstancesCommand({ Filters: [{ Name: 'replication-instance-id', Values: [names.instance] }] }),
@@ -210,13 +192,13 @@ describe('DMS method against moto', () => {
     const spec = { sourceEndpointArn, targetEndpointArn, replicationInstanceArn, tables };
     // moto leaves a task in `creating` for ever (AWS: `ready` within about a minute), so waiting for
     // `ready` ends in the retryable timeout a Temporal retry would resume from.
-    const waited = await failureOf(timed('ensureTask (create, wait for ready: times out on moto)', () => ensureTask(clients, m, { ...spec, intervalMs: 20, timeoutMs: 300 })));
+    const waited = await applicationFailureOf(timed(timings, 'ensureTask (create, wait for ready: times out on moto)', () => ensureTask(clients, m, { ...spec, intervalMs: 20, timeoutMs: 300 })));
     expect(waited.nonRetryable).toBe(false);
     expect(waited.type).toBe('DmsWaitTimeout');
     expect(waited.message).toMatch(/still 'creating'/);
 
     // The retry finds the task the first attempt created (no second task, no conflict).
-    taskArn = await timed('ensureTask (found, no wait)', () => ensureTask(clients, m, { ...spec, ...fast, waitForReady: false }));
+    taskArn = await timed(timings, 'ensureTask (found, no wait)', () => ensureTask(clients, m, { ...spec, ...fast, waitForReady: false }));
     expect(taskArn).toMatch(/^arn:aws:dms:us-east-1:\d{12}:task:/);
 
     const described = await clients.dms.send(new DescribeReplicationTasksCommand({ Filters: [{ Name: 'replication-task-id', Values: [names.task] }] }));
@@ -247,7 +229,7 @@ describe('DMS method against moto', () => {
     expect(settings.TargetMetadata).toMatchObject({ SupportLobs: true, FullLobMode: true });
 
     // The same migration with another table selection is a conflict no retry can fix.
-    const conflict = await failureOf(ensureTask(clients, m, { ...spec, ...fast, tables: tables.slice(1), waitForReady: false }));
+    const conflict = await applicationFailureOf(ensureTask(clients, m, { ...spec, ...fast, tables: tables.slice(1), waitForReady: false }));
     expect(conflict.nonRetryable).toBe(true);
     expect(conflict.type).toBe('DmsTaskConflict');
   });
@@ -264,20 +246,20 @@ describe('DMS method against moto', () => {
   });
 
   it('taskProgress before the start: status, no full load yet', async () => {
-    const before = await timed('taskProgress (not started)', () => taskProgress(clients, taskArn));
+    const before = await timed(timings, 'taskProgress (not started)', () => taskProgress(clients, taskArn));
     expect(before.status).toBe('creating');
     expect(before.fullLoadComplete).toBe(false);
   });
 
   it('startTask starts the task (running) and is a no-op on a running task', async () => {
-    const started = await timed('startTask', () => startTask(clients, taskArn, fast));
+    const started = await timed(timings, 'startTask', () => startTask(clients, taskArn, fast));
     expect(started).toEqual({ status: 'running', startType: 'start-replication', alreadyRunning: false });
     const again = await startTask(clients, taskArn, fast);
     expect(again).toEqual({ status: 'running', alreadyRunning: true });
   });
 
   it('taskProgress while running: task statistics, and table statistics or why they are missing', async () => {
-    const p = await timed('taskProgress (running)', () => taskProgress(clients, taskArn));
+    const p = await timed(timings, 'taskProgress (running)', () => taskProgress(clients, taskArn));
     expect(p.status).toBe('running');
     for (const k of ['fullLoadProgressPercent', 'tablesLoaded', 'tablesLoading', 'tablesQueued', 'tablesErrored'] as const) {
       expect(typeof p[k]).toBe('number');
@@ -295,7 +277,7 @@ describe('DMS method against moto', () => {
   });
 
   it('cdcLatency: undefined before DMS published anything, then the latest datapoint of the last 5 minutes', async () => {
-    const none = await timed('cdcLatency (no datapoint)', () => cdcLatency(clients, m, new Date()));
+    const none = await timed(timings, 'cdcLatency (no datapoint)', () => cdcLatency(clients, m, new Date()));
     expect(none).toEqual({ sourceSeconds: undefined, targetSeconds: undefined });
 
     // On AWS, DMS itself publishes CDCLatencySource/Target once a minute while CDC runs. moto runs no
@@ -319,7 +301,7 @@ describe('DMS method against moto', () => {
         ],
       }),
     );
-    const latency = await timed('cdcLatency (datapoints)', () => cdcLatency(clients, m, new Date(now.getTime() + 1000)));
+    const latency = await timed(timings, 'cdcLatency (datapoints)', () => cdcLatency(clients, m, new Date(now.getTime() + 1000)));
     expect(latency).toMatchObject({ sourceSeconds: 2, targetSeconds: 4 });
     expect(latency.sourceAt).toBeDefined();
     // The same through explicit identifiers.
@@ -328,7 +310,7 @@ describe('DMS method against moto', () => {
   });
 
   it('stopAndDelete stops the task and deletes everything; a second call deletes nothing', async () => {
-    const deleted = await timed('stopAndDelete', () => stopAndDelete(clients, m, fast));
+    const deleted = await timed(timings, 'stopAndDelete', () => stopAndDelete(clients, m, fast));
     expect(deleted).toEqual({
       stoppedTask: true,
       task: taskArn,
@@ -345,7 +327,7 @@ describe('DMS method against moto', () => {
     );
     expect(instances.ReplicationInstances ?? []).toEqual([]);
 
-    const again = await timed('stopAndDelete (nothing left)', () => stopAndDelete(clients, m, fast));
+    const again = await timed(timings, 'stopAndDelete (nothing left)', () => stopAndDelete(clients, m, fast));
     expect(again).toEqual({ stoppedTask: false });
   });
 });
@@ -362,7 +344,7 @@ describe('DMS method: errors no retry can fix', () => {
   it('a URL without a host: non-retryable, names the problem, not the password', async () => {
     // libpq's Unix-socket form: no host in the authority, credentials as parameters.
     const hostless = `postgres:///d8abcdef?user=app&password=${encodeURIComponent(sourcePassword)}&host=/var/run/postgresql`;
-    const f = await failureOf(ensureEndpoints(clients, bad, { sourceUrl: hostless, targetUrl }, fast));
+    const f = await applicationFailureOf(ensureEndpoints(clients, bad, { sourceUrl: hostless, targetUrl }, fast));
     expect(f.nonRetryable).toBe(true);
     expect(f.type).toBe('DmsInvalidInput');
     expect(f.message).toMatch(/source .*no host/);
@@ -371,7 +353,7 @@ describe('DMS method: errors no retry can fix', () => {
   });
 
   it('an engine other than PostgreSQL: non-retryable, without the password', async () => {
-    const f = await failureOf(ensureEndpoints(clients, bad, { sourceUrl, targetUrl: `mysql://admin:${targetPassword}@db.example.com:3306/appdb` }, fast));
+    const f = await applicationFailureOf(ensureEndpoints(clients, bad, { sourceUrl, targetUrl: `mysql://admin:${targetPassword}@db.example.com:3306/appdb` }, fast));
     expect(f.nonRetryable).toBe(true);
     expect(f.message).toMatch(/target .*engine 'mysql' is not PostgreSQL/);
     expectNoSecret(f.message);
@@ -386,7 +368,7 @@ describe('DMS method: errors no retry can fix', () => {
       { targetUrl: 'postgres://u@h.example.com/appdb', expected: /no password/ },
     ];
     for (const c of cases) {
-      const f = await failureOf(ensureEndpoints(clients, bad, { sourceUrl, targetUrl: c.targetUrl }, fast));
+      const f = await applicationFailureOf(ensureEndpoints(clients, bad, { sourceUrl, targetUrl: c.targetUrl }, fast));
       expect(f.nonRetryable).toBe(true);
       expect(f.message).toMatch(c.expected);
       expectNoSecret(f.message);
@@ -395,21 +377,21 @@ describe('DMS method: errors no retry can fix', () => {
   });
 
   it('invalid instance parameters and migration ids are refused before AWS is called', async () => {
-    const cls = await failureOf(ensureReplicationInstance(clients, bad, { instanceClass: 'm5.large', ...fast }));
+    const cls = await applicationFailureOf(ensureReplicationInstance(clients, bad, { instanceClass: 'm5.large', ...fast }));
     expect(cls.nonRetryable).toBe(true);
     expect(cls.message).toMatch(/instanceClass 'm5.large'/);
-    const id = await failureOf(ensureReplicationInstance(clients, { migrationId: 'no spaces please' }, fast));
+    const id = await applicationFailureOf(ensureReplicationInstance(clients, { migrationId: 'no spaces please' }, fast));
     expect(id.nonRetryable).toBe(true);
-    const empty = await failureOf(ensureTask(clients, bad, { sourceEndpointArn: 'arn:a', targetEndpointArn: 'arn:b', replicationInstanceArn: 'arn:c', tables: [], ...fast }));
+    const empty = await applicationFailureOf(ensureTask(clients, bad, { sourceEndpointArn: 'arn:a', targetEndpointArn: 'arn:b', replicationInstanceArn: 'arn:c', tables: [], ...fast }));
     expect(empty.message).toMatch(/at least one table/);
   });
 
   it('a task that does not exist: non-retryable', async () => {
     const missing = `arn:aws:dms:us-east-1:123456789012:task:${dmsResourceNames(bad).task}`;
-    const f = await failureOf(taskProgress(clients, missing));
+    const f = await applicationFailureOf(taskProgress(clients, missing));
     expect(f.nonRetryable).toBe(true);
     expect(f.type).toBe('DmsTaskNotFound');
-    const s = await failureOf(startTask(clients, missing, fast));
+    const s = await applicationFailureOf(startTask(clients, missing, fast));
     expect(s.nonRetryable).toBe(true);
   });
 

@@ -2,10 +2,10 @@
  * The go-live gate: no-go and timeout roll back; the Update validator refuses unknown gates,
  * unauthorized approvers and duplicate or late decisions; refused signals are recorded.
  */
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approveSignal, approveUpdate, rejectUpdate, statusQuery, type MigrationResult, type MigrationStatus } from '../../signals';
-import { openSandbox, readOnlySettings, recordHistory, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
+import { approveSignal, approveUpdate, rejectUpdate, statusQuery, type MigrationResult } from '../../signals';
+import { openSandbox, readOnlySettings, recordHistory, sourceWritable, targetTableCount, type Sandbox, untilStatus } from '../helpers/harness';
 
 let sandbox: Sandbox;
 let before: { config: string; sourceSettings: string[] };
@@ -18,15 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await sandbox?.close();
 });
-
-async function untilGateOpen(handle: WorkflowHandle): Promise<MigrationStatus> {
-  for (let i = 0; i < 1200; i++) {
-    const status = await handle.query(statusQuery).catch(() => undefined);
-    if (status?.pendingGate) return status;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('gate never opened');
-}
 
 async function refusal(promise: Promise<unknown>): Promise<string> {
   const err = await promise.then(
@@ -47,7 +38,7 @@ async function expectRolledBack(): Promise<void> {
 describe('go-live gate', () => {
   it('validates decisions, and a no-go rolls everything back', async () => {
     const handle = await sandbox.start(sandbox.input({ gates: { 'go-live': { timeout: '5m', approvers: ['alice', 'bob'] } } }));
-    const status = await untilGateOpen(handle);
+    const status = await untilStatus(handle, (s) => !!s.pendingGate, 'a gate open');
     expect(status.pendingGate).toMatchObject({ gate: 'go-live', approvers: ['alice', 'bob'] });
     expect(status.phase).toBe('awaiting-go-live');
     // While the gate is open the config already points at the target and writes are frozen on both sides.

@@ -2,13 +2,13 @@
  * The hold after go-live: reverse replication target -> source, a `rollback` Update that switches the
  * application back without losing a write made on the target, and the decommission gate.
  */
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reverseNames } from '../../activities/logical';
 import type { MigrationInputDraft } from '../../contract/input';
 import { approveUpdate, rejectUpdate, rollbackUpdate, statusQuery, type MigrationResult } from '../../signals';
 import { AppWriter } from '../../stack/app-writer';
-import { openSandbox, query, sourceWritable, type Sandbox } from '../helpers/harness';
+import { openSandbox, query, sourceWritable, type Sandbox, untilPhase } from '../helpers/harness';
 
 let sandbox: Sandbox;
 
@@ -29,15 +29,6 @@ const withHold = (hold: NonNullable<MigrationInputDraft['hold']>, migrationId: s
     replication: { tablesWithoutPrimaryKey: 'replica-identity-full' },
     gates: { 'go-live': { timeout: '2m', approvers: ['alice'] }, decommission: { timeout: '1m' } },
   });
-
-async function untilPhase(handle: WorkflowHandle, phase: string): Promise<void> {
-  for (let i = 0; i < 1200; i++) {
-    const status = await handle.query(statusQuery).catch(() => undefined);
-    if (status?.phase === phase) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`never reached ${phase}`);
-}
 
 /** The sandbox again as before a migration: source writable, target empty, config on the source. */
 async function resetSandbox(config: string): Promise<void> {

@@ -6,11 +6,11 @@
  */
 import { PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { DescribeEndpointsCommand, DescribeReplicationTasksCommand } from '@aws-sdk/client-database-migration-service';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dmsResourceNames } from '../../activities/dms';
 import { approveUpdate, rejectUpdate, statusQuery, type MigrationResult } from '../../signals';
-import { openSandbox, query, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
+import { openSandbox, query, sourceWritable, targetTableCount, type Sandbox, untilPhase } from '../helpers/harness';
 import { motoDmsClients } from '../helpers/moto';
 
 let sandbox: Sandbox;
@@ -37,15 +37,6 @@ async function publishLatency(migrationId: string, seconds: number): Promise<voi
       MetricData: ['CDCLatencySource', 'CDCLatencyTarget'].map((MetricName) => ({ MetricName, Dimensions: dimensions, Unit: 'Seconds', Value: seconds, Timestamp: new Date() })),
     }),
   );
-}
-
-async function untilPhase(handle: WorkflowHandle, phase: string): Promise<void> {
-  for (let i = 0; i < 1200; i++) {
-    const status = await handle.query(statusQuery).catch(() => undefined);
-    if (status?.phase === phase) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`never reached ${phase}`);
 }
 
 async function expectNoDmsResources(migrationId: string): Promise<void> {

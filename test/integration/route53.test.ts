@@ -29,7 +29,6 @@ import {
   Route53Client,
   type ResourceRecordSet,
 } from '@aws-sdk/client-route-53';
-import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   healthGate,
@@ -46,6 +45,7 @@ import {
 } from '../../activities/route53';
 import { loadStackEnv } from '../../stack';
 import { motoConfig } from '../helpers/moto';
+import { applicationFailureOf, timed } from '../helpers/expect';
 
 const env = loadStackEnv();
 const route53 = new Route53Client(motoConfig(env));
@@ -72,24 +72,6 @@ let server: Server;
 let probeUrl = '';
 
 const timings: Record<string, number> = {};
-async function timed<T>(label: string, fn: () => Promise<T>): Promise<T> {
-  const t0 = performance.now();
-  try {
-    return await fn();
-  } finally {
-    timings[label] = Math.round(performance.now() - t0);
-  }
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
-
 /** The zone's records as moto holds them, read without the module under test. */
 async function rawRecords(): Promise<Record<string, ResourceRecordSet>> {
   const out = await route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: zoneId }));
@@ -160,7 +142,7 @@ afterAll(async () => {
 
 describe('Route 53 weighted traffic shift against moto', () => {
   it('readWeightedRecords: both weighted records with weight, TTL and values; neighbours left out', async () => {
-    const records = await timed('readWeightedRecords', () => readWeightedRecords(clients, spec));
+    const records = await timed(timings, 'readWeightedRecords', () => readWeightedRecords(clients, spec));
     expect(records.map(({ recordSet: _rs, ...r }) => r)).toEqual([
       { setIdentifier: 'old', weight: 100, ttl: 300, values: [OLD_VALUE] },
       { setIdentifier: 'new', weight: 0, ttl: 300, values: [NEW_VALUE] },
@@ -172,7 +154,7 @@ describe('Route 53 weighted traffic shift against moto', () => {
   });
 
   it('lowerTtl lowers every record to 60 s (INSYNC), keeps weights and values, is idempotent; restoreTtl undoes it', async () => {
-    const lowered = await timed('lowerTtl', () => lowerTtl(clients, spec, 60, fast));
+    const lowered = await timed(timings, 'lowerTtl', () => lowerTtl(clients, spec, 60, fast));
     expect(lowered.previousTtl).toEqual({ old: 300, new: 300 });
     expect(lowered.changed).toEqual(['old', 'new']);
     expect(lowered.skipped).toEqual([]);
@@ -187,7 +169,7 @@ describe('Route 53 weighted traffic shift against moto', () => {
     expect(again.changed).toEqual([]);
     expect(again.change).toBeUndefined();
 
-    const restored = await timed('restoreTtl', () => restoreTtl(clients, spec, lowered.previousTtl, fast));
+    const restored = await timed(timings, 'restoreTtl', () => restoreTtl(clients, spec, lowered.previousTtl, fast));
     expect(restored.restored).toEqual(['old', 'new']);
     expect(restored.missing).toEqual([]);
     raw = await rawRecords();
@@ -203,7 +185,7 @@ describe('Route 53 weighted traffic shift against moto', () => {
   it('setWeights: one batch, INSYNC, previous weights; a second call with the same weights submits nothing', async () => {
     const waits: string[] = [];
     const submitted: string[] = [];
-    const first = await timed('setWeights (90/10)', () =>
+    const first = await timed(timings, 'setWeights (90/10)', () =>
       setWeights(clients, spec, { old: 90, new: 10 }, { ...fast, onProgress: (p) => waits.push(p.status), onSubmitted: (id) => submitted.push(id) }),
     );
     expect(first).toMatchObject({ previous: { old: 100, new: 0 }, weights: { old: 90, new: 10 }, changed: true });
@@ -213,7 +195,7 @@ describe('Route 53 weighted traffic shift against moto', () => {
     expect(await rawWeights()).toEqual({ old: 90, new: 10 });
     expect((await rawRecords()).new).toMatchObject({ TTL: 60, ResourceRecords: [{ Value: NEW_VALUE }] });
 
-    const second = await timed('setWeights (already there)', () => setWeights(clients, spec, { old: 90, new: 10 }, fast));
+    const second = await timed(timings, 'setWeights (already there)', () => setWeights(clients, spec, { old: 90, new: 10 }, fast));
     expect(second).toEqual({ previous: { old: 90, new: 10 }, weights: { old: 90, new: 10 }, changed: false });
 
     // A retry whose first attempt's change had landed: nothing to submit, the remembered change is waited on.
@@ -228,11 +210,11 @@ describe('Route 53 weighted traffic shift against moto', () => {
   });
 
   it('setWeights refuses unknown set identifiers and weights outside 0..255, changing nothing', async () => {
-    const unknown = await failureOf(setWeights(clients, spec, { old: 50, blue: 50 }, fast));
+    const unknown = await applicationFailureOf(setWeights(clients, spec, { old: 50, blue: 50 }, fast));
     expect(unknown).toMatchObject({ nonRetryable: true, type: 'Route53RecordNotFound' });
     expect(unknown.message).toContain('"blue"');
     expect(unknown.message).toContain('"old", "new"');
-    const big = await failureOf(setWeights(clients, spec, { old: 256 }, fast));
+    const big = await applicationFailureOf(setWeights(clients, spec, { old: 256 }, fast));
     expect(big).toMatchObject({ nonRetryable: true, type: 'Route53InvalidInput' });
     expect(await rawWeights()).toEqual({ old: 100, new: 0 });
   });
@@ -246,7 +228,7 @@ describe('Route 53 weighted traffic shift against moto', () => {
 
   it('healthGate: Route 53 health check (moto: always Success) and HTTP probes; failures named', async () => {
     healthy = true;
-    const ok = await timed('healthGate (3 samples, healthy)', () => healthGate(clients, gate()));
+    const ok = await timed(timings, 'healthGate (3 samples, healthy)', () => healthGate(clients, gate()));
     expect(ok).toMatchObject({ ok: true, errorRate: 0, samplesTaken: 3 });
     expect(ok.healthChecks).toEqual([{ id: healthCheckId, status: 'healthy', samples: 3, healthySamples: 3, detail: '1 checker(s) report Success' }]);
     expect(ok.probes).toHaveLength(3);
@@ -271,7 +253,7 @@ describe('Route 53 weighted traffic shift against moto', () => {
     expect(refused.probes[0]).toMatchObject({ ok: false, status: 0 });
     expect(refused.probes[0].error).toBeTruthy();
 
-    const nothing = await failureOf(healthGate(clients, { samples: 1, intervalMs: 0, maxErrorRate: 0 }));
+    const nothing = await applicationFailureOf(healthGate(clients, { samples: 1, intervalMs: 0, maxErrorRate: 0 }));
     expect(nothing).toMatchObject({ nonRetryable: true, type: 'Route53InvalidInput' });
   });
 
@@ -280,7 +262,7 @@ describe('Route 53 weighted traffic shift against moto', () => {
     const events: ShiftProgress[] = [];
     const seen: Record<string, number | undefined>[] = [];
     const t0 = performance.now();
-    const result = await timed('shiftTraffic (3 steps, bake 100 ms, healthy)', () =>
+    const result = await timed(timings, 'shiftTraffic (3 steps, bake 100 ms, healthy)', () =>
       shiftTraffic(clients, spec, {
         oldId: 'old',
         newId: 'new',
@@ -330,7 +312,7 @@ describe('Route 53 weighted traffic shift against moto', () => {
     healthy = true;
     const during: Record<string, number | undefined>[] = [];
     const requestsBefore = healthRequests;
-    const result = await timed('shiftTraffic (gate fails at step 2, shift back)', () =>
+    const result = await timed(timings, 'shiftTraffic (gate fails at step 2, shift back)', () =>
       shiftTraffic(clients, spec, {
         oldId: 'old',
         newId: 'new',
@@ -425,20 +407,20 @@ describe('Route 53 weighted traffic shift against moto', () => {
 
   it('a zone that does not exist: non-retryable NoSuchHostedZone with a clear message; bad input refused before AWS', async () => {
     const missing = { ...spec, hostedZoneId: 'Z0NOSUCHZONE123' };
-    const read = await failureOf(readWeightedRecords(clients, missing));
+    const read = await applicationFailureOf(readWeightedRecords(clients, missing));
     expect(read).toMatchObject({ nonRetryable: true, type: 'NoSuchHostedZone' });
     expect(read.message).toContain('Z0NOSUCHZONE123');
     expect(read.message).toContain('check hostedZoneId');
-    const set = await failureOf(setWeights(clients, missing, { old: 0, new: 100 }, fast));
+    const set = await applicationFailureOf(setWeights(clients, missing, { old: 0, new: 100 }, fast));
     expect(set).toMatchObject({ nonRetryable: true, type: 'NoSuchHostedZone' });
-    const shift = await failureOf(shiftTraffic(clients, missing, { oldId: 'old', newId: 'new', steps: [100], bakeMs: 0, gate: gate(), wait: fast }));
+    const shift = await applicationFailureOf(shiftTraffic(clients, missing, { oldId: 'old', newId: 'new', steps: [100], bakeMs: 0, gate: gate(), wait: fast }));
     expect(shift).toMatchObject({ nonRetryable: true, type: 'NoSuchHostedZone' });
 
-    const badId = await failureOf(readWeightedRecords(clients, { ...spec, hostedZoneId: zoneName }));
+    const badId = await applicationFailureOf(readWeightedRecords(clients, { ...spec, hostedZoneId: zoneName }));
     expect(badId).toMatchObject({ nonRetryable: true, type: 'Route53InvalidInput' });
-    const badSteps = await failureOf(shiftTraffic(clients, spec, { oldId: 'old', newId: 'new', steps: [50, 10], bakeMs: 0, gate: gate(), wait: fast }));
+    const badSteps = await applicationFailureOf(shiftTraffic(clients, spec, { oldId: 'old', newId: 'new', steps: [50, 10], bakeMs: 0, gate: gate(), wait: fast }));
     expect(badSteps.message).toContain('steps must increase');
-    const noRecord = await failureOf(lowerTtl(clients, { ...spec, recordName: `nothing.${zoneName}` }, 60, fast));
+    const noRecord = await applicationFailureOf(lowerTtl(clients, { ...spec, recordName: `nothing.${zoneName}` }, 60, fast));
     expect(noRecord).toMatchObject({ nonRetryable: true, type: 'Route53RecordNotFound' });
   });
 });
