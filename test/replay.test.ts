@@ -20,7 +20,9 @@ describe('replay of recorded histories', () => {
   for (const file of files) {
     it(`replays ${file} without non-determinism`, async () => {
       const history = temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(path.join(dir, file), 'utf8')));
-      await Worker.runReplayHistory({ workflowBundle: { codePath: workflowBundlePath() } }, history, file.replace(/\.json$/, ''));
+      // The original workflow id: workflows derive child ids from it.
+      const workflowId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowId || file.replace(/\.json$/, '');
+      await Worker.runReplayHistory({ workflowBundle: { codePath: workflowBundlePath() } }, history, workflowId);
     });
   }
 });

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationInputDraft } from '../../contract/input';
 import { approveUpdate, rejectUpdate, statusQuery, type MigrationResult } from '../../signals';
 import { startHerokuStandIn, type HerokuStandIn } from '../heroku-stand-in';
-import { failingAfter, historyText, openSandbox, query, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
+import { failingAfter, historyText, openSandbox, query, recordHistory, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
 import { motoConfig } from '../helpers/moto';
 
 // Everything the workers of this file log, to prove no credential is in it.
@@ -189,6 +189,7 @@ describe('cutover safety (Heroku, app control, Route 53)', () => {
     const status = await handle.query(statusQuery);
     expect(status.traffic?.state).toBe('completed');
 
+    await recordHistory(handle, 'heroku-traffic-completed');
     const history = await historyText(handle);
     const described = await handle.describe();
     const everything = [history, JSON.stringify(described.memo ?? {}), JSON.stringify(described.searchAttributes ?? {}), logs.join('\n')].join('\n');

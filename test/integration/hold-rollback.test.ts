@@ -8,7 +8,7 @@ import { reverseNames } from '../../activities/logical';
 import type { MigrationInputDraft } from '../../contract/input';
 import { approveUpdate, rejectUpdate, rollbackUpdate, statusQuery, type MigrationResult } from '../../signals';
 import { AppWriter } from '../../stack/app-writer';
-import { openSandbox, query, sourceWritable, type Sandbox, untilPhase } from '../helpers/harness';
+import { openSandbox, query, recordHistory, sourceWritable, type Sandbox, untilPhase } from '../helpers/harness';
 
 let sandbox: Sandbox;
 
@@ -68,6 +68,7 @@ describe('hold, reverse replication and rollback', () => {
 
     expect(result.outcome).toBe('rolled-back');
     expect(result.reason).toBe('rolled back during the hold by alice: p99 latency doubled');
+    await recordHistory(handle, 'hold-rollback');
     const status = await handle.query(statusQuery);
     expect(status.hold?.rollback?.windowMs).toBeGreaterThan(0);
     console.log(`rollback window: ${status.hold?.rollback?.windowMs} ms, longest application write gap over the whole run ${writes.longestGapMs} ms`);
