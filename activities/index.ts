@@ -3,6 +3,7 @@
  * secrets and connections stay on the worker. Every activity takes secret *references*, resolves
  * them here, and lets no resolved value escape in a result, heartbeat or error.
  */
+import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
@@ -10,7 +11,7 @@ import type { ConfigSink, MigrationInput, SecretRef } from '../contract/input';
 import { buildPlan, type MigrationPlan, type RoleReadOnlySetting, type TableInventory } from '../contract/plan';
 import { createAppControlActivities, type AppControlDeps } from './app-control';
 import { openConfigSink, type RestoreReceipt, type SwapReceipt } from './config-sinks';
-import { appName, dumpRestore, ownSessionsPrefix, type DumpRestoreResult } from './dump-restore';
+import { appName, dumpRestore, ownSessionsPrefix, workDir, type DumpRestoreResult } from './dump-restore';
 import { freezeDatabase, unfreezeDatabase, type FreezeResult, type UnfreezeResult } from './freeze';
 import { CAN_SUBSCRIBE_SQL, inventoryDatabase } from './inventory';
 import { connect, terminateByApplicationName, withClient } from './pg';
@@ -21,6 +22,7 @@ import { resetTargetToBaseline, type ResetResult, type TargetBaseline } from './
 import * as dms from './dms';
 import type { DmsClients } from './dms';
 import * as logical from './logical';
+import * as pgcopydb from './pgcopydb';
 import { createTrafficActivities, type TrafficDeps } from './traffic';
 import { openSnapshotPool, schemaChanges, verifyCopy, type VerificationReport } from './verify';
 
@@ -82,7 +84,7 @@ export interface ReplicationState {
 /** Arguments of the CDC activities: the endpoints, and the role that owns the subscription. */
 export interface CdcArgs {
   /** Which CDC method; absent means logical (histories recorded before DMS existed). */
-  method?: 'logical' | 'dms';
+  method?: 'logical' | 'dms' | 'pgcopydb';
   migrationId: string;
   source: SecretRef;
   target: SecretRef;
@@ -302,7 +304,51 @@ export function createActivities(deps: ActivityDeps) {
       .map(([k, v]) => `dms ${k} ${String(v)}`);
   };
 
+  /** pgcopydb keeps its state in a work dir on the worker host; slot and origin names come from the migration id. */
+  const pgcopydbRunOf = async (args: CdcArgs & { jobs?: number; baseline?: TargetBaseline }): Promise<pgcopydb.PgcopydbRun> => {
+    const [sourceUrl, targetUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url')]);
+    const jobs = Math.max(1, args.jobs ?? 2);
+    return {
+      migrationId: args.migrationId,
+      sourceUrl,
+      targetUrl,
+      workDir: path.join(workDir(args.migrationId), 'pgcopydb-run'),
+      tableJobs: jobs,
+      indexJobs: jobs,
+      ...(args.baseline ? { baseline: args.baseline } : {}),
+    };
+  };
+
+  const waitForPgcopydb = async (args: CdcArgs & { maxLagBytes: number; reportAfterMs: number }, ctx: Context): Promise<ReplicationState> => {
+    const run = await pgcopydbRunOf(args);
+    const until = Date.now() + args.reportAfterMs;
+    for (;;) {
+      const s = await pgcopydb.pgcopydbStreaming(run);
+      // pgcopydb reports no per-table progress: the clone is one unit, done when it streams.
+      const state: ReplicationState = {
+        tablesTotal: 1,
+        tablesReady: s.streaming ? 1 : 0,
+        lagBytes: s.lagBytes ?? null,
+        caughtUp: s.streaming && s.lagBytes !== undefined && s.lagBytes <= args.maxLagBytes,
+      };
+      ctx.heartbeat(state);
+      if (state.caughtUp || Date.now() >= until) return state;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  };
+
   const cdc = {
+    /**
+     * pgcopydb's clone and follow, for the whole replication: runs until the endpos the drain sets,
+     * heartbeating; a retry resumes the follow when it can (see activities/pgcopydb.ts).
+     */
+    async runPgcopydb(args: CdcArgs & { jobs: number; baseline: TargetBaseline }): Promise<{ mode: string; elapsedMs: number; attempts: number }> {
+      const ctx = Context.current();
+      const run = await pgcopydbRunOf(args);
+      await both(args, (s) => logical.ensureMarker(s, args.migrationId));
+      return pgcopydb.runCloneFollow(run, { signal: ctx.cancellationSignal, onProgress: (p) => ctx.heartbeat(p) });
+    },
+
     async setReplicaIdentityFull(args: CdcArgs & { tables: TableInventory[] }): Promise<string[]> {
       return both(args, (s) => logical.setReplicaIdentityFull(s, args.tables));
     },
@@ -354,6 +400,7 @@ export function createActivities(deps: ActivityDeps) {
     async waitForReplication(args: CdcArgs & { maxLagBytes: number; maxLagSeconds?: number; reportAfterMs: number }): Promise<ReplicationState> {
       const ctx = Context.current();
       if (args.method === 'dms') return waitForDms({ ...args, maxLagSeconds: args.maxLagSeconds ?? 5 }, ctx);
+      if (args.method === 'pgcopydb') return waitForPgcopydb(args, ctx);
       const [sourceUrl, subUrl] = await Promise.all([resolve(args.source, 'source.url'), subscriberUrl(args)]);
       return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
         withClient(subUrl, admin(args.migrationId, 'target (replication role)'), async (sub) => {
@@ -372,7 +419,8 @@ export function createActivities(deps: ActivityDeps) {
     /** After the freeze: the target has applied everything (marker), and no DDL happened meanwhile. */
     async drainReplication(args: CdcArgs & { timeoutMs: number }): Promise<{ finalLsn: string; waitedMs: number }> {
       return both(args, async (s, t) => {
-        const drained = await logical.drainToMarker(s, t, args.migrationId, args.timeoutMs);
+        const setEndpos = args.method === 'pgcopydb' ? async (lsn: string) => pgcopydb.setEndpos(await pgcopydbRunOf(args), lsn) : undefined;
+        const drained = await logical.drainToMarker(s, t, args.migrationId, args.timeoutMs, setEndpos);
         const ddl = await schemaChanges(s, t);
         if (ddl.length) {
           throw ApplicationFailure.nonRetryable(
@@ -388,14 +436,16 @@ export function createActivities(deps: ActivityDeps) {
     /** In the write-freeze window: only the subscription (fast); the rest goes after go-live. */
     async stopSubscription(args: CdcArgs): Promise<string[]> {
       // A DMS task has nothing left to carry from the frozen source: it is stopped after go-live, outside the window.
-      if (args.method === 'dms') return [];
+      // pgcopydb stops by itself at its endpos.
+      if (args.method === 'dms' || args.method === 'pgcopydb') return [];
       const subUrl = await subscriberUrl(args);
       return withClient(subUrl, admin(args.migrationId, 'target (replication role)'), (sub) => logical.dropSubscription(sub, args.migrationId));
     },
 
     async dropReplicationLeftovers(args: CdcArgs & { keepMarkers?: boolean }): Promise<string[]> {
-      const dms = args.method === 'dms' ? await deleteDms(args) : [];
-      return [...dms, ...(await both(args, (s, t) => logical.dropReplicationLeftovers(s, t, args.migrationId, { keepMarkers: !!args.keepMarkers })))];
+      const own =
+        args.method === 'dms' ? await deleteDms(args) : args.method === 'pgcopydb' ? (await pgcopydb.cleanupPgcopydb(await pgcopydbRunOf(args))).dropped : [];
+      return [...own, ...(await both(args, (s, t) => logical.dropReplicationLeftovers(s, t, args.migrationId, { keepMarkers: !!args.keepMarkers })))];
     },
 
     /** Target -> source, before go-live, for a lossless rollback during the hold. */
@@ -431,7 +481,7 @@ export function createActivities(deps: ActivityDeps) {
 
     /** Everything replication created (the compensation): subscription, slot, publication, markers. */
     async stopReplication(args: CdcArgs): Promise<string[]> {
-      if (args.method === 'dms') return cdc.dropReplicationLeftovers(args);
+      if (args.method === 'dms' || args.method === 'pgcopydb') return cdc.dropReplicationLeftovers(args);
       const [sourceUrl, targetUrl, subUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url'), subscriberUrl(args)]);
       return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
         withClient(subUrl, admin(args.migrationId, 'target (replication role)'), (sub) =>

@@ -162,12 +162,20 @@ export async function lagBytes(source: Client, slot: string): Promise<number | n
  * Commits a marker row on the (frozen) source with the migration's own writable session and waits
  * until the target has applied it: then the target holds every commit the source ever acknowledged.
  */
-export async function drainToMarker(source: Client, target: Client, migrationId: string, timeoutMs: number): Promise<{ finalLsn: string; waitedMs: number }> {
+export async function drainToMarker(
+  source: Client,
+  target: Client,
+  migrationId: string,
+  timeoutMs: number,
+  /** Told the source's final position before the wait (pgcopydb applies its last changes only once it knows its endpos). */
+  onFinalLsn?: (lsn: string) => Promise<void>,
+): Promise<{ finalLsn: string; waitedMs: number }> {
   const names = replicationNames(migrationId);
   await source.query('SET default_transaction_read_only = off');
   // One cutover per migration: the marker row is id 1, which the verification activity waits for too.
   await source.query(`INSERT INTO ${names.marker} (id) VALUES (1) ON CONFLICT (id) DO NOTHING`);
   const finalLsn = (await source.query('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0].lsn as string;
+  await onFinalLsn?.(finalLsn);
   const started = Date.now();
   await waitForMarker(target, migrationId, timeoutMs);
   return { finalLsn, waitedMs: Date.now() - started };

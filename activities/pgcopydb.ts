@@ -1,48 +1,63 @@
 /**
- * The pgcopydb method (Heroku's tool for its own fleet move): `pgcopydb clone --follow` copies the
- * source in parallel and then replays its changes (logical decoding with wal2json) until the
- * sentinel's endpos is reached. Pure functions over *resolved* URLs; the activity wrappers forward
- * `onProgress` to Context.heartbeat and pass the activity's cancellation signal.
+ * The pgcopydb method (Heroku's tool for its own fleet move): pgcopydb copies the source in parallel
+ * and replays its changes (logical decoding with wal2json) until the sentinel's endpos. Pure
+ * functions over *resolved* URLs; the activity wrappers forward `onProgress` to Context.heartbeat
+ * and pass the activity's cancellation signal.
  *
- * What pgcopydb 0.10 (Debian 12) needs and does, found with real runs:
- * - Source: wal_level=logical, a REPLICATION role that may CREATE in the database (it creates the
- *   schema `pgcopydb` with the table `sentinel`), and wal2json usable as an output plugin (PostgreSQL
- *   15.19+ also wants it listed in `output_plugin_libraries`). Target: EXECUTE on the
+ * Found with real runs of pgcopydb 0.10 (Debian 12) and worked around here:
+ * - Needs on the source: wal_level=logical, a REPLICATION role that may CREATE in the database (it
+ *   creates the schema `pgcopydb` with the table `sentinel`), wal2json installed and, on PostgreSQL
+ *   15.19+, listed in `output_plugin_libraries`. On the target: EXECUTE on the
  *   pg_replication_origin_* functions (RDS grants them to rds_superuser).
  * - Names: the slot (source cluster) and the replication origin (target cluster) are cluster-wide,
  *   so both are derived from the migration id (`pgcopydbNames`); the sentinel is always
- *   `pgcopydb.sentinel` in the source database (0.10 has no option to rename it), so one source
- *   database carries one pgcopydb migration at a time.
- * - Connection strings go through PGCOPYDB_SOURCE_PGURI / PGCOPYDB_TARGET_PGURI (pgcopydb hands the
- *   password to its pg_dump / pg_restore children through the environment too: none in argv).
+ *   `pgcopydb.sentinel` in the source database (0.10 cannot rename it): one source database carries
+ *   one pgcopydb migration at a time.
+ * - Connection strings travel in PGCOPYDB_SOURCE_PGURI / PGCOPYDB_TARGET_PGURI (pgcopydb gives its
+ *   pg_dump / pg_restore children the URI without the password): no password in any argv.
  * - PGOPTIONS `-c default_transaction_read_only=off`: pgcopydb writes its sentinel on the source
- *   (write/flush/replay LSNs, endpos) and must keep doing so after the caller froze the source with
- *   `default_transaction_read_only`. A client option beats database and role defaults.
- * - The follow part polls the sentinel every 10 s, and applies changes one WAL-segment file at a
- *   time (a file is transformed to SQL when the segment is complete or endpos is reached), so
- *   nothing reaches the target between segment switches, and a set endpos takes 10-20 s to finish.
- * - After endpos, `clone --follow` copies sequence values once more (from the frozen source).
- *   UNLOGGED tables arrive empty (their data is not copied, even at clone time); large objects are
- *   copied at clone time only; DDL is not replayed. The slot, origin and sentinel stay after exit:
- *   `cleanupPgcopydb` removes them.
+ *   (LSNs, endpos, apply) and must keep doing so after the caller froze the source with
+ *   `default_transaction_read_only` (a client option beats database and role defaults).
+ * - `clone --follow` is not consistent: it exports its snapshot *before* creating the slot with
+ *   pg_create_logical_replication_slot(), so writes committed in between are lost; and with an
+ *   existing slot it needs `--resume --not-consistent`, whose table copies ignore `--snapshot`
+ *   (writes applied twice). So: slot over the replication protocol with EXPORT_SNAPSHOT, sentinel,
+ *   `pgcopydb follow --resume` (prefetch) alongside `pgcopydb clone --snapshot` (no --follow), then
+ *   the sentinel's apply switched on (see `runAttempt`).
+ * - The follow polls the sentinel every 10 s and applies one WAL-segment file at a time (a file is
+ *   transformed to SQL when its segment is complete or endpos is reached): on a quiet source nothing
+ *   reaches the target before endpos, and endpos -> exit takes 10-20 s.
+ * - endpos: the receiver stops at the first message at or past endpos (the BEGIN of the next
+ *   transaction) and the transform drops that unfinished transaction, so when the receiver learned
+ *   endpos before streaming past it, the apply waits forever. We watch: once the receiver is done and
+ *   the target applied the last transaction before endpos, we stop pgcopydb ourselves.
+ * - A dropped replication connection makes the receiver stream again from the slot and append what
+ *   it had already written (every transaction since applied twice): on "Streaming got interrupted"
+ *   we kill pgcopydb before it does, repair the files and resume.
+ * - A dead sub-process neither stops nor fails pgcopydb (`follow` may even exit 0): any
+ *   "process N has terminated [non-zero]" fails the attempt.
+ * - Sequences are copied at clone time only (the workflow reconciles them); UNLOGGED tables arrive
+ *   empty (not even copied at clone time); large objects are copied at clone time only; DDL is not
+ *   replayed. Slot, origin and sentinel stay after exit: `cleanupPgcopydb` removes them.
  *
- * Retries: a run whose clone had completed (sentinel apply = true) and whose work directory (with the
- * prefetched change files) is still here resumes with `pgcopydb follow --resume --not-consistent`:
- * the slot kept every change not yet written to those files and the origin says what was applied.
- * A run interrupted before the clone completed cannot resume consistently in 0.10 (`--resume`
- * requires `--not-consistent`: the remaining tables would be copied in a new snapshot while the slot
- * replays from the old one, applying their recent changes twice), so it starts over: the previous
- * pgcopydb is stopped, slot, origin, sentinel and work dir dropped, the target reset to its baseline.
+ * Retries (`prepare`): a run whose clone had completed (sentinel apply = true) and whose work dir
+ * (with the prefetched change files) is still here resumes with `pgcopydb follow --resume`: the last
+ * JSON file is cut after its last whole transaction (a SIGKILL leaves a torn line, and 0.10's resume
+ * then fails or skips a transaction) and deduplicated, missing or torn SQL files are transformed
+ * again. A run interrupted before its clone completed, or whose follow failed by itself, starts over:
+ * stray pgcopydb processes stopped, slot, origin, sentinel and work dir dropped, the target reset to
+ * its baseline. A retry on another host (no work dir) starts over too.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Client } from 'pg';
+import { Client, type ClientConfig } from 'pg';
 import { listUserSchemas } from './inventory';
-import { connect, describeUrl, terminateByApplicationName, withClient } from './pg';
+import { connect, describeUrl, qi, terminateByApplicationName, withClient } from './pg';
 import { pgBinary } from './processes';
 import { redact } from './secrets';
 import { resetTargetToBaseline, type TargetBaseline } from './target-reset';
@@ -62,7 +77,7 @@ export interface PgcopydbRun {
   baseline?: TargetBaseline;
 }
 
-export type PgcopydbPhase = 'starting' | 'restarting' | 'clone' | 'follow' | 'sequences' | 'done';
+export type PgcopydbPhase = 'starting' | 'restarting' | 'clone' | 'follow' | 'done';
 
 export interface PgcopydbProgress {
   phase: PgcopydbPhase;
@@ -94,6 +109,11 @@ export function pgcopydbNames(migrationId: string): PgcopydbNames {
   return { slotName: name, origin: name, applicationName: `pgmig-${migrationId}`.slice(0, 50) + '-pgcopydb', sentinel: 'pgcopydb.sentinel' };
 }
 
+/** Our own sessions: a name that the prefix of pgcopydb's (terminated on retries) does not match. */
+function adminAppName(run: PgcopydbRun, role: 'admin' | 'status' | 'endpos' | 'slot'): string {
+  return `pgmig-${run.migrationId}`.slice(0, 50) + `-pgc-${role}`;
+}
+
 function pgcopydbDir(run: PgcopydbRun): string {
   return path.join(run.workDir, 'pgcopydb');
 }
@@ -101,6 +121,11 @@ function pgcopydbDir(run: PgcopydbRun): string {
 /** pgcopydb's output of every attempt of this run (redacted). */
 export function logFile(run: PgcopydbRun): string {
   return path.join(run.workDir, 'pgcopydb.log');
+}
+
+/** The --dir of the `pgcopydb clone` (its own: two pgcopydb processes cannot share a work dir). */
+function cloneDir(run: PgcopydbRun): string {
+  return path.join(run.workDir, 'clone');
 }
 
 function baselineFile(run: PgcopydbRun): string {
@@ -113,7 +138,7 @@ function pgBinDir(): string | undefined {
   return path.isAbsolute(dump) ? path.dirname(dump) : undefined;
 }
 
-function pgcopydbEnv(run: PgcopydbRun, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+function pgcopydbEnv(run: PgcopydbRun): NodeJS.ProcessEnv {
   const bin = pgBinDir();
   const names = pgcopydbNames(run.migrationId);
   return {
@@ -128,11 +153,17 @@ function pgcopydbEnv(run: PgcopydbRun, extra: NodeJS.ProcessEnv = {}): NodeJS.Pr
     PGCONNECT_TIMEOUT: '10',
     // The sentinel is written on the source even after the caller froze it (see the header).
     PGOPTIONS: '-c default_transaction_read_only=off',
-    ...extra,
   };
 }
 
 const PGCOPYDB = process.env.PGCOPYDB_BIN || 'pgcopydb';
+
+function spawnFailure(err: unknown): Error {
+  if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+    return ApplicationFailure.nonRetryable(`${PGCOPYDB} is not installed on this worker (Debian: apt-get install pgcopydb postgresql-15-wal2json)`, 'PgcopydbMissing');
+  }
+  return err as Error;
+}
 
 /** Errors that no retry can fix: said plainly, non-retryable. */
 const FATAL_PATTERNS: { re: RegExp; why: string }[] = [
@@ -151,9 +182,23 @@ interface ProcessOutcome {
   tail: string[];
 }
 
-/** A pgcopydb command that finishes quickly (sentinel set, stream cleanup). */
+/**
+ * A pgcopydb command that finishes quickly (sentinel create / set, transform). It gets a scratch
+ * TMPDIR of its own: without --dir, pgcopydb writes its pid file into $TMPDIR/pgcopydb, which is the
+ * running follow's work dir, and then fails now and then without a word.
+ */
 async function pgcopydbCommand(run: PgcopydbRun, args: string[], signal?: AbortSignal): Promise<ProcessOutcome> {
-  const child = spawn(PGCOPYDB, args, { env: pgcopydbEnv(run), stdio: ['ignore', 'pipe', 'pipe'] });
+  const scratch = await mkdtemp(path.join(os.tmpdir(), 'pgmig-pgcopydb-cli-'));
+  try {
+    return await pgcopydbCommandIn(run, args, scratch, signal);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+async function pgcopydbCommandIn(run: PgcopydbRun, args: string[], scratch: string, signal?: AbortSignal): Promise<ProcessOutcome> {
+  const env = { ...pgcopydbEnv(run), TMPDIR: scratch, HOME: scratch, XDG_DATA_HOME: scratch };
+  const child = spawn(PGCOPYDB, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const tail: string[] = [];
   const collect = (chunk: Buffer) => {
     for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) tail.push(redact(line));
@@ -165,9 +210,10 @@ async function pgcopydbCommand(run: PgcopydbRun, args: string[], signal?: AbortS
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const code = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', reject);
+      child.on('error', (err) => reject(spawnFailure(err)));
       child.on('close', resolve);
     });
+    if (code !== 0) tail.push(`(exit code ${code}${child.signalCode ? `, signal ${child.signalCode}` : ''})`);
     return { code, tail };
   } finally {
     signal?.removeEventListener('abort', onAbort);
@@ -183,7 +229,7 @@ function failure(what: string, tail: string[]): ApplicationFailure {
 }
 
 function lastErrors(tail: string[]): string {
-  const errors = tail.filter((l) => /\b(ERROR|FATAL)\b/.test(l));
+  const errors = tail.filter((l) => /\b(ERROR|FATAL)\b|^\(exit code/.test(l));
   return redact((errors.length ? errors : tail).slice(-4).map((l) => l.replace(/^\d\d:\d\d:\d\d \d+ /, '')).join(' | '));
 }
 
@@ -191,14 +237,15 @@ function lastErrors(tail: string[]): string {
 // Leftovers of a previous attempt
 
 /** The pid pgcopydb recorded in its work dir, if that process is still a pgcopydb of this run. */
-function livePgcopydbPid(run: PgcopydbRun): number | undefined {
-  const file = path.join(pgcopydbDir(run), 'pgcopydb.pid');
+/** The pid a pgcopydb of this run recorded in `dir`, if that process is still running here. */
+function livePgcopydbPid(dir: string): number | undefined {
+  const file = path.join(dir, 'pgcopydb.pid');
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, 'utf8').split('\n')[0]);
   if (!Number.isInteger(pid) || pid <= 1) return undefined;
   try {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    if (!cmdline.some((a) => a.endsWith('pgcopydb')) || !cmdline.includes(pgcopydbDir(run))) return undefined;
+    if (!cmdline.some((a) => a.endsWith('pgcopydb')) || !cmdline.includes(dir)) return undefined;
     return pid;
   } catch {
     return undefined; // not running (or not on this host)
@@ -230,16 +277,48 @@ async function waitExit(pid: number, ms: number): Promise<boolean> {
   }
 }
 
-/** Stops a pgcopydb of this run left by a killed worker on this host (it does not die with its parent). */
+/** Every pgcopydb process on this host whose command line names one of this run's directories. */
+function strayPgcopydbPids(run: PgcopydbRun): number[] {
+  const dirs = [pgcopydbDir(run), cloneDir(run)];
+  const pids: number[] = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return pids; // no procfs: the pid files are all we have
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (args.some((a) => a.endsWith('pgcopydb')) && args.some((a) => dirs.includes(a))) pids.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+/** Stops the pgcopydb processes of this run left by a killed worker on this host (they do not die with their parent). */
 async function stopPreviousPgcopydb(run: PgcopydbRun): Promise<boolean> {
-  const pid = livePgcopydbPid(run);
-  if (pid === undefined) return false;
-  signalGroup(pid, 'SIGTERM');
-  if (!(await waitExit(pid, 10_000))) {
+  let stopped = false;
+  for (const dir of [pgcopydbDir(run), cloneDir(run)]) {
+    const pid = livePgcopydbPid(dir);
+    if (pid === undefined) continue;
+    stopped = true;
+    signalGroup(pid, 'SIGTERM');
+    if (!(await waitExit(pid, 10_000))) {
+      signalGroup(pid, 'SIGKILL');
+      await waitExit(pid, 5_000);
+    }
+  }
+  // Sub-processes whose leader is gone (a SIGKILLed leader does not take its children along).
+  for (const pid of strayPgcopydbPids(run)) {
+    stopped = true;
     signalGroup(pid, 'SIGKILL');
     await waitExit(pid, 5_000);
   }
-  return true;
+  return stopped;
 }
 
 async function writableSession(client: Client): Promise<void> {
@@ -346,12 +425,12 @@ export async function cleanupPgcopydb(run: PgcopydbRun): Promise<CleanupResult> 
   const names = pgcopydbNames(run.migrationId);
   const dropped: string[] = [];
   if (await stopPreviousPgcopydb(run)) dropped.push('pgcopydb process');
-  await withClient(run.sourceUrl, { label: 'source', applicationName: `${names.applicationName}-admin` }, async (c) => {
+  await withClient(run.sourceUrl, { label: 'source', applicationName: adminAppName(run, 'admin') }, async (c) => {
     await writableSession(c);
     if (await dropSlot(c, names)) dropped.push(`replication slot ${names.slotName} on ${label('source', run.sourceUrl)}`);
     if (await dropSentinel(c)) dropped.push(`pgcopydb.sentinel on ${label('source', run.sourceUrl)}`);
   });
-  await withClient(run.targetUrl, { label: 'target', applicationName: `${names.applicationName}-admin` }, async (c) => {
+  await withClient(run.targetUrl, { label: 'target', applicationName: adminAppName(run, 'admin') }, async (c) => {
     await writableSession(c);
     if (await dropOrigin(c, names)) dropped.push(`replication origin ${names.origin} on ${label('target', run.targetUrl)}`);
   });
@@ -376,7 +455,9 @@ export interface PgcopydbStatus {
   /** Received (written to the CDC files) and flushed, as pgcopydb reports them. */
   writeLsn?: string;
   flushLsn?: string;
-  /** Source LSN applied on the target: the replication origin's progress (authoritative) or the sentinel's. */
+  /** Commit LSN of the last source transaction applied on the target: the replication origin's progress, updated atomically with the apply. */
+  appliedLsn?: string;
+  /** The furthest of appliedLsn and the sentinel's replay_lsn (pgcopydb's own report, every 10 s). */
   replayLsn?: string;
   /** pg_current_wal_lsn() on the source and the bytes of WAL not yet applied on the target. */
   currentLsn: string;
@@ -386,12 +467,12 @@ export interface PgcopydbStatus {
 /** Reads the sentinel (source), the slot (source) and the origin's progress (target). Read-only. */
 export async function pgcopydbStreaming(run: PgcopydbRun): Promise<PgcopydbStatus> {
   const names = pgcopydbNames(run.migrationId);
-  const src = await withClient(run.sourceUrl, { label: 'source', applicationName: `${names.applicationName}-status` }, async (c) => {
+  const src = await withClient(run.sourceUrl, { label: 'source', applicationName: adminAppName(run, 'status') }, async (c) => {
     const state = await sourceState(c, names);
     const lsn = await c.query('SELECT pg_current_wal_lsn()::text AS lsn');
     return { ...state, currentLsn: lsn.rows[0].lsn as string };
   });
-  const originLsn = await withClient(run.targetUrl, { label: 'target', applicationName: `${names.applicationName}-status` }, async (c) => {
+  const originLsn = await withClient(run.targetUrl, { label: 'target', applicationName: adminAppName(run, 'status') }, async (c) => {
     if (!(await originExists(c, names.origin))) return undefined;
     const res = await c.query('SELECT pg_replication_origin_progress($1, true)::text AS lsn', [names.origin]);
     return (res.rows[0]?.lsn as string | null) ?? undefined;
@@ -408,6 +489,7 @@ export async function pgcopydbStreaming(run: PgcopydbRun): Promise<PgcopydbStatu
     endpos: s?.endpos,
     writeLsn: s?.write_lsn,
     flushLsn: s?.flush_lsn,
+    appliedLsn: originLsn,
     replayLsn,
     currentLsn: src.currentLsn,
     lagBytes,
@@ -428,8 +510,9 @@ function maxLsn(a?: string, b?: string): string | undefined {
 }
 
 /**
- * Sets the sentinel endpos (`pgcopydb stream sentinel set endpos <lsn>`): the follow stops once it
- * has applied everything up to `lsn` and `runCloneFollow` returns. Works on a frozen source.
+ * Sets the sentinel endpos (`pgcopydb stream sentinel set endpos <lsn>`): the follow stops once
+ * everything committed before `lsn` is applied, and `runCloneFollow` returns. Works on a frozen
+ * source and from any worker (SQL on the source through the pgcopydb CLI).
  */
 export async function setEndpos(run: PgcopydbRun, lsn: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
   if (!LSN_RE.test(lsn)) throw ApplicationFailure.nonRetryable(`setEndpos: "${lsn}" is not an LSN (like 0/16B3748)`, 'BadLsn');
@@ -453,12 +536,226 @@ async function targetBaseline(run: PgcopydbRun, client: Client): Promise<TargetB
   return baseline;
 }
 
+/** Written when a follow failed: its next attempt starts over instead of resuming again. */
+function followFailedMarker(run: PgcopydbRun): string {
+  return path.join(pgcopydbDir(run), 'pgmig-follow-failed');
+}
+
+/** Whether an SQL change file is whole: empty, or ending with a complete COMMIT line (missing counts as whole). */
+async function sqlComplete(file: string): Promise<boolean> {
+  if (!existsSync(file)) return true;
+  const sql = await readFile(file, 'utf8');
+  if (sql.length === 0) return true;
+  const lines = sql.split('\n');
+  const last = lines[lines.length - 2] ?? '';
+  if (!sql.endsWith('\n') || !/^COMMIT;/.test(last)) return false;
+  try {
+    JSON.parse(last.replace(/^COMMIT; -- /, ''));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The highest commit LSN of the complete transactions in a JSON change file. */
+async function lastCommitIn(file: string): Promise<number> {
+  let max = 0;
+  for (const line of (await readFile(file, 'utf8')).split('\n')) {
+    const lsn = /^\{"action":"C".*?"lsn":"([0-9A-Fa-f]+\/[0-9A-Fa-f]+)"/.exec(line)?.[1];
+    if (lsn) max = Math.max(max, lsnToNumber(lsn));
+  }
+  return max;
+}
+
+/**
+ * The lines of a JSON change file worth resuming from: whole transactions only (a SIGKILL leaves a
+ * torn line or a transaction without its COMMIT), and none that committed at or before `after` (a
+ * re-stream appends transactions again).
+ */
+function wholeTransactions(content: string, after: number): { kept: string[]; orphans: number } {
+  // Every element but the last of split('\n') is a complete line (the last one is '' or torn).
+  const kept: string[] = [];
+  let orphans = 0;
+  let block: string[] | undefined;
+  let blockCommit = 0;
+  let maxCommit = after;
+  for (const line of content.split('\n').slice(0, -1)) {
+    const m = /^\{"action":"(\w)".*?"lsn":"([0-9A-Fa-f]+\/[0-9A-Fa-f]+)"/.exec(line);
+    const action = m?.[1];
+    if (action === 'B') {
+      block = [line]; // a previous BEGIN without its COMMIT is dropped: the server sends it again
+      blockCommit = lsnToNumber(m![2]!);
+    } else if (action === 'C' && block) {
+      block.push(line);
+      if (blockCommit > maxCommit) {
+        kept.push(...block);
+        maxCommit = blockCommit;
+      } // else: already written once (a reconnect streamed it again)
+      block = undefined;
+    } else if (block) {
+      block.push(line);
+    } else if (action) {
+      orphans += 1; // a change or COMMIT whose BEGIN is nowhere: this file cannot be resumed from
+    } else {
+      kept.push(line); // outside a transaction (pgcopydb's own markers, e.g. the SWITCH "X")
+    }
+  }
+  return { kept, orphans };
+}
+
+const xidOf = (line: string): string | undefined => /^\{"action":"\w","xid":(\d+)/.exec(line)?.[1];
+
+/**
+ * 0.10 writes a message into the file of the WAL segment it comes from: a transaction whose first
+ * record is in segment N and whose COMMIT is in N+1 has its BEGIN (and early changes) appended to
+ * N's file after the segment switch, and the rest in N+1's. pgcopydb's running transform keeps that
+ * transaction in memory; a transform in a new process (after a resume) meets a COMMIT without its
+ * BEGIN ("Failed to setup replication origin transaction at origin LSN 0/0"). We move such a
+ * transaction's lines from the end of `previous` to just before the rest of it in `current`.
+ * Returns whether `current` changed.
+ */
+async function stitchTransactions(previous: string, current: string): Promise<boolean> {
+  const prevLines = (await readFile(previous, 'utf8')).split('\n');
+  const tail = prevLines.pop() ?? ''; // '' or a torn line
+  const open = new Map<string, number>(); // xid -> index of its BEGIN, for transactions without COMMIT here
+  prevLines.forEach((line, i) => {
+    const action = /^\{"action":"(\w)"/.exec(line)?.[1];
+    const xid = xidOf(line);
+    if (action === 'B' && xid) open.set(xid, i);
+    else if (action === 'C' && xid) open.delete(xid);
+  });
+  if (!open.size) return false;
+  let curLines = (await readFile(current, 'utf8')).split('\n');
+  const moved = new Set<number>();
+  for (const [xid, begin] of open) {
+    const at = curLines.findIndex((l) => xidOf(l) === xid);
+    if (at < 0) continue; // its COMMIT is further on (or never came): leave it
+    const lines = prevLines.filter((l, i) => i >= begin && xidOf(l) === xid);
+    prevLines.forEach((l, i) => i >= begin && xidOf(l) === xid && moved.add(i));
+    curLines = [...curLines.slice(0, at), ...lines, ...curLines.slice(at)];
+  }
+  if (!moved.size) return false;
+  await writeFile(current, curLines.join('\n'));
+  await writeFile(previous, [...prevLines.filter((_, i) => !moved.has(i)), tail].join('\n'));
+  return true;
+}
+
+/**
+ * Makes the CDC files of a killed pgcopydb resumable (0.10 does not do it itself). pgcopydb resumes
+ * streaming after the last message of the newest JSON file (the `latest` link), appending to it;
+ * the server then skips every transaction that committed before that point. So the newest file must
+ * end with a whole transaction: a SIGKILL leaves a torn line ("Failed to parse JSON message") or a
+ * transaction without its COMMIT, which the resumed stream would then never complete ("logical
+ * message xid is X, which is different from the current transaction xid"). We cut the newest file
+ * after its last whole transaction (dropping newer files that hold none) and re-point `latest`; an
+ * older JSON file whose SQL is missing or torn (killed during the transform) is transformed again.
+ */
+export async function repairCdcForResume(run: PgcopydbRun): Promise<{ ok: true } | { ok: false; why: string }> {
+  const cdc = path.join(pgcopydbDir(run), 'cdc');
+  if (!existsSync(cdc)) return { ok: false, why: 'the work dir holds no prefetched changes (another host, or removed)' };
+  const jsonFiles = (await readdir(cdc)).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).sort();
+  const sqlOf = (json: string) => path.join(cdc, json.replace(/\.json$/, '.sql'));
+  for (;;) {
+    const latest = jsonFiles[jsonFiles.length - 1];
+    if (!latest) return { ok: false, why: 'no prefetched change file holds a complete transaction' };
+    const latestPath = path.join(cdc, latest);
+    const previous = jsonFiles[jsonFiles.length - 2];
+    if (previous && (await stitchTransactions(path.join(cdc, previous), latestPath))) await rm(sqlOf(latest), { force: true });
+    const after = previous ? await lastCommitIn(path.join(cdc, previous)) : 0;
+    const content = await readFile(latestPath, 'utf8');
+    const { kept, orphans } = wholeTransactions(content, after);
+    if (orphans) return { ok: false, why: `${latest} holds changes of a transaction whose BEGIN is lost` };
+    if (!kept.some((l) => l.startsWith('{"action":"C"'))) {
+      // Nothing whole in it: nothing of it was applied either. Resume from the file before.
+      await rm(latestPath, { force: true });
+      await rm(sqlOf(latest), { force: true });
+      jsonFiles.pop();
+      continue;
+    }
+    const repaired = kept.map((l) => l + '\n').join('');
+    if (repaired !== content || !(await sqlComplete(sqlOf(latest)))) {
+      if (repaired !== content) await writeFile(latestPath, repaired);
+      await rm(sqlOf(latest), { force: true }); // transformed again when the receiver closes the file
+    }
+    const link = path.join(cdc, 'latest');
+    await rm(link, { force: true });
+    await symlink(latestPath, link);
+    break;
+  }
+  for (const [i, json] of jsonFiles.slice(0, -1).entries()) {
+    const sqlPath = sqlOf(json);
+    const previous = jsonFiles[i - 1];
+    if (previous && (await stitchTransactions(path.join(cdc, previous), path.join(cdc, json)))) await rm(sqlPath, { force: true });
+    if (existsSync(sqlPath) && (await sqlComplete(sqlPath))) continue;
+    const out = await pgcopydbCommand(run, ['stream', 'transform', path.join(cdc, json), `${sqlPath}.tmp`]);
+    if (out.code !== 0) return { ok: false, why: `pgcopydb stream transform ${json} failed: ${lastErrors(out.tail)}` };
+    await rename(`${sqlPath}.tmp`, sqlPath);
+  }
+  return { ok: true };
+}
+
+/**
+ * The commit LSN of the last transaction with changes that committed before `endpos`, read from the
+ * prefetched JSON files (newest first). pgcopydb's receiver writes every transaction that committed
+ * before endpos in full; undefined when none has changes.
+ */
+async function lastCommitBefore(run: PgcopydbRun, endpos: string): Promise<string | undefined> {
+  const cdc = path.join(pgcopydbDir(run), 'cdc');
+  if (!existsSync(cdc)) return undefined;
+  const end = lsnToNumber(endpos);
+  const files = (await readdir(cdc)).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).sort().reverse();
+  for (const file of files) {
+    let best: number | undefined;
+    let bestLsn: string | undefined;
+    let changes = false;
+    for (const line of (await readFile(path.join(cdc, file), 'utf8')).split('\n')) {
+      const action = /^\{"action":"(\w)"/.exec(line)?.[1];
+      if (action === 'B') changes = false;
+      else if (action === 'I' || action === 'U' || action === 'D' || action === 'T') changes = true;
+      else if (action === 'C' && changes) {
+        const lsn = /"lsn":"([0-9A-Fa-f]+\/[0-9A-Fa-f]+)"/.exec(line)?.[1];
+        if (lsn && lsnToNumber(lsn) < end && (best === undefined || lsnToNumber(lsn) > best)) {
+          best = lsnToNumber(lsn);
+          bestLsn = lsn;
+        }
+      }
+    }
+    if (bestLsn) return bestLsn;
+  }
+  return undefined;
+}
+
+interface ApplyState {
+  /** The sentinel's endpos, once someone set it. */
+  endpos?: string;
+  /** Last transaction with changes committed before endpos (from the CDC files), and what the target applied. */
+  lastCommit?: string;
+  applied?: string;
+  complete: boolean;
+}
+
+/**
+ * Whether the target has every change committed before the sentinel's endpos: the origin's progress
+ * (the commit LSN of the last transaction applied) reached the last such transaction in the files.
+ */
+async function applyState(run: PgcopydbRun, cache?: Map<string, string | undefined>): Promise<ApplyState> {
+  const status = await pgcopydbStreaming(run);
+  const endpos = status.endpos && status.endpos !== '0/0' && status.endpos !== status.startpos ? status.endpos : undefined;
+  if (!endpos) return { complete: false, applied: status.appliedLsn };
+  // Once the receiver has stopped its files do not change: scan them once per endpos.
+  if (cache && !cache.has(endpos)) cache.set(endpos, await lastCommitBefore(run, endpos));
+  const lastCommit = cache ? cache.get(endpos) : await lastCommitBefore(run, endpos);
+  const applied = status.appliedLsn; // not the sentinel's replay_lsn: only the origin moves with the data
+  const complete = lastCommit === undefined || (applied !== undefined && lsnToNumber(applied) >= lsnToNumber(lastCommit));
+  return { endpos, lastCommit, applied, complete };
+}
+
 /** Decides how this attempt starts, and clears what cannot be reused. */
 async function prepare(run: PgcopydbRun, report: (phase: PgcopydbPhase, detail: string) => void): Promise<StartMode> {
   const names = pgcopydbNames(run.migrationId);
   await stopPreviousPgcopydb(run);
-  const source = await connect(run.sourceUrl, { label: 'source', applicationName: `${names.applicationName}-admin` });
-  const target = await connect(run.targetUrl, { label: 'target', applicationName: `${names.applicationName}-admin` });
+  const source = await connect(run.sourceUrl, { label: 'source', applicationName: adminAppName(run, 'admin') });
+  const target = await connect(run.targetUrl, { label: 'target', applicationName: adminAppName(run, 'admin') });
   try {
     await writableSession(source);
     await writableSession(target);
@@ -467,22 +764,34 @@ async function prepare(run: PgcopydbRun, report: (phase: PgcopydbPhase, detail: 
     await terminateByApplicationName(target, names.applicationName);
     const src = await sourceState(source, names);
     const hasOrigin = await originExists(target, names.origin);
-    const hasCdcFiles = existsSync(path.join(pgcopydbDir(run), 'cdc'));
-    if (src.sentinel?.apply && src.slotExists && hasOrigin && hasCdcFiles) return 'resume-follow';
+    const canResume = src.sentinel?.apply && src.slotExists && hasOrigin && !existsSync(followFailedMarker(run));
+    if (canResume) {
+      const repair = await repairCdcForResume(run);
+      if (repair.ok) return 'resume-follow';
+      report('restarting', `cannot resume the follow: ${repair.why}`);
+    }
 
     await mkdir(run.workDir, { recursive: true, mode: 0o700 });
-    const leftovers = src.slotExists || src.sentinel !== undefined || hasOrigin || existsSync(pgcopydbDir(run));
+    const leftovers = src.slotExists || src.sentinel !== undefined || hasOrigin || existsSync(pgcopydbDir(run)) || existsSync(cloneDir(run));
     if (!leftovers) {
       await targetBaseline(run, target); // recorded before anything is copied
       return 'fresh';
     }
     report('restarting', 'the previous attempt stopped before its clone completed (or lost its work dir): starting over');
+    if (!run.baseline && !existsSync(baselineFile(run))) {
+      // The target holds a previous attempt's partial copy and nothing says what it held before.
+      throw ApplicationFailure.nonRetryable(
+        `pgcopydb must start over on ${label('target', run.targetUrl)}, which holds a previous attempt's copy, but its pre-migration baseline is unknown on this worker: pass the preflight baseline`,
+        'BaselineUnknown',
+      );
+    }
     const baseline = await targetBaseline(run, target);
     await dropSlot(source, names);
     await dropSentinel(source);
     await dropOrigin(target, names);
     await resetTargetToBaseline(target, baseline);
     await rm(pgcopydbDir(run), { recursive: true, force: true });
+    await rm(cloneDir(run), { recursive: true, force: true });
     return 'restart';
   } finally {
     await source.end().catch(() => undefined);
@@ -494,54 +803,118 @@ async function prepare(run: PgcopydbRun, report: (phase: PgcopydbPhase, detail: 
 function classifyLine(line: string): { phase?: PgcopydbPhase; detail?: string } {
   const msg = line.replace(/^\d\d:\d\d:\d\d \d+ +\w+ +/, '').trim();
   if (/^STEP \d+:/.test(msg)) return { phase: 'clone', detail: msg };
-  if (/Updating the pgcopydb.sentinel to enable applying changes|sentinel has enabled applying changes/.test(msg)) return { phase: 'follow', detail: msg };
   if (/Resuming streaming at LSN|Now streaming changes to|Catching up from LSN|Replaying changes from file|Streaming got interrupted|reconnecting|Transformed JSON messages|Streaming is now finished|Applied reached end position|Report write_lsn/.test(msg)) {
     return { detail: msg };
   }
-  if (/Fetching information for \d+ sequences|Reset sequences values/.test(msg)) return { phase: 'sequences', detail: msg };
   if (/\b(ERROR|FATAL|WARN)\b/.test(line)) return { detail: msg };
   return {};
 }
 
+/** A consistent start: the slot made over the replication protocol exports the snapshot to copy with. */
+interface SlotSnapshot {
+  lsn: string;
+  snapshot: string;
+  /** Holds the exported snapshot: open until the copy has imported it everywhere. */
+  connection: Client;
+}
+
 /**
- * Runs `pgcopydb clone --follow` until it exits (it exits once the sentinel's endpos is applied),
- * or resumes `pgcopydb follow` after an interrupted follow (see the header for what resumes).
+ * pgcopydb 0.10 exports its snapshot first and creates the slot afterwards with
+ * pg_create_logical_replication_slot(): transactions that commit in between are neither copied nor
+ * streamed (the tests lost writes there). We create the slot first, over the replication protocol
+ * with EXPORT_SNAPSHOT, create the sentinel ourselves and hand the snapshot to pgcopydb
+ * (`--snapshot`; `--resume --not-consistent` makes it accept an existing slot and sentinel).
+ */
+async function createSlotWithSnapshot(run: PgcopydbRun): Promise<SlotSnapshot> {
+  const names = pgcopydbNames(run.migrationId);
+  const connection = new Client({
+    connectionString: run.sourceUrl,
+    replication: 'database',
+    application_name: adminAppName(run, 'slot'),
+    connectionTimeoutMillis: 10_000,
+  } as ClientConfig & { replication: string });
+  connection.on('error', () => undefined);
+  try {
+    await connection.connect();
+    const res = await connection.query(`CREATE_REPLICATION_SLOT ${qi(names.slotName)} LOGICAL "wal2json" EXPORT_SNAPSHOT`);
+    const row = res.rows[0] as { consistent_point: string; snapshot_name: string };
+    return { lsn: row.consistent_point, snapshot: row.snapshot_name, connection };
+  } catch (err) {
+    await connection.end().catch(() => undefined);
+    throw failure('creating the replication slot', [redact((err as Error).message)]);
+  }
+}
+
+/** pgcopydb's own schema (the sentinel) is never copied. */
+const FILTERS = '[exclude-schema]\npgcopydb\n';
+
+interface AttemptOutcome {
+  /**
+   * Stopped on purpose, to resume after a repair of the change files: the replication connection
+   * dropped (0.10 would re-stream and apply twice), or the apply met a transaction split across files.
+   */
+  reconnect: boolean;
+}
+
+interface ProgressState {
+  mode: StartMode;
+  phase: PgcopydbPhase;
+  detail?: string;
+}
+
+/**
+ * Runs pgcopydb's clone and follow until the follow has applied everything before the sentinel's
+ * endpos (see `setEndpos`), resuming the follow after an interruption when it can (see the header).
  * Throws a retryable ApplicationFailure when pgcopydb fails, a non-retryable one for missing
- * prerequisites, and the signal's reason when aborted (pgcopydb and its children are stopped).
+ * prerequisites, and the signal's reason when aborted (every pgcopydb process is stopped).
  */
 export async function runCloneFollow(
   run: PgcopydbRun,
   opts: { signal?: AbortSignal; onProgress?: (p: PgcopydbProgress) => void; progressIntervalMs?: number } = {},
-): Promise<{ mode: StartMode; elapsedMs: number }> {
+): Promise<{ mode: StartMode; elapsedMs: number; attempts: number }> {
   const started = Date.now();
-  const names = pgcopydbNames(run.migrationId);
-  let mode: StartMode = 'fresh';
-  let phase: PgcopydbPhase = 'starting';
-  let detail: string | undefined;
-  const emit = () => opts.onProgress?.({ phase, detail, mode, elapsedMs: Date.now() - started });
+  const state: ProgressState = { mode: 'fresh', phase: 'starting', detail: undefined };
+  const emit = () => opts.onProgress?.({ phase: state.phase, detail: state.detail, mode: state.mode, elapsedMs: Date.now() - started });
   const report = (p: PgcopydbPhase, d: string) => {
-    phase = p;
-    detail = d;
+    state.phase = p;
+    state.detail = d;
     emit();
   };
   emit();
   const aborted = () => opts.signal?.reason ?? ApplicationFailure.retryable('pgcopydb was stopped (activity cancelled)', 'Cancelled');
-  if (opts.signal?.aborted) throw aborted();
+  const timer = setInterval(emit, opts.progressIntervalMs ?? 2_000);
+  let firstMode: StartMode | undefined;
+  try {
+    for (let attempt = 1; ; attempt++) {
+      if (opts.signal?.aborted) throw aborted();
+      state.mode = await prepare(run, report);
+      firstMode ??= state.mode;
+      const outcome = await runAttempt(run, state, report, opts.signal, aborted);
+      if (!outcome.reconnect) {
+        report('done', state.detail ?? 'endpos reached');
+        return { mode: firstMode, elapsedMs: Date.now() - started, attempts: attempt };
+      }
+      if (attempt >= 5) throw ApplicationFailure.retryable('pgcopydb had to be stopped and resumed 5 times in a row', 'PgcopydbFailed');
+      state.detail = 'pgcopydb stopped to repair its change files (a dropped replication connection, or a transaction split across files); resuming';
+    }
+  } finally {
+    clearInterval(timer);
+  }
+}
 
-  mode = await prepare(run, report);
-  report(mode === 'resume-follow' ? 'follow' : 'clone', mode === 'resume-follow' ? 'resuming the follow from the slot and the origin' : 'starting pgcopydb clone --follow');
+/** One pgcopydb process (a group leader: its sub-processes are signalled with it), logging to the run's log. */
+interface Pgcopydb {
+  args: string[];
+  exited: Promise<number | null>;
+  stop: (sig: NodeJS.Signals) => void;
+  tail: string[];
+}
 
-  const common = ['--dir', pgcopydbDir(run), '--slot-name', names.slotName, '--origin', names.origin];
-  const args =
-    mode === 'resume-follow'
-      ? ['follow', ...common, '--resume', '--not-consistent']
-      : ['clone', '--follow', ...common, '--table-jobs', String(run.tableJobs), '--index-jobs', String(run.indexJobs), '--no-owner', '--no-acl'];
-
+function startPgcopydb(run: PgcopydbRun, args: string[], log: WriteStream, onLine: (line: string) => void): Pgcopydb {
   const child = spawn(PGCOPYDB, args, { env: pgcopydbEnv(run), stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  // Every attempt's log, kept with the work dir (pgcopydb masks passwords itself; we redact too).
-  const log = createWriteStream(logFile(run), { flags: 'a', mode: 0o600 });
-  log.write(`---- ${new Date().toISOString()} pgcopydb ${args.join(' ')} (mode ${mode})\n`);
+  log.write(`---- ${new Date().toISOString()} pgcopydb ${args.join(' ')}\n`);
   const tail: string[] = [];
+  let killTimer: NodeJS.Timeout | undefined;
   let buffered = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk: string) => {
@@ -551,46 +924,194 @@ export async function runCloneFollow(
     for (const raw of lines) {
       if (!raw.trim()) continue;
       const line = redact(raw);
-      log.write(line + '\n');
+      if (!log.writableEnded) log.write(line + '\n');
       tail.push(line);
       if (tail.length > 40) tail.shift();
-      const c = classifyLine(line);
-      if (c.phase && c.phase !== phase) {
-        // Phases only move forward (a late STEP line of the clone does not undo 'follow').
-        const order: PgcopydbPhase[] = ['starting', 'restarting', 'clone', 'follow', 'sequences', 'done'];
-        if (order.indexOf(c.phase) > order.indexOf(phase)) {
-          report(c.phase, c.detail ?? '');
-          continue;
-        }
-      }
-      if (c.detail) detail = c.detail;
+      onLine(line);
     }
   });
-  const timer = setInterval(emit, opts.progressIntervalMs ?? 2_000);
-  let killTimer: NodeJS.Timeout | undefined;
-  const onAbort = () => {
-    if (child.pid === undefined) return;
-    signalGroup(child.pid, 'SIGTERM');
-    killTimer = setTimeout(() => child.pid !== undefined && signalGroup(child.pid, 'SIGKILL'), 10_000);
-  };
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', (c) => resolve(c));
-    });
-    if (opts.signal?.aborted) {
-      // Sub-processes that outlived the leader (they share its process group).
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', (err) => reject(spawnFailure(err)));
+    // 'exit', not 'close': sub-processes that outlive the leader keep its stderr pipe open.
+    child.on('exit', (code) => {
+      if (killTimer) clearTimeout(killTimer);
+      // Sub-processes that outlived the leader share its process group.
       if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
-      throw aborted();
+      resolve(code);
+    });
+  });
+  const stop = (sig: NodeJS.Signals) => {
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    signalGroup(child.pid, sig);
+    if (sig === 'SIGTERM' && !killTimer) killTimer = setTimeout(() => child.pid !== undefined && signalGroup(child.pid, 'SIGKILL'), 10_000);
+  };
+  return { args, exited, stop, tail };
+}
+
+/**
+ * One attempt. From scratch (fresh / restart), three steps instead of 0.10's `clone --follow`:
+ * 1. the slot, created over the replication protocol with EXPORT_SNAPSHOT, and the sentinel
+ *    (apply off): 0.10's own `clone --follow` exports its snapshot *before* it creates the slot, so
+ *    transactions committed in between were neither copied nor streamed (the tests lost writes), and
+ *    its `--snapshot` is ignored by the table copies once `--resume --not-consistent` (which an
+ *    existing slot requires) is given, which applied changes twice;
+ * 2. `pgcopydb follow --resume --not-consistent` prefetches from the slot while
+ *    `pgcopydb clone --snapshot` copies exactly that snapshot;
+ * 3. once the clone exited 0, the snapshot is released and the sentinel's apply switched on.
+ * Resuming (resume-follow) is step 2's follow alone, over the repaired CDC files.
+ */
+async function runAttempt(
+  run: PgcopydbRun,
+  state: ProgressState,
+  report: (phase: PgcopydbPhase, detail: string) => void,
+  signal: AbortSignal | undefined,
+  aborted: () => unknown,
+): Promise<AttemptOutcome> {
+  const names = pgcopydbNames(run.migrationId);
+  const resume = state.mode === 'resume-follow';
+  report(resume ? 'follow' : 'clone', resume ? 'resuming the follow from the slot, the origin and the prefetched changes' : 'creating the slot and its snapshot');
+
+  const log = createWriteStream(logFile(run), { flags: 'a', mode: 0o600 });
+  log.on('error', () => undefined); // the log is a convenience: never a reason to fail the run
+  let slot: SlotSnapshot | undefined;
+  const releaseSnapshot = () => {
+    void slot?.connection.end().catch(() => undefined);
+    slot = undefined;
+  };
+  let childFailed: string | undefined;
+  let prefetchDone = false;
+  let catchupDone = false;
+  let stoppedAtEndpos = false;
+  let reconnect = false;
+  let follow: Pgcopydb | undefined;
+  let clone: Pgcopydb | undefined;
+  const stopAll = (sig: NodeJS.Signals) => {
+    follow?.stop(sig);
+    clone?.stop(sig);
+  };
+  const onLine = (line: string) => {
+    if (/Streaming got interrupted/.test(line) && !reconnect && !stoppedAtEndpos && !childFailed) {
+      // In 0.10 the reconnect streams again from the slot's confirmed position and appends what it
+      // had already written: every transaction since would be applied twice. Stop before it does
+      // (it waits 1 s); the next attempt resumes from the files instead.
+      reconnect = true;
+      stopAll('SIGKILL');
     }
-    if (code !== 0) throw failure(`pgcopydb ${args[0]} exited with ${code}`, tail);
+    if (/Failed to setup replication origin transaction at origin LSN 0\/0|Failed to parse SQL query/.test(line) && !reconnect && !stoppedAtEndpos && !childFailed) {
+      // The apply met a transaction split across two change files (see stitchTransactions): a
+      // COMMIT without its BEGIN; or it read an SQL file that the transform was still writing (0.10
+      // looks for the file, not for its end): a torn last line. Either way the transaction was
+      // rolled back; the repair of the next attempt stitches or transforms again, and it resumes.
+      reconnect = true;
+      stopAll('SIGKILL');
+    }
+    if (/Prefetch process \d+ has terminated \[0\]/.test(line)) prefetchDone = true;
+    if (/Catch-up process \d+ has terminated \[0\]/.test(line)) catchupDone = true;
+    // 0.10's supervisor neither stops nor fails when a sub-process dies: a dead prefetch leaves the
+    // apply waiting forever, and `follow` may even exit 0. A dead sub-process fails the attempt.
+    if (/\S+ process \d+ has terminated \[[1-9]\d*\]/.test(line) && !childFailed && !stoppedAtEndpos && !reconnect) {
+      childFailed = line;
+      stopAll('SIGTERM');
+    }
+    const c = classifyLine(line);
+    const order: PgcopydbPhase[] = ['starting', 'restarting', 'clone', 'follow', 'done'];
+    // A new phase, or a new STEP of the clone, is reported at once; other lines ride on the next beat.
+    if (c.phase && order.indexOf(c.phase) >= order.indexOf(state.phase)) return report(c.phase, c.detail ?? '');
+    if (c.detail) state.detail = c.detail;
+  };
+  // pgcopydb 0.10's receiver stops at the first message at or past endpos, which is the BEGIN of the
+  // next transaction; the transform drops that unfinished transaction, so when the receiver knew
+  // endpos before streaming past it (it polls the sentinel every 10 s, and re-reads it whenever it
+  // starts) the apply waits forever for an LSN >= endpos. Once the receiver is done, the files hold
+  // every transaction committed before endpos: when the target has applied the last one of them,
+  // the run is complete and we stop pgcopydb ourselves.
+  let watching = false;
+  let satisfiedSince: number | undefined;
+  const lastCommits = new Map<string, string | undefined>();
+  const watcher = setInterval(() => {
+    if (!prefetchDone || catchupDone || watching || stoppedAtEndpos || childFailed || reconnect) return;
+    watching = true;
+    applyState(run, lastCommits)
+      .then((st) => {
+        if (!st.complete) return void (satisfiedSince = undefined);
+        satisfiedSince ??= Date.now();
+        if (Date.now() - satisfiedSince < 3_000 || catchupDone) return; // let pgcopydb finish by itself if it can
+        stoppedAtEndpos = true;
+        state.detail = `applied through ${st.lastCommit ?? st.applied ?? '-'} (endpos ${st.endpos}): stopping pgcopydb, whose apply waits for the unfinished transaction at endpos`;
+        if (!log.writableEnded) log.write(`---- ${new Date().toISOString()} pgmig: ${state.detail}\n`);
+        follow?.stop('SIGTERM');
+      })
+      .catch(() => undefined)
+      .finally(() => (watching = false));
+  }, 1_000);
+  const onAbort = () => stopAll('SIGTERM');
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const followStarted = () => resume || state.phase === 'follow';
+  // pgcopydb failed by itself (not killed by a signal, which a resume repairs): start over next time.
+  const markFollowFailed = async () => {
+    if (followStarted()) await writeFile(followFailedMarker(run), new Date().toISOString()).catch(() => undefined);
+  };
+  try {
+    const common = ['--dir', pgcopydbDir(run), '--slot-name', names.slotName, '--origin', names.origin];
+    if (!resume) {
+      slot = await createSlotWithSnapshot(run);
+      const sentinel = await pgcopydbCommand(run, ['stream', 'sentinel', 'create', '--startpos', slot.lsn]);
+      if (sentinel.code !== 0) throw failure('pgcopydb stream sentinel create', sentinel.tail);
+      await writeFile(path.join(run.workDir, 'filters.ini'), FILTERS);
+    }
+    follow = startPgcopydb(run, ['follow', ...common, '--resume', '--not-consistent'], log, onLine);
+    if (!resume) {
+      clone = startPgcopydb(
+        run,
+        [
+          'clone', '--dir', cloneDir(run), '--snapshot', slot!.snapshot, '--filters', path.join(run.workDir, 'filters.ini'),
+          '--table-jobs', String(run.tableJobs), '--index-jobs', String(run.indexJobs), '--no-owner', '--no-acl',
+        ],
+        log,
+        onLine,
+      );
+      const cloneCode = await Promise.race([clone.exited, follow.exited.then(() => 'follow-exited' as const)]);
+      if (cloneCode !== 0) {
+        stopAll('SIGTERM');
+        await Promise.all([clone.exited, follow.exited]);
+        if (signal?.aborted) throw aborted();
+        if (reconnect) return { reconnect: true };
+        if (cloneCode === 'follow-exited') throw failure('pgcopydb follow stopped during the clone', [...follow.tail, ...(childFailed ? [childFailed] : [])]);
+        throw failure(`pgcopydb clone exited with ${cloneCode}`, clone.tail);
+      }
+      releaseSnapshot(); // every copy worker imported it: the source may vacuum again
+      const apply = await pgcopydbCommand(run, ['stream', 'sentinel', 'set', 'apply']);
+      if (apply.code !== 0) {
+        stopAll('SIGTERM');
+        throw failure('pgcopydb stream sentinel set apply', apply.tail);
+      }
+      report('follow', 'clone done; applying the changes prefetched since its snapshot');
+    }
+    const code = await follow.exited;
+    if (signal?.aborted) throw aborted();
+    if (reconnect) return { reconnect: true };
+    if (childFailed || (code !== 0 && !stoppedAtEndpos)) {
+      if (childFailed || code !== null) await markFollowFailed();
+      throw failure(`pgcopydb follow ${childFailed ? 'lost a sub-process' : `exited with ${code}`}`, [...follow.tail, ...(childFailed ? [childFailed] : [])]);
+    }
+    const end = await applyState(run);
+    if (!end.complete) {
+      await markFollowFailed();
+      throw ApplicationFailure.retryable(
+        `pgcopydb follow exited 0 but the target misses changes before endpos (endpos ${end.endpos ?? 'unset'}, last commit ${end.lastCommit ?? '-'}, applied ${end.applied ?? 'nothing'}): ${lastErrors(follow.tail)}`,
+        'PgcopydbFailed',
+      );
+    }
+    return { reconnect: false };
+  } catch (err) {
+    stopAll('SIGKILL');
+    if (signal?.aborted) throw aborted();
+    throw err;
   } finally {
-    clearInterval(timer);
+    clearInterval(watcher);
+    releaseSnapshot();
+    signal?.removeEventListener('abort', onAbort);
+    await Promise.all([follow?.exited, clone?.exited].map((p) => p?.catch(() => undefined)));
     log.end();
-    if (killTimer) clearTimeout(killTimer);
-    opts.signal?.removeEventListener('abort', onAbort);
   }
-  report('done', detail ?? 'endpos reached');
-  return { mode, elapsedMs: Date.now() - started };
 }

@@ -40,12 +40,13 @@ export async function tableFingerprint(client: Client, schema: string, name: str
   return { rows: Number(res.rows[0].n), checksum: res.rows[0].sum };
 }
 
+/** Tables and columns, without the migration's own marker schema and pgcopydb's sentinel schema. */
 export async function columnSignature(client: Client): Promise<Map<string, string>> {
   const res = await client.query(`
     SELECT table_schema || '.' || table_name AS tbl,
            string_agg(column_name || ' ' || data_type || CASE WHEN is_nullable = 'NO' THEN ' not null' ELSE '' END, ', ' ORDER BY ordinal_position) AS cols
       FROM information_schema.columns
-     WHERE table_schema NOT IN ('pg_catalog', 'information_schema', '_pgmig')
+     WHERE table_schema NOT IN ('pg_catalog', 'information_schema', '_pgmig', 'pgcopydb')
      GROUP BY 1`);
   return new Map(res.rows.map((r) => [r.tbl as string, r.cols as string]));
 }

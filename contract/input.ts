@@ -41,8 +41,6 @@ export function durationMs(value: string): number {
 const roleName = z.string().min(1).max(63);
 
 export const METHODS = ['auto', 'dump-restore', 'logical', 'pgcopydb', 'dms'] as const;
-/** Methods this build can run; the others are part of the contract and refused clearly until they ship. */
-export const IMPLEMENTED_METHODS = ['dump-restore', 'logical', 'dms'] as const;
 /** Methods that stream changes (CDC) and so cut over with a short freeze: they have a `cutover` gate. */
 export const CDC_METHODS = ['logical', 'pgcopydb', 'dms'] as const;
 export type MigrationMethod = Exclude<(typeof METHODS)[number], 'auto'>;
@@ -258,13 +256,6 @@ export const MigrationInput = z
     }
     if (input.hold?.goLiveAfterWritesResume && !input.hold.reverseReplication) {
       ctx.addIssue({ code: 'custom', path: ['hold', 'goLiveAfterWritesResume'], message: 'needs hold.reverseReplication: without it a no-go after writes resumed would lose them' });
-    }
-    if (input.method !== 'auto' && !(IMPLEMENTED_METHODS as readonly string[]).includes(input.method)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['method'],
-        message: `method "${input.method}" is not available in this build; use one of: auto, ${IMPLEMENTED_METHODS.join(', ')}`,
-      });
     }
   });
 export type MigrationInput = z.output<typeof MigrationInput>;

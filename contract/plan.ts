@@ -3,7 +3,7 @@
  * the preflight activity gathers the inventories, this decides method, estimate, blockers and warnings.
  */
 import type { MigrationInput, MigrationMethod } from './input';
-import { CDC_METHODS, durationMs, IMPLEMENTED_METHODS } from './input';
+import { CDC_METHODS, durationMs } from './input';
 
 export interface TableInventory {
   schema: string;
@@ -208,9 +208,6 @@ export function buildPlan(input: MigrationInput, source: DatabaseInventory, targ
   } else {
     method = input.method;
     methodReasons.push(`forced by input: ${input.method}`);
-  }
-  if (!(IMPLEMENTED_METHODS as readonly string[]).includes(method)) {
-    blockers.push(`method ${method} is not available in this build`);
   }
   const cdc = (CDC_METHODS as readonly string[]).includes(method);
   const estimate = cdc ? CDC_CUTOVER_ESTIMATE_MS : dumpEstimate;

@@ -77,6 +77,13 @@ const { waitForReplication } = proxyActivities<MigrationActivities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
 });
 /** One attempt: a retry would take its snapshots later than the freeze point, when the target may hold new writes. */
+/** The whole clone-and-follow: hours or days, heartbeating; a cancelled run stops pgcopydb before the undos. */
+const { runPgcopydb } = proxyActivities<MigrationActivities>({
+  startToCloseTimeout: '7 days',
+  heartbeatTimeout: '1 minute',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
+});
 const { verifyAtFreezePoint } = proxyActivities<MigrationActivities>({
   startToCloseTimeout: '12 hours',
   heartbeatTimeout: '30s',
@@ -190,9 +197,10 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     decisions: status.decisions,
   });
 
-  let verificationScope: CancellationScope | undefined;
+  /** Activities running beside the workflow (verification, pgcopydb): a rollback cancels them first. */
+  const backgroundScopes: CancellationScope[] = [];
   const compensate = async () => {
-    verificationScope?.cancel();
+    for (const scope of backgroundScopes) scope.cancel();
     if (!saga.size) return;
     progress.phase('compensating', `undoing ${saga.size} step(s)`);
     await saga.runAll((record) => status.compensations.push(record));
@@ -207,7 +215,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
 
   const cdcArgsOf = (p: MigrationPlan) => ({
     // logical histories recorded before DMS existed carry no method: keep it that way for them.
-    ...(p.method === 'dms' ? { method: 'dms' as const } : {}),
+    ...(p.method === 'dms' || p.method === 'pgcopydb' ? { method: p.method } : {}),
     migrationId,
     source,
     target,
@@ -377,10 +385,25 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       }
       saga.register('reset-target', resetTargetUndo);
       saga.register('stop-replication', () => undo.stopReplication(cdcArgs));
-      await progress.step('copy-schema', 'copying', () => copySchema({ ...cdcArgs, baseline }));
-      await progress.step('start-replication', 'copying', () => startReplication({ ...cdcArgs, tables: plan!.source.tables }));
+      // pgcopydb copies schema and data and follows changes in one long activity, beside the workflow.
+      let pgcopydbRun: Promise<void> | undefined;
+      let pgcopydbFailure: unknown;
+      if (plan.method === 'pgcopydb') {
+        const scope = new CancellationScope();
+        backgroundScopes.push(scope);
+        pgcopydbRun = scope.run(() => runPgcopydb({ ...cdcArgs, jobs: input.parallelJobs, baseline })).then(
+          () => undefined,
+          (err) => {
+            pgcopydbFailure = err;
+          },
+        );
+      } else {
+        await progress.step('copy-schema', 'copying', () => copySchema({ ...cdcArgs, baseline }));
+        await progress.step('start-replication', 'copying', () => startReplication({ ...cdcArgs, tables: plan!.source.tables }));
+      }
       const watchReplication = async (maxLagBytes: number, done: (s: ReplicationState) => boolean) => {
         for (;;) {
+          if (pgcopydbFailure) throw pgcopydbFailure;
           const state = await waitForReplication({ ...cdcArgs, maxLagBytes, maxLagSeconds: input.replication.maxLagSeconds, reportAfterMs: 30_000 });
           status.replication = { ...state, updatedAt: new Date(Date.now()).toISOString() };
           const lag = state.lagSeconds !== undefined ? `${state.lagSeconds ?? '?'} s` : `${state.lagBytes ?? '?'} bytes`;
@@ -389,7 +412,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
         }
       };
       await progress.step('initial-copy', 'copying', () => watchReplication(Number.MAX_SAFE_INTEGER, (s) => s.tablesTotal > 0 && s.tablesReady === s.tablesTotal));
-      await progress.step('indexes', 'copying', () => copySchemaAfterData({ ...cdcArgs, baseline, jobs: input.parallelJobs }));
+      if (plan.method !== 'pgcopydb') await progress.step('indexes', 'copying', () => copySchemaAfterData({ ...cdcArgs, baseline, jobs: input.parallelJobs }));
       await progress.step('catch-up', 'catching-up', () => watchReplication(input.replication.maxLagBytes, (s) => s.caughtUp));
 
       progress.phase('awaiting-cutover');
@@ -407,7 +430,8 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       status.verification = { state: 'running' };
       // Waits for the drain marker on its own, then snapshots both sides and signals: it runs beside the window.
       // Its own scope: a rollback cancels it first, so its snapshots do not hold locks the undos need.
-      verificationScope = new CancellationScope();
+      const verificationScope = new CancellationScope();
+      backgroundScopes.push(verificationScope);
       fullVerification = verificationScope.run(() => verifyAtFreezePoint({ ...cdcArgs, tables: plan!.source.tables, jobs: input.parallelJobs, drainTimeoutMs })).then(
         (report) => {
           status.verification = { state: 'passed', detail: `${report.tablesChecked} tables, ${report.rowsChecked} rows: counts and checksums equal` };
@@ -422,6 +446,13 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
         },
       );
       await progress.step('drain', 'draining', () => windowSteps.drainReplication({ ...cdcArgs, timeoutMs: drainTimeoutMs }));
+      if (pgcopydbRun) {
+        // It applied up to its endpos (the marker arrived): it ends on its own now.
+        await progress.step('pgcopydb-exit', 'draining', async () => {
+          await pgcopydbRun;
+          if (pgcopydbFailure) throw pgcopydbFailure;
+        });
+      }
       await reconcileSequencesStep(windowSteps);
       await progress.step('stop-replication', 'stopping-replication', () => windowSteps.stopSubscription(cdcArgs));
       snapshotReady = async () => {

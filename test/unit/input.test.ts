@@ -45,10 +45,10 @@ describe('migration input validation', () => {
     expect(fields).toEqual(expect.arrayContaining(['source.url.env', 'source', 'target.url', 'parallelJobs', 'downtimeBudget', 'gates.go-live.timeout', 'configSink']));
   });
 
-  it('refuses a method this build does not ship, naming the field', () => {
-    const checked = checkMigrationInput({ ...valid, method: 'pgcopydb' });
+  it('refuses an unknown method, naming the field', () => {
+    const checked = checkMigrationInput({ ...valid, method: 'bucardo' });
     expect(checked.ok).toBe(false);
     if (checked.ok) return;
-    expect(checked.problems).toEqual([{ field: 'method', message: expect.stringMatching(/not available in this build/) }]);
+    expect(checked.problems.map((p) => p.field)).toEqual(['method']);
   });
 });
