@@ -16,7 +16,7 @@ import { freezeDatabase, unfreezeDatabase, type FreezeResult, type UnfreezeResul
 import { CAN_SUBSCRIBE_SQL, inventoryDatabase } from './inventory';
 import { connect, terminateByApplicationName, withClient } from './pg';
 import { createSecretResolver, redact, redactingActivities, type SecretClients } from './secrets';
-import { reconcileSequences, type SequenceReconciliation } from './sequences';
+import { checkSequencesAhead, reconcileSequences, type SequenceReconciliation } from './sequences';
 import { runSmokeChecks, type SmokeCheck } from './smoke';
 import { resetTargetToBaseline, type ResetResult, type TargetBaseline } from './target-reset';
 import * as dms from './dms';
@@ -174,7 +174,18 @@ export function createActivities(deps: ActivityDeps) {
     async reconcileSequences(args: { migrationId: string; source: SecretRef; target: SecretRef }): Promise<SequenceReconciliation[]> {
       const [sourceUrl, targetUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url')]);
       return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
-        withClient(targetUrl, admin(args.migrationId, 'target'), (t) => reconcileSequences(s, t)),
+        withClient(targetUrl, admin(args.migrationId, 'target'), async (t) => {
+          const reconciled = await reconcileSequences(s, t);
+          // Its own post-condition: the next value of every serial/identity column is above its max id.
+          const behind = (await checkSequencesAhead(t)).filter((c) => !c.ok);
+          if (behind.length) {
+            throw ApplicationFailure.nonRetryable(
+              `sequences still behind their columns after reconciliation: ${behind.map((p) => `${p.sequence} at ${p.lastValue} < ${p.columnMax}`).join('; ')}`,
+              'SequencesBehind',
+            );
+          }
+          return reconciled;
+        }),
       );
     },
 
@@ -203,6 +214,11 @@ export function createActivities(deps: ActivityDeps) {
       const url = new URL(await resolve(args.appUrl, 'target.appUrl'));
       for (const [k, v] of Object.entries(args.urlParams)) url.searchParams.set(k, v);
       return openConfigSink(args.sink, deps).swap(args.migrationId, url.toString());
+    },
+
+    /** Decommission: the previous value's record goes (Heroku: the old add-on is detached from the app). */
+    async releaseConfig(args: { migrationId: string; sink: ConfigSink }): Promise<string[]> {
+      return openConfigSink(args.sink, deps).release(args.migrationId);
     },
 
     async restoreConfig(args: { migrationId: string; sink: ConfigSink; receipt?: SwapReceipt }): Promise<RestoreReceipt> {
@@ -520,6 +536,7 @@ export function createActivities(deps: ActivityDeps) {
         const report = await verifyCopy({
           sourcePool: sources,
           targetPool: targets,
+          checkSequences: false,
           tables: args.tables,
           onTable: (done, total) => Object.assign(progress, { tablesDone: done, tablesTotal: total }),
         });

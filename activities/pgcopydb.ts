@@ -110,7 +110,7 @@ export function pgcopydbNames(migrationId: string): PgcopydbNames {
 }
 
 /** Our own sessions: a name that the prefix of pgcopydb's (terminated on retries) does not match. */
-function adminAppName(run: PgcopydbRun, role: 'admin' | 'status' | 'endpos' | 'slot'): string {
+function adminAppName(run: PgcopydbRun, role: 'admin' | 'status' | 'cli' | 'slot'): string {
   return `pgmig-${run.migrationId}`.slice(0, 50) + `-pgc-${role}`;
 }
 
@@ -196,8 +196,18 @@ async function pgcopydbCommand(run: PgcopydbRun, args: string[], signal?: AbortS
   }
 }
 
+/** The same, tried up to 3 times: the sentinel commands are idempotent, and 0.10 crashes on a lost connection. */
+async function pgcopydbCommandRetrying(run: PgcopydbRun, args: string[], signal?: AbortSignal): Promise<ProcessOutcome> {
+  for (let attempt = 1; ; attempt++) {
+    const out = await pgcopydbCommand(run, args, signal);
+    if (out.code === 0 || attempt >= 3 || signal?.aborted) return out;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 async function pgcopydbCommandIn(run: PgcopydbRun, args: string[], scratch: string, signal?: AbortSignal): Promise<ProcessOutcome> {
-  const env = { ...pgcopydbEnv(run), TMPDIR: scratch, HOME: scratch, XDG_DATA_HOME: scratch };
+  // Its own application_name: a concurrent (re)start terminates the sessions of pgcopydb's by name.
+  const env = { ...pgcopydbEnv(run), TMPDIR: scratch, HOME: scratch, XDG_DATA_HOME: scratch, PGAPPNAME: adminAppName(run, 'cli') };
   const child = spawn(PGCOPYDB, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const tail: string[] = [];
   const collect = (chunk: Buffer) => {
@@ -516,12 +526,15 @@ function maxLsn(a?: string, b?: string): string | undefined {
  */
 export async function setEndpos(run: PgcopydbRun, lsn: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
   if (!LSN_RE.test(lsn)) throw ApplicationFailure.nonRetryable(`setEndpos: "${lsn}" is not an LSN (like 0/16B3748)`, 'BadLsn');
-  const out = await pgcopydbCommand(run, ['stream', 'sentinel', 'set', 'endpos', lsn], opts.signal);
-  if (out.code !== 0) {
+  // Idempotent: a lost connection (0.10 may even crash on it) is tried again at once.
+  for (let attempt = 1; ; attempt++) {
+    const out = await pgcopydbCommand(run, ['stream', 'sentinel', 'set', 'endpos', lsn], opts.signal);
+    if (out.code === 0) return;
     if (out.tail.some((l) => /relation "pgcopydb.sentinel" does not exist/.test(l))) {
       throw ApplicationFailure.retryable(`setEndpos: pgcopydb has not set up its sentinel on ${label('source', run.sourceUrl)} yet`, 'PgcopydbNotStarted');
     }
-    throw failure('pgcopydb stream sentinel set endpos', out.tail);
+    if (attempt >= 3 || opts.signal?.aborted) throw failure('pgcopydb stream sentinel set endpos', out.tail);
+    await new Promise((r) => setTimeout(r, 500));
   }
 }
 
@@ -1055,7 +1068,7 @@ async function runAttempt(
     const common = ['--dir', pgcopydbDir(run), '--slot-name', names.slotName, '--origin', names.origin];
     if (!resume) {
       slot = await createSlotWithSnapshot(run);
-      const sentinel = await pgcopydbCommand(run, ['stream', 'sentinel', 'create', '--startpos', slot.lsn]);
+      const sentinel = await pgcopydbCommandRetrying(run, ['stream', 'sentinel', 'create', '--startpos', slot.lsn]);
       if (sentinel.code !== 0) throw failure('pgcopydb stream sentinel create', sentinel.tail);
       await writeFile(path.join(run.workDir, 'filters.ini'), FILTERS);
     }
@@ -1080,7 +1093,7 @@ async function runAttempt(
         throw failure(`pgcopydb clone exited with ${cloneCode}`, clone.tail);
       }
       releaseSnapshot(); // every copy worker imported it: the source may vacuum again
-      const apply = await pgcopydbCommand(run, ['stream', 'sentinel', 'set', 'apply']);
+      const apply = await pgcopydbCommandRetrying(run, ['stream', 'sentinel', 'set', 'apply']);
       if (apply.code !== 0) {
         stopAll('SIGTERM');
         throw failure('pgcopydb stream sentinel set apply', apply.tail);

@@ -71,7 +71,8 @@ export async function benchCutover(opts: { methods: MigrationMethod[]; scales: n
               target: { url: { env: 'BENCH_TARGET_URL' }, replicationUrl: { env: 'BENCH_REPLICATION_URL' } },
               method,
               freeze: { drainTimeout: '1s' },
-              replication: { tablesWithoutPrimaryKey: 'replica-identity-full' },
+              // pgcopydb 0.10 needs 10-20 s (more under load) to apply up to its endpos.
+              replication: { tablesWithoutPrimaryKey: 'replica-identity-full', drainTimeout: '5m' },
               configSink: { type: 'env-file', path: configFile },
             },
           ],

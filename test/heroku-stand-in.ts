@@ -259,6 +259,23 @@ export async function startHerokuStandIn(opts: { tokens?: string[] } = {}): Prom
       const name = typeof b.name === 'string' ? b.name : addon.name.toUpperCase().replace(/-/g, '_');
       return { status: 201, json: attachmentJson(attach(app, addon, name)) };
     }
+    if ((m = /^\/addons\/([^/]+)\/addon-attachments$/.exec(path)) && method === 'GET') {
+      const addon = findAddon(decodeURIComponent(m[1]));
+      return { status: 200, json: [...state.attachments.values()].filter((a) => a.addonId === addon.id).map(attachmentJson) };
+    }
+    if ((m = /^\/apps\/([^/]+)\/addons\/([^/]+)$/.exec(path)) && method === 'DELETE') {
+      // addons:destroy: the add-on is deprovisioned, and every attachment (and its config var) goes with it.
+      const app = findApp(decodeURIComponent(m[1]));
+      const addon = findAddon(decodeURIComponent(m[2]));
+      if (addon.billingApp !== app.name) throw new HttpError(422, 'invalid_params', `${addon.name} is not billed to ${app.name}.`);
+      for (const att of [...state.attachments.values()].filter((a) => a.addonId === addon.id)) {
+        state.attachments.delete(att.id);
+        delete findApp(att.app).configVars[attachmentVar(att)];
+      }
+      state.addons.delete(addon.id);
+      app.releases++;
+      return { status: 200, json: { id: addon.id, name: addon.name, state: 'deprovisioned' } };
+    }
     if ((m = /^\/addon-attachments\/([^/]+)$/.exec(path)) && method === 'DELETE') {
       const att = state.attachments.get(decodeURIComponent(m[1]));
       if (!att) throw new HttpError(404, 'not_found', "Couldn't find that add on attachment.", 'addon_attachment');

@@ -77,6 +77,10 @@ const { waitForReplication } = proxyActivities<MigrationActivities>({
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
 });
 /** One attempt: a retry would take its snapshots later than the freeze point, when the target may hold new writes. */
+const slowDrain = proxyActivities<MigrationActivities>({
+  startToCloseTimeout: '30 minutes',
+  retry: { initialInterval: '1s', maximumAttempts: 3 },
+});
 /** The whole clone-and-follow: hours or days, heartbeating; a cancelled run stops pgcopydb before the undos. */
 const { runPgcopydb } = proxyActivities<MigrationActivities>({
   startToCloseTimeout: '7 days',
@@ -260,6 +264,8 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     progress.phase('decommissioning');
     if (reverse) await progress.step('stop-reverse-replication', 'decommissioning', () => regular.stopReverseReplication(reverse));
     await progress.step('drop-markers', 'decommissioning', () => dropReplicationLeftovers(cdcArgs));
+    // The rollback path is given up: e.g. on Heroku the old add-on is detached from the app.
+    await progress.step('release-config', 'decommissioning', () => regular.releaseConfig({ migrationId, sink: input.configSink }));
     return undefined;
   };
 
@@ -445,7 +451,9 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
           return false;
         },
       );
-      await progress.step('drain', 'draining', () => windowSteps.drainReplication({ ...cdcArgs, timeoutMs: drainTimeoutMs }));
+      // pgcopydb needs 10-20 s to apply up to its endpos: too long for a local activity (it would hold the workflow task).
+      const drainWith = plan.method === 'pgcopydb' ? slowDrain : windowSteps;
+      await progress.step('drain', 'draining', () => drainWith.drainReplication({ ...cdcArgs, timeoutMs: drainTimeoutMs }));
       if (pgcopydbRun) {
         // It applied up to its endpos (the marker arrived): it ends on its own now.
         await progress.step('pgcopydb-exit', 'draining', async () => {

@@ -78,6 +78,13 @@ export class EnvFileSink implements ConfigSinkDriver {
   }
 
   /** The backup file is the record; the receipt adds nothing here. */
+  async release(migrationId: string): Promise<string[]> {
+    const backup = this.backupPath(migrationId);
+    if (!existsSync(backup)) return [];
+    await rm(backup, { force: true });
+    return [`backup ${backup}`];
+  }
+
   async restore(migrationId: string, _receipt?: SwapReceipt): Promise<RestoreReceipt> {
     const backup = this.backupPath(migrationId);
     if (!existsSync(backup)) return { sink: this.describe(), restored: false, fingerprint: fingerprint(await this.read()) };

@@ -152,6 +152,37 @@ export class HerokuConfigSink implements ConfigSinkDriver {
     return receipt(previous, { mode: 'config-var', backupConfigVar: backupName, encryption: 'aes-256-gcm' });
   }
 
+  /**
+   * Revokes the old add-on (the decommission gate approved it): the rollback attachment goes; when it
+   * is the add-on's last attachment on this app, Heroku allows that only by destroying the add-on
+   * (`addons:destroy`), so the old database is deprovisioned. A sealed backup goes too.
+   */
+  async release(migrationId: string): Promise<string[]> {
+    const api = await this.api();
+    const rollbackName = rollbackAttachmentName(migrationId);
+    const [attachments, vars] = await Promise.all([this.attachments(), this.configVars()]);
+    const released: string[] = [];
+    const rollback = attachments.find((a) => a.name === rollbackName);
+    if (rollback) {
+      // Every attachment of the add-on, on any app: a database shared with another app is never destroyed.
+      const all = await api.get<HerokuAttachment[]>(`/addons/${encodeURIComponent(rollback.addon.id)}/addon-attachments`);
+      const others = all.filter((a) => a.id !== rollback.id);
+      if (others.length === 0) {
+        await api.delete(`/apps/${encodeURIComponent(this.sink.app)}/addons/${encodeURIComponent(rollback.addon.id)}`);
+        released.push(`add-on ${rollback.addon.name} destroyed (its last attachment was ${rollbackName})`);
+      } else {
+        await api.delete(`/addon-attachments/${encodeURIComponent(rollback.id)}`);
+        released.push(`attachment ${rollbackName} of add-on ${rollback.addon.name}`);
+      }
+    }
+    const backupName = backupConfigVar(migrationId, this.key);
+    if (vars[backupName] !== undefined) {
+      await this.setVars({ [backupName]: null });
+      released.push(`config var ${backupName}`);
+    }
+    return released;
+  }
+
   async restore(migrationId: string, receipt?: SwapReceipt): Promise<RestoreReceipt> {
     const api = await this.api();
     const rollbackName = rollbackAttachmentName(migrationId);

@@ -44,6 +44,11 @@ export interface ConfigSinkDriver {
   swap(migrationId: string, value: string): Promise<SwapReceipt>;
   /** `receipt` is what `swap` returned, when history has it; without it the sink's own record is used. */
   restore(migrationId: string, receipt?: SwapReceipt): Promise<RestoreReceipt>;
+  /**
+   * Decommission: the rollback path is given up, so what `restore` would need goes (the Heroku
+   * rollback attachment of the old add-on, a label, a backup). Idempotent; after it, restore is a no-op.
+   */
+  release(migrationId: string): Promise<string[]>;
 }
 
 /**

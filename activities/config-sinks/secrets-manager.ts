@@ -161,6 +161,18 @@ export class SecretsManagerSink implements ConfigSinkDriver {
     };
   }
 
+  async release(migrationId: string): Promise<string[]> {
+    const stages = await this.stages();
+    const released: string[] = [];
+    for (const stage of [previousLabel(migrationId), swappedLabel(migrationId)]) {
+      const holder = versionWith(stages, stage);
+      if (!holder) continue;
+      await this.sm().send(new UpdateSecretVersionStageCommand({ SecretId: this.secretId, VersionStage: stage, RemoveFromVersionId: holder }));
+      released.push(`staging label ${stage}`);
+    }
+    return released;
+  }
+
   async restore(migrationId: string, receipt?: SwapReceipt): Promise<RestoreReceipt> {
     const label = previousLabel(migrationId);
     const staged = swappedLabel(migrationId);

@@ -141,6 +141,14 @@ export class SsmSink implements ConfigSinkDriver {
     };
   }
 
+  async release(migrationId: string): Promise<string[]> {
+    const label = previousLabel(migrationId);
+    const previous = await this.get(label);
+    if (!previous?.Version) return [];
+    await this.ssm().send(new UnlabelParameterVersionCommand({ Name: this.name, ParameterVersion: previous.Version, Labels: [label] }));
+    return [`version label ${label}`];
+  }
+
   async restore(migrationId: string, receipt?: SwapReceipt): Promise<RestoreReceipt> {
     const label = previousLabel(migrationId);
     let previous = await this.get(label);

@@ -259,6 +259,21 @@ describe('heroku sink (Platform API stand-in)', () => {
     expect(app.releases).toBe(releases);
   });
 
+  it('release (decommission): the old add-on is revoked (destroyed: it was its last attachment), restore has nothing left to do', async () => {
+    const { oldUrl, newUrl } = urls();
+    const app = heroku.seedApp('shop-release', {});
+    heroku.seedPostgres('shop-release', { url: oldUrl });
+    const sink = sinkFor('shop-release');
+    const m = mid('heroku-r');
+    await sink.swap(m, newUrl);
+    expect(await sink.release(m)).toEqual([expect.stringMatching(new RegExp(`^add-on .* destroyed \\(its last attachment was ${rollbackAttachmentName(m)}\\)$`))]);
+    expect(heroku.attachmentsOf('shop-release')).toEqual([]);
+    expect([...heroku.state.addons.values()].filter((a) => a.billingApp === 'shop-release')).toEqual([]);
+    expect(app.configVars.DATABASE_URL).toBe(newUrl);
+    expect(await sink.release(m)).toEqual([]);
+    expect((await sink.restore(m)).restored).toBe(false);
+  });
+
   it('attachment: restore with the receipt gives back exactly the old URL; a swap interrupted half-way is finished by its retry or undone by restore', async () => {
     const { oldUrl, newUrl } = urls();
     const app = heroku.seedApp('shop-staging');

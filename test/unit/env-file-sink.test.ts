@@ -32,6 +32,17 @@ describe('env-file config sink', () => {
     expect(existsSync(`${file}.pgmig-m1.bak`)).toBe(false);
   });
 
+  it('release drops the backup: the swap stays, restore has nothing left', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sink-'));
+    const file = path.join(dir, 'app.env');
+    writeFileSync(file, 'DATABASE_URL=postgres://old\n');
+    const sink = new EnvFileSink(file, 'DATABASE_URL');
+    await sink.swap('m3', 'postgres://new');
+    expect(await sink.release('m3')).toEqual([`backup ${file}.pgmig-m3.bak`]);
+    expect((await sink.restore('m3')).restored).toBe(false);
+    expect(await sink.read()).toBe('postgres://new');
+  });
+
   it('removes the key again when it was absent before', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'sink-'));
     const file = path.join(dir, 'app.env');
