@@ -10,7 +10,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dmsResourceNames } from '../../activities/dms';
 import { approveUpdate, rejectUpdate, statusQuery, type MigrationResult } from '../../signals';
-import { openSandbox, query, sourceWritable, targetTableCount, type Sandbox, untilPhase } from '../helpers/harness';
+import { failingAfter, openSandbox, query, sourceWritable, targetTableCount, type Sandbox, untilPhase } from '../helpers/harness';
 import { motoDmsClients } from '../helpers/moto';
 
 let sandbox: Sandbox;
@@ -91,4 +91,22 @@ describe('dms method (control plane on moto)', () => {
     ]);
     await expectWorldRestored(migrationId);
   });
+
+  for (const step of ['setReplicaIdentityFull', 'copySchema', 'startReplication', 'waitForReplication', 'copySchemaAfterData'] as const) {
+    it(`a failure right after ${step} deletes every DMS resource and restores the databases`, async () => {
+      const migrationId = `${sandbox.input().migrationId}-${step.toLowerCase().slice(0, 12)}`;
+      await publishLatency(migrationId, 0);
+      await sandbox.useActivities(failingAfter(sandbox.realActivities, step));
+      try {
+        const handle = await sandbox.start(sandbox.input({ migrationId, method: 'dms', replication: { tablesWithoutPrimaryKey: 'replica-identity-full' } }));
+        const err = await handle.result().then(() => undefined, (e: unknown) => e);
+        expect((err as WorkflowFailedError).cause?.message).toContain(`injected failure after ${step}`);
+        const status = await handle.query(statusQuery);
+        expect(status.compensations.filter((c) => c.state !== 'completed')).toEqual([]);
+        await expectWorldRestored(migrationId);
+      } finally {
+        await sandbox.useActivities(sandbox.realActivities);
+      }
+    });
+  }
 });
