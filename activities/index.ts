@@ -516,17 +516,26 @@ export function createActivities(deps: ActivityDeps) {
       const ctx = Context.current();
       const size = Math.max(1, args.jobs);
       const opts = (label: string) => ({ label, applicationName: appName(args.migrationId, 'verify') });
-      // Started as soon as the source is frozen: the snapshot is taken once the target applied the marker.
-      await withClient(targetUrl, opts('target'), (t) => logical.waitForMarker(t, args.migrationId, args.drainTimeoutMs));
-      const sources = await openSnapshotPool(() => connect(sourceUrl, opts('source')), size);
-      const targets = await openSnapshotPool(() => connect(targetUrl, opts('target')), size).catch(async (err) => {
-        await Promise.all(sources.map((c) => c.end().catch(() => undefined)));
-        throw err;
-      });
-      const progress = { tablesDone: 0, tablesTotal: args.tables.length };
-      // Frequent heartbeats carry the cancellation of a rollback here quickly; closing the
-      // connections then ends the snapshots and releases their locks.
+      const progress = { stage: 'waiting for the drain marker', tablesDone: 0, tablesTotal: args.tables.length };
+      // Frequent heartbeats, from the start (the drain can outlast the heartbeat timeout), carry the
+      // cancellation of a rollback here quickly; closing the connections then ends the snapshots and
+      // releases their locks.
       const timer = setInterval(() => ctx.heartbeat(progress), 1_000);
+      let sources: Client[];
+      let targets: Client[];
+      try {
+        // Started as soon as the source is frozen: the snapshot is taken once the target applied the marker.
+        await withClient(targetUrl, opts('target'), (t) => logical.waitForMarker(t, args.migrationId, args.drainTimeoutMs));
+        sources = await openSnapshotPool(() => connect(sourceUrl, opts('source')), size);
+        targets = await openSnapshotPool(() => connect(targetUrl, opts('target')), size).catch(async (err) => {
+          await Promise.all(sources.map((c) => c.end().catch(() => undefined)));
+          throw err;
+        });
+      } catch (err) {
+        clearInterval(timer);
+        throw err;
+      }
+      progress.stage = 'comparing tables';
       const closeAll = () => void Promise.all([...sources, ...targets].map((c) => c.end().catch(() => undefined)));
       ctx.cancellationSignal.addEventListener('abort', closeAll, { once: true });
       try {

@@ -51,7 +51,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
@@ -607,7 +607,7 @@ function wholeTransactions(content: string, after: number): { kept: string[]; or
       block = undefined;
     } else if (block) {
       block.push(line);
-    } else if (action) {
+    } else if (action && /^[IUDTC]$/.test(action)) {
       orphans += 1; // a change or COMMIT whose BEGIN is nowhere: this file cannot be resumed from
     } else {
       kept.push(line); // outside a transaction (pgcopydb's own markers, e.g. the SWITCH "X")
@@ -763,6 +763,10 @@ async function applyState(run: PgcopydbRun, cache?: Map<string, string | undefin
   return { endpos, lastCommit, applied, complete };
 }
 
+async function appendLog(run: PgcopydbRun, line: string): Promise<void> {
+  await appendFile(logFile(run), `---- ${new Date().toISOString()} ${line}\n`, { mode: 0o600 }).catch(() => undefined);
+}
+
 /** Decides how this attempt starts, and clears what cannot be reused. */
 async function prepare(run: PgcopydbRun, report: (phase: PgcopydbPhase, detail: string) => void): Promise<StartMode> {
   const names = pgcopydbNames(run.migrationId);
@@ -782,6 +786,7 @@ async function prepare(run: PgcopydbRun, report: (phase: PgcopydbPhase, detail: 
       const repair = await repairCdcForResume(run);
       if (repair.ok) return 'resume-follow';
       report('restarting', `cannot resume the follow: ${repair.why}`);
+      await appendLog(run, `pgmig: cannot resume the follow: ${repair.why}`);
     }
 
     await mkdir(run.workDir, { recursive: true, mode: 0o700 });
@@ -791,6 +796,7 @@ async function prepare(run: PgcopydbRun, report: (phase: PgcopydbPhase, detail: 
       return 'fresh';
     }
     report('restarting', 'the previous attempt stopped before its clone completed (or lost its work dir): starting over');
+    await appendLog(run, 'pgmig: starting over (slot, origin and target reset)');
     if (!run.baseline && !existsSync(baselineFile(run))) {
       // The target holds a previous attempt's partial copy and nothing says what it held before.
       throw ApplicationFailure.nonRetryable(
@@ -800,7 +806,8 @@ async function prepare(run: PgcopydbRun, report: (phase: PgcopydbPhase, detail: 
     }
     const baseline = await targetBaseline(run, target);
     await dropSlot(source, names);
-    await dropSentinel(source);
+    // The sentinel stays: the caller may have set endpos already (runAttempt resets the rest of it).
+    if (src.sentinel) await source.query('UPDATE pgcopydb.sentinel SET apply = false');
     await dropOrigin(target, names);
     await resetTargetToBaseline(target, baseline);
     await rm(pgcopydbDir(run), { recursive: true, force: true });
@@ -1068,8 +1075,18 @@ async function runAttempt(
     const common = ['--dir', pgcopydbDir(run), '--slot-name', names.slotName, '--origin', names.origin];
     if (!resume) {
       slot = await createSlotWithSnapshot(run);
-      const sentinel = await pgcopydbCommandRetrying(run, ['stream', 'sentinel', 'create', '--startpos', slot.lsn]);
-      if (sentinel.code !== 0) throw failure('pgcopydb stream sentinel create', sentinel.tail);
+      const startpos = slot.lsn;
+      const reset = await withClient(run.sourceUrl, { label: 'source', applicationName: adminAppName(run, 'admin') }, async (c) => {
+        await writableSession(c);
+        if (!(await readSentinel(c))) return false;
+        // A start-over keeps the endpos someone may have set meanwhile; the rest starts again.
+        await c.query(`UPDATE pgcopydb.sentinel SET startpos = $1, apply = false, write_lsn = '0/0', flush_lsn = '0/0', replay_lsn = '0/0'`, [startpos]);
+        return true;
+      });
+      if (!reset) {
+        const sentinel = await pgcopydbCommandRetrying(run, ['stream', 'sentinel', 'create', '--startpos', startpos]);
+        if (sentinel.code !== 0) throw failure('pgcopydb stream sentinel create', sentinel.tail);
+      }
       await writeFile(path.join(run.workDir, 'filters.ini'), FILTERS);
     }
     follow = startPgcopydb(run, ['follow', ...common, '--resume', '--not-consistent'], log, onLine);
