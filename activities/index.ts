@@ -3,6 +3,7 @@
  * secrets and connections stay on the worker. Every activity takes secret *references*, resolves
  * them here, and lets no resolved value escape in a result, heartbeat or error.
  */
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -164,11 +165,14 @@ export function createActivities(deps: ActivityDeps) {
 
     async resetTarget(args: { migrationId: string; target: SecretRef; baseline: TargetBaseline }): Promise<ResetResult> {
       const url = await resolve(args.target, 'target.url');
-      return withClient(url, admin(args.migrationId, 'target'), async (c) => {
+      const reset = await withClient(url, admin(args.migrationId, 'target'), async (c) => {
         // A restore still running (cancelled copy, dead worker) would recreate what we drop.
         await terminateByApplicationName(c, appName(args.migrationId, 'restore'));
         return resetTargetToBaseline(c, args.baseline);
       });
+      // Dumps (data or schema) left on this worker by the undone copy go too.
+      await rm(workDir(args.migrationId), { recursive: true, force: true });
+      return reset;
     },
 
     async reconcileSequences(args: { migrationId: string; source: SecretRef; target: SecretRef }): Promise<SequenceReconciliation[]> {
