@@ -201,10 +201,20 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     decisions: status.decisions,
   });
 
-  /** Activities running beside the workflow (verification, pgcopydb): a rollback cancels them first. */
-  const backgroundScopes: CancellationScope[] = [];
+  /**
+   * Activities running beside the workflow (verification, pgcopydb): a rollback cancels them and waits
+   * until they have stopped (their connections closed, pgcopydb's processes ended), so no undo races them.
+   */
+  const background: { scope: CancellationScope; settled: Promise<unknown> }[] = [];
+  const runInBackground = <T>(work: () => Promise<T>): Promise<T> => {
+    const scope = new CancellationScope();
+    const promise = scope.run(work);
+    background.push({ scope, settled: promise.catch(() => undefined) });
+    return promise;
+  };
   const compensate = async () => {
-    for (const scope of backgroundScopes) scope.cancel();
+    for (const b of background) b.scope.cancel();
+    await CancellationScope.nonCancellable(() => Promise.all(background.map((b) => b.settled)));
     if (!saga.size) return;
     progress.phase('compensating', `undoing ${saga.size} step(s)`);
     await saga.runAll((record) => status.compensations.push(record));
@@ -395,9 +405,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       let pgcopydbRun: Promise<void> | undefined;
       let pgcopydbFailure: unknown;
       if (plan.method === 'pgcopydb') {
-        const scope = new CancellationScope();
-        backgroundScopes.push(scope);
-        pgcopydbRun = scope.run(() => runPgcopydb({ ...cdcArgs, jobs: input.parallelJobs, baseline })).then(
+        pgcopydbRun = runInBackground(() => runPgcopydb({ ...cdcArgs, jobs: input.parallelJobs, baseline })).then(
           () => undefined,
           (err) => {
             pgcopydbFailure = err;
@@ -436,9 +444,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       status.verification = { state: 'running' };
       // Waits for the drain marker on its own, then snapshots both sides and signals: it runs beside the window.
       // Its own scope: a rollback cancels it first, so its snapshots do not hold locks the undos need.
-      const verificationScope = new CancellationScope();
-      backgroundScopes.push(verificationScope);
-      fullVerification = verificationScope.run(() => verifyAtFreezePoint({ ...cdcArgs, tables: plan!.source.tables, jobs: input.parallelJobs, drainTimeoutMs })).then(
+      fullVerification = runInBackground(() => verifyAtFreezePoint({ ...cdcArgs, tables: plan!.source.tables, jobs: input.parallelJobs, drainTimeoutMs })).then(
         (report) => {
           status.verification = { state: 'passed', detail: `${report.tablesChecked} tables, ${report.rowsChecked} rows: counts and checksums equal` };
           verification = 'passed';
