@@ -716,23 +716,29 @@ async function lastCommitBefore(run: PgcopydbRun, endpos: string): Promise<strin
   const cdc = path.join(pgcopydbDir(run), 'cdc');
   if (!existsSync(cdc)) return undefined;
   const end = lsnToNumber(endpos);
-  const files = (await readdir(cdc)).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).sort().reverse();
-  for (const file of files) {
+  const files = (await readdir(cdc)).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).sort();
+  const read = async (f: string | undefined) => (f ? (await readFile(path.join(cdc, f), 'utf8')).split('\n') : []);
+  for (let i = files.length - 1; i >= 0; i--) {
+    // A transaction may begin in the file before (see stitchTransactions): read both, in order, and
+    // take the COMMITs of this one.
+    const before = await read(files[i - 1]);
+    const lines = await read(files[i]);
+    const withChanges = new Set<string>();
     let best: number | undefined;
     let bestLsn: string | undefined;
-    let changes = false;
-    for (const line of (await readFile(path.join(cdc, file), 'utf8')).split('\n')) {
+    [...before, ...lines].forEach((line, n) => {
       const action = /^\{"action":"(\w)"/.exec(line)?.[1];
-      if (action === 'B') changes = false;
-      else if (action === 'I' || action === 'U' || action === 'D' || action === 'T') changes = true;
-      else if (action === 'C' && changes) {
+      const xid = xidOf(line);
+      if (!action || !xid) return;
+      if (action === 'I' || action === 'U' || action === 'D' || action === 'T') withChanges.add(xid);
+      else if (action === 'C' && n >= before.length && withChanges.has(xid)) {
         const lsn = /"lsn":"([0-9A-Fa-f]+\/[0-9A-Fa-f]+)"/.exec(line)?.[1];
         if (lsn && lsnToNumber(lsn) < end && (best === undefined || lsnToNumber(lsn) > best)) {
           best = lsnToNumber(lsn);
           bestLsn = lsn;
         }
       }
-    }
+    });
     if (bestLsn) return bestLsn;
   }
   return undefined;
@@ -874,6 +880,7 @@ interface AttemptOutcome {
    * dropped (0.10 would re-stream and apply twice), or the apply met a transaction split across files.
    */
   reconnect: boolean;
+  lastError?: string;
 }
 
 interface ProgressState {
@@ -914,7 +921,9 @@ export async function runCloneFollow(
         report('done', state.detail ?? 'endpos reached');
         return { mode: firstMode, elapsedMs: Date.now() - started, attempts: attempt };
       }
-      if (attempt >= 5) throw ApplicationFailure.retryable('pgcopydb had to be stopped and resumed 5 times in a row', 'PgcopydbFailed');
+      if (attempt >= 5) {
+        throw ApplicationFailure.retryable(`pgcopydb had to be stopped and resumed 5 times in a row; last: ${outcome.lastError ?? '-'}`, 'PgcopydbFailed');
+      }
       state.detail = 'pgcopydb stopped to repair its change files (a dropped replication connection, or a transaction split across files); resuming';
     }
   } finally {
@@ -1025,6 +1034,14 @@ async function runAttempt(
       reconnect = true;
       stopAll('SIGKILL');
     }
+    if (/Catch-up process \d+ has terminated \[[1-9]\d*\]/.test(line) && !reconnect && !stoppedAtEndpos && !childFailed) {
+      // Any other failure of the apply (0.10 also reads an SQL file that is still being written and
+      // fails on its torn last line, with a syntax error this time): the failed transaction rolled
+      // back and the origin says what is applied, so resuming is safe; a real, lasting error
+      // (a constraint on the target, say) comes back and ends the run after a few attempts.
+      reconnect = true;
+      stopAll('SIGKILL');
+    }
     if (/Prefetch process \d+ has terminated \[0\]/.test(line)) prefetchDone = true;
     if (/Catch-up process \d+ has terminated \[0\]/.test(line)) catchupDone = true;
     // 0.10's supervisor neither stops nor fails when a sub-process dies: a dead prefetch leaves the
@@ -1105,7 +1122,7 @@ async function runAttempt(
         stopAll('SIGTERM');
         await Promise.all([clone.exited, follow.exited]);
         if (signal?.aborted) throw aborted();
-        if (reconnect) return { reconnect: true };
+        if (reconnect) return { reconnect: true, lastError: lastErrors(follow.tail) };
         if (cloneCode === 'follow-exited') throw failure('pgcopydb follow stopped during the clone', [...follow.tail, ...(childFailed ? [childFailed] : [])]);
         throw failure(`pgcopydb clone exited with ${cloneCode}`, clone.tail);
       }
@@ -1119,7 +1136,7 @@ async function runAttempt(
     }
     const code = await follow.exited;
     if (signal?.aborted) throw aborted();
-    if (reconnect) return { reconnect: true };
+    if (reconnect) return { reconnect: true, lastError: lastErrors(follow.tail) };
     if (childFailed || (code !== 0 && !stoppedAtEndpos)) {
       if (childFailed || code !== null) await markFollowFailed();
       throw failure(`pgcopydb follow ${childFailed ? 'lost a sub-process' : `exited with ${code}`}`, [...follow.tail, ...(childFailed ? [childFailed] : [])]);

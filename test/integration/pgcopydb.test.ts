@@ -219,7 +219,7 @@ describe.concurrent('pgcopydb clone --follow', () => {
     const result = await done;
     const tDone = Date.now();
     console.log(
-      `[pgcopydb] clone->streaming ${tStreaming - t0} ms; endpos->exit ${tDone - tEndpos} ms; ${writes.acked.length} acked writes; phases ${[...new Set(progress.map((p) => p.phase))].join(' > ')}`,
+      `[pgcopydb] clone->streaming ${tStreaming - t0} ms; endpos->exit ${tDone - tEndpos} ms; ${result.attempts} attempt(s); ${writes.acked.length} acked writes; phases ${[...new Set(progress.map((p) => p.phase))].join(' > ')}`,
     );
     expect(result.mode).toBe('fresh');
     expect([...new Set(progress.map((p) => p.phase))]).toEqual(['starting', 'clone', 'follow', 'done']);
