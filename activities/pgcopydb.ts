@@ -434,19 +434,38 @@ export interface CleanupResult {
 export async function cleanupPgcopydb(run: PgcopydbRun): Promise<CleanupResult> {
   const names = pgcopydbNames(run.migrationId);
   const dropped: string[] = [];
-  if (await stopPreviousPgcopydb(run)) dropped.push('pgcopydb process');
-  await withClient(run.sourceUrl, { label: 'source', applicationName: adminAppName(run, 'admin') }, async (c) => {
-    await writableSession(c);
-    if (await dropSlot(c, names)) dropped.push(`replication slot ${names.slotName} on ${label('source', run.sourceUrl)}`);
-    if (await dropSentinel(c)) dropped.push(`pgcopydb.sentinel on ${label('source', run.sourceUrl)}`);
+  const errors: string[] = [];
+  // Every step is tried even when one fails (a retry then finishes the rest).
+  const step = async (fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (err) {
+      errors.push(redact((err as Error).message));
+    }
+  };
+  await step(async () => {
+    if (await stopPreviousPgcopydb(run)) dropped.push('pgcopydb process');
   });
-  await withClient(run.targetUrl, { label: 'target', applicationName: adminAppName(run, 'admin') }, async (c) => {
-    await writableSession(c);
-    if (await dropOrigin(c, names)) dropped.push(`replication origin ${names.origin} on ${label('target', run.targetUrl)}`);
-  });
-  if (existsSync(run.workDir)) {
+  await step(() =>
+    withClient(run.sourceUrl, { label: 'source', applicationName: adminAppName(run, 'admin') }, async (c) => {
+      await writableSession(c);
+      if (await dropSlot(c, names)) dropped.push(`replication slot ${names.slotName} on ${label('source', run.sourceUrl)}`);
+      if (await dropSentinel(c)) dropped.push(`pgcopydb.sentinel on ${label('source', run.sourceUrl)}`);
+    }),
+  );
+  await step(() =>
+    withClient(run.targetUrl, { label: 'target', applicationName: adminAppName(run, 'admin') }, async (c) => {
+      await writableSession(c);
+      if (await dropOrigin(c, names)) dropped.push(`replication origin ${names.origin} on ${label('target', run.targetUrl)}`);
+    }),
+  );
+  await step(async () => {
+    if (!existsSync(run.workDir)) return;
     await rm(run.workDir, { recursive: true, force: true });
     dropped.push(`work dir ${run.workDir}`);
+  });
+  if (errors.length) {
+    throw ApplicationFailure.retryable(`pgcopydb cleanup incomplete (done: ${dropped.join(', ') || 'nothing'}): ${errors.join(' | ')}`, 'PgcopydbCleanupFailed');
   }
   return { dropped };
 }
