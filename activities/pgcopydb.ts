@@ -58,7 +58,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { Client, type ClientConfig } from 'pg';
 import { listUserSchemas } from './inventory';
 import { connect, describeUrl, qi, terminateByApplicationName, withClient } from './pg';
-import { pgBinary } from './processes';
+import { onStderrLines, pgBinary } from './processes';
 import { redact } from './secrets';
 import { resetTargetToBaseline, type TargetBaseline } from './target-reset';
 
@@ -963,20 +963,13 @@ function startPgcopydb(run: PgcopydbRun, args: string[], log: WriteStream, onLin
   log.write(`---- ${new Date().toISOString()} pgcopydb ${args.join(' ')}\n`);
   const tail: string[] = [];
   let killTimer: NodeJS.Timeout | undefined;
-  let buffered = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk: string) => {
-    buffered += chunk;
-    const lines = buffered.split('\n');
-    buffered = lines.pop() ?? '';
-    for (const raw of lines) {
-      if (!raw.trim()) continue;
-      const line = redact(raw);
-      if (!log.writableEnded) log.write(line + '\n');
-      tail.push(line);
-      if (tail.length > 40) tail.shift();
-      onLine(line);
-    }
+  onStderrLines(child, (raw) => {
+    if (!raw.trim()) return;
+    const line = redact(raw);
+    if (!log.writableEnded) log.write(line + '\n');
+    tail.push(line);
+    if (tail.length > 40) tail.shift();
+    onLine(line);
   });
   const exited = new Promise<number | null>((resolve, reject) => {
     child.on('error', (err) => reject(spawnFailure(err)));

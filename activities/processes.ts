@@ -19,6 +19,18 @@ export function pgBinary(name: string): string {
   return name;
 }
 
+/** Calls `onLine` with every complete line a child writes to stderr. */
+export function onStderrLines(child: { stderr: NodeJS.ReadableStream | null }, onLine: (line: string) => void): void {
+  let buffered = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (chunk: string) => {
+    buffered += chunk;
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    for (const line of lines) onLine(line);
+  });
+}
+
 export interface RunOptions {
   env: NodeJS.ProcessEnv;
   signal?: AbortSignal;
@@ -34,17 +46,10 @@ export async function runProgram(command: string, args: string[], opts: RunOptio
   });
   const onAbort = () => child.kill('SIGTERM');
   opts.signal?.addEventListener('abort', onAbort, { once: true });
-  let buffered = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (chunk: string) => {
-    buffered += chunk;
-    const lines = buffered.split('\n');
-    buffered = lines.pop() ?? '';
-    for (const line of lines) {
-      tail.push(line);
-      if (tail.length > 15) tail.shift();
-      opts.onLine?.(line);
-    }
+  onStderrLines(child, (line) => {
+    tail.push(line);
+    if (tail.length > 15) tail.shift();
+    opts.onLine?.(line);
   });
   const code = await new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
