@@ -15,7 +15,9 @@ import { Client } from 'pg';
 import { createActivities, type MigrationActivities } from '../../activities';
 import { createRehearsalActivities, type RehearsalActivities } from '../../activities/rehearsal';
 import type { MigrationInputDraft } from '../../contract/input';
-import { statusQuery, type MigrationStatus } from '../../signals';
+import { approveUpdate, statusQuery, type MigrationResult, type MigrationStatus } from '../../signals';
+import { AppWriter, type WriterStats } from '../../stack/app-writer';
+import { expect } from 'vitest';
 import { createSourceDatabase, createTargetDatabase, databaseUrl, dropDatabase, loadStackEnv, type StackEnv } from '../../stack';
 import { seedDemoData } from '../../stack/demo-data';
 import { createMigrationWorker, defaultActivityDeps } from '../../workers/worker';
@@ -261,3 +263,31 @@ export async function untilStatus(handle: WorkflowHandle, done: (status: Migrati
 }
 
 export const untilPhase = (handle: WorkflowHandle, phase: string) => untilStatus(handle, (s) => s.phase === phase, `phase ${phase}`);
+
+/**
+ * A whole migration while the stand-in application inserts, updates and deletes every 10 ms, with
+ * the given gates approved ahead of time; returns once the application wrote on the result a moment.
+ */
+export async function migrateUnderLoad(sandbox: Sandbox, input: MigrationInputDraft, gates: string[]) {
+  const app = new AppWriter(() => sandbox.configuredUrl(), 10, true);
+  app.start();
+  await new Promise((r) => setTimeout(r, 300));
+  const handle = await sandbox.start(input);
+  for (const gate of gates) await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate }] });
+  const result = (await handle.result()) as MigrationResult;
+  await new Promise((r) => setTimeout(r, 500));
+  const writes = await app.stop();
+  const status = await handle.query(statusQuery);
+  return { handle, result, status, writes };
+}
+
+/** Every write the application saw acknowledged is in `url`'s audit_log exactly once, and no other. */
+export async function expectEveryAckedWriteOnce(url: string, writes: WriterStats): Promise<void> {
+  const rows = await query<{ seq: number; n: number }>(
+    url,
+    `SELECT (payload->>'seq')::int AS seq, count(*)::int AS n FROM public.audit_log WHERE event = 'app-write' GROUP BY 1`,
+  );
+  const counts = new Map(rows.map((r) => [r.seq, r.n]));
+  expect(writes.acked.filter((w) => counts.get(w.seq) !== 1)).toEqual([]);
+  expect(counts.size).toBe(writes.acked.length);
+}

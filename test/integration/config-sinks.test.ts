@@ -39,8 +39,8 @@ function clients(extra: NodeJS.ProcessEnv = {}): ConfigSinkClients {
 function urls() {
   const oldPassword = randomBytes(12).toString('hex');
   const newPassword = randomBytes(12).toString('hex');
-  const oldUrl = `postgres://u${run}:${oldPassword}@ec2-1-2-3-4.compute-1.amazonaws.com:5432/d${run}`;
-  const newUrl = `postgresql://app:${newPassword}@shop.abc123.us-east-1.rds.amazonaws.com:5432/appdb?sslmode=verify-full&sslrootcert=%2Fetc%2Fssl%2Frds-global-bundle.pem`;
+  const oldUrl = `postgres://u${run}:${oldPassword}@heroku-pg.example.test:5432/d${run}`;
+  const newUrl = `postgresql://app:${newPassword}@shop-rds.example.test:5432/appdb?sslmode=verify-full&sslrootcert=%2Fetc%2Fssl%2Frds-global-bundle.pem`;
   return { oldUrl, newUrl, secrets: [oldPassword, newPassword, oldUrl, newUrl, herokuToken, secretKey] };
 }
 

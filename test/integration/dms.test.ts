@@ -58,8 +58,8 @@ const fast = { intervalMs: 20, timeoutMs: 10_000 };
 // Passwords with characters that need URL-encoding; neither may appear anywhere we can see.
 const sourcePassword = `S:p@ss/${randomBytes(6).toString('hex')}`;
 const targetPassword = `T-${randomBytes(8).toString('hex')}`;
-const sourceUrl = `postgres://app:${encodeURIComponent(sourcePassword)}@ec2-3-80-1-2.compute-1.amazonaws.com:5432/d8abcdef`;
-const targetUrl = `postgresql://rds_master:${targetPassword}@pgmig.abcdefghijkl.us-east-1.rds.amazonaws.com:5432/appdb?sslmode=verify-full`;
+const sourceUrl = `postgres://app:${encodeURIComponent(sourcePassword)}@heroku-pg.example.test:5432/d8abcdef`;
+const targetUrl = `postgresql://rds_master:${targetPassword}@shop-rds.example.test:5432/appdb?sslmode=verify-full`;
 const secrets = [sourcePassword, encodeURIComponent(sourcePassword), targetPassword];
 
 const tables = [
@@ -121,7 +121,7 @@ describe('DMS method against moto', () => {
       EndpointArn: sourceEndpointArn,
       EndpointType: 'source',
       EngineName: 'postgres',
-      ServerName: 'ec2-3-80-1-2.compute-1.amazonaws.com',
+      ServerName: 'heroku-pg.example.test',
       Port: 5432,
       DatabaseName: 'd8abcdef',
       Username: 'app',
@@ -131,7 +131,7 @@ describe('DMS method against moto', () => {
     expect(byId[names.target]).toMatchObject({
       EndpointArn: targetEndpointArn,
       EndpointType: 'target',
-      ServerName: 'pgmig.abcdefghijkl.us-east-1.rds.amazonaws.com',
+      ServerName: 'shop-rds.example.test',
       DatabaseName: 'appdb',
       Username: 'rds_master',
       SslMode: 'verify-full',

@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicationNames } from '../../activities/logical';
-import { approveUpdate, statusQuery, type MigrationResult, type MigrationStatus } from '../../signals';
-import { AppWriter, type WriterStats } from '../../stack/app-writer';
-import { historyText, openSandbox, query, recordHistory, sourceWritable, type Sandbox } from '../helpers/harness';
+import type { MigrationResult, MigrationStatus } from '../../signals';
+import type { WriterStats } from '../../stack/app-writer';
+import { expectEveryAckedWriteOnce, historyText, migrateUnderLoad, openSandbox, query, recordHistory, sourceWritable, type Sandbox } from '../helpers/harness';
 
 let sandbox: Sandbox;
 let result: MigrationResult;
@@ -17,19 +17,11 @@ let history: string;
 
 beforeAll(async () => {
   sandbox = await openSandbox('logical');
-  const app = new AppWriter(() => sandbox.configuredUrl(), 10, true);
-  app.start();
-  await new Promise((r) => setTimeout(r, 300));
-  const handle = await sandbox.start(sandbox.logicalInput({ replication: { tablesWithoutPrimaryKey: 'replica-identity-full', maxLagBytes: 64 * 1024 } }));
   // Both gates approved ahead of time: each opens only when its automatic checks have passed.
-  await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'cutover' }] });
-  await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
-  result = (await handle.result()) as MigrationResult;
-  await new Promise((r) => setTimeout(r, 500));
-  writes = await app.stop();
-  status = await handle.query(statusQuery);
-  history = await historyText(handle);
-  await recordHistory(handle, 'logical-completed');
+  const run = await migrateUnderLoad(sandbox, sandbox.logicalInput({ replication: { tablesWithoutPrimaryKey: 'replica-identity-full', maxLagBytes: 64 * 1024 } }), ['cutover', 'go-live']);
+  ({ result, status, writes } = run);
+  history = await historyText(run.handle);
+  await recordHistory(run.handle, 'logical-completed');
 });
 
 afterAll(async () => {
@@ -60,13 +52,7 @@ describe('logical replication migration', () => {
     const onSource = writes.acked.filter((w) => w.database.endsWith(`/src_${sandbox.id}`));
     expect(onSource.length).toBeGreaterThan(10);
     expect(onSource.filter((w) => w.sentAt > frozenAt)).toEqual([]);
-    const rows = await query<{ seq: number; n: number }>(
-      sandbox.targetUrl,
-      `SELECT (payload->>'seq')::int AS seq, count(*)::int AS n FROM public.audit_log WHERE event = 'app-write' GROUP BY 1`,
-    );
-    const counts = new Map(rows.map((r) => [r.seq, r.n]));
-    expect(writes.acked.filter((w) => counts.get(w.seq) !== 1)).toEqual([]);
-    expect(counts.size).toBe(writes.acked.length);
+    await expectEveryAckedWriteOnce(sandbox.targetUrl, writes);
   });
 
   it('carried updates and deletes made during the copy and catch-up', async () => {

@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgcopydbNames } from '../../activities/pgcopydb';
-import { approveUpdate, statusQuery, type MigrationResult, type MigrationStatus } from '../../signals';
-import { AppWriter, type WriterStats } from '../../stack/app-writer';
-import { openSandbox, query, type Sandbox } from '../helpers/harness';
+import type { MigrationResult, MigrationStatus } from '../../signals';
+import type { WriterStats } from '../../stack/app-writer';
+import { expectEveryAckedWriteOnce, migrateUnderLoad, openSandbox, query, type Sandbox } from '../helpers/harness';
 
 let sandbox: Sandbox;
 let result: MigrationResult;
@@ -16,18 +16,11 @@ let writes: WriterStats;
 
 beforeAll(async () => {
   sandbox = await openSandbox('pgcopydbwf');
-  const app = new AppWriter(() => sandbox.configuredUrl(), 10, true);
-  app.start();
-  await new Promise((r) => setTimeout(r, 300));
-  const handle = await sandbox.start(
+  ({ result, status, writes } = await migrateUnderLoad(
+    sandbox,
     sandbox.input({ method: 'pgcopydb', replication: { tablesWithoutPrimaryKey: 'replica-identity-full', maxLagBytes: 16 * 1024 * 1024, drainTimeout: '2m' } }),
-  );
-  await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'cutover' }] });
-  await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
-  result = (await handle.result()) as MigrationResult;
-  await new Promise((r) => setTimeout(r, 500));
-  writes = await app.stop();
-  status = await handle.query(statusQuery);
+    ['cutover', 'go-live'],
+  ));
 }, 300_000);
 
 afterAll(async () => {
@@ -46,10 +39,7 @@ describe('pgcopydb migration', () => {
   it('has every acknowledged write on the target exactly once', async () => {
     const frozenAt = result.freezeWindow.frozenAt!;
     expect(writes.acked.filter((w) => w.database.endsWith(`/src_${sandbox.id}`) && w.sentAt > frozenAt)).toEqual([]);
-    const rows = await query<{ seq: number; n: number }>(sandbox.targetUrl, `SELECT (payload->>'seq')::int AS seq, count(*)::int AS n FROM public.audit_log WHERE event = 'app-write' GROUP BY 1`);
-    const counts = new Map(rows.map((r) => [r.seq, r.n]));
-    expect(writes.acked.filter((w) => counts.get(w.seq) !== 1)).toEqual([]);
-    expect(counts.size).toBe(writes.acked.length);
+    await expectEveryAckedWriteOnce(sandbox.targetUrl, writes);
   });
 
   it('leaves no slot, replication origin, sentinel or marker', async () => {

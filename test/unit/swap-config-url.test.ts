@@ -21,7 +21,7 @@ describe('swapConfig composes the application URL', () => {
     const envFile = path.join(dir, 'app.env');
     const ca = path.join(dir, 'rds-global-bundle.pem');
     writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
-    const original = 'DATABASE_URL=postgres://app:old-pass@heroku-host:5432/d1\n';
+    const original = 'DATABASE_URL=postgres://app:old@source.example.test:5432/d1\n';
     writeFileSync(envFile, original);
     const input = MigrationInput.parse({
       source: { url: { env: 'X_SOURCE' } },
@@ -33,7 +33,7 @@ describe('swapConfig composes the application URL', () => {
       configSink: { type: 'env-file', path: envFile },
     });
     const acts = createActivities({
-      env: { X_APP_URL: 'postgres://app:n%40w-pass@shop.abc123.us-east-1.rds.amazonaws.com:5432/appdb?application_name=shop' },
+      env: { X_APP_URL: 'postgres://app:n%40w-pass@shop-rds.example.test:5432/appdb?application_name=shop' },
       ssm: unused,
       secretsManager: unused,
       dms: unused,
@@ -46,7 +46,7 @@ describe('swapConfig composes the application URL', () => {
     expect(url.searchParams.get('sslmode')).toBe('verify-full');
     expect(url.searchParams.get('sslrootcert')).toBe(ca);
     expect(url.searchParams.get('application_name')).toBe('shop'); // the URL's own parameters are kept
-    expect(url.host).toBe('shop.abc123.us-east-1.rds.amazonaws.com:5432');
+    expect(url.host).toBe('shop-rds.example.test:5432');
     expect(JSON.stringify(receipt)).not.toContain('n%40w-pass');
 
     // What node-postgres makes of it: TLS with certificate and host name verification against that CA.
