@@ -39,7 +39,7 @@ function clients(extra: NodeJS.ProcessEnv = {}): ConfigSinkClients {
 function urls() {
   const oldPassword = randomBytes(12).toString('hex');
   const newPassword = randomBytes(12).toString('hex');
-  const oldUrl = `postgres://u${run}:${oldPassword}@heroku-pg.example.test:5432/d${run}`;
+  const oldUrl = `postgres://u${run}:${oldPassword}@source-pg.example.test:5432/d${run}`;
   const newUrl = `postgresql://app:${newPassword}@shop-rds.example.test:5432/appdb?sslmode=verify-full&sslrootcert=%2Fetc%2Fssl%2Frds-global-bundle.pem`;
   return { oldUrl, newUrl, secrets: [oldPassword, newPassword, oldUrl, newUrl, herokuToken, secretKey] };
 }

@@ -58,7 +58,7 @@ const fast = { intervalMs: 20, timeoutMs: 10_000 };
 // Passwords with characters that need URL-encoding; neither may appear anywhere we can see.
 const sourcePassword = `S:p@ss/${randomBytes(6).toString('hex')}`;
 const targetPassword = `T-${randomBytes(8).toString('hex')}`;
-const sourceUrl = `postgres://app:${encodeURIComponent(sourcePassword)}@heroku-pg.example.test:5432/d8abcdef`;
+const sourceUrl = `postgres://app:${encodeURIComponent(sourcePassword)}@source-pg.example.test:5432/d8abcdef`;
 const targetUrl = `postgresql://rds_master:${targetPassword}@shop-rds.example.test:5432/appdb?sslmode=verify-full`;
 const secrets = [sourcePassword, encodeURIComponent(sourcePassword), targetPassword];
 
@@ -121,7 +121,7 @@ describe('DMS method against moto', () => {
       EndpointArn: sourceEndpointArn,
       EndpointType: 'source',
       EngineName: 'postgres',
-      ServerName: 'heroku-pg.example.test',
+      ServerName: 'source-pg.example.test',
       Port: 5432,
       DatabaseName: 'd8abcdef',
       Username: 'app',
