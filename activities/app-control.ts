@@ -13,7 +13,15 @@
 import { DescribeServicesCommand, ECSClient, UpdateServiceCommand, type Deployment } from '@aws-sdk/client-ecs';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { appPath, openHerokuClient, type HerokuApp, type HerokuClient, type HerokuDyno, type HerokuFormation, type HerokuTarget } from './heroku';
+import {
+  appPath,
+  openHerokuClient,
+  type HerokuApp,
+  type HerokuClient,
+  type HerokuDyno,
+  type HerokuFormation,
+  type HerokuTarget,
+} from './heroku';
 import { redact, redactingActivities, type SecretClients } from './secrets';
 
 // ---------------------------------------------------------------- Heroku
@@ -103,7 +111,10 @@ export async function refuseOneOffDynos(heroku: HerokuClient, app: string): Prom
     heroku.get<HerokuDyno[]>(appPath(app, '/dynos')),
     heroku.get<HerokuFormation[]>(appPath(app, '/formation')),
   ]);
-  const running = oneOffDynos(dynos, formation.map((f) => f.type)).filter((d) => d.state !== 'crashed' && d.state !== 'down');
+  const running = oneOffDynos(
+    dynos,
+    formation.map((f) => f.type),
+  ).filter((d) => d.state !== 'crashed' && d.state !== 'down');
   if (running.length) {
     const names = running.map((d) => `${d.name} (${d.state} since ${d.created_at})`);
     throw ApplicationFailure.nonRetryable(
@@ -144,7 +155,12 @@ export async function restartAll(
   ]);
   const types = new Set(formation.map((f) => f.type));
   const running = dynos.filter((d) => types.has(d.type));
-  if (opts.before?.app === app && opts.before.newestBefore && running.length && running.every((d) => Date.parse(d.created_at) > Date.parse(opts.before!.newestBefore!))) {
+  if (
+    opts.before?.app === app &&
+    opts.before.newestBefore &&
+    running.length &&
+    running.every((d) => Date.parse(d.created_at) > Date.parse(opts.before!.newestBefore!))
+  ) {
     return { app, restarted: false, dynos: running.length };
   }
   const newest = running.map((d) => d.created_at).sort((a, b) => Date.parse(b) - Date.parse(a))[0] ?? null;
@@ -198,13 +214,27 @@ export async function ecsForceNewDeployment(
     const primary = await primaryDeployment(ecs, cluster, service);
     if (opts.before !== undefined && primary?.id && primary.id !== opts.before) {
       // An earlier attempt's deployment is the primary one now.
-      return { cluster, service, deploymentId: primary.id, previousDeploymentId: opts.before, rolloutState: primary.rolloutState ?? null, forced: false };
+      return {
+        cluster,
+        service,
+        deploymentId: primary.id,
+        previousDeploymentId: opts.before,
+        rolloutState: primary.rolloutState ?? null,
+        forced: false,
+      };
     }
     const before = opts.before !== undefined ? opts.before : (primary?.id ?? null);
     opts.onMark?.(before);
     const out = await ecs.send(new UpdateServiceCommand({ cluster, service, forceNewDeployment: true }));
     const next = out.service?.deployments?.find((d) => d.status === 'PRIMARY');
-    return { cluster, service, deploymentId: next?.id ?? '', previousDeploymentId: before, rolloutState: next?.rolloutState ?? null, forced: true };
+    return {
+      cluster,
+      service,
+      deploymentId: next?.id ?? '',
+      previousDeploymentId: before,
+      rolloutState: next?.rolloutState ?? null,
+      forced: true,
+    };
   } catch (err) {
     if (err instanceof ApplicationFailure) throw err;
     ecsFailure(err, cluster, service);
@@ -258,7 +288,12 @@ export async function httpHealthChecks(urls: string[], opts: HealthCheckOptions 
       const started = performance.now();
       const latency = () => Math.round(performance.now() - started);
       try {
-        const res = await fetchFn(url, { method: 'GET', redirect: 'follow', signal: AbortSignal.timeout(timeoutMs), headers: { 'User-Agent': 'pg-cutover smoke' } });
+        const res = await fetchFn(url, {
+          method: 'GET',
+          redirect: 'follow',
+          signal: AbortSignal.timeout(timeoutMs),
+          headers: { 'User-Agent': 'pg-cutover smoke' },
+        });
         await res.arrayBuffer().catch(() => undefined);
         const ok = expected ? expected.includes(res.status) : res.status >= 200 && res.status < 300;
         return {
@@ -270,7 +305,8 @@ export async function httpHealthChecks(urls: string[], opts: HealthCheckOptions 
         };
       } catch (err) {
         const e = err as Error & { cause?: { code?: string } };
-        const error = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `${e.message}${e.cause?.code ? ` (${e.cause.code})` : ''}`;
+        const error =
+          e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `${e.message}${e.cause?.code ? ` (${e.cause.code})` : ''}`;
         return { url: displayUrl(url), ok: false, status: null, latencyMs: latency(), error: redact(error) };
       }
     }),
@@ -332,7 +368,10 @@ export function createAppControlActivities(deps: AppControlDeps) {
       return readFormation(await heroku(args.heroku), args.heroku.app, args.types);
     },
     async herokuScaleDown(args: { heroku: HerokuTarget; types: ScaleSelection }): Promise<ScaleRecord> {
-      return scaleDown(await heroku(args.heroku), args.heroku.app, args.types, { recorded: earlierAttempt<ScaleRecord>(), onRecorded: heartbeat });
+      return scaleDown(await heroku(args.heroku), args.heroku.app, args.types, {
+        recorded: earlierAttempt<ScaleRecord>(),
+        onRecorded: heartbeat,
+      });
     },
     async herokuScaleUp(args: { heroku: HerokuTarget; counts: FormationCounts }): Promise<ScaleRecord> {
       return scaleUp(await heroku(args.heroku), args.heroku.app, args.counts);
@@ -351,7 +390,9 @@ export function createAppControlActivities(deps: AppControlDeps) {
       });
     },
     async httpHealthChecks(args: { urls: string[]; timeoutMs?: number; expectStatus?: number | number[] }): Promise<HealthCheckResult[]> {
-      return assertHealthy(await httpHealthChecks(args.urls, { timeoutMs: args.timeoutMs, expectStatus: args.expectStatus, fetch: deps.fetch }));
+      return assertHealthy(
+        await httpHealthChecks(args.urls, { timeoutMs: args.timeoutMs, expectStatus: args.expectStatus, fetch: deps.fetch }),
+      );
     },
   };
   // Whatever escapes (an unexpected TypeError, say) leaves redacted, as from createActivities.

@@ -129,8 +129,8 @@ const NON_RETRYABLE_AWS_ERRORS = new Set([
 const HINTS: Record<string, string> = {
   AccessDeniedFault:
     'check the worker role (dms:* on pgmig-* resources, iam:PassRole) and that the account has the dms-vpc-role (and dms-cloudwatch-logs-role for task logs)',
-  AccessDeniedException: 'check the worker role\'s IAM permissions',
-  ResourceQuotaExceededFault: 'the account\'s DMS quota is used up; delete unused replication instances or endpoints, or raise the quota',
+  AccessDeniedException: "check the worker role's IAM permissions",
+  ResourceQuotaExceededFault: "the account's DMS quota is used up; delete unused replication instances or endpoints, or raise the quota",
   InvalidSubnet: 'the replication subnet group must name subnets of one VPC in at least two availability zones',
 };
 
@@ -266,7 +266,9 @@ async function findTask(clients: DmsClients, filter: { id: string } | { arn: str
   const [name, value] = 'id' in filter ? ['replication-task-id', filter.id] : ['replication-task-arn', filter.arn];
   try {
     const out = await clients.dms.send(new DescribeReplicationTasksCommand({ Filters: [{ Name: name, Values: [value] }] }));
-    return out.ReplicationTasks?.find((t) => ('id' in filter ? t.ReplicationTaskIdentifier === filter.id : t.ReplicationTaskArn === filter.arn));
+    return out.ReplicationTasks?.find((t) =>
+      'id' in filter ? t.ReplicationTaskIdentifier === filter.id : t.ReplicationTaskArn === filter.arn,
+    );
   } catch (err) {
     if (errorName(err) === 'ResourceNotFoundFault') return undefined;
     throw awsFailure(`DescribeReplicationTasks ${value}`, err);
@@ -348,7 +350,10 @@ function fromUrl(role: EndpointRole, url: string): Omit<EndpointRequest, 'messag
     throw invalid(`${where}: engine '${scheme}' is not PostgreSQL; the DMS method moves PostgreSQL to PostgreSQL (EngineName postgres)`);
   }
   const host = u.hostname.replace(/^\[|\]$/g, '');
-  if (!host) throw invalid(`${where}: the URL has no host; DMS connects over TCP and needs a server name (Unix sockets and host= parameters are not reachable from a replication instance)`);
+  if (!host)
+    throw invalid(
+      `${where}: the URL has no host; DMS connects over TCP and needs a server name (Unix sockets and host= parameters are not reachable from a replication instance)`,
+    );
   const port = u.port ? Number(u.port) : 5432;
   let database: string;
   let username: string;
@@ -387,7 +392,10 @@ function fromUrl(role: EndpointRole, url: string): Omit<EndpointRequest, 'messag
   };
 }
 
-function fromSecret(role: EndpointRole, conn: DmsSecretsManagerConnection): Omit<EndpointRequest, 'message'> & { fields: Partial<CreateEndpointMessage>; pg: PostgreSQLSettings } {
+function fromSecret(
+  role: EndpointRole,
+  conn: DmsSecretsManagerConnection,
+): Omit<EndpointRequest, 'message'> & { fields: Partial<CreateEndpointMessage>; pg: PostgreSQLSettings } {
   if (!conn || typeof conn !== 'object') throw invalid(`${role}: give a connection URL or a Secrets Manager connection`);
   const { secretsManagerSecretId: secretId, accessRoleArn, databaseName, sslMode = 'require' } = conn;
   if (typeof secretId !== 'string' || !secretId.trim()) throw invalid(`${role}.secretsManagerSecretId is empty`);
@@ -452,7 +460,8 @@ function endpointMismatch(existing: Endpoint, req: EndpointRequest): string | un
   }
   if (e.ServerName !== undefined && existing.ServerName !== e.ServerName) return `server ${existing.ServerName}`;
   if (e.Port !== undefined && existing.Port !== undefined && existing.Port !== e.Port) return `port ${existing.Port}`;
-  if (e.DatabaseName !== undefined && existing.DatabaseName !== undefined && existing.DatabaseName !== e.DatabaseName) return `database ${existing.DatabaseName}`;
+  if (e.DatabaseName !== undefined && existing.DatabaseName !== undefined && existing.DatabaseName !== e.DatabaseName)
+    return `database ${existing.DatabaseName}`;
   if (e.Username !== undefined && existing.Username !== undefined && existing.Username !== e.Username) return `user ${existing.Username}`;
   return undefined;
 }
@@ -476,7 +485,9 @@ async function ensureEndpoint(clients: DmsClients, req: EndpointRequest, opts: P
       const mismatch = endpointMismatch(existing, req);
       if (mismatch) {
         throw ApplicationFailure.nonRetryable(
-          redact(`endpoint ${id} already exists with a different ${mismatch} than ${req.describe}; delete it (stopAndDelete) or use another migrationId`),
+          redact(
+            `endpoint ${id} already exists with a different ${mismatch} than ${req.describe}; delete it (stopAndDelete) or use another migrationId`,
+          ),
           'DmsEndpointConflict',
         );
       }
@@ -493,7 +504,10 @@ async function ensureEndpoint(clients: DmsClients, req: EndpointRequest, opts: P
       throw awsFailure(`CreateEndpoint ${id} (${req.describe})`, err);
     }
   }
-  throw ApplicationFailure.retryable(`endpoint ${id}: exists according to CreateEndpoint but DescribeEndpoints does not list it`, 'DmsInconsistent');
+  throw ApplicationFailure.retryable(
+    `endpoint ${id}: exists according to CreateEndpoint but DescribeEndpoints does not list it`,
+    'DmsInconsistent',
+  );
 }
 
 /**
@@ -501,7 +515,12 @@ async function ensureEndpoint(clients: DmsClients, req: EndpointRequest, opts: P
  * URLs the caller resolved, or as a Secrets Manager secret DMS reads itself (no password is sent).
  * Returns ARNs only.
  */
-export async function ensureEndpoints(clients: DmsClients, m: DmsMigration, input: EnsureEndpointsInput, opts: PollOptions = {}): Promise<EnsuredEndpoints> {
+export async function ensureEndpoints(
+  clients: DmsClients,
+  m: DmsMigration,
+  input: EnsureEndpointsInput,
+  opts: PollOptions = {},
+): Promise<EnsuredEndpoints> {
   // Register the secrets first, so that even a failure naming the migration cannot carry them.
   if (typeof input?.sourceUrl === 'string') rememberSecret(input.sourceUrl);
   if (typeof input?.targetUrl === 'string') rememberSecret(input.targetUrl);
@@ -543,7 +562,13 @@ export interface ReplicationInstanceSpec extends PollOptions {
 }
 
 /** Statuses a replication instance does not leave by itself. */
-const INSTANCE_BROKEN = new Set(['failed', 'storage-full', 'incompatible-credentials', 'incompatible-network', 'inaccessible-encryption-credentials']);
+const INSTANCE_BROKEN = new Set([
+  'failed',
+  'storage-full',
+  'incompatible-credentials',
+  'incompatible-network',
+  'inaccessible-encryption-credentials',
+]);
 
 /**
  * Creates the replication instance (or finds the one a previous attempt created) and waits until it
@@ -553,7 +578,8 @@ export async function ensureReplicationInstance(clients: DmsClients, m: DmsMigra
   const id = dmsResourceNames(m).instance;
   const instanceClass = spec.instanceClass ?? 'dms.t3.medium';
   const allocatedStorage = spec.allocatedStorage ?? 50;
-  if (!/^dms\.[a-z0-9]+\.[a-z0-9]+$/.test(instanceClass)) throw invalid(`instanceClass '${instanceClass}' is not a DMS instance class (e.g. dms.t3.medium)`);
+  if (!/^dms\.[a-z0-9]+\.[a-z0-9]+$/.test(instanceClass))
+    throw invalid(`instanceClass '${instanceClass}' is not a DMS instance class (e.g. dms.t3.medium)`);
   if (!Number.isInteger(allocatedStorage) || allocatedStorage < 5 || allocatedStorage > 6144) {
     throw invalid(`allocatedStorage must be a whole number of GB between 5 and 6144 (got ${allocatedStorage})`);
   }
@@ -561,10 +587,15 @@ export async function ensureReplicationInstance(clients: DmsClients, m: DmsMigra
   const wait = { intervalMs: 15_000, timeoutMs: 40 * 60_000 };
   let existing = await findInstance(clients, id);
   if (existing?.ReplicationInstanceStatus === 'deleting') {
-    await pollUntil(`${resource} (being deleted)`, async () => {
-      const i = await findInstance(clients, id);
-      return i ? { done: false, status: i.ReplicationInstanceStatus ?? 'deleting' } : { done: true, value: undefined };
-    }, spec, wait);
+    await pollUntil(
+      `${resource} (being deleted)`,
+      async () => {
+        const i = await findInstance(clients, id);
+        return i ? { done: false, status: i.ReplicationInstanceStatus ?? 'deleting' } : { done: true, value: undefined };
+      },
+      spec,
+      wait,
+    );
     existing = undefined;
   }
   if (!existing?.ReplicationInstanceArn) {
@@ -584,7 +615,8 @@ export async function ensureReplicationInstance(clients: DmsClients, m: DmsMigra
       );
     } catch (err) {
       // ResourceAlreadyExistsFault: a concurrent attempt created it; the wait below finds it.
-      if (errorName(err) !== 'ResourceAlreadyExistsFault') throw awsFailure(`CreateReplicationInstance ${id} (${instanceClass}, ${allocatedStorage} GB)`, err);
+      if (errorName(err) !== 'ResourceAlreadyExistsFault')
+        throw awsFailure(`CreateReplicationInstance ${id} (${instanceClass}, ${allocatedStorage} GB)`, err);
     }
   }
   return pollUntil(
@@ -595,7 +627,10 @@ export async function ensureReplicationInstance(clients: DmsClients, m: DmsMigra
       const status = i.ReplicationInstanceStatus ?? 'unknown';
       if (status === 'available') return { done: true, value: i.ReplicationInstanceArn };
       if (INSTANCE_BROKEN.has(status)) {
-        throw ApplicationFailure.nonRetryable(`${resource} is '${status}'; delete it (stopAndDelete) and check its subnet group, security groups and storage`, 'DmsInstanceFailed');
+        throw ApplicationFailure.nonRetryable(
+          `${resource} is '${status}'; delete it (stopAndDelete) and check its subnet group, security groups and storage`,
+          'DmsInstanceFailed',
+        );
       }
       return { done: false, status };
     },
@@ -622,7 +657,8 @@ export function buildTableMappings(tables: DmsTable[]): string {
       throw invalid(`tables: each entry needs a non-empty schema and name (got ${JSON.stringify(t)})`);
     }
     // '%' is DMS's wildcard in object locators: a literal one would select other tables too.
-    if (t.schema.includes('%') || t.name.includes('%')) throw invalid(`tables: ${JSON.stringify(`${t.schema}.${t.name}`)} contains '%', which DMS reads as a wildcard`);
+    if (t.schema.includes('%') || t.name.includes('%'))
+      throw invalid(`tables: ${JSON.stringify(`${t.schema}.${t.name}`)} contains '%', which DMS reads as a wildcard`);
     const key = JSON.stringify([t.schema, t.name]);
     if (seen.has(key)) continue;
     seen.add(key);
@@ -715,20 +751,34 @@ export async function ensureTask(clients: DmsClients, m: DmsMigration, spec: Tas
   const resource = `replication task ${id}`;
   let existing = await findTask(clients, { id });
   if (existing?.Status === 'deleting') {
-    await pollUntil(`${resource} (being deleted)`, async () => {
-      const t = await findTask(clients, { id });
-      return t ? { done: false, status: t.Status ?? 'deleting' } : { done: true, value: undefined };
-    }, spec);
+    await pollUntil(
+      `${resource} (being deleted)`,
+      async () => {
+        const t = await findTask(clients, { id });
+        return t ? { done: false, status: t.Status ?? 'deleting' } : { done: true, value: undefined };
+      },
+      spec,
+    );
     existing = undefined;
   }
   if (existing) {
     const wrong = (['sourceEndpointArn', 'targetEndpointArn', 'replicationInstanceArn'] as const).find(
-      (k) => existing![(k.charAt(0).toUpperCase() + k.slice(1)) as 'SourceEndpointArn' | 'TargetEndpointArn' | 'ReplicationInstanceArn'] !== spec[k],
+      (k) =>
+        existing![(k.charAt(0).toUpperCase() + k.slice(1)) as 'SourceEndpointArn' | 'TargetEndpointArn' | 'ReplicationInstanceArn'] !==
+        spec[k],
     );
     const sameTables =
       existing.TableMappings === undefined ||
-      JSON.stringify(selectedTables(existing.TableMappings).map((t) => [t.schema, t.name]).sort()) ===
-        JSON.stringify(selectedTables(tableMappings).map((t) => [t.schema, t.name]).sort());
+      JSON.stringify(
+        selectedTables(existing.TableMappings)
+          .map((t) => [t.schema, t.name])
+          .sort(),
+      ) ===
+        JSON.stringify(
+          selectedTables(tableMappings)
+            .map((t) => [t.schema, t.name])
+            .sort(),
+        );
     if (wrong || !sameTables) {
       throw ApplicationFailure.nonRetryable(
         `${resource} already exists with a different ${wrong ?? 'table selection'}; delete it (stopAndDelete) or use another migrationId`,
@@ -785,7 +835,11 @@ const TASK_RUNNING = new Set(['running', 'starting']);
  * start is left to DMS: a task that is not `ready` yet is refused with InvalidResourceStateFault,
  * which becomes a retryable failure.
  */
-export async function startTask(clients: DmsClients, taskArn: string, opts: PollOptions & { waitForRunning?: boolean } = {}): Promise<StartTaskResult> {
+export async function startTask(
+  clients: DmsClients,
+  taskArn: string,
+  opts: PollOptions & { waitForRunning?: boolean } = {},
+): Promise<StartTaskResult> {
   const resource = `replication task ${taskArn}`;
   const describe = async (): Promise<ReplicationTask> => {
     const t = await findTask(clients, { arn: taskArn });
@@ -795,24 +849,35 @@ export async function startTask(clients: DmsClients, taskArn: string, opts: Poll
   const waitRunning = async (): Promise<string> =>
     opts.waitForRunning === false
       ? ((await describe()).Status ?? 'unknown')
-      : pollUntil(resource, async () => {
-          const t = await describe();
-          const status = t.Status ?? 'unknown';
-          if (status === 'running') return { done: true, value: status };
-          if (status === 'failed') throw taskFailure(resource, t);
-          if (status === 'stopped') {
-            throw ApplicationFailure.retryable(`${resource} stopped right after starting${t.StopReason ? ` (${redact(t.StopReason)})` : ''}`, 'DmsTaskStopped');
-          }
-          return { done: false, status };
-        }, opts);
+      : pollUntil(
+          resource,
+          async () => {
+            const t = await describe();
+            const status = t.Status ?? 'unknown';
+            if (status === 'running') return { done: true, value: status };
+            if (status === 'failed') throw taskFailure(resource, t);
+            if (status === 'stopped') {
+              throw ApplicationFailure.retryable(
+                `${resource} stopped right after starting${t.StopReason ? ` (${redact(t.StopReason)})` : ''}`,
+                'DmsTaskStopped',
+              );
+            }
+            return { done: false, status };
+          },
+          opts,
+        );
 
   let task = await describe();
   if (TASK_RUNNING.has(task.Status ?? '')) return { status: await waitRunning(), alreadyRunning: true };
   if (task.Status === 'stopping') {
-    task = await pollUntil(`${resource} (stopping)`, async () => {
-      const t = await describe();
-      return t.Status === 'stopping' ? { done: false, status: 'stopping' } : { done: true, value: t };
-    }, opts);
+    task = await pollUntil(
+      `${resource} (stopping)`,
+      async () => {
+        const t = await describe();
+        return t.Status === 'stopping' ? { done: false, status: 'stopping' } : { done: true, value: t };
+      },
+      opts,
+    );
   }
   const startType = task.ReplicationTaskStartDate ? 'resume-processing' : 'start-replication';
   try {
@@ -821,31 +886,43 @@ export async function startTask(clients: DmsClients, taskArn: string, opts: Poll
     if (errorName(err) !== 'InvalidResourceStateFault') throw awsFailure(`StartReplicationTask ${taskArn}`, err);
     const now = await describe();
     if (TASK_RUNNING.has(now.Status ?? '')) return { status: await waitRunning(), alreadyRunning: true };
-    throw ApplicationFailure.retryable(`${resource} is '${now.Status}' and cannot start yet: ${redact(String((err as Error).message))}`, 'DmsTaskNotStartable');
+    throw ApplicationFailure.retryable(
+      `${resource} is '${now.Status}' and cannot start yet: ${redact(String((err as Error).message))}`,
+      'DmsTaskNotStartable',
+    );
   }
   return { status: await waitRunning(), startType, alreadyRunning: false };
 }
 
 /** Stops a running task and waits until it has stopped. A task that is not running is left as it is. */
-export async function stopTask(clients: DmsClients, taskArn: string, opts: PollOptions = {}): Promise<{ status: string; stopped: boolean }> {
+export async function stopTask(
+  clients: DmsClients,
+  taskArn: string,
+  opts: PollOptions = {},
+): Promise<{ status: string; stopped: boolean }> {
   let stopped = false;
-  const status = await pollUntil(`replication task ${taskArn} (stopping)`, async () => {
-    const t = await findTask(clients, { arn: taskArn });
-    if (!t) return { done: true, value: 'gone' };
-    const s = t.Status ?? 'unknown';
-    if (s === 'running') {
-      try {
-        await clients.dms.send(new StopReplicationTaskCommand({ ReplicationTaskArn: taskArn }));
-        stopped = true;
-      } catch (err) {
-        // Not stoppable in this state (e.g. still starting) or already stopping: look again next round.
-        if (errorName(err) !== 'InvalidResourceStateFault' && errorName(err) !== 'ResourceNotFoundFault') throw awsFailure(`StopReplicationTask ${taskArn}`, err);
+  const status = await pollUntil(
+    `replication task ${taskArn} (stopping)`,
+    async () => {
+      const t = await findTask(clients, { arn: taskArn });
+      if (!t) return { done: true, value: 'gone' };
+      const s = t.Status ?? 'unknown';
+      if (s === 'running') {
+        try {
+          await clients.dms.send(new StopReplicationTaskCommand({ ReplicationTaskArn: taskArn }));
+          stopped = true;
+        } catch (err) {
+          // Not stoppable in this state (e.g. still starting) or already stopping: look again next round.
+          if (errorName(err) !== 'InvalidResourceStateFault' && errorName(err) !== 'ResourceNotFoundFault')
+            throw awsFailure(`StopReplicationTask ${taskArn}`, err);
+        }
+        return { done: false, status: 'stop requested' };
       }
-      return { done: false, status: 'stop requested' };
-    }
-    if (s === 'starting' || s === 'stopping') return { done: false, status: s };
-    return { done: true, value: s };
-  }, opts);
+      if (s === 'starting' || s === 'stopping') return { done: false, status: s };
+      return { done: true, value: s };
+    },
+    opts,
+  );
   return { status, stopped };
 }
 
@@ -887,7 +964,9 @@ async function tableStatistics(clients: DmsClients, taskArn: string): Promise<Ta
   const out: TableStatistics[] = [];
   let marker: string | undefined;
   do {
-    const page = await clients.dms.send(new DescribeTableStatisticsCommand({ ReplicationTaskArn: taskArn, MaxRecords: 500, Marker: marker }));
+    const page = await clients.dms.send(
+      new DescribeTableStatisticsCommand({ ReplicationTaskArn: taskArn, MaxRecords: 500, Marker: marker }),
+    );
     out.push(...(page.TableStatistics ?? []));
     marker = page.Marker;
   } while (marker);
@@ -1074,24 +1153,32 @@ export async function stopAndDelete(clients: DmsClients, m: DmsMigration, opts: 
   if (task?.ReplicationTaskArn && task.Status !== 'deleting') {
     const arn = task.ReplicationTaskArn;
     deleted.stoppedTask = (await stopTask(clients, arn, opts)).stopped;
-    await pollUntil(`replication task ${names.task} (deleting)`, async () => {
-      const t = await findTask(clients, { id: names.task });
-      if (!t) return { done: true, value: undefined };
-      if (t.Status === 'deleting') return { done: false, status: 'deleting' };
-      try {
-        await clients.dms.send(new DeleteReplicationTaskCommand({ ReplicationTaskArn: arn }));
-        deleted.task = arn;
-      } catch (err) {
-        if (errorName(err) === 'ResourceNotFoundFault') return { done: true, value: undefined };
-        if (errorName(err) !== 'InvalidResourceStateFault') throw awsFailure(`DeleteReplicationTask ${arn}`, err);
-      }
-      return { done: false, status: t.Status ?? 'unknown' };
-    }, opts);
+    await pollUntil(
+      `replication task ${names.task} (deleting)`,
+      async () => {
+        const t = await findTask(clients, { id: names.task });
+        if (!t) return { done: true, value: undefined };
+        if (t.Status === 'deleting') return { done: false, status: 'deleting' };
+        try {
+          await clients.dms.send(new DeleteReplicationTaskCommand({ ReplicationTaskArn: arn }));
+          deleted.task = arn;
+        } catch (err) {
+          if (errorName(err) === 'ResourceNotFoundFault') return { done: true, value: undefined };
+          if (errorName(err) !== 'InvalidResourceStateFault') throw awsFailure(`DeleteReplicationTask ${arn}`, err);
+        }
+        return { done: false, status: t.Status ?? 'unknown' };
+      },
+      opts,
+    );
   } else if (task) {
-    await pollUntil(`replication task ${names.task} (deleting)`, async () => {
-      const t = await findTask(clients, { id: names.task });
-      return t ? { done: false, status: t.Status ?? 'deleting' } : { done: true, value: undefined };
-    }, opts);
+    await pollUntil(
+      `replication task ${names.task} (deleting)`,
+      async () => {
+        const t = await findTask(clients, { id: names.task });
+        return t ? { done: false, status: t.Status ?? 'deleting' } : { done: true, value: undefined };
+      },
+      opts,
+    );
   }
 
   for (const [key, id] of [
@@ -1108,20 +1195,25 @@ export async function stopAndDelete(clients: DmsClients, m: DmsMigration, opts: 
     }
   }
 
-  await pollUntil(`replication instance ${names.instance} (deleting)`, async () => {
-    const i = await findInstance(clients, names.instance);
-    if (!i?.ReplicationInstanceArn || i.ReplicationInstanceStatus === 'deleting') return { done: true, value: undefined };
-    try {
-      await clients.dms.send(new DeleteReplicationInstanceCommand({ ReplicationInstanceArn: i.ReplicationInstanceArn }));
-      deleted.replicationInstance = i.ReplicationInstanceArn;
-      return { done: true, value: undefined };
-    } catch (err) {
-      if (errorName(err) === 'ResourceNotFoundFault') return { done: true, value: undefined };
-      // Still creating, or another task still uses it: try again next round.
-      if (errorName(err) === 'InvalidResourceStateFault') return { done: false, status: i.ReplicationInstanceStatus ?? 'unknown' };
-      throw awsFailure(`DeleteReplicationInstance ${names.instance}`, err);
-    }
-  }, opts, { intervalMs: 15_000, timeoutMs: 40 * 60_000 });
+  await pollUntil(
+    `replication instance ${names.instance} (deleting)`,
+    async () => {
+      const i = await findInstance(clients, names.instance);
+      if (!i?.ReplicationInstanceArn || i.ReplicationInstanceStatus === 'deleting') return { done: true, value: undefined };
+      try {
+        await clients.dms.send(new DeleteReplicationInstanceCommand({ ReplicationInstanceArn: i.ReplicationInstanceArn }));
+        deleted.replicationInstance = i.ReplicationInstanceArn;
+        return { done: true, value: undefined };
+      } catch (err) {
+        if (errorName(err) === 'ResourceNotFoundFault') return { done: true, value: undefined };
+        // Still creating, or another task still uses it: try again next round.
+        if (errorName(err) === 'InvalidResourceStateFault') return { done: false, status: i.ReplicationInstanceStatus ?? 'unknown' };
+        throw awsFailure(`DeleteReplicationInstance ${names.instance}`, err);
+      }
+    },
+    opts,
+    { intervalMs: 15_000, timeoutMs: 40 * 60_000 },
+  );
 
   return deleted;
 }
@@ -1130,7 +1222,10 @@ export async function stopAndDelete(clients: DmsClients, m: DmsMigration, opts: 
 export async function findTaskArn(clients: DmsClients, m: DmsMigration): Promise<string> {
   const task = await findTask(clients, { id: dmsResourceNames(m).task });
   if (!task?.ReplicationTaskArn) {
-    throw ApplicationFailure.nonRetryable(`DMS task ${dmsResourceNames(m).task} does not exist; was replication started?`, 'DmsTaskMissing');
+    throw ApplicationFailure.nonRetryable(
+      `DMS task ${dmsResourceNames(m).task} does not exist; was replication started?`,
+      'DmsTaskMissing',
+    );
   }
   return task.ReplicationTaskArn;
 }

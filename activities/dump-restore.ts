@@ -64,7 +64,14 @@ export async function dumpRestore(args: {
 }): Promise<DumpRestoreResult> {
   const ctx = Context.current();
   const started = Date.now();
-  const progress: CopyProgress = { stage: 'preparing', tablesDone: 0, tablesTotal: args.tablesTotal, dumpBytes: 0, elapsedMs: 0, attempt: ctx.info.attempt };
+  const progress: CopyProgress = {
+    stage: 'preparing',
+    tablesDone: 0,
+    tablesTotal: args.tablesTotal,
+    dumpBytes: 0,
+    elapsedMs: 0,
+    attempt: ctx.info.attempt,
+  };
   const beat = () => ctx.heartbeat({ ...progress, elapsedMs: Date.now() - started });
   beat();
   const timer = setInterval(beat, 1000);
@@ -77,12 +84,16 @@ export async function dumpRestore(args: {
     await withClient(args.sourceUrl, { label: 'source', applicationName: appName(args.migrationId, 'admin') }, (c) =>
       terminateByApplicationName(c, appName(args.migrationId, 'dump')),
     );
-    const resetBeforeRestore = await withClient(args.targetUrl, { label: 'target', applicationName: appName(args.migrationId, 'admin') }, async (c) => {
-      await terminateByApplicationName(c, appName(args.migrationId, 'restore'));
-      if ((await countUserObjects(c)) === 0) return false;
-      await resetTargetToBaseline(c, args.baseline);
-      return true;
-    });
+    const resetBeforeRestore = await withClient(
+      args.targetUrl,
+      { label: 'target', applicationName: appName(args.migrationId, 'admin') },
+      async (c) => {
+        await terminateByApplicationName(c, appName(args.migrationId, 'restore'));
+        if ((await countUserObjects(c)) === 0) return false;
+        await resetTargetToBaseline(c, args.baseline);
+        return true;
+      },
+    );
 
     const jobs = String(args.jobs);
     const reusedDump = existsSync(marker);
@@ -91,7 +102,13 @@ export async function dumpRestore(args: {
       await rm(dumpDir, { recursive: true, force: true });
       await mkdir(dir, { recursive: true, mode: 0o700 });
       progress.stage = 'dump';
-      const sizer = setInterval(() => void directoryBytes(dumpDir).then((b) => (progress.dumpBytes = b)).catch(() => undefined), 1000);
+      const sizer = setInterval(
+        () =>
+          void directoryBytes(dumpDir)
+            .then((b) => (progress.dumpBytes = b))
+            .catch(() => undefined),
+        1000,
+      );
       try {
         await runProgram(pgBinary('pg_dump'), ['--format=directory', `--jobs=${jobs}`, '--no-sync', '--verbose', `--file=${dumpDir}`], {
           env: libpqEnv(args.sourceUrl, appName(args.migrationId, 'dump')),
@@ -113,7 +130,16 @@ export async function dumpRestore(args: {
     const restoreStarted = Date.now();
     await runProgram(
       pgBinary('pg_restore'),
-      ['--format=directory', `--jobs=${jobs}`, '--no-owner', '--no-acl', '--exit-on-error', '--verbose', `--dbname=${libpqEnv(args.targetUrl, '').PGDATABASE}`, dumpDir],
+      [
+        '--format=directory',
+        `--jobs=${jobs}`,
+        '--no-owner',
+        '--no-acl',
+        '--exit-on-error',
+        '--verbose',
+        `--dbname=${libpqEnv(args.targetUrl, '').PGDATABASE}`,
+        dumpDir,
+      ],
       {
         env: libpqEnv(args.targetUrl, appName(args.migrationId, 'restore')),
         signal: ctx.cancellationSignal,

@@ -49,7 +49,9 @@ async function preFreezeSessions(client: Client, since: string, ownPrefix: strin
 
 async function terminate(client: Client, pids: number[]): Promise<number> {
   if (!pids.length) return 0;
-  const res = await client.query(`SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n FROM unnest($1::int[]) AS pid`, [pids]);
+  const res = await client.query(`SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n FROM unnest($1::int[]) AS pid`, [
+    pids,
+  ]);
   return res.rows[0].n as number;
 }
 
@@ -68,7 +70,10 @@ async function probeWriteRejected(url: string, opts: FreezeOptions): Promise<str
   } finally {
     await probe.end().catch(() => undefined);
   }
-  throw ApplicationFailure.nonRetryable(`${opts.label} (${describeUrl(url)}): a probe write succeeded after the freeze; writes are NOT frozen`, 'FreezeNotEffective');
+  throw ApplicationFailure.nonRetryable(
+    `${opts.label} (${describeUrl(url)}): a probe write succeeded after the freeze; writes are NOT frozen`,
+    'FreezeNotEffective',
+  );
 }
 
 export async function freezeDatabase(url: string, opts: FreezeOptions): Promise<FreezeResult> {
@@ -90,7 +95,10 @@ export async function freezeDatabase(url: string, opts: FreezeOptions): Promise<
       const sessions = await preFreezeSessions(client, since, opts.ownSessionsPrefix);
       if (!sessions.length) break;
       const idle = sessions.filter((s) => s.state === 'idle' || Date.now() >= deadline);
-      const n = await terminate(client, idle.map((s) => s.pid));
+      const n = await terminate(
+        client,
+        idle.map((s) => s.pid),
+      );
       if (Date.now() < deadline) drained += n;
       else terminated += n;
       if (idle.length === sessions.length) continue;
@@ -125,11 +133,19 @@ export async function unfreezeDatabase(
     const since = (await client.query('SELECT clock_timestamp()::text AS t')).rows[0].t as string;
     const restore = (target: string, prior: RoleReadOnlySetting | undefined) =>
       prior
-        ? client.query(`ALTER ${target} SET default_transaction_read_only = ${prior.value === 'on' || prior.value === 'true' ? 'on' : 'off'}`)
+        ? client.query(
+            `ALTER ${target} SET default_transaction_read_only = ${prior.value === 'on' || prior.value === 'true' ? 'on' : 'off'}`,
+          )
         : client.query(`ALTER ${target} RESET default_transaction_read_only`);
-    await restore(`DATABASE ${qi(db)}`, opts.prior.find((p) => p.role === null && p.database === db));
+    await restore(
+      `DATABASE ${qi(db)}`,
+      opts.prior.find((p) => p.role === null && p.database === db),
+    );
     for (const role of opts.roles) {
-      await restore(`ROLE ${qi(role)} IN DATABASE ${qi(db)}`, opts.prior.find((p) => p.role === role && p.database === db));
+      await restore(
+        `ROLE ${qi(role)} IN DATABASE ${qi(db)}`,
+        opts.prior.find((p) => p.role === role && p.database === db),
+      );
     }
     const unfrozenAt = Date.now();
     const stale = (await preFreezeSessions(client, since, opts.ownSessionsPrefix)).map((s) => s.pid);

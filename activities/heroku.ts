@@ -117,7 +117,8 @@ export class HerokuClient {
       });
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
-      const why = e.name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms` : `${e.message}${e.cause?.code ? ` (${e.cause.code})` : ''}`;
+      const why =
+        e.name === 'TimeoutError' ? `no answer within ${this.timeoutMs} ms` : `${e.message}${e.cause?.code ? ` (${e.cause.code})` : ''}`;
       throw ApplicationFailure.retryable(redact(`Heroku API ${method} ${path}: ${why}`), 'HerokuApiUnreachable');
     }
     const text = await res.text();

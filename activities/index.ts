@@ -61,11 +61,12 @@ export interface CopyArgs {
   baseline: TargetBaseline;
 }
 
-
 function verificationFailure(report: VerificationReport): ApplicationFailure {
   const first = [
     ...report.schemaDifferences,
-    ...report.mismatches.map((m) => `${m.table}: source ${m.sourceRows} rows / ${m.sourceChecksum}, target ${m.targetRows} rows / ${m.targetChecksum}`),
+    ...report.mismatches.map(
+      (m) => `${m.table}: source ${m.sourceRows} rows / ${m.sourceChecksum}, target ${m.targetRows} rows / ${m.targetChecksum}`,
+    ),
     ...report.sequenceProblems.map((p) => `${p.sequence} at ${p.lastValue} is behind max id ${p.columnMax}`),
   ].slice(0, 5);
   return ApplicationFailure.nonRetryable(`verification failed: ${first.join('; ')}`, 'VerificationFailed', report);
@@ -97,7 +98,13 @@ export interface ReverseArgs extends CdcArgs {
   sourceReplicationUrl: SecretRef;
 }
 
-async function withPools<T>(sourceUrl: string, targetUrl: string, size: number, migrationId: string, fn: (s: Client[], t: Client[]) => Promise<T>): Promise<T> {
+async function withPools<T>(
+  sourceUrl: string,
+  targetUrl: string,
+  size: number,
+  migrationId: string,
+  fn: (s: Client[], t: Client[]) => Promise<T>,
+): Promise<T> {
   const opts = (label: string) => ({ label, applicationName: appName(migrationId, 'verify') });
   const sources = await Promise.all(Array.from({ length: size }, () => connect(sourceUrl, opts('source'))));
   const targets = await Promise.all(Array.from({ length: size }, () => connect(targetUrl, opts('target'))));
@@ -118,7 +125,10 @@ export function createActivities(deps: ActivityDeps) {
 
   const core = {
     async preflight(args: { migrationId: string; input: MigrationInput }): Promise<MigrationPlan> {
-      const [sourceUrl, targetUrl] = await Promise.all([resolve(args.input.source.url, 'source.url'), resolve(args.input.target.url, 'target.url')]);
+      const [sourceUrl, targetUrl] = await Promise.all([
+        resolve(args.input.source.url, 'source.url'),
+        resolve(args.input.target.url, 'target.url'),
+      ]);
       if (args.input.target.appUrl) await resolve(args.input.target.appUrl, 'target.appUrl');
       // Unreachable servers are retried here for a bounded time, then reported once, clearly.
       const reach = { unreachableForMs: 10_000 };
@@ -160,7 +170,14 @@ export function createActivities(deps: ActivityDeps) {
 
     async copyDumpRestore(args: CopyArgs): Promise<DumpRestoreResult> {
       const [sourceUrl, targetUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url')]);
-      return dumpRestore({ migrationId: args.migrationId, sourceUrl, targetUrl, jobs: args.jobs, tablesTotal: args.tablesTotal, baseline: args.baseline });
+      return dumpRestore({
+        migrationId: args.migrationId,
+        sourceUrl,
+        targetUrl,
+        jobs: args.jobs,
+        tablesTotal: args.tablesTotal,
+        baseline: args.baseline,
+      });
     },
 
     async resetTarget(args: { migrationId: string; target: SecretRef; baseline: TargetBaseline }): Promise<ResetResult> {
@@ -193,7 +210,13 @@ export function createActivities(deps: ActivityDeps) {
       );
     },
 
-    async verifyCopy(args: { migrationId: string; source: SecretRef; target: SecretRef; tables: TableInventory[]; jobs: number }): Promise<VerificationReport> {
+    async verifyCopy(args: {
+      migrationId: string;
+      source: SecretRef;
+      target: SecretRef;
+      tables: TableInventory[];
+      jobs: number;
+    }): Promise<VerificationReport> {
       const [sourceUrl, targetUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url')]);
       const ctx = Context.current();
       // Heartbeat on a timer too: one large table's checksum can outlast the heartbeat timeout.
@@ -214,7 +237,12 @@ export function createActivities(deps: ActivityDeps) {
       return report;
     },
 
-    async swapConfig(args: { migrationId: string; sink: ConfigSink; appUrl: SecretRef; urlParams: Record<string, string> }): Promise<SwapReceipt> {
+    async swapConfig(args: {
+      migrationId: string;
+      sink: ConfigSink;
+      appUrl: SecretRef;
+      urlParams: Record<string, string>;
+    }): Promise<SwapReceipt> {
       const url = new URL(await resolve(args.appUrl, 'target.appUrl'));
       for (const [k, v] of Object.entries(args.urlParams)) url.searchParams.set(k, v);
       return openConfigSink(args.sink, deps).swap(args.migrationId, url.toString());
@@ -231,12 +259,18 @@ export function createActivities(deps: ActivityDeps) {
 
     async smokeTest(args: { migrationId: string; appUrl: SecretRef; tables: TableInventory[]; sql: string[] }): Promise<SmokeCheck[]> {
       const url = await resolve(args.appUrl, 'target.appUrl');
-      const checks = await withClient(url, { label: 'target (application URL)', applicationName: appName(args.migrationId, 'admin') }, (c) =>
-        runSmokeChecks(c, args.tables, args.sql),
+      const checks = await withClient(
+        url,
+        { label: 'target (application URL)', applicationName: appName(args.migrationId, 'admin') },
+        (c) => runSmokeChecks(c, args.tables, args.sql),
       );
       const failed = checks.filter((c) => !c.ok);
       if (failed.length) {
-        throw ApplicationFailure.nonRetryable(`smoke test failed: ${failed.map((c) => `${c.name}: ${redact(c.detail)}`).join('; ')}`, 'SmokeTestFailed', checks);
+        throw ApplicationFailure.nonRetryable(
+          `smoke test failed: ${failed.map((c) => `${c.name}: ${redact(c.detail)}`).join('; ')}`,
+          'SmokeTestFailed',
+          checks,
+        );
       }
       return checks;
     },
@@ -244,7 +278,10 @@ export function createActivities(deps: ActivityDeps) {
 
   const subscriberUrl = (args: { target: SecretRef; replicationUrl?: SecretRef }) =>
     args.replicationUrl ? resolve(args.replicationUrl, 'target.replicationUrl') : resolve(args.target, 'target.url');
-  const both = async <T>(args: CdcArgs, fn: (source: Client, target: Client, urls: { source: string; target: string }) => Promise<T>): Promise<T> => {
+  const both = async <T>(
+    args: CdcArgs,
+    fn: (source: Client, target: Client, urls: { source: string; target: string }) => Promise<T>,
+  ): Promise<T> => {
     const [sourceUrl, targetUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url')]);
     return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
       withClient(targetUrl, admin(args.migrationId, 'target'), (t) => fn(s, t, { source: sourceUrl, target: targetUrl })),
@@ -266,7 +303,10 @@ export function createActivities(deps: ActivityDeps) {
     const endpoints = await dms.ensureEndpoints(clients, m, { sourceUrl, targetUrl }, dmsPoll(ctx));
     const instanceArn = await dms.ensureReplicationInstance(clients, m, { ...dmsPoll(ctx) });
     const marker = logical.replicationNames(args.migrationId).markerTable;
-    const tables = [...logical.publishableTables(args.tables).map((t) => ({ schema: t.schema, name: t.name })), { schema: logical.MARKER_SCHEMA, name: marker }];
+    const tables = [
+      ...logical.publishableTables(args.tables).map((t) => ({ schema: t.schema, name: t.name })),
+      { schema: logical.MARKER_SCHEMA, name: marker },
+    ];
     // Not waiting for `ready` here: starting is retried until DMS accepts it (a task just created is not startable yet).
     const taskArn = await dms.ensureTask(clients, m, {
       sourceEndpointArn: endpoints.sourceEndpointArn,
@@ -297,11 +337,16 @@ export function createActivities(deps: ActivityDeps) {
     for (;;) {
       const p = await dms.taskProgress(clients, taskArn);
       if (p.status === 'failed' || p.tablesErrored > 0) {
-        throw ApplicationFailure.nonRetryable(`DMS task ${p.status}${p.lastFailureMessage ? `: ${redact(p.lastFailureMessage)}` : ''} (${p.tablesErrored} table(s) errored)`, 'DmsTaskFailed');
+        throw ApplicationFailure.nonRetryable(
+          `DMS task ${p.status}${p.lastFailureMessage ? `: ${redact(p.lastFailureMessage)}` : ''} (${p.tablesErrored} table(s) errored)`,
+          'DmsTaskFailed',
+        );
       }
       const latency = await dms.cdcLatency(clients, m);
       const lagSeconds =
-        latency.sourceSeconds === undefined || latency.targetSeconds === undefined ? null : Math.max(latency.sourceSeconds, latency.targetSeconds);
+        latency.sourceSeconds === undefined || latency.targetSeconds === undefined
+          ? null
+          : Math.max(latency.sourceSeconds, latency.targetSeconds);
       const total = p.tables.length || p.tablesLoaded + p.tablesLoading + p.tablesQueued;
       const state: ReplicationState = {
         tablesTotal: total,
@@ -339,7 +384,10 @@ export function createActivities(deps: ActivityDeps) {
     };
   };
 
-  const waitForPgcopydb = async (args: CdcArgs & { maxLagBytes: number; reportAfterMs: number }, ctx: Context): Promise<ReplicationState> => {
+  const waitForPgcopydb = async (
+    args: CdcArgs & { maxLagBytes: number; reportAfterMs: number },
+    ctx: Context,
+  ): Promise<ReplicationState> => {
     const run = await pgcopydbRunOf(args);
     const until = Date.now() + args.reportAfterMs;
     for (;;) {
@@ -362,7 +410,9 @@ export function createActivities(deps: ActivityDeps) {
      * pgcopydb's clone and follow, for the whole replication: runs until the endpos the drain sets,
      * heartbeating; a retry resumes the follow when it can (see activities/pgcopydb.ts).
      */
-    async runPgcopydb(args: CdcArgs & { jobs: number; baseline: TargetBaseline }): Promise<{ mode: string; elapsedMs: number; attempts: number }> {
+    async runPgcopydb(
+      args: CdcArgs & { jobs: number; baseline: TargetBaseline },
+    ): Promise<{ mode: string; elapsedMs: number; attempts: number }> {
       const ctx = Context.current();
       const run = await pgcopydbRunOf(args);
       await both(args, (s) => logical.ensureMarker(s, args.migrationId));
@@ -381,7 +431,13 @@ export function createActivities(deps: ActivityDeps) {
       const ctx = Context.current();
       const timer = setInterval(() => ctx.heartbeat({ stage: 'schema' }), 5_000);
       return both(args, (s, t, urls) =>
-        logical.copySchemaBeforeData(s, t, { migrationId: args.migrationId, sourceUrl: urls.source, targetUrl: urls.target, baseline: args.baseline, signal: ctx.cancellationSignal }),
+        logical.copySchemaBeforeData(s, t, {
+          migrationId: args.migrationId,
+          sourceUrl: urls.source,
+          targetUrl: urls.target,
+          baseline: args.baseline,
+          signal: ctx.cancellationSignal,
+        }),
       ).finally(() => clearInterval(timer));
     },
 
@@ -390,7 +446,14 @@ export function createActivities(deps: ActivityDeps) {
       const ctx = Context.current();
       const timer = setInterval(() => ctx.heartbeat({ stage: 'indexes and foreign keys' }), 5_000);
       try {
-        await logical.copySchemaAfterData({ migrationId: args.migrationId, sourceUrl, targetUrl, baseline: args.baseline, jobs: args.jobs, signal: ctx.cancellationSignal });
+        await logical.copySchemaAfterData({
+          migrationId: args.migrationId,
+          sourceUrl,
+          targetUrl,
+          baseline: args.baseline,
+          jobs: args.jobs,
+          signal: ctx.cancellationSignal,
+        });
       } finally {
         clearInterval(timer);
       }
@@ -417,7 +480,9 @@ export function createActivities(deps: ActivityDeps) {
      * Waits (heartbeating) until every table finished its initial copy and the lag is under
      * `maxLagBytes`, or until `reportAfterMs` passed: the workflow loops, refreshing `status`.
      */
-    async waitForReplication(args: CdcArgs & { maxLagBytes: number; maxLagSeconds?: number; reportAfterMs: number }): Promise<ReplicationState> {
+    async waitForReplication(
+      args: CdcArgs & { maxLagBytes: number; maxLagSeconds?: number; reportAfterMs: number },
+    ): Promise<ReplicationState> {
       const ctx = Context.current();
       if (args.method === 'dms') return waitForDms({ ...args, maxLagSeconds: args.maxLagSeconds ?? 5 }, ctx);
       if (args.method === 'pgcopydb') return waitForPgcopydb(args, ctx);
@@ -427,7 +492,11 @@ export function createActivities(deps: ActivityDeps) {
           const until = Date.now() + args.reportAfterMs;
           for (;;) {
             const state: logical.SyncState = await logical.syncState(s, sub, args.migrationId);
-            const caughtUp = state.tablesTotal > 0 && state.tablesReady === state.tablesTotal && state.lagBytes !== null && state.lagBytes <= args.maxLagBytes;
+            const caughtUp =
+              state.tablesTotal > 0 &&
+              state.tablesReady === state.tablesTotal &&
+              state.lagBytes !== null &&
+              state.lagBytes <= args.maxLagBytes;
             ctx.heartbeat(state);
             if (caughtUp || Date.now() >= until) return { ...state, caughtUp };
             await new Promise((r) => setTimeout(r, 200));
@@ -439,7 +508,8 @@ export function createActivities(deps: ActivityDeps) {
     /** After the freeze: the target has applied everything (marker), and no DDL happened meanwhile. */
     async drainReplication(args: CdcArgs & { timeoutMs: number }): Promise<{ finalLsn: string; waitedMs: number }> {
       return both(args, async (s, t) => {
-        const setEndpos = args.method === 'pgcopydb' ? async (lsn: string) => pgcopydb.setEndpos(await pgcopydbRunOf(args), lsn) : undefined;
+        const setEndpos =
+          args.method === 'pgcopydb' ? async (lsn: string) => pgcopydb.setEndpos(await pgcopydbRunOf(args), lsn) : undefined;
         const drained = await logical.drainToMarker(s, t, args.migrationId, args.timeoutMs, setEndpos);
         const ddl = await schemaChanges(s, t);
         if (ddl.length) {
@@ -459,13 +529,22 @@ export function createActivities(deps: ActivityDeps) {
       // pgcopydb stops by itself at its endpos.
       if (args.method === 'dms' || args.method === 'pgcopydb') return [];
       const subUrl = await subscriberUrl(args);
-      return withClient(subUrl, admin(args.migrationId, 'target (replication role)'), (sub) => logical.dropSubscription(sub, args.migrationId));
+      return withClient(subUrl, admin(args.migrationId, 'target (replication role)'), (sub) =>
+        logical.dropSubscription(sub, args.migrationId),
+      );
     },
 
     async dropReplicationLeftovers(args: CdcArgs & { keepMarkers?: boolean }): Promise<string[]> {
       const own =
-        args.method === 'dms' ? await deleteDms(args) : args.method === 'pgcopydb' ? (await pgcopydb.cleanupPgcopydb(await pgcopydbRunOf(args))).dropped : [];
-      return [...own, ...(await both(args, (s, t) => logical.dropReplicationLeftovers(s, t, args.migrationId, { keepMarkers: !!args.keepMarkers })))];
+        args.method === 'dms'
+          ? await deleteDms(args)
+          : args.method === 'pgcopydb'
+            ? (await pgcopydb.cleanupPgcopydb(await pgcopydbRunOf(args))).dropped
+            : [];
+      return [
+        ...own,
+        ...(await both(args, (s, t) => logical.dropReplicationLeftovers(s, t, args.migrationId, { keepMarkers: !!args.keepMarkers }))),
+      ];
     },
 
     /** Target -> source, before go-live, for a lossless rollback during the hold. */
@@ -476,33 +555,55 @@ export function createActivities(deps: ActivityDeps) {
         await logical.ensureMarker(t, args.migrationId);
       });
       // On the target the replication role (RDS: the master user, with rds_replication) owns the slot and publication.
-      const [targetReplUrl, sourceSubUrl] = await Promise.all([subscriberUrl(args), resolve(args.sourceReplicationUrl, 'source.replicationUrl')]);
+      const [targetReplUrl, sourceSubUrl] = await Promise.all([
+        subscriberUrl(args),
+        resolve(args.sourceReplicationUrl, 'source.replicationUrl'),
+      ]);
       return withClient(targetReplUrl, admin(args.migrationId, 'target (replication role)'), (t) =>
         withClient(sourceSubUrl, admin(args.migrationId, 'source (replication role)'), (s) =>
-          logical.startReverseReplication(t, s, { migrationId: args.migrationId, targetConnUrl: targetReplUrl, tables: args.tables, appRoles: args.appRoles }),
+          logical.startReverseReplication(t, s, {
+            migrationId: args.migrationId,
+            targetConnUrl: targetReplUrl,
+            tables: args.tables,
+            appRoles: args.appRoles,
+          }),
         ),
       );
     },
 
     /** With the replication roles on both sides: they own the marker tables reverse replication created. */
     async drainReverse(args: ReverseArgs & { timeoutMs: number }): Promise<{ waitedMs: number }> {
-      const [targetReplUrl, sourceSubUrl] = await Promise.all([subscriberUrl(args), resolve(args.sourceReplicationUrl, 'source.replicationUrl')]);
+      const [targetReplUrl, sourceSubUrl] = await Promise.all([
+        subscriberUrl(args),
+        resolve(args.sourceReplicationUrl, 'source.replicationUrl'),
+      ]);
       return withClient(targetReplUrl, admin(args.migrationId, 'target (replication role)'), (t) =>
-        withClient(sourceSubUrl, admin(args.migrationId, 'source (replication role)'), (s) => logical.drainReverse(t, s, args.migrationId, args.timeoutMs)),
+        withClient(sourceSubUrl, admin(args.migrationId, 'source (replication role)'), (s) =>
+          logical.drainReverse(t, s, args.migrationId, args.timeoutMs),
+        ),
       );
     },
 
     async stopReverseReplication(args: ReverseArgs & { tables?: TableInventory[] }): Promise<string[]> {
-      const [targetReplUrl, sourceSubUrl] = await Promise.all([subscriberUrl(args), resolve(args.sourceReplicationUrl, 'source.replicationUrl')]);
+      const [targetReplUrl, sourceSubUrl] = await Promise.all([
+        subscriberUrl(args),
+        resolve(args.sourceReplicationUrl, 'source.replicationUrl'),
+      ]);
       return withClient(targetReplUrl, admin(args.migrationId, 'target (replication role)'), (t) =>
-        withClient(sourceSubUrl, admin(args.migrationId, 'source (replication role)'), (s) => logical.stopReverseReplication(t, s, args.migrationId, args.tables ?? [])),
+        withClient(sourceSubUrl, admin(args.migrationId, 'source (replication role)'), (s) =>
+          logical.stopReverseReplication(t, s, args.migrationId, args.tables ?? []),
+        ),
       );
     },
 
     /** Everything replication created (the compensation): subscription, slot, publication, markers. */
     async stopReplication(args: CdcArgs): Promise<string[]> {
       if (args.method === 'dms' || args.method === 'pgcopydb') return cdc.dropReplicationLeftovers(args);
-      const [sourceUrl, targetUrl, subUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url'), subscriberUrl(args)]);
+      const [sourceUrl, targetUrl, subUrl] = await Promise.all([
+        resolve(args.source, 'source.url'),
+        resolve(args.target, 'target.url'),
+        subscriberUrl(args),
+      ]);
       return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
         withClient(subUrl, admin(args.migrationId, 'target (replication role)'), (sub) =>
           withClient(targetUrl, admin(args.migrationId, 'target'), (t) => logical.dropLogicalReplication(s, sub, t, args.migrationId)),
@@ -515,7 +616,9 @@ export function createActivities(deps: ActivityDeps) {
      * goes on with the cutover), and compares every table on those snapshots: the result describes the
      * data at the freeze, whatever the application writes to the target after go-live.
      */
-    async verifyAtFreezePoint(args: CdcArgs & { tables: TableInventory[]; jobs: number; drainTimeoutMs: number }): Promise<VerificationReport> {
+    async verifyAtFreezePoint(
+      args: CdcArgs & { tables: TableInventory[]; jobs: number; drainTimeoutMs: number },
+    ): Promise<VerificationReport> {
       const [sourceUrl, targetUrl] = await Promise.all([resolve(args.source, 'source.url'), resolve(args.target, 'target.url')]);
       const ctx = Context.current();
       const size = Math.max(1, args.jobs);

@@ -123,7 +123,12 @@ export async function inventoryDatabase(client: Client, opts: { sampleWalRateMs?
   let walBytesPerSecond = 0;
   if (opts.sampleWalRateMs) {
     await new Promise((r) => setTimeout(r, opts.sampleWalRateMs));
-    const later = (await client.query(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint AS bytes, extract(epoch FROM clock_timestamp() - $2::timestamptz) AS secs`, [facts.lsn, facts.at])).rows[0];
+    const later = (
+      await client.query(
+        `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint AS bytes, extract(epoch FROM clock_timestamp() - $2::timestamptz) AS secs`,
+        [facts.lsn, facts.at],
+      )
+    ).rows[0];
     walBytesPerSecond = Math.round(Number(later.bytes) / Math.max(Number(later.secs), 0.001));
   }
   return {

@@ -62,7 +62,10 @@ export async function copySchemaBeforeData(source: Client, target: Client, args:
   await ensureMarker(source, args.migrationId);
 
   await terminateByApplicationName(target, appName(args.migrationId, 'restore'));
-  if ((await countUserObjects(target)) > 0 || (await target.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [MARKER_SCHEMA])).rowCount) {
+  if (
+    (await countUserObjects(target)) > 0 ||
+    (await target.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [MARKER_SCHEMA])).rowCount
+  ) {
     await resetTargetToBaseline(target, args.baseline);
   }
   const p = schemaPaths(args.migrationId);
@@ -72,15 +75,26 @@ export async function copySchemaBeforeData(source: Client, target: Client, args:
     signal: args.signal,
   });
   let listing = '';
-  await runProgram(pgBinary('pg_restore'), ['--list', '--section=post-data', `--file=${p.keys}.all`, p.dump], { env: {}, signal: args.signal });
+  await runProgram(pgBinary('pg_restore'), ['--list', '--section=post-data', `--file=${p.keys}.all`, p.dump], {
+    env: {},
+    signal: args.signal,
+  });
   listing = await readFile(`${p.keys}.all`, 'utf8');
   const { keys, rest } = splitPostData(listing);
   await writeFile(p.keys, keys);
   await writeFile(p.rest, rest);
   const restoreEnv = libpqEnv(args.targetUrl, appName(args.migrationId, 'restore'));
   const dbName = restoreEnv.PGDATABASE!;
-  await runProgram(pgBinary('pg_restore'), ['--section=pre-data', '--no-owner', '--no-acl', '--exit-on-error', `--dbname=${dbName}`, p.dump], { env: restoreEnv, signal: args.signal });
-  await runProgram(pgBinary('pg_restore'), ['--no-owner', '--no-acl', '--exit-on-error', `--use-list=${p.keys}`, `--dbname=${dbName}`, p.dump], { env: restoreEnv, signal: args.signal });
+  await runProgram(
+    pgBinary('pg_restore'),
+    ['--section=pre-data', '--no-owner', '--no-acl', '--exit-on-error', `--dbname=${dbName}`, p.dump],
+    { env: restoreEnv, signal: args.signal },
+  );
+  await runProgram(
+    pgBinary('pg_restore'),
+    ['--no-owner', '--no-acl', '--exit-on-error', `--use-list=${p.keys}`, `--dbname=${dbName}`, p.dump],
+    { env: restoreEnv, signal: args.signal },
+  );
   return { objects: await countUserObjects(target) };
 }
 
@@ -88,7 +102,9 @@ export async function copySchemaBeforeData(source: Client, target: Client, args:
 export async function ensureMarker(client: Client, migrationId: string): Promise<void> {
   await client.query('SET default_transaction_read_only = off');
   await client.query(`CREATE SCHEMA IF NOT EXISTS ${qi(MARKER_SCHEMA)}`);
-  await client.query(`CREATE TABLE IF NOT EXISTS ${replicationNames(migrationId).marker} (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`);
+  await client.query(
+    `CREATE TABLE IF NOT EXISTS ${replicationNames(migrationId).marker} (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())`,
+  );
 }
 
 /** Indexes, foreign keys, triggers: created once the initial copy is done (faster than maintaining them during it). */
@@ -99,7 +115,16 @@ export async function copySchemaAfterData(args: SchemaArgs & { jobs: number }): 
   // --clean --if-exists: a retry after a partial run drops and recreates what the first attempt made.
   await runProgram(
     pgBinary('pg_restore'),
-    ['--no-owner', '--no-acl', '--clean', '--if-exists', `--jobs=${args.jobs}`, `--use-list=${p.rest}`, `--dbname=${restoreEnv.PGDATABASE}`, p.dump],
+    [
+      '--no-owner',
+      '--no-acl',
+      '--clean',
+      '--if-exists',
+      `--jobs=${args.jobs}`,
+      `--use-list=${p.rest}`,
+      `--dbname=${restoreEnv.PGDATABASE}`,
+      p.dump,
+    ],
     { env: restoreEnv, signal: args.signal },
   );
   await rm(p.dir, { recursive: true, force: true });
@@ -117,7 +142,9 @@ export async function startLogicalReplication(
   tables.push(names.marker);
   const hasPublication = (await source.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [names.publication])).rowCount;
   if (!hasPublication) {
-    await source.query(`CREATE PUBLICATION ${qi(names.publication)} FOR TABLE ${tables.join(', ')} WITH (publish_via_partition_root = true)`);
+    await source.query(
+      `CREATE PUBLICATION ${qi(names.publication)} FOR TABLE ${tables.join(', ')} WITH (publish_via_partition_root = true)`,
+    );
   }
   const hasSubscription = (await subscriber.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [names.subscription])).rowCount;
   if (!hasSubscription) {
@@ -234,7 +261,12 @@ export async function dropSubscription(subscriber: Client, migrationId: string):
 }
 
 /** The slot, publication and markers: after the subscription is gone (after go-live, outside the window). */
-export async function dropReplicationLeftovers(source: Client, target: Client, migrationId: string, opts: { keepMarkers?: boolean } = {}): Promise<string[]> {
+export async function dropReplicationLeftovers(
+  source: Client,
+  target: Client,
+  migrationId: string,
+  opts: { keepMarkers?: boolean } = {},
+): Promise<string[]> {
   const names = replicationNames(migrationId);
   const dropped: string[] = [];
   await source.query('SET default_transaction_read_only = off');
@@ -244,7 +276,10 @@ export async function dropReplicationLeftovers(source: Client, target: Client, m
     dropped.push(`publication ${names.publication}`);
   }
   if (opts.keepMarkers) return dropped;
-  for (const [side, client] of [['source', source], ['target', target]] as const) {
+  for (const [side, client] of [
+    ['source', source],
+    ['target', target],
+  ] as const) {
     await client.query('SET default_transaction_read_only = off');
     const had = await client.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [names.marker]);
     if (had.rows[0].present) {
@@ -308,7 +343,9 @@ export async function startReverseReplication(
   if (!(await target.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [names.publication])).rowCount) {
     const tables = publishableTables(args.tables).map((t) => qname(t.schema, t.name));
     tables.push(names.marker);
-    await target.query(`CREATE PUBLICATION ${qi(names.publication)} FOR TABLE ${tables.join(', ')} WITH (publish_via_partition_root = true)`);
+    await target.query(
+      `CREATE PUBLICATION ${qi(names.publication)} FOR TABLE ${tables.join(', ')} WITH (publish_via_partition_root = true)`,
+    );
   }
   const who = (await sourceSubscriber.query('SELECT current_database() AS db, current_user AS usr')).rows[0] as { db: string; usr: string };
   if (args.appRoles.includes(who.usr)) {
@@ -338,14 +375,22 @@ export async function drainReverse(target: Client, source: Client, migrationId: 
   for (;;) {
     if ((await source.query(`SELECT 1 FROM ${names.marker} WHERE id = 2`)).rowCount) return { waitedMs: Date.now() - started };
     if (Date.now() - started > timeoutMs) {
-      throw ApplicationFailure.nonRetryable(`the source did not apply the rollback marker within ${timeoutMs} ms; is reverse replication running?`, 'DrainTimeout');
+      throw ApplicationFailure.nonRetryable(
+        `the source did not apply the rollback marker within ${timeoutMs} ms; is reverse replication running?`,
+        'DrainTimeout',
+      );
     }
     await new Promise((r) => setTimeout(r, 2));
   }
 }
 
 /** Idempotent: subscription (source), its role override, slot and publication (target). */
-export async function stopReverseReplication(target: Client, sourceSubscriber: Client, migrationId: string, tables: TableInventory[]): Promise<string[]> {
+export async function stopReverseReplication(
+  target: Client,
+  sourceSubscriber: Client,
+  migrationId: string,
+  tables: TableInventory[],
+): Promise<string[]> {
   const names = reverseNames(migrationId);
   const dropped: string[] = [];
   await sourceSubscriber.query('SET default_transaction_read_only = off');
@@ -369,5 +414,7 @@ export async function stopReverseReplication(target: Client, sourceSubscriber: C
 
 /** Tables that would need REPLICA IDENTITY FULL to be published (no primary key, default identity). */
 function withoutIdentity(tables: TableInventory[]): TableInventory[] {
-  return tables.filter((t) => !t.partitioned && !t.isPartition && !t.unlogged && !t.hasPrimaryKey && (t.replicaIdentity === 'd' || t.replicaIdentity === 'n'));
+  return tables.filter(
+    (t) => !t.partitioned && !t.isPartition && !t.unlogged && !t.hasPrimaryKey && (t.replicaIdentity === 'd' || t.replicaIdentity === 'n'),
+  );
 }

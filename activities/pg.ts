@@ -79,7 +79,9 @@ export async function connect(url: string, opts: ConnectOptions): Promise<Client
     client.on('error', () => undefined); // a terminated backend must not crash the worker
     try {
       await client.connect();
-      await client.query("SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'");
+      await client.query(
+        "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'",
+      );
       return client;
     } catch (err) {
       await client.end().catch(() => undefined);

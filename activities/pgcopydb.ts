@@ -104,9 +104,18 @@ export interface PgcopydbNames {
 /** Slot and origin names are [a-z0-9_], at most 63 bytes; the hash keeps sanitized ids apart. */
 export function pgcopydbNames(migrationId: string): PgcopydbNames {
   const hash = createHash('sha256').update(migrationId).digest('hex').slice(0, 8);
-  const clean = migrationId.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 40);
+  const clean = migrationId
+    .toLowerCase()
+    .replace(/[^a-z0-9_]+/g, '_')
+    .replace(/^_+|_+$/g, '')
+    .slice(0, 40);
   const name = `pgmig_${clean ? `${clean}_` : ''}${hash}`;
-  return { slotName: name, origin: name, applicationName: `pgmig-${migrationId}`.slice(0, 50) + '-pgcopydb', sentinel: 'pgcopydb.sentinel' };
+  return {
+    slotName: name,
+    origin: name,
+    applicationName: `pgmig-${migrationId}`.slice(0, 50) + '-pgcopydb',
+    sentinel: 'pgcopydb.sentinel',
+  };
 }
 
 /** Our own sessions: a name that the prefix of pgcopydb's (terminated on retries) does not match. */
@@ -160,7 +169,10 @@ const PGCOPYDB = process.env.PGCOPYDB_BIN || 'pgcopydb';
 
 function spawnFailure(err: unknown): Error {
   if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-    return ApplicationFailure.nonRetryable(`${PGCOPYDB} is not installed on this worker (Debian: apt-get install pgcopydb postgresql-15-wal2json)`, 'PgcopydbMissing');
+    return ApplicationFailure.nonRetryable(
+      `${PGCOPYDB} is not installed on this worker (Debian: apt-get install pgcopydb postgresql-15-wal2json)`,
+      'PgcopydbMissing',
+    );
   }
   return err as Error;
 }
@@ -171,9 +183,18 @@ const FATAL_PATTERNS: { re: RegExp; why: string }[] = [
     re: /may not be used as an output plugin|could not access file "wal2json"/,
     why: 'the source cannot decode with wal2json (install it, e.g. Debian postgresql-15-wal2json, and on PostgreSQL 15.19+ add it to output_plugin_libraries)',
   },
-  { re: /permission denied for function pg_replication_origin/, why: 'the target role may not use replication origins (grant EXECUTE on pg_replication_origin_* functions; on RDS use a member of rds_superuser)' },
-  { re: /must be superuser or replication role|permission denied to create replication slot|must have REPLICATION/, why: 'the source role lacks the REPLICATION attribute' },
-  { re: /logical decoding requires wal_level >= logical|wal_level must be set to "logical"/, why: 'the source does not have wal_level=logical' },
+  {
+    re: /permission denied for function pg_replication_origin/,
+    why: 'the target role may not use replication origins (grant EXECUTE on pg_replication_origin_* functions; on RDS use a member of rds_superuser)',
+  },
+  {
+    re: /must be superuser or replication role|permission denied to create replication slot|must have REPLICATION/,
+    why: 'the source role lacks the REPLICATION attribute',
+  },
+  {
+    re: /logical decoding requires wal_level >= logical|wal_level must be set to "logical"/,
+    why: 'the source does not have wal_level=logical',
+  },
   { re: /password authentication failed|no pg_hba.conf entry/, why: 'a connection was rejected' },
 ];
 
@@ -240,7 +261,12 @@ function failure(what: string, tail: string[]): ApplicationFailure {
 
 function lastErrors(tail: string[]): string {
   const errors = tail.filter((l) => /\b(ERROR|FATAL)\b|^\(exit code/.test(l));
-  return redact((errors.length ? errors : tail).slice(-4).map((l) => l.replace(/^\d\d:\d\d:\d\d \d+ /, '')).join(' | '));
+  return redact(
+    (errors.length ? errors : tail)
+      .slice(-4)
+      .map((l) => l.replace(/^\d\d:\d\d:\d\d \d+ /, ''))
+      .join(' | '),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -465,7 +491,10 @@ export async function cleanupPgcopydb(run: PgcopydbRun): Promise<CleanupResult> 
     dropped.push(`work dir ${run.workDir}`);
   });
   if (errors.length) {
-    throw ApplicationFailure.retryable(`pgcopydb cleanup incomplete (done: ${dropped.join(', ') || 'nothing'}): ${errors.join(' | ')}`, 'PgcopydbCleanupFailed');
+    throw ApplicationFailure.retryable(
+      `pgcopydb cleanup incomplete (done: ${dropped.join(', ') || 'nothing'}): ${errors.join(' | ')}`,
+      'PgcopydbCleanupFailed',
+    );
   }
   return { dropped };
 }
@@ -550,7 +579,10 @@ export async function setEndpos(run: PgcopydbRun, lsn: string, opts: { signal?: 
     const out = await pgcopydbCommand(run, ['stream', 'sentinel', 'set', 'endpos', lsn], opts.signal);
     if (out.code === 0) return;
     if (out.tail.some((l) => /relation "pgcopydb.sentinel" does not exist/.test(l))) {
-      throw ApplicationFailure.retryable(`setEndpos: pgcopydb has not set up its sentinel on ${label('source', run.sourceUrl)} yet`, 'PgcopydbNotStarted');
+      throw ApplicationFailure.retryable(
+        `setEndpos: pgcopydb has not set up its sentinel on ${label('source', run.sourceUrl)} yet`,
+        'PgcopydbNotStarted',
+      );
     }
     if (attempt >= 3 || opts.signal?.aborted) throw failure('pgcopydb stream sentinel set endpos', out.tail);
     await new Promise((r) => setTimeout(r, 500));
@@ -815,7 +847,8 @@ async function prepare(run: PgcopydbRun, report: (phase: PgcopydbPhase, detail: 
     }
 
     await mkdir(run.workDir, { recursive: true, mode: 0o700 });
-    const leftovers = src.slotExists || src.sentinel !== undefined || hasOrigin || existsSync(pgcopydbDir(run)) || existsSync(cloneDir(run));
+    const leftovers =
+      src.slotExists || src.sentinel !== undefined || hasOrigin || existsSync(pgcopydbDir(run)) || existsSync(cloneDir(run));
     if (!leftovers) {
       await targetBaseline(run, target); // recorded before anything is copied
       return 'fresh';
@@ -848,7 +881,11 @@ async function prepare(run: PgcopydbRun, report: (phase: PgcopydbPhase, detail: 
 function classifyLine(line: string): { phase?: PgcopydbPhase; detail?: string } {
   const msg = line.replace(/^\d\d:\d\d:\d\d \d+ +\w+ +/, '').trim();
   if (/^STEP \d+:/.test(msg)) return { phase: 'clone', detail: msg };
-  if (/Resuming streaming at LSN|Now streaming changes to|Catching up from LSN|Replaying changes from file|Streaming got interrupted|reconnecting|Transformed JSON messages|Streaming is now finished|Applied reached end position|Report write_lsn/.test(msg)) {
+  if (
+    /Resuming streaming at LSN|Now streaming changes to|Catching up from LSN|Replaying changes from file|Streaming got interrupted|reconnecting|Transformed JSON messages|Streaming is now finished|Applied reached end position|Report write_lsn/.test(
+      msg,
+    )
+  ) {
     return { detail: msg };
   }
   if (/\b(ERROR|FATAL|WARN)\b/.test(line)) return { detail: msg };
@@ -941,9 +978,13 @@ export async function runCloneFollow(
         return { mode: firstMode, elapsedMs: Date.now() - started, attempts: attempt };
       }
       if (attempt >= 5) {
-        throw ApplicationFailure.retryable(`pgcopydb had to be stopped and resumed 5 times in a row; last: ${outcome.lastError ?? '-'}`, 'PgcopydbFailed');
+        throw ApplicationFailure.retryable(
+          `pgcopydb had to be stopped and resumed 5 times in a row; last: ${outcome.lastError ?? '-'}`,
+          'PgcopydbFailed',
+        );
       }
-      state.detail = 'pgcopydb stopped to repair its change files (a dropped replication connection, or a transaction split across files); resuming';
+      state.detail =
+        'pgcopydb stopped to repair its change files (a dropped replication connection, or a transaction split across files); resuming';
     }
   } finally {
     clearInterval(timer);
@@ -1010,7 +1051,10 @@ async function runAttempt(
 ): Promise<AttemptOutcome> {
   const names = pgcopydbNames(run.migrationId);
   const resume = state.mode === 'resume-follow';
-  report(resume ? 'follow' : 'clone', resume ? 'resuming the follow from the slot, the origin and the prefetched changes' : 'creating the slot and its snapshot');
+  report(
+    resume ? 'follow' : 'clone',
+    resume ? 'resuming the follow from the slot, the origin and the prefetched changes' : 'creating the slot and its snapshot',
+  );
 
   const log = createWriteStream(logFile(run), { flags: 'a', mode: 0o600 });
   log.on('error', () => undefined); // the log is a convenience: never a reason to fail the run
@@ -1038,7 +1082,12 @@ async function runAttempt(
       reconnect = true;
       stopAll('SIGKILL');
     }
-    if (/Failed to setup replication origin transaction at origin LSN 0\/0|Failed to parse SQL query/.test(line) && !reconnect && !stoppedAtEndpos && !childFailed) {
+    if (
+      /Failed to setup replication origin transaction at origin LSN 0\/0|Failed to parse SQL query/.test(line) &&
+      !reconnect &&
+      !stoppedAtEndpos &&
+      !childFailed
+    ) {
       // The apply met a transaction split across two change files (see stitchTransactions): a
       // COMMIT without its BEGIN; or it read an SQL file that the transform was still writing (0.10
       // looks for the file, not for its end): a torn last line. Either way the transaction was
@@ -1109,7 +1158,10 @@ async function runAttempt(
         await writableSession(c);
         if (!(await readSentinel(c))) return false;
         // A start-over keeps the endpos someone may have set meanwhile; the rest starts again.
-        await c.query(`UPDATE pgcopydb.sentinel SET startpos = $1, apply = false, write_lsn = '0/0', flush_lsn = '0/0', replay_lsn = '0/0'`, [startpos]);
+        await c.query(
+          `UPDATE pgcopydb.sentinel SET startpos = $1, apply = false, write_lsn = '0/0', flush_lsn = '0/0', replay_lsn = '0/0'`,
+          [startpos],
+        );
         return true;
       });
       if (!reset) {
@@ -1123,8 +1175,19 @@ async function runAttempt(
       clone = startPgcopydb(
         run,
         [
-          'clone', '--dir', cloneDir(run), '--snapshot', slot!.snapshot, '--filters', path.join(run.workDir, 'filters.ini'),
-          '--table-jobs', String(run.tableJobs), '--index-jobs', String(run.indexJobs), '--no-owner', '--no-acl',
+          'clone',
+          '--dir',
+          cloneDir(run),
+          '--snapshot',
+          slot!.snapshot,
+          '--filters',
+          path.join(run.workDir, 'filters.ini'),
+          '--table-jobs',
+          String(run.tableJobs),
+          '--index-jobs',
+          String(run.indexJobs),
+          '--no-owner',
+          '--no-acl',
         ],
         log,
         onLine,
@@ -1135,7 +1198,8 @@ async function runAttempt(
         await Promise.all([clone.exited, follow.exited]);
         if (signal?.aborted) throw aborted();
         if (reconnect) return { reconnect: true, lastError: lastErrors(follow.tail) };
-        if (cloneCode === 'follow-exited') throw failure('pgcopydb follow stopped during the clone', [...follow.tail, ...(childFailed ? [childFailed] : [])]);
+        if (cloneCode === 'follow-exited')
+          throw failure('pgcopydb follow stopped during the clone', [...follow.tail, ...(childFailed ? [childFailed] : [])]);
         throw failure(`pgcopydb clone exited with ${cloneCode}`, clone.tail);
       }
       releaseSnapshot(); // every copy worker imported it: the source may vacuum again
@@ -1151,7 +1215,10 @@ async function runAttempt(
     if (reconnect) return { reconnect: true, lastError: lastErrors(follow.tail) };
     if (childFailed || (code !== 0 && !stoppedAtEndpos)) {
       if (childFailed || code !== null) await markFollowFailed();
-      throw failure(`pgcopydb follow ${childFailed ? 'lost a sub-process' : `exited with ${code}`}`, [...follow.tail, ...(childFailed ? [childFailed] : [])]);
+      throw failure(`pgcopydb follow ${childFailed ? 'lost a sub-process' : `exited with ${code}`}`, [
+        ...follow.tail,
+        ...(childFailed ? [childFailed] : []),
+      ]);
     }
     const end = await applyState(run);
     if (!end.complete) {

@@ -57,9 +57,17 @@ export async function runProgram(command: string, args: string[], opts: RunOptio
   }).finally(() => opts.signal?.removeEventListener('abort', onAbort));
   if (code !== 0) {
     const name = path.basename(command);
-    const detail = redact(tail.filter((l) => !/^\S+: (processing|finished|dumping|creating|launching|reading|identifying|saving|last|executing|connecting)/.test(l)).slice(-6).join(' | '));
+    const detail = redact(
+      tail
+        .filter(
+          (l) => !/^\S+: (processing|finished|dumping|creating|launching|reading|identifying|saving|last|executing|connecting)/.test(l),
+        )
+        .slice(-6)
+        .join(' | '),
+    );
     // The abort reason is the SDK's CancelledFailure: rethrown, it reports the activity as cancelled.
-    if (opts.signal?.aborted) throw opts.signal.reason ?? ApplicationFailure.retryable(`${name} was stopped (activity cancelled)`, 'Cancelled');
+    if (opts.signal?.aborted)
+      throw opts.signal.reason ?? ApplicationFailure.retryable(`${name} was stopped (activity cancelled)`, 'Cancelled');
     throw ApplicationFailure.retryable(`${name} exited with ${code}: ${detail || '(no error output)'}`, 'ProgramFailed');
   }
 }

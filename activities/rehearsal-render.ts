@@ -19,7 +19,10 @@ export function renderMarkdown(report: RehearsalReport, chartFile = 'phases.svg'
   const fw = r.freezeWindow;
   const rows: [string, string][] = [
     ['outcome', `${r.outcome} (verdict **${r.verdict}**)`],
-    ['started', `${r.startedAt}${r.scheduledAt ? ` (scheduled for ${r.scheduledAt}${r.scheduleId ? ` by schedule \`${r.scheduleId}\`` : ''})` : ' (started by hand)'}`],
+    [
+      'started',
+      `${r.startedAt}${r.scheduledAt ? ` (scheduled for ${r.scheduledAt}${r.scheduleId ? ` by schedule \`${r.scheduleId}\`` : ''})` : ' (started by hand)'}`,
+    ],
     ['workflow', `\`${r.workflowId}\` run \`${r.runId}\`${r.childWorkflowId ? `; migration \`${r.childWorkflowId}\`` : ''}`],
     ['method', r.method ? `${r.method}${r.methodReason ? ` (${r.methodReason})` : ''}` : 'not reached'],
     ['snapshot', `${r.snapshot.description}${r.snapshot.sizeBytes !== undefined ? `, ${formatBytes(r.snapshot.sizeBytes)}` : ''}`],
@@ -40,7 +43,9 @@ export function renderMarkdown(report: RehearsalReport, chartFile = 'phases.svg'
     ],
     [
       'downtime budget',
-      r.budget.value ? `${r.budget.value}: ${r.budget.withinBudget === undefined ? 'not compared' : r.budget.withinBudget ? 'within budget' : '**exceeded**'}` : 'none given',
+      r.budget.value
+        ? `${r.budget.value}: ${r.budget.withinBudget === undefined ? 'not compared' : r.budget.withinBudget ? 'within budget' : '**exceeded**'}`
+        : 'none given',
     ],
     [
       'copy throughput',
@@ -58,7 +63,10 @@ export function renderMarkdown(report: RehearsalReport, chartFile = 'phases.svg'
           ? `n/a (no replication: ${r.method})`
           : 'not reached',
     ],
-    ['verification', `${r.verification}${r.rowsCopied !== undefined ? ` (${r.rowsCopied.toLocaleString('en-US')} rows compared by count and checksum)` : ''}`],
+    [
+      'verification',
+      `${r.verification}${r.rowsCopied !== undefined ? ` (${r.rowsCopied.toLocaleString('en-US')} rows compared by count and checksum)` : ''}`,
+    ],
     ['trend', r.trend ? r.trend.summary : 'not computed'],
   ];
   lines.push('| | |', '| --- | --- |', ...rows.map(([k, v]) => `| ${k} | ${md(v)} |`), '');
@@ -67,16 +75,26 @@ export function renderMarkdown(report: RehearsalReport, chartFile = 'phases.svg'
     lines.push(r.outcome === 'cancelled' ? '## Why it stopped' : '## Why it failed', '', ...r.reasons.map((x) => `- ${x}`), '');
   }
 
-  lines.push('## Phases', '', `The lines add up to the measured total; "orchestration overhead" is the remainder (workflow tasks, starting the migration, gate handling).`, '');
+  lines.push(
+    '## Phases',
+    '',
+    `The lines add up to the measured total; "orchestration overhead" is the remainder (workflow tasks, starting the migration, gate handling).`,
+    '',
+  );
   lines.push('| phase | kind | state | duration | share |', '| --- | --- | --- | ---: | ---: |');
   for (const p of r.phases) {
-    lines.push(`| ${md(p.name)} | ${p.kind} | ${p.state ?? ''} | ${exact(p.durationMs)} | ${r.totalMs > 0 ? ((100 * p.durationMs) / r.totalMs).toFixed(1) : '0.0'} % |`);
+    lines.push(
+      `| ${md(p.name)} | ${p.kind} | ${p.state ?? ''} | ${exact(p.durationMs)} | ${r.totalMs > 0 ? ((100 * p.durationMs) / r.totalMs).toFixed(1) : '0.0'} % |`,
+    );
   }
   lines.push(`| **sum** | | | **${exact(sumOfPhases(r.phases))}** | |`, `| **measured total** | | | **${exact(r.totalMs)}** | |`, '');
 
   if (r.approvals.length) {
     lines.push('## Approvals', '');
-    for (const d of r.approvals) lines.push(`- ${d.gate}: ${d.approved ? 'approved' : 'rejected'} by **${d.approver}** (${d.via}, ${d.decidedAt})${d.reason ? `: ${d.reason}` : ''}`);
+    for (const d of r.approvals)
+      lines.push(
+        `- ${d.gate}: ${d.approved ? 'approved' : 'rejected'} by **${d.approver}** (${d.via}, ${d.decidedAt})${d.reason ? `: ${d.reason}` : ''}`,
+      );
     lines.push('');
   }
   if (r.compensations.length) {
@@ -86,7 +104,10 @@ export function renderMarkdown(report: RehearsalReport, chartFile = 'phases.svg'
   }
   lines.push('## Teardown of the scratch resources', '');
   if (!r.teardown.length) lines.push('- nothing was created');
-  for (const t of r.teardown) lines.push(`- ${t.step}: ${t.state} in ${formatMs(t.durationMs)}${t.done?.length ? `: ${t.done.join('; ')}` : ''}${t.error ? `: ${t.error}` : ''}`);
+  for (const t of r.teardown)
+    lines.push(
+      `- ${t.step}: ${t.state} in ${formatMs(t.durationMs)}${t.done?.length ? `: ${t.done.join('; ')}` : ''}${t.error ? `: ${t.error}` : ''}`,
+    );
   lines.push('');
   if (r.notes.length) lines.push('## How the rehearsal differs from the real run', '', ...r.notes.map((n) => `- ${n}`), '');
   lines.push(`![phase timings of the rehearsals of ${r.migrationId}](${chartFile})`, '');
@@ -134,7 +155,9 @@ export function renderChart(reports: RehearsalReport[], opts: { last?: number } 
   const top = budget !== undefined && budget <= maxTotal * 1.5 ? Math.max(maxTotal, budget) : maxTotal;
   const y = (ms: number) => plotTop + plotHeight - (ms / top) * plotHeight;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+  );
   out.push(`<rect width="100%" height="100%" fill="white"/>`);
   const title = shown.length ? `Rehearsals of ${shown[shown.length - 1].migrationId}: phase timings` : 'No rehearsals yet';
   out.push(`<text x="${plotLeft}" y="22" font-size="14" font-weight="bold">${esc(title)}</text>`);
@@ -159,24 +182,36 @@ export function renderChart(reports: RehearsalReport[], opts: { last?: number } 
     }
     const w = r.freezeWindow.rehearsedWindowMs;
     if (w !== undefined) {
-      out.push(`<line x1="${x - 4}" x2="${x + barWidth + 4}" y1="${y(w).toFixed(2)}" y2="${y(w).toFixed(2)}" stroke="black" stroke-width="2"><title>${esc(`write-freeze window ${formatMs(w)}`)}</title></line>`);
+      out.push(
+        `<line x1="${x - 4}" x2="${x + barWidth + 4}" y1="${y(w).toFixed(2)}" y2="${y(w).toFixed(2)}" stroke="black" stroke-width="2"><title>${esc(`write-freeze window ${formatMs(w)}`)}</title></line>`,
+      );
     }
     const mark = r.verdict === 'pass' ? '✓' : r.outcome === 'cancelled' ? '–' : '✗';
     const colour = r.verdict === 'pass' ? '#2a7d2a' : '#c0392b';
-    out.push(`<text x="${x + barWidth / 2}" y="${plotTop + plotHeight + 14}" text-anchor="middle" fill="${colour}" font-weight="bold">${mark}</text>`);
+    out.push(
+      `<text x="${x + barWidth / 2}" y="${plotTop + plotHeight + 14}" text-anchor="middle" fill="${colour}" font-weight="bold">${mark}</text>`,
+    );
     const label = r.startedAt.slice(5, 16).replace('T', ' ');
     out.push(`<text transform="translate(${x + barWidth / 2},${plotTop + plotHeight + 24}) rotate(35)" fill="#333">${esc(label)}</text>`);
   });
   if (budget !== undefined && budget <= top) {
-    out.push(`<line x1="${plotLeft}" x2="${legendX - 20}" y1="${y(budget).toFixed(2)}" y2="${y(budget).toFixed(2)}" stroke="#c0392b" stroke-dasharray="6 4"/>`);
-    out.push(`<text x="${legendX - 22}" y="${(y(budget) - 4).toFixed(1)}" text-anchor="end" fill="#c0392b">budget ${esc(formatMs(budget))}</text>`);
+    out.push(
+      `<line x1="${plotLeft}" x2="${legendX - 20}" y1="${y(budget).toFixed(2)}" y2="${y(budget).toFixed(2)}" stroke="#c0392b" stroke-dasharray="6 4"/>`,
+    );
+    out.push(
+      `<text x="${legendX - 22}" y="${(y(budget) - 4).toFixed(1)}" text-anchor="end" fill="#c0392b">budget ${esc(formatMs(budget))}</text>`,
+    );
   }
   // legend
   let ly = 44;
-  out.push(`<line x1="${legendX}" x2="${legendX + 14}" y1="${ly - 4}" y2="${ly - 4}" stroke="black" stroke-width="2"/><text x="${legendX + 20}" y="${ly}">write-freeze window (rehearsed)</text>`);
+  out.push(
+    `<line x1="${legendX}" x2="${legendX + 14}" y1="${ly - 4}" y2="${ly - 4}" stroke="black" stroke-width="2"/><text x="${legendX + 20}" y="${ly}">write-freeze window (rehearsed)</text>`,
+  );
   ly += 16;
   for (const [name, colour] of colours) {
-    out.push(`<rect x="${legendX}" y="${ly - 10}" width="14" height="10" fill="${colour}"/><text x="${legendX + 20}" y="${ly}">${esc(name)}</text>`);
+    out.push(
+      `<rect x="${legendX}" y="${ly - 10}" width="14" height="10" fill="${colour}"/><text x="${legendX + 20}" y="${ly}">${esc(name)}</text>`,
+    );
     ly += 16;
   }
   out.push('</svg>');

@@ -61,7 +61,10 @@ async function writeAtomic(file: string, text: string): Promise<void> {
  * Adds the trend against the earlier reports of the directory, then writes the JSON, the Markdown
  * and the chart of all rehearsals. Idempotent: a retry rewrites the same files.
  */
-export async function storeReport(report: RehearsalReport, dir: string): Promise<{ files: ReportFiles; trend: Trend; report: RehearsalReport }> {
+export async function storeReport(
+  report: RehearsalReport,
+  dir: string,
+): Promise<{ files: ReportFiles; trend: Trend; report: RehearsalReport }> {
   await mkdir(dir, { recursive: true });
   const earlier = (await readReports(dir)).filter((r) => r.rehearsalId !== report.rehearsalId && r.migrationId === report.migrationId);
   const trend = computeTrend(trendPoint(report), earlier.map(trendPoint));

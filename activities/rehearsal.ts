@@ -75,7 +75,9 @@ async function dropSubscriptionsIn(c: Client): Promise<string[]> {
   const done: string[] = [];
   // A migration that failed inside its freeze may have left the scratch database read-only.
   await c.query('SET default_transaction_read_only = off');
-  const subs = await c.query<{ subname: string }>('SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())');
+  const subs = await c.query<{ subname: string }>(
+    'SELECT subname FROM pg_subscription WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())',
+  );
   for (const { subname } of subs.rows) {
     // Detached from its slot first: the slot (on the scratch source) is dropped with that database's teardown.
     await c.query(`ALTER SUBSCRIPTION ${qi(subname)} DISABLE`);
@@ -90,7 +92,10 @@ async function dropSlotsOf(c: Client, database: string, timeoutMs = 30_000): Pro
   const done: string[] = [];
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const slots = await c.query<{ slot_name: string; active_pid: number | null }>('SELECT slot_name, active_pid FROM pg_replication_slots WHERE database = $1', [database]);
+    const slots = await c.query<{ slot_name: string; active_pid: number | null }>(
+      'SELECT slot_name, active_pid FROM pg_replication_slots WHERE database = $1',
+      [database],
+    );
     if (!slots.rowCount) return done;
     for (const s of slots.rows) {
       if (s.active_pid) {
@@ -126,7 +131,11 @@ async function dropScratchDatabaseOn(server: Client, serverUrl: string, database
   const row = await server.query<{ datallowconn: boolean }>('SELECT datallowconn FROM pg_database WHERE datname = $1', [database]);
   if (row.rowCount && row.rows[0].datallowconn) {
     done.push(
-      ...(await withClient(withDatabase(serverUrl, database), { label: `scratch database ${database}`, applicationName: appName(rehearsalId, 'admin') }, dropSubscriptionsIn)),
+      ...(await withClient(
+        withDatabase(serverUrl, database),
+        { label: `scratch database ${database}`, applicationName: appName(rehearsalId, 'admin') },
+        dropSubscriptionsIn,
+      )),
     );
   }
   done.push(...(await dropSlotsOf(server, database)));
@@ -156,8 +165,14 @@ export function createRehearsalActivities(deps: RehearsalDeps) {
   };
 
   const sizeOf = (url: string, label: string, rehearsalId: string, reachableWithinMs?: number) =>
-    withClient(url, { label, applicationName: appName(rehearsalId, 'admin'), ...(reachableWithinMs !== undefined ? { unreachableForMs: reachableWithinMs } : {}) }, (c) =>
-      c.query<{ n: string }>('SELECT pg_database_size(current_database()) AS n').then((r) => Number(r.rows[0].n)),
+    withClient(
+      url,
+      {
+        label,
+        applicationName: appName(rehearsalId, 'admin'),
+        ...(reachableWithinMs !== undefined ? { unreachableForMs: reachableWithinMs } : {}),
+      },
+      (c) => c.query<{ n: string }>('SELECT pg_database_size(current_database()) AS n').then((r) => Number(r.rows[0].n)),
     );
 
   const writeStagingSink = async (rehearsalId: string): Promise<string> => {
@@ -165,7 +180,11 @@ export function createRehearsalActivities(deps: RehearsalDeps) {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const file = path.join(dir, 'staging.env');
     if (!existsSync(file)) {
-      await writeFile(file, `# staging config sink of rehearsal ${rehearsalId}: the rehearsed migration writes DATABASE_URL here instead of the real sink\n`, { mode: 0o600 });
+      await writeFile(
+        file,
+        `# staging config sink of rehearsal ${rehearsalId}: the rehearsed migration writes DATABASE_URL here instead of the real sink\n`,
+        { mode: 0o600 },
+      );
     }
     return file;
   };
@@ -176,7 +195,13 @@ export function createRehearsalActivities(deps: RehearsalDeps) {
      * with `pg_restore -j N --no-owner --no-acl` into a new scratch source database; an empty scratch
      * target database beside it (or on scratchTarget).
      */
-    async prepareLogicalSnapshot(args: { rehearsalId: string; source: SecretRef; scratch: SecretRef; scratchTarget?: SecretRef; jobs: number }): Promise<PreparedSnapshot> {
+    async prepareLogicalSnapshot(args: {
+      rehearsalId: string;
+      source: SecretRef;
+      scratch: SecretRef;
+      scratchTarget?: SecretRef;
+      jobs: number;
+    }): Promise<PreparedSnapshot> {
       const names = scratchNames(args.rehearsalId);
       const [sourceUrl, scratchUrl, scratchTargetUrl] = await Promise.all([
         resolve(args.source, 'migration.source.url'),
@@ -204,7 +229,15 @@ export function createRehearsalActivities(deps: RehearsalDeps) {
           const restoreStarted = Date.now();
           await runProgram(
             pgBinary('pg_restore'),
-            ['--format=directory', `--jobs=${jobs}`, '--no-owner', '--no-acl', '--exit-on-error', `--dbname=${names.sourceDatabase}`, dumpDir],
+            [
+              '--format=directory',
+              `--jobs=${jobs}`,
+              '--no-owner',
+              '--no-acl',
+              '--exit-on-error',
+              `--dbname=${names.sourceDatabase}`,
+              dumpDir,
+            ],
             { env: libpqEnv(scratchSourceUrl, appName(args.rehearsalId, 'restore')), signal: ctx.cancellationSignal },
           );
           const restoreMs = Date.now() - restoreStarted;
@@ -285,7 +318,9 @@ export function createRehearsalActivities(deps: RehearsalDeps) {
         url.port = String(instance.Endpoint.Port ?? 5432);
         const sourceUrl = url.toString();
         rememberSecret(sourceUrl);
-        await deps.ssm().send(new PutParameterCommand({ Name: args.parameterName, Value: sourceUrl, Type: 'SecureString', Overwrite: true }));
+        await deps
+          .ssm()
+          .send(new PutParameterCommand({ Name: args.parameterName, Value: sourceUrl, Type: 'SecureString', Overwrite: true }));
 
         const targetServerUrl = await resolve(args.scratchTarget, 'snapshot.scratchTarget');
         await recreateDatabase(targetServerUrl, names.targetDatabase, 'scratch target server', args.rehearsalId);
@@ -296,7 +331,12 @@ export function createRehearsalActivities(deps: RehearsalDeps) {
         const reachDeadline = Date.now() + args.reachableWithinMs;
         for (;;) {
           try {
-            sizeBytes = await sizeOf(sourceUrl, `restored instance ${names.instance}`, args.rehearsalId, Math.max(0, reachDeadline - Date.now()));
+            sizeBytes = await sizeOf(
+              sourceUrl,
+              `restored instance ${names.instance}`,
+              args.rehearsalId,
+              Math.max(0, reachDeadline - Date.now()),
+            );
             break;
           } catch (err) {
             const e = err as ApplicationFailure;
@@ -341,12 +381,15 @@ export function createRehearsalActivities(deps: RehearsalDeps) {
         const done: string[] = [];
         let instance = await describeInstance(client, names.instance);
         if (instance && instance.DBInstanceStatus !== 'deleting') {
-          await client.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: names.instance, SkipFinalSnapshot: true, DeleteAutomatedBackups: true }));
+          await client.send(
+            new DeleteDBInstanceCommand({ DBInstanceIdentifier: names.instance, SkipFinalSnapshot: true, DeleteAutomatedBackups: true }),
+          );
           done.push(`instance ${names.instance} deleted (no final snapshot)`);
         }
         const deadline = Date.now() + args.goneWithinMs;
         while ((instance = await describeInstance(client, names.instance))) {
-          if (Date.now() > deadline) throw ApplicationFailure.retryable(`instance ${names.instance} is still ${instance.DBInstanceStatus}`, 'InstanceNotGone');
+          if (Date.now() > deadline)
+            throw ApplicationFailure.retryable(`instance ${names.instance} is still ${instance.DBInstanceStatus}`, 'InstanceNotGone');
           await new Promise((r) => setTimeout(r, pollMs));
         }
         if (!done.length) done.push(`instance ${names.instance} was not there`);
@@ -373,7 +416,9 @@ export function createRehearsalActivities(deps: RehearsalDeps) {
     },
 
     /** What the child's `status` query knows beyond its result: replication lag at cutover, and its steps when it was cancelled. */
-    async rehearsalChildStatus(args: { workflowId: string }): Promise<Omit<ChildMeasurements, 'workflowId' | 'outcome' | 'reason'> & { error?: string } | null> {
+    async rehearsalChildStatus(args: {
+      workflowId: string;
+    }): Promise<(Omit<ChildMeasurements, 'workflowId' | 'outcome' | 'reason'> & { error?: string }) | null> {
       let status: MigrationStatus;
       try {
         status = await Context.current().client.workflow.getHandle(args.workflowId).query<MigrationStatus>('status');
@@ -390,7 +435,13 @@ export function createRehearsalActivities(deps: RehearsalDeps) {
         freezeWindow: status.freezeWindow,
         verification: v === 'passed' ? 'passed' : v === 'failed' ? 'failed' : 'not-run',
         ...(status.replication
-          ? { replication: { lagBytes: status.replication.lagBytes ?? null, lagSeconds: status.replication.lagSeconds ?? null, ...(status.replication.caughtUp !== undefined ? { caughtUp: status.replication.caughtUp } : {}) } }
+          ? {
+              replication: {
+                lagBytes: status.replication.lagBytes ?? null,
+                lagSeconds: status.replication.lagSeconds ?? null,
+                ...(status.replication.caughtUp !== undefined ? { caughtUp: status.replication.caughtUp } : {}),
+              },
+            }
           : {}),
         ...(status.error ? { error: status.error } : {}),
       };
@@ -416,6 +467,5 @@ async function describeInstance(client: RDSClient, id: string): Promise<DBInstan
     throw err;
   }
 }
-
 
 export type RehearsalActivities = ReturnType<typeof createRehearsalActivities>;

@@ -84,7 +84,8 @@ function invalid(message: string): ApplicationFailure {
 
 /** Route 53 error codes no retry can fix, with what to check. */
 const NON_RETRYABLE: Record<string, string> = {
-  NoSuchHostedZone: 'check hostedZoneId (the zone ID such as Z0123456789ABC, not its name) and that the worker\'s credentials belong to the account that owns the zone',
+  NoSuchHostedZone:
+    "check hostedZoneId (the zone ID such as Z0123456789ABC, not its name) and that the worker's credentials belong to the account that owns the zone",
   NoSuchHealthCheck: 'check the health check id',
   InvalidChangeBatch: 'the change batch was refused as a whole; nothing was changed',
   InvalidInput: 'a parameter is malformed',
@@ -105,7 +106,10 @@ export function route53Failure(action: string, err: unknown): ApplicationFailure
   if (name in NON_RETRYABLE) {
     const status = e.$metadata?.httpStatusCode;
     const first = redact(String(e.message ?? err)).split('\n')[0];
-    return ApplicationFailure.nonRetryable(`${action}: ${name}${status ? ` (HTTP ${status})` : ''}: ${first} (${NON_RETRYABLE[name]})`, name);
+    return ApplicationFailure.nonRetryable(
+      `${action}: ${name}${status ? ` (HTTP ${status})` : ''}: ${first} (${NON_RETRYABLE[name]})`,
+      name,
+    );
   }
   return awsFailure(action, err);
 }
@@ -286,7 +290,11 @@ async function submit(
     ),
   );
   const changeId = out.ChangeInfo?.Id;
-  if (!changeId) throw ApplicationFailure.retryable(`ChangeResourceRecordSets ${zoneLabel(spec)}: no change id in the answer`, 'Route53UnexpectedResponse');
+  if (!changeId)
+    throw ApplicationFailure.retryable(
+      `ChangeResourceRecordSets ${zoneLabel(spec)}: no change id in the answer`,
+      'Route53UnexpectedResponse',
+    );
   opts.onSubmitted?.(changeId);
   return waitForChange(clients, changeId, opts);
 }
@@ -316,7 +324,12 @@ export interface LowerTtlResult {
  * second call changes nothing. Undo: `restoreTtl(clients, spec, result.previousTtl)` (see the module
  * comment about retries: take TTLs for the undo from a `readWeightedRecords` result recorded first).
  */
-export async function lowerTtl(clients: Route53Clients, spec: WeightedRecordSpec, ttlSeconds: number, opts: ChangeOptions = {}): Promise<LowerTtlResult> {
+export async function lowerTtl(
+  clients: Route53Clients,
+  spec: WeightedRecordSpec,
+  ttlSeconds: number,
+  opts: ChangeOptions = {},
+): Promise<LowerTtlResult> {
   if (typeof ttlSeconds !== 'number' || !Number.isInteger(ttlSeconds) || ttlSeconds < 0 || ttlSeconds > 2_147_483_647) {
     throw invalid(`ttlSeconds must be a non-negative integer (got ${JSON.stringify(ttlSeconds)})`);
   }
@@ -327,7 +340,7 @@ export async function lowerTtl(clients: Route53Clients, spec: WeightedRecordSpec
   const changed: string[] = [];
   for (const r of records) {
     if (r.ttl === undefined) {
-      skipped.push({ setIdentifier: r.setIdentifier, reason: 'alias record: its TTL is the alias target\'s' });
+      skipped.push({ setIdentifier: r.setIdentifier, reason: "alias record: its TTL is the alias target's" });
       continue;
     }
     previousTtl[r.setIdentifier] = r.ttl;
@@ -356,7 +369,8 @@ export async function restoreTtl(
   opts: ChangeOptions = {},
 ): Promise<RestoreTtlResult> {
   for (const [id, ttl] of Object.entries(previousTtl ?? {})) {
-    if (!Number.isInteger(ttl) || ttl < 0) throw invalid(`previousTtl of ${JSON.stringify(id)} must be a non-negative integer (got ${JSON.stringify(ttl)})`);
+    if (!Number.isInteger(ttl) || ttl < 0)
+      throw invalid(`previousTtl of ${JSON.stringify(id)} must be a non-negative integer (got ${JSON.stringify(ttl)})`);
   }
   const records = await readWeightedRecords(clients, spec);
   const updates: ResourceRecordSet[] = [];
@@ -407,7 +421,9 @@ export async function setWeights(
   for (const id of ids) validateWeight(id, weights[id]);
   const records = await readRequired(clients, spec, ids);
   const previous = weightsOf(records);
-  const updates = records.filter((r) => r.setIdentifier in weights && r.weight !== weights[r.setIdentifier]).map((r) => ({ ...r.recordSet, Weight: weights[r.setIdentifier] }));
+  const updates = records
+    .filter((r) => r.setIdentifier in weights && r.weight !== weights[r.setIdentifier])
+    .map((r) => ({ ...r.recordSet, Weight: weights[r.setIdentifier] }));
   const change = await submit(clients, spec, updates, {
     comment: `pgmig: weights ${ids.map((id) => `${id}=${weights[id]}`).join(' ')}`,
     ...opts,
@@ -493,8 +509,10 @@ function validateGate(gate: HealthGateSpec): void {
   if (checks.length === 0 && probes.length === 0) {
     throw invalid('a health gate needs at least one health check id or probe (a gate that checks nothing would always pass)');
   }
-  if (!Number.isInteger(gate.samples) || gate.samples < 1) throw invalid(`gate.samples must be a positive integer (got ${JSON.stringify(gate.samples)})`);
-  if (typeof gate.intervalMs !== 'number' || !(gate.intervalMs >= 0)) throw invalid(`gate.intervalMs must be >= 0 (got ${JSON.stringify(gate.intervalMs)})`);
+  if (!Number.isInteger(gate.samples) || gate.samples < 1)
+    throw invalid(`gate.samples must be a positive integer (got ${JSON.stringify(gate.samples)})`);
+  if (typeof gate.intervalMs !== 'number' || !(gate.intervalMs >= 0))
+    throw invalid(`gate.intervalMs must be >= 0 (got ${JSON.stringify(gate.intervalMs)})`);
   if (typeof gate.maxErrorRate !== 'number' || !(gate.maxErrorRate >= 0 && gate.maxErrorRate <= 1)) {
     throw invalid(`gate.maxErrorRate must be a fraction from 0 to 1 (got ${JSON.stringify(gate.maxErrorRate)})`);
   }
@@ -540,20 +558,32 @@ async function healthCheckSample(clients: Route53Clients, id: string): Promise<{
   return { state: 'error', detail: lastErr?.message ?? 'unknown error' };
 }
 
-async function probeOnce(fetchFn: typeof fetch, p: ProbeSpec, sample: number, timeoutMs: number, signal?: AbortSignal): Promise<ProbeOutcome> {
+async function probeOnce(
+  fetchFn: typeof fetch,
+  p: ProbeSpec,
+  sample: number,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<ProbeOutcome> {
   const t0 = performance.now();
   const url = redact(p.url);
   const timeout = AbortSignal.timeout(timeoutMs);
   const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
   try {
-    const res = await fetchFn(p.url, { method: 'GET', redirect: 'manual', signal: combined, headers: { 'user-agent': 'pgmig-health-gate' } });
+    const res = await fetchFn(p.url, {
+      method: 'GET',
+      redirect: 'manual',
+      signal: combined,
+      headers: { 'user-agent': 'pgmig-health-gate' },
+    });
     await res.arrayBuffer().catch(() => undefined);
     const ok = p.expectStatus !== undefined ? res.status === p.expectStatus : res.status >= 200 && res.status < 300;
     return { url, sample, ok, status: res.status, ms: Math.round(performance.now() - t0) };
   } catch (err) {
     if (signal?.aborted) throw signal.reason ?? err;
     const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-    const why = e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message ?? String(err));
+    const why =
+      e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? e.cause?.message ?? e.message ?? String(err));
     return { url, sample, ok: false, status: 0, ms: Math.round(performance.now() - t0), error: redact(String(why)) };
   }
 }
@@ -724,7 +754,8 @@ export interface ShiftResult {
 }
 
 function validateShift(o: ShiftOptions): void {
-  if (!o || typeof o.oldId !== 'string' || !o.oldId || typeof o.newId !== 'string' || !o.newId) throw invalid('oldId and newId must be set identifiers');
+  if (!o || typeof o.oldId !== 'string' || !o.oldId || typeof o.newId !== 'string' || !o.newId)
+    throw invalid('oldId and newId must be set identifiers');
   if (o.oldId === o.newId) throw invalid('oldId and newId must differ');
   if (!Array.isArray(o.steps) || o.steps.length === 0) throw invalid('steps must list at least one percentage, e.g. [10, 50, 100]');
   o.steps.forEach((p, i) => {
@@ -858,7 +889,9 @@ export async function shiftTraffic(clients: Route53Clients, spec: WeightedRecord
       const back = await shiftBack(`error at step ${step.index}: ${failure.message}`);
       throw ApplicationFailure.create({
         message: `${failure.message} (at traffic step ${step.index}, ${percent}% to ${newId}; ${
-          back?.error ? `shifting back to the original weights FAILED: ${back.error}` : `weights shifted back to ${JSON.stringify(original)}`
+          back?.error
+            ? `shifting back to the original weights FAILED: ${back.error}`
+            : `weights shifted back to ${JSON.stringify(original)}`
         })`,
         type: failure.type ?? 'Route53ShiftFailed',
         nonRetryable: failure.nonRetryable ?? false,

@@ -59,7 +59,10 @@ export function createSecretResolver(clients: SecretClients) {
       value = out.SecretString;
     }
     if (!value) {
-      throw ApplicationFailure.nonRetryable(`${field}: secret reference ${describeRef(ref)} resolved to nothing on this worker`, 'SecretNotFound');
+      throw ApplicationFailure.nonRetryable(
+        `${field}: secret reference ${describeRef(ref)} resolved to nothing on this worker`,
+        'SecretNotFound',
+      );
     }
     rememberSecret(value);
     if (ref.database) {
@@ -67,7 +70,10 @@ export function createSecretResolver(clients: SecretClients) {
       try {
         url = new URL(value);
       } catch {
-        throw ApplicationFailure.nonRetryable(`${field}: ${describeRef(ref)} is not a connection URL, so "database" cannot apply`, 'SecretNotUrl');
+        throw ApplicationFailure.nonRetryable(
+          `${field}: ${describeRef(ref)} is not a connection URL, so "database" cannot apply`,
+          'SecretNotUrl',
+        );
       }
       url.pathname = `/${encodeURIComponent(ref.database)}`;
       return url.toString();

@@ -49,7 +49,12 @@ export async function checkSequencesAhead(target: Client): Promise<SequenceCheck
   for (const seq of await listSequences(target)) {
     if (!seq.ownedBy) continue;
     const max = await columnMax(target, seq.ownedBy);
-    out.push({ sequence: `${seq.schema}.${seq.name}`, lastValue: seq.lastValue, columnMax: max, ok: max === null || (seq.lastValue ?? 0) >= max });
+    out.push({
+      sequence: `${seq.schema}.${seq.name}`,
+      lastValue: seq.lastValue,
+      columnMax: max,
+      ok: max === null || (seq.lastValue ?? 0) >= max,
+    });
   }
   return out;
 }

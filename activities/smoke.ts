@@ -33,7 +33,10 @@ async function inRolledBackWrite<T>(client: Client, fn: () => Promise<T>): Promi
 }
 
 export async function runSmokeChecks(client: Client, tables: TableInventory[], extraSql: string[]): Promise<SmokeCheck[]> {
-  const largest = [...tables].filter((t) => !t.partitioned).sort((a, b) => b.bytes - a.bytes).slice(0, 5);
+  const largest = [...tables]
+    .filter((t) => !t.partitioned)
+    .sort((a, b) => b.bytes - a.bytes)
+    .slice(0, 5);
   const checks: SmokeCheck[] = [];
   checks.push(
     await timed('read', async () => {
@@ -59,8 +62,12 @@ export async function runSmokeChecks(client: Client, tables: TableInventory[], e
         for (const seq of await listSequences(client)) {
           if (!seq.ownedBy) continue;
           const next = (await client.query('SELECT nextval($1::regclass)::text AS v', [qname(seq.schema, seq.name)])).rows[0].v;
-          const clash = await client.query(`SELECT 1 FROM ${qname(seq.ownedBy.schema, seq.ownedBy.table)} WHERE ${qi(seq.ownedBy.column)} = $1 LIMIT 1`, [next]);
-          if (clash.rowCount) throw new Error(`next value ${next} of ${seq.schema}.${seq.name} already exists in ${seq.ownedBy.table}.${seq.ownedBy.column}`);
+          const clash = await client.query(
+            `SELECT 1 FROM ${qname(seq.ownedBy.schema, seq.ownedBy.table)} WHERE ${qi(seq.ownedBy.column)} = $1 LIMIT 1`,
+            [next],
+          );
+          if (clash.rowCount)
+            throw new Error(`next value ${next} of ${seq.schema}.${seq.name} already exists in ${seq.ownedBy.table}.${seq.ownedBy.column}`);
           sequences += 1;
         }
         let updated = 0;
@@ -73,7 +80,9 @@ export async function runSmokeChecks(client: Client, tables: TableInventory[], e
           );
           if (!cols.rowCount) continue;
           const c = qi(cols.rows[0].attname);
-          const res = await client.query(`UPDATE ${qname(t.schema, t.name)} SET ${c} = ${c} WHERE ctid = (SELECT ctid FROM ${qname(t.schema, t.name)} LIMIT 1)`);
+          const res = await client.query(
+            `UPDATE ${qname(t.schema, t.name)} SET ${c} = ${c} WHERE ctid = (SELECT ctid FROM ${qname(t.schema, t.name)} LIMIT 1)`,
+          );
           updated += res.rowCount ?? 0;
         }
         return `next ids of ${sequences} sequences are free; updated a row in ${updated} tables; rolled back`;
@@ -81,7 +90,9 @@ export async function runSmokeChecks(client: Client, tables: TableInventory[], e
     }),
   );
   for (const [i, sql] of extraSql.entries()) {
-    checks.push(await timed(`sql-${i + 1}`, () => inRolledBackWrite(client, async () => `${(await client.query(sql)).rowCount ?? 0} rows`)));
+    checks.push(
+      await timed(`sql-${i + 1}`, () => inRolledBackWrite(client, async () => `${(await client.query(sql)).rowCount ?? 0} rows`)),
+    );
   }
   return checks;
 }

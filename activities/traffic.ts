@@ -25,13 +25,18 @@ export function createTrafficActivities(deps: TrafficDeps) {
     return { intervalMs: deps.route53PollMs ?? 5_000, onProgress: (p: unknown) => ctx.heartbeat(p), signal: ctx.cancellationSignal };
   };
   return redactingActivities({
-    async readDnsRecords(args: { dns: route53.WeightedRecordSpec }): Promise<{ weights: Record<string, number>; ttl: Record<string, number> }> {
+    async readDnsRecords(args: {
+      dns: route53.WeightedRecordSpec;
+    }): Promise<{ weights: Record<string, number>; ttl: Record<string, number> }> {
       const records = await route53.readWeightedRecords(clients(), args.dns);
       const ttl: Record<string, number> = {};
       for (const r of records) if (r.ttl !== undefined) ttl[r.setIdentifier] = r.ttl;
       return { weights: route53.weightsOf(records), ttl };
     },
-    async lowerDnsTtl(args: { dns: route53.WeightedRecordSpec; ttlSeconds: number }): Promise<{ oldAnswersExpireAfterMs: number; changed: string[] }> {
+    async lowerDnsTtl(args: {
+      dns: route53.WeightedRecordSpec;
+      ttlSeconds: number;
+    }): Promise<{ oldAnswersExpireAfterMs: number; changed: string[] }> {
       const done = await route53.lowerTtl(clients(), args.dns, args.ttlSeconds, wait());
       return { oldAnswersExpireAfterMs: done.oldAnswersExpireAfterMs, changed: done.changed };
     },
@@ -39,7 +44,10 @@ export function createTrafficActivities(deps: TrafficDeps) {
       const done = await route53.restoreTtl(clients(), args.dns, args.previousTtl, wait());
       return { restored: done.restored };
     },
-    async setDnsWeights(args: { dns: route53.WeightedRecordSpec; weights: Record<string, number> }): Promise<{ weights: Record<string, number>; changed: boolean }> {
+    async setDnsWeights(args: {
+      dns: route53.WeightedRecordSpec;
+      weights: Record<string, number>;
+    }): Promise<{ weights: Record<string, number>; changed: boolean }> {
       const done = await route53.setWeights(clients(), args.dns, args.weights, wait());
       return { weights: done.weights, changed: done.changed };
     },

@@ -57,7 +57,10 @@ export async function benchCutover(opts: { methods: MigrationMethod[]; scales: n
         process.env.BENCH_REPLICATION_URL = databaseUrl(env.TARGET_ADMIN_URL, `${id}_tgt`);
         const configFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'pgmig-bench-')), 'app.env');
         writeFileSync(configFile, `DATABASE_URL=${sourceUrl}\n`);
-        const app = new AppWriter(() => (existsSync(configFile) ? parse(readFileSync(configFile, 'utf8')).DATABASE_URL : undefined), opts.intervalMs);
+        const app = new AppWriter(
+          () => (existsSync(configFile) ? parse(readFileSync(configFile, 'utf8')).DATABASE_URL : undefined),
+          opts.intervalMs,
+        );
         app.start();
         await new Promise((r) => setTimeout(r, 1000));
         const started = Date.now();
@@ -78,7 +81,9 @@ export async function benchCutover(opts: { methods: MigrationMethod[]; scales: n
           ],
         });
         for (const gate of method === 'dump-restore' ? ['go-live'] : ['cutover', 'go-live']) {
-          await handle.executeUpdate(approveUpdate, { args: [{ approver: 'bench', gate, reason: 'approved ahead of time by the benchmark' }] });
+          await handle.executeUpdate(approveUpdate, {
+            args: [{ approver: 'bench', gate, reason: 'approved ahead of time by the benchmark' }],
+          });
         }
         const result = (await handle.result()) as MigrationResult;
         const totalMs = Date.now() - started;

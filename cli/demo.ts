@@ -30,7 +30,10 @@ export interface DemoOptions {
 
 /** A previous demo leaves the source read-only (it is the rollback reference); the sandbox starts writable. */
 async function unfreezeDemoSource(env: StackEnv): Promise<void> {
-  const admin = new Client({ connectionString: databaseUrl(env.SOURCE_ADMIN_URL, 'appdb'), options: '-c default_transaction_read_only=off' });
+  const admin = new Client({
+    connectionString: databaseUrl(env.SOURCE_ADMIN_URL, 'appdb'),
+    options: '-c default_transaction_read_only=off',
+  });
   await admin.connect();
   try {
     await admin.query('ALTER DATABASE appdb RESET default_transaction_read_only');
@@ -58,13 +61,17 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   print(`== demo data (scale ${opts.scale})`);
   await unfreezeDemoSource(env);
   const seeded = await seedDemoData(env.SOURCE_DATABASE_URL, { scale: opts.scale });
-  print(`   source appdb: ${seeded.tables.length} tables, ${seeded.tables.reduce((n, t) => n + t.rows, 0)} rows, ${formatBytes(seeded.totalBytes)}`);
+  print(
+    `   source appdb: ${seeded.tables.length} tables, ${seeded.tables.reduce((n, t) => n + t.rows, 0)} rows, ${formatBytes(seeded.totalBytes)}`,
+  );
   await createTargetDatabase(env, 'appdb');
   print('   target appdb: empty');
 
   // The application's config: it starts on the source; the migration swaps it to the target.
   const appEnv = path.join(path.dirname(stackEnvPath()), 'demo-app.env');
-  writeFileSync(appEnv, `# written by npm run demo: the stand-in application's configuration\nDATABASE_URL=${env.SOURCE_DATABASE_URL}\n`, { mode: 0o600 });
+  writeFileSync(appEnv, `# written by npm run demo: the stand-in application's configuration\nDATABASE_URL=${env.SOURCE_DATABASE_URL}\n`, {
+    mode: 0o600,
+  });
   const app = new AppWriter(() => (existsSync(appEnv) ? parse(readFileSync(appEnv, 'utf8')).DATABASE_URL : undefined));
 
   // The worker's own logs (bundler output, retries) would drown the progress lines: warnings only.
@@ -73,7 +80,10 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const worker = await createMigrationWorker({ connection });
   const running = worker.run();
   const client = await temporalClient();
-  const workflowId = `demo-${new Date().toISOString().replace(/[^0-9]/g, '').slice(0, 14)}`;
+  const workflowId = `demo-${new Date()
+    .toISOString()
+    .replace(/[^0-9]/g, '')
+    .slice(0, 14)}`;
   const input: MigrationInputDraft = {
     migrationId: workflowId,
     source: { url: { env: 'SOURCE_DATABASE_URL' } },
@@ -113,11 +123,16 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       print(`   method               ${result.method}`);
       print(`   rows moved           ${result.rowsCopied} in ${result.tables} tables`);
       print(`   verification         ${result.verification} (exact counts + checksums per table, sequences ahead of ids)`);
-      print(`   write-freeze window  ${fw.durationMs !== undefined ? formatMs(fw.durationMs) : 'n/a'}${fw.gateWaitMs !== undefined ? ` (of which ${formatMs(fw.gateWaitMs)} waiting at the go-live gate)` : ''}`);
+      print(
+        `   write-freeze window  ${fw.durationMs !== undefined ? formatMs(fw.durationMs) : 'n/a'}${fw.gateWaitMs !== undefined ? ` (of which ${formatMs(fw.gateWaitMs)} waiting at the go-live gate)` : ''}`,
+      );
       for (const s of result.steps) print(`     ${s.name.padEnd(20)} ${formatMs(s.durationMs ?? 0)}`);
-      print(`   application writes   ${writes.acked.length} acknowledged, ${writes.failures} refused; longest gap ${formatMs(writes.longestGapMs)}`);
+      print(
+        `   application writes   ${writes.acked.length} acknowledged, ${writes.failures} refused; longest gap ${formatMs(writes.longestGapMs)}`,
+      );
       for (const [db, n] of byDb) print(`     ${String(n).padStart(6)} on ${db}`);
-      if (result.compensations.length) print(`   compensations        ${result.compensations.map((c) => `${c.step}:${c.state}`).join(', ')}`);
+      if (result.compensations.length)
+        print(`   compensations        ${result.compensations.map((c) => `${c.step}:${c.state}`).join(', ')}`);
       print(`   Temporal UI          ${uiLink(workflowId)}`);
       if (result.outcome !== 'completed') exitCode = 2;
     }

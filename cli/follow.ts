@@ -51,8 +51,13 @@ export async function followMigration(handle: WorkflowHandle, opts: FollowOption
     // so writes are not held frozen for a polling interval (or a person) at the gate.
     for (const gate of ['cutover', 'go-live']) {
       // A dump-restore has no cutover gate: its validator says so, and that is fine here.
-      const decision = await handle.executeUpdate(approveUpdate, { args: [{ approver: opts.approver, gate, reason: '--auto-approve' }] }).catch(() => undefined);
-      if (decision) opts.print(`  gate ${gate}: approved ahead of time by ${decision.approver} (--auto-approve); it applies once its automatic checks pass`);
+      const decision = await handle
+        .executeUpdate(approveUpdate, { args: [{ approver: opts.approver, gate, reason: '--auto-approve' }] })
+        .catch(() => undefined);
+      if (decision)
+        opts.print(
+          `  gate ${gate}: approved ahead of time by ${decision.approver} (--auto-approve); it applies once its automatic checks pass`,
+        );
     }
   }
   for (;;) {
@@ -71,7 +76,9 @@ export async function followMigration(handle: WorkflowHandle, opts: FollowOption
         const key = `${step.name}:${step.startedAt}`;
         if (step.state !== 'running' && !printedSteps.has(key)) {
           printedSteps.add(key);
-          opts.print(`  ${step.state === 'completed' ? 'ok    ' : 'FAILED'} ${step.name.padEnd(20)} ${formatMs(step.durationMs ?? 0)}${step.error ? `  ${step.error}` : ''}`);
+          opts.print(
+            `  ${step.state === 'completed' ? 'ok    ' : 'FAILED'} ${step.name.padEnd(20)} ${formatMs(step.durationMs ?? 0)}${step.error ? `  ${step.error}` : ''}`,
+          );
         }
       }
       if (status.pendingGate && !opts.autoApprove && !asked.has(status.pendingGate.gate)) {
@@ -87,7 +94,9 @@ export async function followMigration(handle: WorkflowHandle, opts: FollowOption
           await handle.executeUpdate(update, { args: [{ approver: opts.approver, gate, reason: 'answered at the terminal' }] });
           opts.print(`  gate ${gate}: ${go ? 'approved' : 'rejected'} by ${opts.approver}`);
         } else {
-          opts.print(`  gate ${gate} is open until ${status.pendingGate.deadline}: decide with \`npm run cli -- approve ${handle.workflowId}\` or \`reject\``);
+          opts.print(
+            `  gate ${gate} is open until ${status.pendingGate.deadline}: decide with \`npm run cli -- approve ${handle.workflowId}\` or \`reject\``,
+          );
         }
       }
     }

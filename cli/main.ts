@@ -61,7 +61,11 @@ for (const approved of [true, false]) {
     .action(async (workflowId: string, opts: { approver: string; gate?: string; reason?: string; signal?: boolean }) => {
       const client = await temporalClient();
       const handle = client.workflow.getHandle(workflowId);
-      const payload: ApprovalPayload = { approver: opts.approver, ...(opts.gate ? { gate: opts.gate } : {}), ...(opts.reason ? { reason: opts.reason } : {}) };
+      const payload: ApprovalPayload = {
+        approver: opts.approver,
+        ...(opts.gate ? { gate: opts.gate } : {}),
+        ...(opts.reason ? { reason: opts.reason } : {}),
+      };
       if (opts.signal) {
         await handle.signal(approved ? approveSignal : rejectSignal, payload);
         console.log(`signal ${name} sent; check \`status\` for whether it was accepted`);
@@ -87,15 +91,21 @@ program
       console.log(JSON.stringify(status, null, 2));
       return;
     }
-    console.log(`${status.migrationId}  phase=${status.phase}  method=${status.method ?? '?'}${status.outcome ? `  outcome=${status.outcome}` : ''}`);
+    console.log(
+      `${status.migrationId}  phase=${status.phase}  method=${status.method ?? '?'}${status.outcome ? `  outcome=${status.outcome}` : ''}`,
+    );
     if (status.plan) {
       console.log(`plan: ${status.plan.methodReasons.join('; ')}; estimated freeze ${formatMs(status.plan.estimatedDowntimeMs)}`);
       for (const b of status.plan.blockers) console.log(`  BLOCKER ${b}`);
       for (const w of status.plan.warnings) console.log(`  warning ${w}`);
     }
-    for (const s of status.steps) console.log(`  ${s.state.padEnd(9)} ${s.name.padEnd(20)} ${s.durationMs !== undefined ? formatMs(s.durationMs) : '...'}${s.error ? `  ${s.error}` : ''}`);
+    for (const s of status.steps)
+      console.log(
+        `  ${s.state.padEnd(9)} ${s.name.padEnd(20)} ${s.durationMs !== undefined ? formatMs(s.durationMs) : '...'}${s.error ? `  ${s.error}` : ''}`,
+      );
     if (status.pendingGate) console.log(`awaiting ${status.pendingGate.gate} until ${status.pendingGate.deadline}`);
-    for (const d of status.decisions) console.log(`  decision ${d.gate}: ${d.approved ? 'go' : 'no-go'} by ${d.approver} (${d.via}) ${d.reason ?? ''}`);
+    for (const d of status.decisions)
+      console.log(`  decision ${d.gate}: ${d.approved ? 'go' : 'no-go'} by ${d.approver} (${d.via}) ${d.reason ?? ''}`);
     for (const c of status.compensations) console.log(`  undo ${c.step}: ${c.state}${c.error ? ` ${c.error}` : ''}`);
     if (status.freezeWindow.durationMs !== undefined) console.log(`write-freeze window: ${formatMs(status.freezeWindow.durationMs)}`);
     console.log(uiLink(workflowId));
@@ -107,7 +117,11 @@ program
   .option('--auto-approve', 'approve the gate when it opens')
   .action(async (workflowId: string, opts: { autoApprove?: boolean }) => {
     const client = await temporalClient();
-    await followMigration(client.workflow.getHandle(workflowId), { autoApprove: !!opts.autoApprove, approver: defaultApprover, print: console.log });
+    await followMigration(client.workflow.getHandle(workflowId), {
+      autoApprove: !!opts.autoApprove,
+      approver: defaultApprover,
+      print: console.log,
+    });
   });
 
 program
@@ -120,7 +134,9 @@ program
       const sa = wf.typedSearchAttributes;
       const phase = sa.getAll().find((p) => p.key.name === 'MigrationPhase')?.value ?? '';
       const gate = sa.getAll().find((p) => p.key.name === 'AwaitingGate')?.value ?? '';
-      console.log(`${wf.workflowId.padEnd(32)} ${wf.status.name.padEnd(11)} ${String(phase).padEnd(18)} ${gate ? `awaiting ${gate}` : ''}  ${uiLink(wf.workflowId, wf.runId)}`);
+      console.log(
+        `${wf.workflowId.padEnd(32)} ${wf.status.name.padEnd(11)} ${String(phase).padEnd(18)} ${gate ? `awaiting ${gate}` : ''}  ${uiLink(wf.workflowId, wf.runId)}`,
+      );
     }
   });
 

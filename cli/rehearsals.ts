@@ -24,7 +24,12 @@ export async function startRehearsal(client: Client, raw: unknown, opts: { workf
   const checked = checkRehearsalInput(raw);
   if (!checked.ok) throw new Error(formatRehearsalProblems(checked.problems));
   const migrationId = checked.input.migration.migrationId ?? 'migration';
-  const workflowId = opts.workflowId ?? `rehearsal-${migrationId}-${new Date().toISOString().replace(/[^0-9]/g, '').slice(0, 14)}`;
+  const workflowId =
+    opts.workflowId ??
+    `rehearsal-${migrationId}-${new Date()
+      .toISOString()
+      .replace(/[^0-9]/g, '')
+      .slice(0, 14)}`;
   return client.workflow.start('rehearseMigration', { taskQueue: opts.taskQueue ?? taskQueue(), workflowId, args: [raw] });
 }
 
@@ -35,7 +40,10 @@ export async function listReports(opts: { root?: string; migrationId?: string } 
 }
 
 /** One report by rehearsal id (or "latest"), with the paths of its files. */
-export async function findReport(id: string, opts: { root?: string; migrationId?: string } = {}): Promise<{ dir: string; report: RehearsalReport } | undefined> {
+export async function findReport(
+  id: string,
+  opts: { root?: string; migrationId?: string } = {},
+): Promise<{ dir: string; report: RehearsalReport } | undefined> {
   const all = await listReports(opts);
   if (id === 'latest') return all[all.length - 1];
   return all.find((r) => r.report.rehearsalId === id) ?? all.find((r) => r.report.rehearsalId.startsWith(id));
@@ -67,8 +75,13 @@ export function registerRehearsalCommands(program: Command, connect: () => Promi
         try {
           summary = (await handle.result()) as RehearsalSummary;
         } catch (err) {
-          const details = err instanceof WorkflowFailedError ? ((err.cause as { details?: unknown[] } | undefined)?.details?.[0] as RehearsalSummary | undefined) : undefined;
-          console.log(`rehearsal failed: ${err instanceof WorkflowFailedError ? (err.cause?.message ?? err.message) : (err as Error).message}`);
+          const details =
+            err instanceof WorkflowFailedError
+              ? ((err.cause as { details?: unknown[] } | undefined)?.details?.[0] as RehearsalSummary | undefined)
+              : undefined;
+          console.log(
+            `rehearsal failed: ${err instanceof WorkflowFailedError ? (err.cause?.message ?? err.message) : (err as Error).message}`,
+          );
           summary = details;
           process.exitCode = 1;
         }
@@ -87,7 +100,10 @@ export function registerRehearsalCommands(program: Command, connect: () => Promi
     .option('--migration <id>', 'only this migration')
     .option('--dir <dir>', `report root (default ${path.relative(process.cwd(), defaultReportRoot()) || '.'}; PGMIG_REHEARSAL_DIR)`)
     .action(async (opts: { migration?: string; dir?: string }) => {
-      const rows = await listReports({ ...(opts.dir ? { root: opts.dir } : {}), ...(opts.migration ? { migrationId: opts.migration } : {}) });
+      const rows = await listReports({
+        ...(opts.dir ? { root: opts.dir } : {}),
+        ...(opts.migration ? { migrationId: opts.migration } : {}),
+      });
       if (!rows.length) {
         console.log(`no rehearsal reports under ${opts.dir ?? defaultReportRoot()}`);
         return;
@@ -102,7 +118,10 @@ export function registerRehearsalCommands(program: Command, connect: () => Promi
     .option('--dir <dir>', 'report root')
     .option('--json', 'the JSON report')
     .action(async (id: string, opts: { migration?: string; dir?: string; json?: boolean }) => {
-      const found = await findReport(id, { ...(opts.dir ? { root: opts.dir } : {}), ...(opts.migration ? { migrationId: opts.migration } : {}) });
+      const found = await findReport(id, {
+        ...(opts.dir ? { root: opts.dir } : {}),
+        ...(opts.migration ? { migrationId: opts.migration } : {}),
+      });
       if (!found) {
         console.error(`no rehearsal report ${id} under ${opts.dir ?? defaultReportRoot()}`);
         process.exitCode = 1;
@@ -114,7 +133,9 @@ export function registerRehearsalCommands(program: Command, connect: () => Promi
       }
       const md = path.join(found.dir, `${found.report.rehearsalId}.md`);
       console.log(existsSync(md) ? readFileSync(md, 'utf8') : renderMarkdown(found.report));
-      console.log(`files: ${md}\n       ${path.join(found.dir, `${found.report.rehearsalId}.json`)}\n       ${path.join(found.dir, 'phases.svg')}`);
+      console.log(
+        `files: ${md}\n       ${path.join(found.dir, `${found.report.rehearsalId}.json`)}\n       ${path.join(found.dir, 'phases.svg')}`,
+      );
       console.log(uiLink(found.report.workflowId, found.report.runId));
     });
 
@@ -133,9 +154,12 @@ export function registerRehearsalCommands(program: Command, connect: () => Promi
         console.log(JSON.stringify(status, null, 2));
         return;
       }
-      console.log(`${status.rehearsalId} of ${status.migrationId}: ${status.phase}, ${status.outcome}${status.scheduledAt ? ` (scheduled for ${status.scheduledAt})` : ''}`);
+      console.log(
+        `${status.rehearsalId} of ${status.migrationId}: ${status.phase}, ${status.outcome}${status.scheduledAt ? ` (scheduled for ${status.scheduledAt})` : ''}`,
+      );
       if (status.childWorkflowId) console.log(`migration: ${status.childWorkflowId}  (npm run cli -- status ${status.childWorkflowId})`);
-      for (const t of status.teardown) console.log(`  teardown ${t.step}: ${t.state}${t.done ? ` ${t.done.join('; ')}` : ''}${t.error ? ` ${t.error}` : ''}`);
+      for (const t of status.teardown)
+        console.log(`  teardown ${t.step}: ${t.state}${t.done ? ` ${t.done.join('; ')}` : ''}${t.error ? ` ${t.error}` : ''}`);
       for (const r of status.reasons ?? []) console.log(`  why: ${r}`);
       if (status.report) console.log(`report: ${status.report.markdown}`);
       console.log(uiLink(workflowId));

@@ -89,12 +89,24 @@ function describeSpec(spec: ScheduleDescription['spec'] | undefined): string {
   const parts: string[] = [];
   for (const i of spec.intervals ?? []) parts.push(`every ${typeof i.every === 'number' ? ms(i.every) : String(i.every)}`);
   // Ranges as the server returns them, shortened: "3", "1-5", "*/15"; fields that cover everything left out.
-  const everything: Record<string, [unknown, unknown]> = { dayOfWeek: ['SUNDAY', 'SATURDAY'], dayOfMonth: [1, 31], month: ['JANUARY', 'DECEMBER'], second: [0, 59] };
+  const everything: Record<string, [unknown, unknown]> = {
+    dayOfWeek: ['SUNDAY', 'SATURDAY'],
+    dayOfMonth: [1, 31],
+    month: ['JANUARY', 'DECEMBER'],
+    second: [0, 59],
+  };
   const field = (name: string, value: unknown): string | undefined => {
     const ranges = (Array.isArray(value) ? value : [value]) as { start: unknown; end?: unknown; step?: number }[];
     if (!ranges.length || value === undefined) return undefined;
     const all = everything[name];
-    if (ranges.length === 1 && all && ranges[0].start === all[0] && (ranges[0].end ?? ranges[0].start) === all[1] && (ranges[0].step ?? 1) === 1) return undefined;
+    if (
+      ranges.length === 1 &&
+      all &&
+      ranges[0].start === all[0] &&
+      (ranges[0].end ?? ranges[0].start) === all[1] &&
+      (ranges[0].step ?? 1) === 1
+    )
+      return undefined;
     if (name === 'second' && ranges.length === 1 && ranges[0].start === 0 && (ranges[0].end ?? 0) === 0) return undefined;
     const text = ranges
       .map((r) => {
@@ -106,7 +118,9 @@ function describeSpec(spec: ScheduleDescription['spec'] | undefined): string {
     return `${name}=${text}`;
   };
   for (const c of spec.calendars ?? []) {
-    const fields = (['month', 'dayOfMonth', 'dayOfWeek', 'hour', 'minute', 'second'] as const).map((n) => field(n, (c as unknown as Record<string, unknown>)[n])).filter(Boolean);
+    const fields = (['month', 'dayOfMonth', 'dayOfWeek', 'hour', 'minute', 'second'] as const)
+      .map((n) => field(n, (c as unknown as Record<string, unknown>)[n]))
+      .filter(Boolean);
     parts.push(`calendar ${fields.join(' ')}${c.comment ? ` (${c.comment})` : ''}`);
   }
   return `${parts.join(', ') || '?'}${spec.timezone ? ` (${spec.timezone})` : ''}`;
@@ -123,7 +137,11 @@ export async function listRehearsalSchedules(client: Client): Promise<ScheduleRo
       ...(s.state.note ? { note: s.state.note } : {}),
       spec: describeSpec(s.spec as ScheduleDescription['spec']),
       nextRuns: s.info.nextActionTimes,
-      recent: s.info.recentActions.map((a) => ({ workflowId: a.action.workflow.workflowId, scheduledAt: a.scheduledAt, takenAt: a.takenAt })),
+      recent: s.info.recentActions.map((a) => ({
+        workflowId: a.action.workflow.workflowId,
+        scheduledAt: a.scheduledAt,
+        takenAt: a.takenAt,
+      })),
     });
   }
   return rows.sort((a, b) => a.scheduleId.localeCompare(b.scheduleId));
@@ -151,11 +169,22 @@ export async function deleteRehearsalSchedule(client: Client, scheduleId: string
 }
 
 /** The workflow runs a schedule started, newest first, with their RehearsalOutcome. */
-export async function rehearsalRunsOf(client: Client, scheduleId: string): Promise<{ workflowId: string; runId: string; status: string; outcome?: string; startTime: Date }[]> {
+export async function rehearsalRunsOf(
+  client: Client,
+  scheduleId: string,
+): Promise<{ workflowId: string; runId: string; status: string; outcome?: string; startTime: Date }[]> {
   const out: { workflowId: string; runId: string; status: string; outcome?: string; startTime: Date }[] = [];
-  for await (const wf of client.workflow.list({ query: `WorkflowType = 'rehearseMigration' AND TemporalScheduledById = '${scheduleId.replace(/'/g, "\\'")}'` })) {
+  for await (const wf of client.workflow.list({
+    query: `WorkflowType = 'rehearseMigration' AND TemporalScheduledById = '${scheduleId.replace(/'/g, "\\'")}'`,
+  })) {
     const outcome = wf.typedSearchAttributes.get(RehearsalOutcomeKey);
-    out.push({ workflowId: wf.workflowId, runId: wf.runId, status: wf.status.name, ...(outcome ? { outcome } : {}), startTime: wf.startTime });
+    out.push({
+      workflowId: wf.workflowId,
+      runId: wf.runId,
+      status: wf.status.name,
+      ...(outcome ? { outcome } : {}),
+      startTime: wf.startTime,
+    });
   }
   return out.sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
 }
@@ -181,34 +210,45 @@ export function registerScheduleCommands(program: Command, connect: () => Promis
     .option('--timezone <tz>', 'time zone of --cron / --calendar (default UTC)')
     .option('--paused', 'create it paused (trigger still runs it)')
     .option('--note <text>', 'note shown with the schedule')
-    .action(async (opts: { input: string; id?: string; interval?: string; cron?: string; calendar?: string; timezone?: string; paused?: boolean; note?: string }) => {
-      try {
-        const input = JSON.parse(readFileSync(opts.input, 'utf8')) as unknown;
-        let calendar: CalendarSpec | undefined;
-        if (opts.calendar !== undefined) {
-          try {
-            calendar = JSON.parse(opts.calendar) as CalendarSpec;
-          } catch {
-            throw new ScheduleInputError('--calendar: must be a JSON object such as {"hour":3,"minute":0}');
+    .action(
+      async (opts: {
+        input: string;
+        id?: string;
+        interval?: string;
+        cron?: string;
+        calendar?: string;
+        timezone?: string;
+        paused?: boolean;
+        note?: string;
+      }) => {
+        try {
+          const input = JSON.parse(readFileSync(opts.input, 'utf8')) as unknown;
+          let calendar: CalendarSpec | undefined;
+          if (opts.calendar !== undefined) {
+            try {
+              calendar = JSON.parse(opts.calendar) as CalendarSpec;
+            } catch {
+              throw new ScheduleInputError('--calendar: must be a JSON object such as {"hour":3,"minute":0}');
+            }
           }
+          const client = await connect();
+          const { scheduleId } = await createRehearsalSchedule(client, {
+            input,
+            ...(opts.id ? { scheduleId: opts.id } : {}),
+            ...(opts.interval ? { interval: opts.interval } : {}),
+            ...(opts.cron ? { cron: opts.cron } : {}),
+            ...(calendar ? { calendar } : {}),
+            ...(opts.timezone ? { timezone: opts.timezone } : {}),
+            ...(opts.paused ? { paused: true } : {}),
+            ...(opts.note ? { note: opts.note } : {}),
+          });
+          const d = await describeRehearsalSchedule(client, scheduleId);
+          console.log(`created schedule ${scheduleId}${d.state.paused ? ' (paused)' : ''}; next run ${fmt(d.info.nextActionTimes[0])} UTC`);
+        } catch (err) {
+          fail(err);
         }
-        const client = await connect();
-        const { scheduleId } = await createRehearsalSchedule(client, {
-          input,
-          ...(opts.id ? { scheduleId: opts.id } : {}),
-          ...(opts.interval ? { interval: opts.interval } : {}),
-          ...(opts.cron ? { cron: opts.cron } : {}),
-          ...(calendar ? { calendar } : {}),
-          ...(opts.timezone ? { timezone: opts.timezone } : {}),
-          ...(opts.paused ? { paused: true } : {}),
-          ...(opts.note ? { note: opts.note } : {}),
-        });
-        const d = await describeRehearsalSchedule(client, scheduleId);
-        console.log(`created schedule ${scheduleId}${d.state.paused ? ' (paused)' : ''}; next run ${fmt(d.info.nextActionTimes[0])} UTC`);
-      } catch (err) {
-        fail(err);
-      }
-    });
+      },
+    );
 
   schedule
     .command('list')
@@ -220,7 +260,9 @@ export function registerScheduleCommands(program: Command, connect: () => Promis
         if (!rows.length) console.log('no rehearsal schedules');
         for (const r of rows) {
           const last = r.recent[r.recent.length - 1];
-          console.log(`${r.scheduleId.padEnd(36)} ${(r.paused ? 'PAUSED' : 'active').padEnd(7)} ${r.spec.padEnd(28)} next ${fmt(r.nextRuns[0])}  last ${last ? `${fmt(last.takenAt)} ${last.workflowId}` : '-'}`);
+          console.log(
+            `${r.scheduleId.padEnd(36)} ${(r.paused ? 'PAUSED' : 'active').padEnd(7)} ${r.spec.padEnd(28)} next ${fmt(r.nextRuns[0])}  last ${last ? `${fmt(last.takenAt)} ${last.workflowId}` : '-'}`,
+          );
         }
       } catch (err) {
         fail(err);
@@ -235,10 +277,14 @@ export function registerScheduleCommands(program: Command, connect: () => Promis
         const client = await connect();
         const d = await describeRehearsalSchedule(client, scheduleId);
         console.log(`${scheduleId}: ${d.state.paused ? 'PAUSED' : 'active'}${d.state.note ? ` (${d.state.note})` : ''}`);
-        console.log(`spec: ${describeSpec(d.spec)}; overlap ${d.policies.overlap}; actions taken ${d.info.numActionsTaken}, skipped for overlap ${d.info.numActionsSkippedOverlap}`);
+        console.log(
+          `spec: ${describeSpec(d.spec)}; overlap ${d.policies.overlap}; actions taken ${d.info.numActionsTaken}, skipped for overlap ${d.info.numActionsSkippedOverlap}`,
+        );
         console.log(`next: ${d.info.nextActionTimes.slice(0, 3).map(fmt).join(', ') || '-'}`);
         for (const run of await rehearsalRunsOf(client, scheduleId)) {
-          console.log(`  ${fmt(run.startTime)} ${run.workflowId.padEnd(48)} ${run.status.padEnd(10)} ${run.outcome ?? ''}  ${uiLink(run.workflowId, run.runId)}`);
+          console.log(
+            `  ${fmt(run.startTime)} ${run.workflowId.padEnd(48)} ${run.status.padEnd(10)} ${run.outcome ?? ''}  ${uiLink(run.workflowId, run.runId)}`,
+          );
         }
       } catch (err) {
         fail(err);

@@ -17,22 +17,28 @@ const databaseOverride = z
   .describe('Connect to this database instead of the one in the referenced URL.');
 
 export const SecretRef = z
-  .union([
-    z.object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'), database: databaseOverride }).strict(),
-    z.object({ ssm: z.string().min(1, 'must name an SSM parameter'), database: databaseOverride }).strict(),
-    z.object({ secretsManager: z.string().min(1, 'must name a Secrets Manager secret'), database: databaseOverride }).strict(),
-  ], {
-    error: 'must be a secret reference such as {"env":"SOURCE_DATABASE_URL"}, {"ssm":"/name"} or {"secretsManager":"id"}; literal connection strings are refused',
-  })
-  .describe('Secret reference: {"env":"NAME"}, {"ssm":"/param/name"} or {"secretsManager":"secret-id"}, optionally with "database". Never a literal URL.');
+  .union(
+    [
+      z
+        .object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'), database: databaseOverride })
+        .strict(),
+      z.object({ ssm: z.string().min(1, 'must name an SSM parameter'), database: databaseOverride }).strict(),
+      z.object({ secretsManager: z.string().min(1, 'must name a Secrets Manager secret'), database: databaseOverride }).strict(),
+    ],
+    {
+      error:
+        'must be a secret reference such as {"env":"SOURCE_DATABASE_URL"}, {"ssm":"/name"} or {"secretsManager":"id"}; literal connection strings are refused',
+    },
+  )
+  .describe(
+    'Secret reference: {"env":"NAME"}, {"ssm":"/param/name"} or {"secretsManager":"secret-id"}, optionally with "database". Never a literal URL.',
+  );
 export type SecretRef = z.infer<typeof SecretRef>;
 
 /** A duration in the `ms` notation Temporal also accepts ("90s", "15m", "72h"). */
-export const DurationString = z
-  .string()
-  .refine((v) => typeof ms(v as ms.StringValue) === 'number' && ms(v as ms.StringValue) > 0, {
-    message: 'must be a positive duration such as "30s", "15m" or "2h"',
-  });
+export const DurationString = z.string().refine((v) => typeof ms(v as ms.StringValue) === 'number' && ms(v as ms.StringValue) > 0, {
+  message: 'must be a positive duration such as "30s", "15m" or "2h"',
+});
 
 export function durationMs(value: string): number {
   return ms(value as ms.StringValue);
@@ -51,10 +57,7 @@ export type GateName = (typeof GATES)[number];
 const GateConfig = z
   .object({
     timeout: DurationString.default('30m').describe('How long the gate waits for a decision; on timeout the decision is no-go.'),
-    approvers: z
-      .array(z.string().min(1))
-      .optional()
-      .describe('Who may decide at this gate. Absent: anyone with access to the namespace.'),
+    approvers: z.array(z.string().min(1)).optional().describe('Who may decide at this gate. Absent: anyone with access to the namespace.'),
   })
   .strict();
 
@@ -62,7 +65,10 @@ export const EnvFileSink = z
   .object({
     type: z.literal('env-file'),
     path: z.string().min(1).describe('Path of the dotenv file the application reads, on the worker host.'),
-    key: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).default('DATABASE_URL'),
+    key: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .default('DATABASE_URL'),
   })
   .strict();
 export const SsmSink = z
@@ -71,19 +77,22 @@ export const SsmSink = z
     name: z
       .string()
       .regex(/^[A-Za-z0-9_.\-/]{1,2048}$/, 'must be an SSM parameter name such as /shop/prod/DATABASE_URL')
-      .describe('SSM parameter holding the URL. Its current version is labelled pgmig-<migrationId>-previous before it is overwritten (Type and KMS key kept); absent parameters are created as SecureString and deleted again on rollback.'),
+      .describe(
+        'SSM parameter holding the URL. Its current version is labelled pgmig-<migrationId>-previous before it is overwritten (Type and KMS key kept); absent parameters are created as SecureString and deleted again on rollback.',
+      ),
   })
   .strict();
 
 export const SecretsManagerSink = z
   .object({
     type: z.literal('secrets-manager'),
-    secretId: z.string().min(1).describe('Secret name or ARN. Its current version gets the staging label pgmig-<migrationId>-previous before the new value is written.'),
-    jsonKey: z
+    secretId: z
       .string()
       .min(1)
-      .optional()
-      .describe('The secret is a JSON object (RDS style): replace only this key, e.g. "DATABASE_URL".'),
+      .describe(
+        'Secret name or ARN. Its current version gets the staging label pgmig-<migrationId>-previous before the new value is written.',
+      ),
+    jsonKey: z.string().min(1).optional().describe('The secret is a JSON object (RDS style): replace only this key, e.g. "DATABASE_URL".'),
   })
   .strict();
 
@@ -94,7 +103,10 @@ export const HerokuAppRef = z.object({
     .regex(/^([a-z][a-z0-9-]{1,29}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/, 'must be a Heroku app name or id')
     .describe('Heroku app name (or id).'),
   token: SecretRef.describe('Reference to a Heroku Platform API token, e.g. {"env":"HEROKU_API_KEY"}.'),
-  apiUrl: z.url({ protocol: /^https?$/ }).default('https://api.heroku.com').describe('Platform API base URL.'),
+  apiUrl: z
+    .url({ protocol: /^https?$/ })
+    .default('https://api.heroku.com')
+    .describe('Platform API base URL.'),
 });
 
 export const HerokuSink = HerokuAppRef.extend({
@@ -103,7 +115,9 @@ export const HerokuSink = HerokuAppRef.extend({
     .string()
     .regex(/^[A-Z][A-Z0-9_]*$/, 'must be an attachment name such as DATABASE')
     .default('DATABASE')
-    .describe('The add-on attachment (and so the config var <NAME>_URL) the application reads. The swap re-attaches the add-on as PGMIG_ROLLBACK_<ID> and detaches this one, so a credential rotation cannot revert the new URL; a plain config var is kept encrypted (worker PGMIG_SECRET_KEY).'),
+    .describe(
+      'The add-on attachment (and so the config var <NAME>_URL) the application reads. The swap re-attaches the add-on as PGMIG_ROLLBACK_<ID> and detaches this one, so a credential rotation cannot revert the new URL; a plain config var is kept encrypted (worker PGMIG_SECRET_KEY).',
+    ),
 }).strict();
 
 export const ConfigSink = z.discriminatedUnion('type', [EnvFileSink, SsmSink, SecretsManagerSink, HerokuSink]);
@@ -122,7 +136,9 @@ export const MigrationInput = z
         appRoles: z
           .array(roleName)
           .optional()
-          .describe('Application roles to freeze; defaults to the role in the source URL. The database-level freeze covers every other role.'),
+          .describe(
+            'Application roles to freeze; defaults to the role in the source URL. The database-level freeze covers every other role.',
+          ),
         replicationUrl: SecretRef.optional().describe(
           'hold.reverseReplication: reference to the URL of a role allowed to CREATE SUBSCRIPTION on the source (not an application role).',
         ),
@@ -138,26 +154,43 @@ export const MigrationInput = z
         urlParams: z
           .record(z.string(), z.string())
           .default({})
-          .describe('Query parameters added to the URL written to the config sink, e.g. {"sslmode":"verify-full","sslrootcert":"/etc/ssl/rds-global-bundle.pem"}.'),
+          .describe(
+            'Query parameters added to the URL written to the config sink, e.g. {"sslmode":"verify-full","sslrootcert":"/etc/ssl/rds-global-bundle.pem"}.',
+          ),
       })
       .strict(),
     method: z.enum(METHODS).default('auto'),
     parallelJobs: z.number().int().min(1).max(64).default(2).describe('pg_dump / pg_restore -j'),
-    downtimeBudget: DurationString.optional().describe('Largest acceptable write-freeze window; the plan is blocked if the estimate exceeds it.'),
+    downtimeBudget: DurationString.optional().describe(
+      'Largest acceptable write-freeze window; the plan is blocked if the estimate exceeds it.',
+    ),
     freeze: z
       .object({
-        drainTimeout: DurationString.default('5s').describe('How long in-flight transactions may finish before their sessions are terminated.'),
+        drainTimeout: DurationString.default('5s').describe(
+          'How long in-flight transactions may finish before their sessions are terminated.',
+        ),
       })
       .strict()
       .default({ drainTimeout: '5s' }),
     replication: z
       .object({
-        maxLagBytes: z.number().int().min(0).default(1024 * 1024).describe('logical: catch-up is done (and the cutover gate opens) once the replication lag is at most this many bytes of WAL.'),
-        maxLagSeconds: z.number().min(0).default(5).describe('dms: catch-up is done once CloudWatch CDCLatencySource and CDCLatencyTarget are at most this many seconds.'),
+        maxLagBytes: z
+          .number()
+          .int()
+          .min(0)
+          .default(1024 * 1024)
+          .describe('logical: catch-up is done (and the cutover gate opens) once the replication lag is at most this many bytes of WAL.'),
+        maxLagSeconds: z
+          .number()
+          .min(0)
+          .default(5)
+          .describe('dms: catch-up is done once CloudWatch CDCLatencySource and CDCLatencyTarget are at most this many seconds.'),
         tablesWithoutPrimaryKey: z
           .enum(['refuse', 'replica-identity-full'])
           .default('refuse')
-          .describe('CDC methods: refuse tables without a primary key (UPDATE/DELETE on them would fail on the source), or set REPLICA IDENTITY FULL on them for the migration.'),
+          .describe(
+            'CDC methods: refuse tables without a primary key (UPDATE/DELETE on them would fail on the source), or set REPLICA IDENTITY FULL on them for the migration.',
+          ),
         drainTimeout: DurationString.default('30s').describe('How long the target may take to apply the last changes after the freeze.'),
       })
       .strict()
@@ -167,13 +200,17 @@ export const MigrationInput = z
         fullBeforeGoLive: z
           .boolean()
           .default(false)
-          .describe('CDC methods: hold the go-live gate until the full per-table count + checksum comparison (on snapshots taken at the freeze) passes. Off: it runs alongside and its result is reported; the window holds the exact drain, schema, sequence and smoke checks.'),
+          .describe(
+            'CDC methods: hold the go-live gate until the full per-table count + checksum comparison (on snapshots taken at the freeze) passes. Off: it runs alongside and its result is reported; the window holds the exact drain, schema, sequence and smoke checks.',
+          ),
       })
       .strict()
       .default({ fullBeforeGoLive: false }),
     hold: z
       .object({
-        duration: DurationString.default('72h').describe('How long the source is kept (read-only) as the rollback target after go-live; then the decommission gate opens.'),
+        duration: DurationString.default('72h').describe(
+          'How long the source is kept (read-only) as the rollback target after go-live; then the decommission gate opens.',
+        ),
         reverseReplication: z
           .boolean()
           .default(false)
@@ -181,7 +218,9 @@ export const MigrationInput = z
         goLiveAfterWritesResume: z
           .boolean()
           .default(false)
-          .describe('With reverse replication: unfreeze the target first and take the go-live decision afterwards (a no-go is then a lossless rollback).'),
+          .describe(
+            'With reverse replication: unfreeze the target first and take the go-live decision afterwards (a no-go is then a lossless rollback).',
+          ),
       })
       .strict()
       .optional()
@@ -211,7 +250,11 @@ export const MigrationInput = z
         type: z.enum(['CNAME', 'A', 'AAAA']).default('CNAME'),
         oldSetIdentifier: z.string().min(1),
         newSetIdentifier: z.string().min(1),
-        steps: z.array(z.number().int().min(1).max(100)).min(1).default([10, 50, 100]).describe('Percent of traffic to the new records, step by step; ends at 100.'),
+        steps: z
+          .array(z.number().int().min(1).max(100))
+          .min(1)
+          .default([10, 50, 100])
+          .describe('Percent of traffic to the new records, step by step; ends at 100.'),
         bake: DurationString.default('5m').describe('Time at each step before its health gate.'),
         ttlSeconds: z.number().int().min(0).default(60).describe('TTL set ahead of the window so clients follow weight changes quickly.'),
         gate: z
@@ -234,14 +277,26 @@ export const MigrationInput = z
       .object({
         cutover: GateConfig.default({ timeout: '30m' }).describe('CDC methods: approval to freeze writes once replication has caught up.'),
         'go-live': GateConfig.default({ timeout: '30m' }).describe('Its approvers may also request a rollback during the hold.'),
-        traffic: GateConfig.default({ timeout: '1h' }).describe('traffic.approveBeforeLast: approval before the last weight step; no-go or timeout shifts back.'),
-        decommission: GateConfig.default({ timeout: '24h' }).describe('hold: approval to drop the rollback path when the hold ends; no-go or timeout holds again.'),
+        traffic: GateConfig.default({ timeout: '1h' }).describe(
+          'traffic.approveBeforeLast: approval before the last weight step; no-go or timeout shifts back.',
+        ),
+        decommission: GateConfig.default({ timeout: '24h' }).describe(
+          'hold: approval to drop the rollback path when the hold ends; no-go or timeout holds again.',
+        ),
       })
       .strict()
-      .default({ cutover: { timeout: '30m' }, 'go-live': { timeout: '30m' }, traffic: { timeout: '1h' }, decommission: { timeout: '24h' } }),
+      .default({
+        cutover: { timeout: '30m' },
+        'go-live': { timeout: '30m' },
+        traffic: { timeout: '1h' },
+        decommission: { timeout: '24h' },
+      }),
     smoke: z
       .object({
-        sql: z.array(z.string().min(1)).default([]).describe('Extra statements run against the target inside a rolled-back READ WRITE transaction.'),
+        sql: z
+          .array(z.string().min(1))
+          .default([])
+          .describe('Extra statements run against the target inside a rolled-back READ WRITE transaction.'),
       })
       .strict()
       .default({ sql: [] }),
@@ -249,13 +304,21 @@ export const MigrationInput = z
   .strict()
   .superRefine((input, ctx) => {
     if (input.hold?.reverseReplication && !input.source.replicationUrl) {
-      ctx.addIssue({ code: 'custom', path: ['source', 'replicationUrl'], message: 'required when hold.reverseReplication is on (the role that subscribes on the source)' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['source', 'replicationUrl'],
+        message: 'required when hold.reverseReplication is on (the role that subscribes on the source)',
+      });
     }
     if (input.traffic && input.traffic.steps[input.traffic.steps.length - 1] !== 100) {
       ctx.addIssue({ code: 'custom', path: ['traffic', 'steps'], message: 'the last step must be 100 (all traffic on the new records)' });
     }
     if (input.hold?.goLiveAfterWritesResume && !input.hold.reverseReplication) {
-      ctx.addIssue({ code: 'custom', path: ['hold', 'goLiveAfterWritesResume'], message: 'needs hold.reverseReplication: without it a no-go after writes resumed would lose them' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['hold', 'goLiveAfterWritesResume'],
+        message: 'needs hold.reverseReplication: without it a no-go after writes resumed would lose them',
+      });
     }
   });
 export type MigrationInput = z.output<typeof MigrationInput>;

@@ -141,25 +141,38 @@ export function logicalReplicationProblems(
   method: MigrationMethod = 'logical',
 ): string[] {
   const problems: string[] = [];
-  if (source.walLevel !== 'logical') problems.push(`source wal_level is ${source.walLevel}; logical replication needs wal_level=logical (on Heroku: a plan with logical replication enabled)`);
+  if (source.walLevel !== 'logical')
+    problems.push(
+      `source wal_level is ${source.walLevel}; logical replication needs wal_level=logical (on Heroku: a plan with logical replication enabled)`,
+    );
   if (!source.canReplicate) problems.push(`source role "${source.currentUser}" has no REPLICATION privilege`);
   // The subscription's apply worker plus up to two table-sync workers each hold a slot and a WAL sender during the initial copy.
   const needed = 3;
   if (source.maxReplicationSlots - source.replicationSlotsUsed < needed) {
-    problems.push(`source has ${source.maxReplicationSlots - source.replicationSlotsUsed} free replication slot(s) (max_replication_slots=${source.maxReplicationSlots}); ${needed} are needed during the initial copy`);
+    problems.push(
+      `source has ${source.maxReplicationSlots - source.replicationSlotsUsed} free replication slot(s) (max_replication_slots=${source.maxReplicationSlots}); ${needed} are needed during the initial copy`,
+    );
   }
   if (source.maxWalSenders - source.walSendersUsed < needed) {
-    problems.push(`source has ${source.maxWalSenders - source.walSendersUsed} free WAL sender(s) (max_wal_senders=${source.maxWalSenders}); ${needed} are needed during the initial copy`);
+    problems.push(
+      `source has ${source.maxWalSenders - source.walSendersUsed} free WAL sender(s) (max_wal_senders=${source.maxWalSenders}); ${needed} are needed during the initial copy`,
+    );
   }
   if (method === 'logical' && !target.canSubscribe) {
-    problems.push(`target role "${target.currentUser}" cannot CREATE SUBSCRIPTION (PostgreSQL ${target.serverVersion} needs a superuser; on RDS use the master user); set target.replicationUrl`);
+    problems.push(
+      `target role "${target.currentUser}" cannot CREATE SUBSCRIPTION (PostgreSQL ${target.serverVersion} needs a superuser; on RDS use the master user); set target.replicationUrl`,
+    );
   }
   const unlogged = source.tables.filter((t) => t.unlogged);
   if (unlogged.length) {
-    problems.push(`UNLOGGED table(s) ${names(unlogged)} are invisible to logical decoding and would arrive empty; make them LOGGED (ALTER TABLE ... SET LOGGED) or use dump-restore`);
+    problems.push(
+      `UNLOGGED table(s) ${names(unlogged)} are invisible to logical decoding and would arrive empty; make them LOGGED (ALTER TABLE ... SET LOGGED) or use dump-restore`,
+    );
   }
   if (source.largeObjects > 0) {
-    problems.push(`${source.largeObjects} large object(s) are not carried by logical replication and would be missing on the target; move them to bytea columns or use dump-restore`);
+    problems.push(
+      `${source.largeObjects} large object(s) are not carried by logical replication and would be missing on the target; move them to bytea columns or use dump-restore`,
+    );
   }
   const noIdentity = withoutReplicaIdentity(source.tables);
   if (noIdentity.length && input.replication.tablesWithoutPrimaryKey === 'refuse') {
@@ -214,7 +227,9 @@ export function buildPlan(input: MigrationInput, source: DatabaseInventory, targ
   if (cdc) {
     blockers.push(...cdcProblems);
     if (source.walBytesPerSecond > 0) {
-      methodReasons.push(`source writes ${formatBytes(source.walBytesPerSecond)}/s of WAL; replication must keep up with that during catch-up`);
+      methodReasons.push(
+        `source writes ${formatBytes(source.walBytesPerSecond)}/s of WAL; replication must keep up with that during catch-up`,
+      );
     }
   }
   if (budgetMs !== undefined && estimate > budgetMs) {
@@ -235,9 +250,13 @@ export function buildPlan(input: MigrationInput, source: DatabaseInventory, targ
   const sourceMajor = Math.floor(source.serverVersionNum / 10000);
   const targetMajor = Math.floor(target.serverVersionNum / 10000);
   if (targetMajor < sourceMajor) {
-    blockers.push(`target PostgreSQL ${target.serverVersion} is older than source ${source.serverVersion}; a dump cannot be restored into an older major version`);
+    blockers.push(
+      `target PostgreSQL ${target.serverVersion} is older than source ${source.serverVersion}; a dump cannot be restored into an older major version`,
+    );
   } else if (targetMajor > sourceMajor) {
-    warnings.push(`version skew: source ${source.serverVersion}, target ${target.serverVersion}; test the application against the new major version`);
+    warnings.push(
+      `version skew: source ${source.serverVersion}, target ${target.serverVersion}; test the application against the new major version`,
+    );
   }
   if (source.encoding !== target.encoding) {
     warnings.push(`encoding differs: source ${source.encoding}, target ${target.encoding}`);
@@ -252,7 +271,9 @@ export function buildPlan(input: MigrationInput, source: DatabaseInventory, targ
 
   // --- the write freeze must be possible and must hold ---
   if (!source.ownsDatabase && !source.isSuperuser) {
-    blockers.push(`source role "${source.currentUser}" does not own database "${source.database}", so it cannot freeze writes (ALTER DATABASE ... SET default_transaction_read_only)`);
+    blockers.push(
+      `source role "${source.currentUser}" does not own database "${source.database}", so it cannot freeze writes (ALTER DATABASE ... SET default_transaction_read_only)`,
+    );
   }
   for (const setting of source.readOnlySettings) {
     if (setting.role && setting.role !== source.currentUser && !source.isSuperuser) {
@@ -286,24 +307,39 @@ export function buildPlan(input: MigrationInput, source: DatabaseInventory, targ
       );
     }
     const unlogged = source.tables.filter((t) => t.unlogged);
-    if (unlogged.length) blockers.push(`reverse replication cannot carry UNLOGGED table(s) ${names(unlogged)}: a rollback would lose their rows`);
+    if (unlogged.length)
+      blockers.push(`reverse replication cannot carry UNLOGGED table(s) ${names(unlogged)}: a rollback would lose their rows`);
   }
 
   // --- things a dump carries but users should know about ---
   if (!cdc) {
     const noPk = withoutReplicaIdentity(source.tables);
-    if (noPk.length) warnings.push(`${noPk.length} table(s) without a primary key (${names(noPk)}): fine for dump-restore, CDC methods will need REPLICA IDENTITY`);
+    if (noPk.length)
+      warnings.push(
+        `${noPk.length} table(s) without a primary key (${names(noPk)}): fine for dump-restore, CDC methods will need REPLICA IDENTITY`,
+      );
     const unlogged = source.tables.filter((t) => t.unlogged);
-    if (unlogged.length) warnings.push(`${unlogged.length} UNLOGGED table(s) (${names(unlogged)}): dump-restore copies them, logical replication would not`);
-    if (source.largeObjects > 0) warnings.push(`${source.largeObjects} large object(s): dump-restore copies them, logical replication and DMS would not`);
+    if (unlogged.length)
+      warnings.push(`${unlogged.length} UNLOGGED table(s) (${names(unlogged)}): dump-restore copies them, logical replication would not`);
+    if (source.largeObjects > 0)
+      warnings.push(`${source.largeObjects} large object(s): dump-restore copies them, logical replication and DMS would not`);
   } else {
-    if (source.identityColumns > 0) warnings.push(`${source.identityColumns} identity column(s): their sequences are not replicated; they are reconciled from the source at cutover`);
-    if (source.generatedColumns > 0) warnings.push(`${source.generatedColumns} generated column(s): not replicated, recomputed by the target`);
+    if (source.identityColumns > 0)
+      warnings.push(
+        `${source.identityColumns} identity column(s): their sequences are not replicated; they are reconciled from the source at cutover`,
+      );
+    if (source.generatedColumns > 0)
+      warnings.push(`${source.generatedColumns} generated column(s): not replicated, recomputed by the target`);
     const partitioned = source.tables.filter((t) => t.partitioned);
-    if (partitioned.length) warnings.push(`${partitioned.length} partitioned table(s) (${names(partitioned)}): published through their root (publish_via_partition_root)`);
+    if (partitioned.length)
+      warnings.push(
+        `${partitioned.length} partitioned table(s) (${names(partitioned)}): published through their root (publish_via_partition_root)`,
+      );
     const fullIdentity = withoutReplicaIdentity(source.tables);
     if (fullIdentity.length && input.replication.tablesWithoutPrimaryKey === 'replica-identity-full') {
-      warnings.push(`${fullIdentity.length} table(s) without a primary key (${names(fullIdentity)}) get REPLICA IDENTITY FULL for the migration (restored afterwards): each UPDATE/DELETE on them is logged with the whole row and applied by a scan`);
+      warnings.push(
+        `${fullIdentity.length} table(s) without a primary key (${names(fullIdentity)}) get REPLICA IDENTITY FULL for the migration (restored afterwards): each UPDATE/DELETE on them is logged with the whole row and applied by a scan`,
+      );
     }
   }
 

@@ -33,7 +33,11 @@ export function sumOfPhases(phases: PhaseTiming[]): number {
 }
 
 /** Publishable downtime = rehearsed window + max(marginPercent of the window, minMarginMs), rounded up to a whole ms. */
-export function publishableDowntime(windowMs: number, marginPercent: number, minMarginMs: number): { marginMs: number; publishableMs: number } {
+export function publishableDowntime(
+  windowMs: number,
+  marginPercent: number,
+  minMarginMs: number,
+): { marginMs: number; publishableMs: number } {
   const marginMs = Math.max(Math.ceil((windowMs * marginPercent) / 100), minMarginMs);
   return { marginMs, publishableMs: windowMs + marginMs };
 }
@@ -86,14 +90,22 @@ export function median(values: number[]): number | undefined {
  * against the last comparable one and against their median. Within max(5 %, 50 ms) of the median is steady.
  */
 export function computeTrend(current: TrendPoint, previous: TrendPoint[]): Trend {
-  const earlier = previous.filter((p) => p.rehearsalId !== current.rehearsalId && p.startedAt <= current.startedAt).sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+  const earlier = previous
+    .filter((p) => p.rehearsalId !== current.rehearsalId && p.startedAt <= current.startedAt)
+    .sort((a, b) => a.startedAt.localeCompare(b.startedAt));
   const comparable = earlier.filter((p) => p.rehearsedWindowMs !== undefined);
   const base = { previousRehearsals: earlier.length, comparable: comparable.length };
   if (current.rehearsedWindowMs === undefined) {
     return { ...base, direction: 'no-window', summary: `no window measured in this rehearsal (${earlier.length} earlier rehearsal(s))` };
   }
   if (!comparable.length) {
-    return { ...base, direction: 'first', summary: earlier.length ? `first measured window (${earlier.length} earlier rehearsal(s) measured none)` : 'first rehearsal of this migration' };
+    return {
+      ...base,
+      direction: 'first',
+      summary: earlier.length
+        ? `first measured window (${earlier.length} earlier rehearsal(s) measured none)`
+        : 'first rehearsal of this migration',
+    };
   }
   const last = comparable[comparable.length - 1].rehearsedWindowMs!;
   const med = median(comparable.map((p) => p.rehearsedWindowMs!))!;
@@ -207,10 +219,22 @@ export function buildReport(m: RehearsalMeasurements): RehearsalReport {
   const totalMs = m.endedAtMs - m.startedAtMs;
   const child = m.child;
   const phases: PhaseTiming[] = [];
-  if (m.snapshotMs !== undefined) phases.push({ name: 'snapshot', kind: 'snapshot', durationMs: m.snapshotMs, state: m.failure?.phase === 'snapshot' ? 'failed' : 'completed' });
+  if (m.snapshotMs !== undefined)
+    phases.push({
+      name: 'snapshot',
+      kind: 'snapshot',
+      durationMs: m.snapshotMs,
+      state: m.failure?.phase === 'snapshot' ? 'failed' : 'completed',
+    });
   for (const s of child?.steps ?? []) phases.push({ name: s.name, kind: 'migration', durationMs: s.durationMs ?? 0, state: s.state });
-  for (const c of child?.compensations ?? []) phases.push({ name: `undo ${c.step}`, kind: 'undo', durationMs: c.durationMs, state: c.state });
-  phases.push({ name: 'teardown', kind: 'teardown', durationMs: m.teardownMs, state: m.teardown.some((t) => t.state === 'failed') ? 'failed' : 'completed' });
+  for (const c of child?.compensations ?? [])
+    phases.push({ name: `undo ${c.step}`, kind: 'undo', durationMs: c.durationMs, state: c.state });
+  phases.push({
+    name: 'teardown',
+    kind: 'teardown',
+    durationMs: m.teardownMs,
+    state: m.teardown.some((t) => t.state === 'failed') ? 'failed' : 'completed',
+  });
 
   const reasons: string[] = [];
   const notes = [...m.deviations];
@@ -219,16 +243,23 @@ export function buildReport(m: RehearsalMeasurements): RehearsalReport {
   if (child && child.outcome !== 'completed' && !m.cancelled) {
     const failedStep = child.steps.find((s) => s.state === 'failed');
     if (child.outcome === 'rolled-back') reasons.push(`the migration rolled back: ${child.reason ?? 'no reason given'}`);
-    else if (child.outcome === 'failed') reasons.push(`the migration failed${failedStep ? ` at step ${failedStep.name}` : ''}: ${child.reason ?? failedStep?.error ?? 'no reason given'}`);
+    else if (child.outcome === 'failed')
+      reasons.push(
+        `the migration failed${failedStep ? ` at step ${failedStep.name}` : ''}: ${child.reason ?? failedStep?.error ?? 'no reason given'}`,
+      );
   }
-  if (child?.verification === 'failed') reasons.push('verification failed (row counts / checksums differ between the snapshot and the scratch target)');
+  if (child?.verification === 'failed')
+    reasons.push('verification failed (row counts / checksums differ between the snapshot and the scratch target)');
   const failedUndos = child?.compensations.filter((c) => c.state === 'failed') ?? [];
-  if (failedUndos.length) reasons.push(`the migration's compensation failed: ${failedUndos.map((c) => `${c.step} (${c.error})`).join(', ')}`);
+  if (failedUndos.length)
+    reasons.push(`the migration's compensation failed: ${failedUndos.map((c) => `${c.step} (${c.error})`).join(', ')}`);
   const failedTeardown = m.teardown.filter((t) => t.state === 'failed');
-  if (failedTeardown.length) reasons.push(`teardown incomplete, scratch resources may be left: ${failedTeardown.map((t) => `${t.step} (${t.error})`).join(', ')}`);
+  if (failedTeardown.length)
+    reasons.push(`teardown incomplete, scratch resources may be left: ${failedTeardown.map((t) => `${t.step} (${t.error})`).join(', ')}`);
 
   const fw = child?.freezeWindow ?? {};
-  const rehearsedWindowMs = child?.outcome === 'completed' && fw.durationMs !== undefined ? fw.durationMs - (fw.gateWaitMs ?? 0) : undefined;
+  const rehearsedWindowMs =
+    child?.outcome === 'completed' && fw.durationMs !== undefined ? fw.durationMs - (fw.gateWaitMs ?? 0) : undefined;
   const budgetMs = m.downtimeBudget ? durationMs(m.downtimeBudget) : undefined;
   const margin = rehearsedWindowMs !== undefined ? publishableDowntime(rehearsedWindowMs, m.marginPercent, m.minMarginMs) : undefined;
   const within = withinBudget(margin?.publishableMs, budgetMs);
@@ -238,14 +269,21 @@ export function buildReport(m: RehearsalMeasurements): RehearsalReport {
       `publishable downtime ${formatMs(margin!.publishableMs)} (rehearsed window ${formatMs(rehearsedWindowMs!)} + margin ${formatMs(margin!.marginMs)}) exceeds downtimeBudget ${m.downtimeBudget}`,
     );
   }
-  if (measured && budgetMs === undefined) notes.push('the migration input has no downtimeBudget: nothing to compare the publishable downtime with');
+  if (measured && budgetMs === undefined)
+    notes.push('the migration input has no downtimeBudget: nothing to compare the publishable downtime with');
 
   const copySteps = child?.steps.filter((s) => (COPY_STEPS as readonly string[]).includes(s.name) && s.state === 'completed') ?? [];
   const copyMs = copySteps.length ? copySteps.reduce((n, s) => n + (s.durationMs ?? 0), 0) : undefined;
   const bytes = m.snapshot.sizeBytes;
   const cdc = m.method !== undefined && m.method !== 'dump-restore';
 
-  const outcome: RehearsalReport['outcome'] = m.cancelled ? 'cancelled' : !measured ? 'failed' : within === false ? 'over-budget' : 'passed';
+  const outcome: RehearsalReport['outcome'] = m.cancelled
+    ? 'cancelled'
+    : !measured
+      ? 'failed'
+      : within === false
+        ? 'over-budget'
+        : 'passed';
   return {
     version: 1,
     rehearsalId: m.rehearsalId,
@@ -271,7 +309,8 @@ export function buildReport(m: RehearsalMeasurements): RehearsalReport {
       ...(fw.durationMs !== undefined ? { durationMs: fw.durationMs } : {}),
       ...(fw.gateWaitMs !== undefined ? { gateWaitMs: fw.gateWaitMs } : {}),
       ...(rehearsedWindowMs !== undefined ? { rehearsedWindowMs } : {}),
-      basis: 'from the source freeze (writes refused, probe write rejected) to go-live on the target, measured by the activities; the go-live gate wait is subtracted (approved ahead of time here)',
+      basis:
+        'from the source freeze (writes refused, probe write rejected) to go-live on the target, measured by the activities; the go-live gate wait is subtracted (approved ahead of time here)',
     },
     copy: {
       ...(bytes !== undefined ? { bytes } : {}),

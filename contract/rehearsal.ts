@@ -5,7 +5,16 @@
  * Pure module (bundled into workflow code): no Node APIs.
  */
 import { z } from 'zod';
-import { CDC_METHODS, DurationString, durationMs, MigrationInput, SecretRef, type GateName, type MigrationInputDraft, type MigrationMethod } from './input';
+import {
+  CDC_METHODS,
+  DurationString,
+  durationMs,
+  MigrationInput,
+  SecretRef,
+  type GateName,
+  type MigrationInputDraft,
+  type MigrationMethod,
+} from './input';
 import { DUMP_RESTORE_COMFORT_BYTES, estimateDumpRestoreMs } from './plan';
 
 /** `pg_dump` of the real source (read-only) restored into a scratch database the workflow creates. */
@@ -26,20 +35,29 @@ export const RdsSnapshot = z
   .object({
     type: z.literal('rds-snapshot'),
     dbSnapshotIdentifier: z.string().min(1).max(255).describe('The snapshot to restore (RestoreDBInstanceFromDBSnapshot).'),
-    instanceClass: z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, 'must be an instance class such as db.t3.medium').default('db.t3.medium'),
+    instanceClass: z
+      .string()
+      .regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, 'must be an instance class such as db.t3.medium')
+      .default('db.t3.medium'),
     dbSubnetGroupName: z.string().min(1).optional(),
     vpcSecurityGroupIds: z.array(z.string().min(1)).optional(),
     credentials: SecretRef.optional().describe(
       'Reference to a URL whose user, password and database are valid on the restored instance (its master user); host and port are replaced by the restored endpoint. Default: migration.source.url.',
     ),
-    scratchTarget: SecretRef.describe('Reference to the server URL where the scratch target database is created (a role that may CREATE DATABASE).'),
+    scratchTarget: SecretRef.describe(
+      'Reference to the server URL where the scratch target database is created (a role that may CREATE DATABASE).',
+    ),
     availableWithin: DurationString.default('45m').describe('How long the restored instance may take to become available.'),
-    reachableWithin: DurationString.default('5m').describe('How long the restored endpoint may take to accept connections from the worker.'),
+    reachableWithin: DurationString.default('5m').describe(
+      'How long the restored endpoint may take to accept connections from the worker.',
+    ),
     parameterPrefix: z
       .string()
       .regex(/^\/[A-Za-z0-9_.\-/]+$/, 'must be an SSM parameter path such as /pgmig/rehearsals')
       .default('/pgmig/rehearsals')
-      .describe('The restored instance URL is kept in an SSM SecureString parameter under this path for the rehearsal (deleted at teardown), so it never enters history.'),
+      .describe(
+        'The restored instance URL is kept in an SSM SecureString parameter under this path for the rehearsal (deleted at teardown), so it never enters history.',
+      ),
   })
   .strict();
 
@@ -50,9 +68,18 @@ export const RehearsalInput = z
   .object({
     migration: MigrationInput.describe('The migrateDatabase input being rehearsed (its target and config sink are never touched).'),
     snapshot: SnapshotSource,
-    marginPercent: z.number().min(0).max(1000).default(50).describe('Publishable downtime = rehearsed window + max(marginPercent of it, minMarginMs).'),
+    marginPercent: z
+      .number()
+      .min(0)
+      .max(1000)
+      .default(50)
+      .describe('Publishable downtime = rehearsed window + max(marginPercent of it, minMarginMs).'),
     minMarginMs: z.number().int().min(0).default(0),
-    reportDir: z.string().min(1).optional().describe('Directory of this migration\'s reports on the worker host (default .stack/rehearsals/<migrationId>).'),
+    reportDir: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("Directory of this migration's reports on the worker host (default .stack/rehearsals/<migrationId>)."),
   })
   .strict()
   .superRefine((input, ctx) => {
@@ -119,9 +146,15 @@ export function rehearsedMethod(migration: MigrationInput, sourceBytes: number):
   const estimate = estimateDumpRestoreMs(sourceBytes, migration.parallelJobs);
   const budget = migration.downtimeBudget ? durationMs(migration.downtimeBudget) : undefined;
   if (sourceBytes <= DUMP_RESTORE_COMFORT_BYTES && (budget === undefined || estimate <= budget)) {
-    return { method: 'dump-restore', reason: `auto: ${sourceBytes} bytes, estimated freeze ${estimate} ms${budget !== undefined ? ` fits downtimeBudget ${migration.downtimeBudget}` : ''}: dump-restore` };
+    return {
+      method: 'dump-restore',
+      reason: `auto: ${sourceBytes} bytes, estimated freeze ${estimate} ms${budget !== undefined ? ` fits downtimeBudget ${migration.downtimeBudget}` : ''}: dump-restore`,
+    };
   }
-  return { method: 'logical', reason: `auto: a dump-restore of ${sourceBytes} bytes would freeze ~${estimate} ms${budget !== undefined ? `, over downtimeBudget ${migration.downtimeBudget}` : ' (over ~20 GB)'}: logical` };
+  return {
+    method: 'logical',
+    reason: `auto: a dump-restore of ${sourceBytes} bytes would freeze ~${estimate} ms${budget !== undefined ? `, over downtimeBudget ${migration.downtimeBudget}` : ' (over ~20 GB)'}: logical`,
+  };
 }
 
 export interface ScratchEndpoints {
@@ -144,10 +177,17 @@ const REPLACED = ['migrationId', 'method', 'source', 'target', 'configSink', 'ga
  * rehearsal measures, then compares with the budget itself). Anything else (a hold, application
  * control, DNS) is left out, so a rehearsal can never reach production through a setting added later.
  */
-export function childMigrationInput(migration: MigrationInput, childMigrationId: string, scratch: ScratchEndpoints, method: MigrationMethod): MigrationInputDraft {
+export function childMigrationInput(
+  migration: MigrationInput,
+  childMigrationId: string,
+  scratch: ScratchEndpoints,
+  method: MigrationMethod,
+): MigrationInputDraft {
   const carried: Record<string, unknown> = {};
   for (const key of CARRIED) if (migration[key] !== undefined) carried[key] = migration[key];
-  const gates = Object.fromEntries(Object.entries(migration.gates).map(([gate, config]) => [gate, { timeout: (config as { timeout: string }).timeout }]));
+  const gates = Object.fromEntries(
+    Object.entries(migration.gates).map(([gate, config]) => [gate, { timeout: (config as { timeout: string }).timeout }]),
+  );
   return {
     ...carried,
     migrationId: childMigrationId,
@@ -178,10 +218,15 @@ export function rehearsalDeviations(migration: MigrationInput): string[] {
     `gates are approved automatically by "${AUTOMATIC_APPROVER}" (recorded as such in the migration's decisions)`,
   ];
   const gates = migration.gates as Record<string, { approvers?: string[] }>;
-  if (Object.values(gates).some((g) => g.approvers)) notes.push('the gates\' approver lists are not applied to the automatic approvals');
-  if (migration.source.appRoles) notes.push(`source.appRoles (${migration.source.appRoles.join(', ')}) are not frozen by role on the scratch source: the database-level freeze covers them`);
+  if (Object.values(gates).some((g) => g.approvers)) notes.push("the gates' approver lists are not applied to the automatic approvals");
+  if (migration.source.appRoles)
+    notes.push(
+      `source.appRoles (${migration.source.appRoles.join(', ')}) are not frozen by role on the scratch source: the database-level freeze covers them`,
+    );
   if (migration.target.appUrl) notes.push('target.appUrl is replaced by the scratch target URL (smoke tests run as the scratch role)');
-  const left = Object.keys(migration).filter((k) => !(CARRIED as readonly string[]).includes(k) && !REPLACED.includes(k) && (migration as Record<string, unknown>)[k] !== undefined);
+  const left = Object.keys(migration).filter(
+    (k) => !(CARRIED as readonly string[]).includes(k) && !REPLACED.includes(k) && (migration as Record<string, unknown>)[k] !== undefined,
+  );
   if (left.length) notes.push(`not rehearsed (production-only settings left out of the rehearsal): ${left.join(', ')}`);
   return notes;
 }

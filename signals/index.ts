@@ -108,13 +108,24 @@ export interface MigrationStatus {
   compensations: CompensationRecord[];
   freezeWindow: FreezeWindow;
   /** CDC methods: replication progress, refreshed while catching up. */
-  replication?: { tablesReady?: number; tablesTotal?: number; lagBytes?: number | null; lagSeconds?: number | null; caughtUp?: boolean; updatedAt: string };
+  replication?: {
+    tablesReady?: number;
+    tablesTotal?: number;
+    lagBytes?: number | null;
+    lagSeconds?: number | null;
+    caughtUp?: boolean;
+    updatedAt: string;
+  };
   /** CDC methods: the full count + checksum comparison on the freeze-point snapshots. */
   verification?: { state: 'running' | 'passed' | 'failed'; detail?: string };
   /** Route 53 weighted shift after go-live. */
   traffic?: TrafficStatus;
   /** After go-live with `hold`: until when the source is kept, and the rollback path. */
-  hold?: { until: string; reverseReplication: boolean; rollback?: { requestedBy: string; reason?: string; requestedAt: string; windowMs?: number } };
+  hold?: {
+    until: string;
+    reverseReplication: boolean;
+    rollback?: { requestedBy: string; reason?: string; requestedAt: string; windowMs?: number };
+  };
   outcome?: MigrationOutcome;
   error?: string;
 }

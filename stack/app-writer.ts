@@ -87,7 +87,10 @@ export class AppWriter {
               [seq],
             );
           } else {
-            await client.query(`INSERT INTO public.audit_log (event, payload, at) VALUES ('app-write', jsonb_build_object('seq', $1::int), now())`, [seq]);
+            await client.query(
+              `INSERT INTO public.audit_log (event, payload, at) VALUES ('app-write', jsonb_build_object('seq', $1::int), now())`,
+              [seq],
+            );
           }
           const ackedAt = Date.now();
           const previous = this.stats.acked[this.stats.acked.length - 1];

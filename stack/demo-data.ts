@@ -329,7 +329,7 @@ export async function seedDemoData(appUrl: string, opts: { scale: number }): Pro
     const started = process.hrtime.bigint();
     await client.query('BEGIN');
     try {
-      await client.query("SET LOCAL statement_timeout = 0");
+      await client.query('SET LOCAL statement_timeout = 0');
       await client.query("SET LOCAL maintenance_work_mem = '256MB'");
       for (const sql of DROP_SQL) await client.query(sql);
       for (const sql of seedSql(scale)) await client.query(sql);

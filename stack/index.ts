@@ -209,8 +209,7 @@ function envPort(name: string): number | undefined {
 
 function resolvePorts(l: Layout, override: Partial<StackPorts> = {}): StackPorts {
   const saved = readJson<StackState>(l.state)?.ports ?? DEFAULT_PORTS;
-  const pick = (key: keyof StackPorts, envName: string): number =>
-    override[key] ?? envPort(envName) ?? saved[key] ?? DEFAULT_PORTS[key];
+  const pick = (key: keyof StackPorts, envName: string): number => override[key] ?? envPort(envName) ?? saved[key] ?? DEFAULT_PORTS[key];
   return {
     temporal: pick('temporal', 'TEMPORAL_PORT'),
     temporalUi: pick('temporalUi', 'TEMPORAL_UI_PORT'),
@@ -367,7 +366,11 @@ async function pythonScriptsDirs(): Promise<string[]> {
       ['-c', 'import os, sysconfig; print(sysconfig.get_path("scripts")); print(sysconfig.get_path("scripts", f"{os.name}_user"))'],
       { timeoutMs: 30_000 },
     );
-    if (r.code === 0) scriptsDirsCache = r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+    if (r.code === 0)
+      scriptsDirsCache = r.stdout
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
   } catch {
     // no python3
   }
@@ -509,9 +512,7 @@ async function ensureTemporal(l: Layout, ports: StackPorts, log: (l: string) => 
   const deadline = Date.now() + HEALTH_TIMEOUT_MS;
   while (!(await temporalHealthy(bin, ports.temporal))) {
     if (!pidAlive(pid)) {
-      throw new Error(
-        `Temporal dev server (pid ${pid}) exited during startup. Log: ${l.temporalLog}\n${tailFile(l.temporalLog, 15)}`,
-      );
+      throw new Error(`Temporal dev server (pid ${pid}) exited during startup. Log: ${l.temporalLog}\n${tailFile(l.temporalLog, 15)}`);
     }
     if (Date.now() > deadline) {
       throw new Error(
@@ -588,9 +589,7 @@ async function ensureMoto(l: Layout, ports: StackPorts, log: (l: string) => void
     log(`moto: already running (pid ${pid})`);
   } else {
     if (await portOpen(ports.moto)) {
-      throw new Error(
-        `Cannot start moto: port ${ports.moto} is already in use by a process this stack did not start (set MOTO_PORT).`,
-      );
+      throw new Error(`Cannot start moto: port ${ports.moto} is already in use by a process this stack did not start (set MOTO_PORT).`);
     }
     const bin = await findMotoBinary(log);
     pid = spawnDetached(bin, ['-H', '127.0.0.1', '-p', String(ports.moto)], { logFile: l.motoLog, cwd: l.dir });
@@ -660,13 +659,7 @@ host    replication  all   127.0.0.1/32   scram-sha-256
 host    replication  all   ::1/128        scram-sha-256
 `;
 
-async function ensureCluster(
-  l: Layout,
-  kind: ClusterKind,
-  port: number,
-  secrets: Secrets,
-  log: (line: string) => void,
-): Promise<void> {
+async function ensureCluster(l: Layout, kind: ClusterKind, port: number, secrets: Secrets, log: (line: string) => void): Promise<void> {
   const user = await clusterUser();
   const c = clusterLayout(l.dir, kind);
   const name = `${kind}-postgres`;
@@ -780,7 +773,10 @@ async function allowWal2jsonOutputPlugin(admin: Client): Promise<void> {
   const r = await admin.query<{ setting: string }>("SELECT setting FROM pg_settings WHERE name = 'output_plugin_libraries'");
   const current = r.rows[0]?.setting;
   if (current === undefined) return; // older server: every loadable plugin is allowed
-  const plugins = current.split(',').map((p) => p.trim().replace(/^"|"$/g, '')).filter(Boolean);
+  const plugins = current
+    .split(',')
+    .map((p) => p.trim().replace(/^"|"$/g, ''))
+    .filter(Boolean);
   if (plugins.includes('wal2json')) return;
   // A list GUC: each element its own literal (one quoted string would become one element).
   await admin.query(`ALTER SYSTEM SET output_plugin_libraries = ${[...plugins, 'wal2json'].map(lit).join(', ')}`);

@@ -204,7 +204,12 @@ export function tailFile(file: string, lines = 20): string {
       const len = Math.min(size, 64 * 1024);
       const buf = Buffer.alloc(len);
       fs.readSync(fd, buf, 0, len, size - len);
-      return buf.toString('utf8').split('\n').slice(-lines - 1).join('\n').trim();
+      return buf
+        .toString('utf8')
+        .split('\n')
+        .slice(-lines - 1)
+        .join('\n')
+        .trim();
     } finally {
       fs.closeSync(fd);
     }

@@ -76,7 +76,10 @@ export interface StandInState {
 export interface HerokuStandIn {
   url: string;
   state: StandInState;
-  seedApp(name: string, opts?: { configVars?: Record<string, string>; formation?: Record<string, number>; maintenance?: boolean }): StandInApp;
+  seedApp(
+    name: string,
+    opts?: { configVars?: Record<string, string>; formation?: Record<string, number>; maintenance?: boolean },
+  ): StandInApp;
   /** A Postgres add-on billed to `app`, attached to it as `attachAs` (default DATABASE). */
   seedPostgres(app: string, opts: { url: string; attachAs?: string; name?: string }): StandInAddon;
   /** The add-on's credential rotation: a new URL (given or generated), rewritten into every attachment's config var. */
@@ -133,7 +136,18 @@ export async function startHerokuStandIn(opts: { tokens?: string[] } = {}): Prom
     for (const [type, f] of Object.entries(app.formation)) {
       for (let n = 1; n <= f.quantity; n++) {
         const existing = app.dynos.find((d) => d.name === `${type}.${n}`);
-        dynos.push(existing ?? { id: randomUUID(), name: `${type}.${n}`, type, state: 'up', command: f.command, size: f.size, created_at: now(), updated_at: now() });
+        dynos.push(
+          existing ?? {
+            id: randomUUID(),
+            name: `${type}.${n}`,
+            type,
+            state: 'up',
+            command: f.command,
+            size: f.size,
+            created_at: now(),
+            updated_at: now(),
+          },
+        );
       }
     }
     app.dynos = [...dynos, ...oneOffs];
@@ -174,12 +188,24 @@ export async function startHerokuStandIn(opts: { tokens?: string[] } = {}): Prom
       app: { id: app.id, name: app.name },
       updated_at: now(),
     }));
-  const dynoJson = (app: StandInApp, d: StandInDyno) => ({ ...d, app: { id: app.id, name: app.name }, attach_url: null, release: { id: randomUUID(), version: app.releases } });
+  const dynoJson = (app: StandInApp, d: StandInDyno) => ({
+    ...d,
+    app: { id: app.id, name: app.name },
+    attach_url: null,
+    release: { id: randomUUID(), version: app.releases },
+  });
 
   const attach = (app: StandInApp, addon: StandInAddon, name: string): StandInAttachment => {
-    if (!/^[A-Z][A-Z0-9_]*$/.test(name)) throw new HttpError(422, 'invalid_params', 'Name must start with a letter and can only contain uppercase letters, numbers, and underscores.');
-    if (attachmentsOf(app.name).some((a) => a.name === name)) throw new HttpError(422, 'invalid_params', `Name ${name} is already taken by another attachment on ${app.name}.`);
-    if (app.configVars[`${name}_URL`] !== undefined) throw new HttpError(422, 'invalid_params', `${name}_URL is already set on ${app.name}. Unset it first or choose another name.`);
+    if (!/^[A-Z][A-Z0-9_]*$/.test(name))
+      throw new HttpError(
+        422,
+        'invalid_params',
+        'Name must start with a letter and can only contain uppercase letters, numbers, and underscores.',
+      );
+    if (attachmentsOf(app.name).some((a) => a.name === name))
+      throw new HttpError(422, 'invalid_params', `Name ${name} is already taken by another attachment on ${app.name}.`);
+    if (app.configVars[`${name}_URL`] !== undefined)
+      throw new HttpError(422, 'invalid_params', `${name}_URL is already set on ${app.name}. Unset it first or choose another name.`);
     const att: StandInAttachment = { id: randomUUID(), name, addonId: addon.id, app: app.name, created_at: now() };
     state.attachments.set(att.id, att);
     app.configVars[attachmentVar(att)] = addon.url;
@@ -187,10 +213,19 @@ export async function startHerokuStandIn(opts: { tokens?: string[] } = {}): Prom
     return att;
   };
 
-  async function handle(method: string, path: string, headers: http.IncomingHttpHeaders, body: unknown): Promise<{ status: number; json: unknown }> {
+  async function handle(
+    method: string,
+    path: string,
+    headers: http.IncomingHttpHeaders,
+    body: unknown,
+  ): Promise<{ status: number; json: unknown }> {
     const accept = String(headers.accept ?? '');
     if (!accept.includes('application/vnd.heroku+json') || !/version=3/.test(accept)) {
-      throw new HttpError(400, 'bad_request', `Please specify a version along with Heroku's API MIME type. For example, \`Accept: ${HEROKU_ACCEPT}\`.`);
+      throw new HttpError(
+        400,
+        'bad_request',
+        `Please specify a version along with Heroku's API MIME type. For example, \`Accept: ${HEROKU_ACCEPT}\`.`,
+      );
     }
     const auth = /^Bearer (.+)$/.exec(String(headers.authorization ?? ''));
     if (!auth || !state.tokens.has(auth[1])) throw new HttpError(401, 'unauthorized', 'Invalid credentials provided.');
@@ -246,14 +281,17 @@ export async function startHerokuStandIn(opts: { tokens?: string[] } = {}): Prom
             addon_service: { name: addon.service },
             plan: { name: addon.plan },
             app: { id: state.apps.get(addon.billingApp)!.id, name: addon.billingApp },
-            config_vars: attachmentsOf(addon.billingApp).filter((a) => a.addonId === id).map(attachmentVar),
+            config_vars: attachmentsOf(addon.billingApp)
+              .filter((a) => a.addonId === id)
+              .map(attachmentVar),
             state: 'provisioned',
           };
         }),
       };
     }
     if (path === '/addon-attachments' && method === 'POST') {
-      if (typeof b.addon !== 'string' || typeof b.app !== 'string') throw new HttpError(422, 'invalid_params', 'addon and app are required.');
+      if (typeof b.addon !== 'string' || typeof b.app !== 'string')
+        throw new HttpError(422, 'invalid_params', 'addon and app are required.');
       const addon = findAddon(b.addon);
       const app = findApp(b.app);
       const name = typeof b.name === 'string' ? b.name : addon.name.toUpperCase().replace(/-/g, '_');
@@ -282,7 +320,11 @@ export async function startHerokuStandIn(opts: { tokens?: string[] } = {}): Prom
       const addon = state.addons.get(att.addonId)!;
       const onBilling = [...state.attachments.values()].filter((a) => a.addonId === addon.id && a.app === addon.billingApp);
       if (att.app === addon.billingApp && onBilling.length === 1) {
-        throw new HttpError(422, 'invalid_params', `Cannot destroy last attachment to billing app. Use \`heroku addons:destroy ${addon.name}\` to remove the add-on.`);
+        throw new HttpError(
+          422,
+          'invalid_params',
+          `Cannot destroy last attachment to billing app. Use \`heroku addons:destroy ${addon.name}\` to remove the add-on.`,
+        );
       }
       state.attachments.delete(att.id);
       const app = findApp(att.app);
@@ -297,7 +339,8 @@ export async function startHerokuStandIn(opts: { tokens?: string[] } = {}): Prom
         const updates = Array.isArray(b.updates) ? (b.updates as { type?: unknown; quantity?: unknown; size?: unknown }[]) : undefined;
         if (!updates) throw new HttpError(422, 'invalid_params', 'updates is required.');
         for (const u of updates) {
-          if (typeof u.type !== 'string' || !(u.type in app.formation)) throw new HttpError(404, 'not_found', "Couldn't find that formation.", 'formation');
+          if (typeof u.type !== 'string' || !(u.type in app.formation))
+            throw new HttpError(404, 'not_found', "Couldn't find that formation.", 'formation');
           if (u.quantity !== undefined && (typeof u.quantity !== 'number' || !Number.isInteger(u.quantity) || u.quantity < 0)) {
             throw new HttpError(422, 'invalid_params', 'quantity must be a non-negative integer.');
           }
@@ -325,7 +368,11 @@ export async function startHerokuStandIn(opts: { tokens?: string[] } = {}): Prom
         return { status: 202, json: {} };
       }
     }
-    throw new HttpError(404, 'not_found', 'The requested API endpoint was not found. Are you using the right HTTP verb (i.e. `GET` vs. `POST`), and did you specify your intended version with the `Accept` header?');
+    throw new HttpError(
+      404,
+      'not_found',
+      'The requested API endpoint was not found. Are you using the right HTTP verb (i.e. `GET` vs. `POST`), and did you specify your intended version with the `Accept` header?',
+    );
   }
 
   const server = http.createServer((req, res) => {
@@ -336,7 +383,11 @@ export async function startHerokuStandIn(opts: { tokens?: string[] } = {}): Prom
       const method = req.method ?? 'GET';
       const reply = (status: number, json: unknown) => {
         state.requests.push({ method, path, status });
-        res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Request-Id': randomUUID(), 'RateLimit-Remaining': '4500' });
+        res.writeHead(status, {
+          'Content-Type': 'application/json; charset=utf-8',
+          'Request-Id': randomUUID(),
+          'RateLimit-Remaining': '4500',
+        });
         res.end(JSON.stringify(json));
       };
       let body: unknown;
@@ -349,7 +400,8 @@ export async function startHerokuStandIn(opts: { tokens?: string[] } = {}): Prom
       handle(method, path, req.headers, body).then(
         (out) => reply(out.status, out.json),
         (err: unknown) => {
-          if (err instanceof HttpError) reply(err.status, { id: err.id, message: err.message, ...(err.resource ? { resource: err.resource } : {}) });
+          if (err instanceof HttpError)
+            reply(err.status, { id: err.id, message: err.message, ...(err.resource ? { resource: err.resource } : {}) });
           else reply(500, { id: 'internal_server_error', message: 'Internal server error.' });
         },
       );
@@ -368,7 +420,10 @@ export async function startHerokuStandIn(opts: { tokens?: string[] } = {}): Prom
         maintenance: o.maintenance ?? false,
         configVars: { ...(o.configVars ?? {}) },
         formation: Object.fromEntries(
-          Object.entries(o.formation ?? { web: 1 }).map(([type, quantity]) => [type, { quantity, size: 'standard-1X', command: type === 'web' ? 'bin/web' : `bin/${type}` }]),
+          Object.entries(o.formation ?? { web: 1 }).map(([type, quantity]) => [
+            type,
+            { quantity, size: 'standard-1X', command: type === 'web' ? 'bin/web' : `bin/${type}` },
+          ]),
         ),
         dynos: [],
         restarts: { count: 0, at: [] },
@@ -410,12 +465,31 @@ export async function startHerokuStandIn(opts: { tokens?: string[] } = {}): Prom
     },
     startOneOff(appName, command = 'bash') {
       const app = findApp(appName);
-      const dyno: StandInDyno = { id: randomUUID(), name: `run.${runCounter++}`, type: 'run', state: 'up', command, size: 'standard-1X', created_at: now(), updated_at: now() };
+      const dyno: StandInDyno = {
+        id: randomUUID(),
+        name: `run.${runCounter++}`,
+        type: 'run',
+        state: 'up',
+        command,
+        size: 'standard-1X',
+        created_at: now(),
+        updated_at: now(),
+      };
       app.dynos.push(dyno);
       return dyno;
     },
     failNext(match, status, body) {
-      failures.push({ match, status, body: body ?? { id: status === 429 ? 'rate_limit' : 'internal_server_error', message: status === 429 ? 'Your account reached the API rate limit. Please wait a few minutes before making new requests.' : 'Internal server error.' } });
+      failures.push({
+        match,
+        status,
+        body: body ?? {
+          id: status === 429 ? 'rate_limit' : 'internal_server_error',
+          message:
+            status === 429
+              ? 'Your account reached the API rate limit. Please wait a few minutes before making new requests.'
+              : 'Internal server error.',
+        },
+      });
     },
     app: (name) => findApp(name),
     attachmentsOf,

@@ -59,9 +59,7 @@ afterAll(async () => {
 describe('stack lifecycle', () => {
   it('every component is running and the env file matches stackUp()', async () => {
     const status = await stackStatus();
-    expect(status.map((c) => c.name).sort()).toEqual(
-      ['moto', 'source-postgres', 'target-postgres', 'temporal', 'temporal-ui'].sort(),
-    );
+    expect(status.map((c) => c.name).sort()).toEqual(['moto', 'source-postgres', 'target-postgres', 'temporal', 'temporal-ui'].sort());
     for (const c of status) expect(c, c.name).toMatchObject({ running: true });
     expect(loadStackEnv()).toEqual(env);
     expect(env.TEMPORAL_NAMESPACE).toBe('default');

@@ -40,7 +40,9 @@ export class AppControl {
       await this.progress.step('maintenance-on', 'freezing-source', () => acts.herokuMaintenance({ heroku, on: true }));
     }
     // The counts are read before anything changes, so the undo has them even if the scale-down dies half-way.
-    const formation = await this.progress.step('read-formation', 'freezing-source', () => acts.herokuReadFormation({ heroku, types: config.scaleDown }));
+    const formation = await this.progress.step('read-formation', 'freezing-source', () =>
+      acts.herokuReadFormation({ heroku, types: config.scaleDown }),
+    );
     const counts = formation.counts;
     this.scaled = counts;
     saga.register('scale-up', () => acts.herokuScaleUp({ heroku, counts }));
@@ -69,7 +71,8 @@ export class AppControl {
       const counts = this.scaled;
       await this.progress.step('scale-up', 'going-live', () => acts.herokuScaleUp({ heroku, counts }));
     }
-    if (this.app?.heroku?.maintenance) await this.progress.step('maintenance-off', 'going-live', () => acts.herokuMaintenance({ heroku, on: false }));
+    if (this.app?.heroku?.maintenance)
+      await this.progress.step('maintenance-off', 'going-live', () => acts.herokuMaintenance({ heroku, on: false }));
   }
 
   private restarts(): boolean {

@@ -34,10 +34,13 @@ export class Gates {
         : `unknown gate "${payload.gate}"; this migration has: ${this.gateNames().join(', ')}`;
     }
     const previous = this.decided.get(gate);
-    if (this.passed.has(gate)) return `gate ${gate} is already closed (${previous ? `${previous.approved ? 'approved' : 'rejected'} by ${previous.approver}` : 'passed'})`;
-    if (previous) return `gate ${gate} was already ${previous.approved ? 'approved' : 'rejected'} by ${previous.approver} at ${previous.decidedAt}`;
+    if (this.passed.has(gate))
+      return `gate ${gate} is already closed (${previous ? `${previous.approved ? 'approved' : 'rejected'} by ${previous.approver}` : 'passed'})`;
+    if (previous)
+      return `gate ${gate} was already ${previous.approved ? 'approved' : 'rejected'} by ${previous.approver} at ${previous.decidedAt}`;
     const allowed = this.settings[gate]?.approvers;
-    if (allowed && !allowed.includes(payload.approver)) return `approver "${payload.approver}" is not allowed at gate ${gate} (allowed: ${allowed.join(', ')})`;
+    if (allowed && !allowed.includes(payload.approver))
+      return `approver "${payload.approver}" is not allowed at gate ${gate} (allowed: ${allowed.join(', ')})`;
     return undefined;
   }
 

@@ -43,8 +43,6 @@ import { AppControl } from './app-control';
 import { Compensations } from './saga';
 import { TrafficShift } from './traffic';
 
-
-
 const quick: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
@@ -116,7 +114,13 @@ const undo = proxyActivities<MigrationActivities>({
 /** Workflow ids may hold characters that do not belong in file names or application_name. */
 function migrationIdFrom(input: MigrationInput): string {
   if (input.migrationId) return input.migrationId;
-  return workflowInfo().workflowId.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+/, '').slice(0, 40) || 'migration';
+  return (
+    workflowInfo()
+      .workflowId.toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+/, '')
+      .slice(0, 40) || 'migration'
+  );
 }
 
 export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<MigrationResult> {
@@ -132,7 +136,12 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
   };
   // The cutover gate exists only for CDC methods; until the plan names the method, both are accepted.
   const gates = new Gates(
-    { cutover: gateSettings('cutover'), 'go-live': gateSettings('go-live'), traffic: gateSettings('traffic'), decommission: gateSettings('decommission') },
+    {
+      cutover: gateSettings('cutover'),
+      'go-live': gateSettings('go-live'),
+      traffic: gateSettings('traffic'),
+      decommission: gateSettings('decommission'),
+    },
     status,
   );
   if (!input.hold) gates.drop('decommission');
@@ -157,7 +166,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
 
   // A rollback after go-live is possible only while the hold lasts and reverse replication runs.
   let holding = false;
-  let rollbackRequest: ApprovalPayload & { requestedAt: string } | undefined;
+  let rollbackRequest: (ApprovalPayload & { requestedAt: string }) | undefined;
   setHandler(
     rollbackUpdate,
     (payload) => {
@@ -171,9 +180,11 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
           throw new Error('this migration has no reverse replication: a rollback would lose the writes made on the target since go-live');
         }
         if (!holding) throw new Error(`a rollback is possible during the hold, after go-live; the migration is ${status.phase}`);
-        if (rollbackRequest) throw new Error(`a rollback was already requested by ${rollbackRequest.approver} at ${rollbackRequest.requestedAt}`);
+        if (rollbackRequest)
+          throw new Error(`a rollback was already requested by ${rollbackRequest.approver} at ${rollbackRequest.requestedAt}`);
         const allowed = input.gates['go-live'].approvers;
-        if (allowed && !allowed.includes(payload.approver)) throw new Error(`approver "${payload.approver}" may not roll back (allowed: ${allowed.join(', ')})`);
+        if (allowed && !allowed.includes(payload.approver))
+          throw new Error(`approver "${payload.approver}" may not roll back (allowed: ${allowed.join(', ')})`);
       },
     },
   );
@@ -247,13 +258,20 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     const hold = input.hold!;
     const holdMs = durationMs(hold.duration);
     const cdcArgs = cdcArgsOf(p);
-    const reverse = hold.reverseReplication ? { ...cdcArgs, sourceReplicationUrl: input.source.replicationUrl!, tables: p.source.tables } : undefined;
+    const reverse = hold.reverseReplication
+      ? { ...cdcArgs, sourceReplicationUrl: input.source.replicationUrl!, tables: p.source.tables }
+      : undefined;
     holding = true;
     status.hold = { until: new Date(Date.now() + holdMs).toISOString(), reverseReplication: !!reverse };
     if (goLiveGatePending) {
       progress.phase('awaiting-go-live', 'writes resumed on the target; a no-go rolls back losslessly');
       const decision = await gates.wait('go-live');
-      if (!decision.approved) rollbackRequest ??= { approver: decision.approver, reason: `go-live ${decision.via === 'timeout' ? 'timed out' : 'rejected'}${decision.reason ? `: ${decision.reason}` : ''}`, requestedAt: decision.decidedAt };
+      if (!decision.approved)
+        rollbackRequest ??= {
+          approver: decision.approver,
+          reason: `go-live ${decision.via === 'timeout' ? 'timed out' : 'rejected'}${decision.reason ? `: ${decision.reason}` : ''}`,
+          requestedAt: decision.decidedAt,
+        };
     }
     for (;;) {
       progress.phase('holding', `source kept as the rollback target until ${status.hold.until}`);
@@ -283,11 +301,18 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
    * Rollback during the hold: freeze the target, drain reverse replication, switch config back, source
    * writable. Undefined when it failed and was undone (the application stays on the target).
    */
-  const rollBackAfterGoLive = async (reverse: ReverseArgs, request: ApprovalPayload & { requestedAt: string }): Promise<MigrationResult | undefined> => {
+  const rollBackAfterGoLive = async (
+    reverse: ReverseArgs,
+    request: ApprovalPayload & { requestedAt: string },
+  ): Promise<MigrationResult | undefined> => {
     holding = false;
     const p = plan!;
     const targetRoles = [p.target.currentUser];
-    status.hold!.rollback = { requestedBy: request.approver, ...(request.reason ? { reason: request.reason } : {}), requestedAt: request.requestedAt };
+    status.hold!.rollback = {
+      requestedBy: request.approver,
+      ...(request.reason ? { reason: request.reason } : {}),
+      requestedAt: request.requestedAt,
+    };
     progress.phase('rolling-back', `requested by ${request.approver}`);
     // The rollback has its own undo stack: if it fails before the source takes writes, the application
     // keeps running on the target (unfrozen, config pointing at it) and the hold goes on.
@@ -295,14 +320,22 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     let frozenTarget: Awaited<ReturnType<typeof windowSteps.freezeTarget>>;
     let writable: Awaited<ReturnType<typeof windowSteps.unfreezeSource>>;
     try {
-      rollbackUndo.register('unfreeze-target', () => undo.unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: p.target.readOnlySettings }));
+      rollbackUndo.register('unfreeze-target', () =>
+        undo.unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: p.target.readOnlySettings }),
+      );
       frozenTarget = await progress.step('rollback-freeze-target', 'rolling-back', () =>
         windowSteps.freezeTarget({ migrationId, url: target, roles: targetRoles, drainTimeoutMs: durationMs(input.freeze.drainTimeout) }),
       );
-      await progress.step('rollback-drain', 'rolling-back', () => windowSteps.drainReverse({ ...reverse, timeoutMs: durationMs(input.replication.drainTimeout) }));
+      await progress.step('rollback-drain', 'rolling-back', () =>
+        windowSteps.drainReverse({ ...reverse, timeoutMs: durationMs(input.replication.drainTimeout) }),
+      );
       // The target is now the source of truth for sequences.
-      await progress.step('rollback-sequences', 'rolling-back', () => windowSteps.reconcileSequences({ migrationId, source: target, target: source }));
-      rollbackUndo.register('swap-config-to-target', () => undo.swapConfig({ migrationId, sink: input.configSink, appUrl, urlParams: input.target.urlParams }));
+      await progress.step('rollback-sequences', 'rolling-back', () =>
+        windowSteps.reconcileSequences({ migrationId, source: target, target: source }),
+      );
+      rollbackUndo.register('swap-config-to-target', () =>
+        undo.swapConfig({ migrationId, sink: input.configSink, appUrl, urlParams: input.target.urlParams }),
+      );
       await progress.step('rollback-config', 'rolling-back', () => windowSteps.restoreConfig({ migrationId, sink: input.configSink }));
       await appControl.restart();
       writable = await progress.step('rollback-unfreeze-source', 'rolling-back', () =>
@@ -331,7 +364,11 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     progress.method(plan.method);
     if (plan.method === 'dump-restore') gates.drop('cutover');
     if (plan.blockers.length) {
-      throw ApplicationFailure.nonRetryable(`preflight found ${plan.blockers.length} blocker(s); nothing was changed: ${plan.blockers.join('; ')}`, 'PreflightBlocked', plan.blockers);
+      throw ApplicationFailure.nonRetryable(
+        `preflight found ${plan.blockers.length} blocker(s); nothing was changed: ${plan.blockers.join('; ')}`,
+        'PreflightBlocked',
+        plan.blockers,
+      );
     }
     const traffic = input.traffic ? new TrafficShift(input.traffic, progress, status) : undefined;
     if (traffic) await traffic.prepare(saga);
@@ -353,7 +390,10 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     };
     const resetTargetUndo = async () => {
       // If going live failed half-way the application may already have written to the target: keep its data.
-      if (goLiveAttempted) throw ApplicationFailure.nonRetryable('skipped: go-live was attempted, the target may hold application writes; left intact for inspection');
+      if (goLiveAttempted)
+        throw ApplicationFailure.nonRetryable(
+          'skipped: go-live was attempted, the target may hold application writes; left intact for inspection',
+        );
       await undo.resetTarget({ migrationId, target, baseline });
     };
     const freezeSourceStep = async (acts: CutoverActivities) => {
@@ -418,15 +458,23 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       const watchReplication = async (maxLagBytes: number, done: (s: ReplicationState) => boolean) => {
         for (;;) {
           if (pgcopydbFailure) throw pgcopydbFailure;
-          const state = await waitForReplication({ ...cdcArgs, maxLagBytes, maxLagSeconds: input.replication.maxLagSeconds, reportAfterMs: 30_000 });
+          const state = await waitForReplication({
+            ...cdcArgs,
+            maxLagBytes,
+            maxLagSeconds: input.replication.maxLagSeconds,
+            reportAfterMs: 30_000,
+          });
           status.replication = { ...state, updatedAt: new Date(Date.now()).toISOString() };
           const lag = state.lagSeconds !== undefined ? `${state.lagSeconds ?? '?'} s` : `${state.lagBytes ?? '?'} bytes`;
           progress.phase(status.phase, `${state.tablesReady}/${state.tablesTotal} tables ready, lag ${lag}`);
           if (done(state)) return state;
         }
       };
-      await progress.step('initial-copy', 'copying', () => watchReplication(Number.MAX_SAFE_INTEGER, (s) => s.tablesTotal > 0 && s.tablesReady === s.tablesTotal));
-      if (plan.method !== 'pgcopydb') await progress.step('indexes', 'copying', () => copySchemaAfterData({ ...cdcArgs, baseline, jobs: input.parallelJobs }));
+      await progress.step('initial-copy', 'copying', () =>
+        watchReplication(Number.MAX_SAFE_INTEGER, (s) => s.tablesTotal > 0 && s.tablesReady === s.tablesTotal),
+      );
+      if (plan.method !== 'pgcopydb')
+        await progress.step('indexes', 'copying', () => copySchemaAfterData({ ...cdcArgs, baseline, jobs: input.parallelJobs }));
       await progress.step('catch-up', 'catching-up', () => watchReplication(input.replication.maxLagBytes, (s) => s.caughtUp));
 
       progress.phase('awaiting-cutover');
@@ -444,9 +492,14 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       status.verification = { state: 'running' };
       // Waits for the drain marker on its own, then snapshots both sides and signals: it runs beside the window.
       // Its own scope: a rollback cancels it first, so its snapshots do not hold locks the undos need.
-      fullVerification = runInBackground(() => verifyAtFreezePoint({ ...cdcArgs, tables: plan!.source.tables, jobs: input.parallelJobs, drainTimeoutMs })).then(
+      fullVerification = runInBackground(() =>
+        verifyAtFreezePoint({ ...cdcArgs, tables: plan!.source.tables, jobs: input.parallelJobs, drainTimeoutMs }),
+      ).then(
         (report) => {
-          status.verification = { state: 'passed', detail: `${report.tablesChecked} tables, ${report.rowsChecked} rows: counts and checksums equal` };
+          status.verification = {
+            state: 'passed',
+            detail: `${report.tablesChecked} tables, ${report.rowsChecked} rows: counts and checksums equal`,
+          };
           verification = 'passed';
           rowsCopied = report.rowsChecked;
           return true;
@@ -472,13 +525,19 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       snapshotReady = async () => {
         await condition(() => snapshotTaken || status.verification?.state !== 'running');
         if (status.verification?.state === 'failed' && !snapshotTaken) {
-          throw ApplicationFailure.nonRetryable(`verification could not take its snapshots: ${status.verification.detail}`, 'VerificationFailed');
+          throw ApplicationFailure.nonRetryable(
+            `verification could not take its snapshots: ${status.verification.detail}`,
+            'VerificationFailed',
+          );
         }
       };
       afterGoLive = async () => {
         // With reverse replication the marker stays (the rollback drains through it) until decommission.
-        await progress.step('drop-replication', 'completed', () => dropReplicationLeftovers({ ...cdcArgs, keepMarkers: !!input.hold?.reverseReplication }));
-        if (fullIdentity) await progress.step('restore-replica-identity', 'completed', () => restoreReplicaIdentity({ ...cdcArgs, tables: noIdentity }));
+        await progress.step('drop-replication', 'completed', () =>
+          dropReplicationLeftovers({ ...cdcArgs, keepMarkers: !!input.hold?.reverseReplication }),
+        );
+        if (fullIdentity)
+          await progress.step('restore-replica-identity', 'completed', () => restoreReplicaIdentity({ ...cdcArgs, tables: noIdentity }));
       };
     }
 
@@ -493,7 +552,9 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
 
     // The application must not write to the target before go-live: a rollback would lose those writes.
     saga.register('unfreeze-target', () => undo.unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: targetPrior }));
-    await progress.step('freeze-target', 'freezing-target', () => cut.freezeTarget({ migrationId, url: target, roles: targetRoles, drainTimeoutMs }));
+    await progress.step('freeze-target', 'freezing-target', () =>
+      cut.freezeTarget({ migrationId, url: target, roles: targetRoles, drainTimeoutMs }),
+    );
 
     appControl.registerRestartUndo(saga);
     saga.register('restore-config', () => undo.restoreConfig({ migrationId, sink: input.configSink }));
@@ -501,7 +562,9 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       cut.swapConfig({ migrationId, sink: input.configSink, appUrl, urlParams: input.target.urlParams }),
     );
     await appControl.restart();
-    await progress.step('smoke-test', 'smoke-testing', () => cut.smokeTest({ migrationId, appUrl, tables: dataTables, sql: input.smoke.sql }));
+    await progress.step('smoke-test', 'smoke-testing', () =>
+      cut.smokeTest({ migrationId, appUrl, tables: dataTables, sql: input.smoke.sql }),
+    );
     await appControl.healthChecks();
     await snapshotReady();
 
@@ -566,10 +629,6 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     const compensationSummary = undone.length
       ? ` | compensation: ${undone.length - failedUndos.length}/${undone.length} undo step(s) completed${failedUndos.length ? `; FAILED: ${failedUndos.map((c) => `${c.step} (${c.error})`).join(', ')}` : ''}`
       : '';
-    throw ApplicationFailure.nonRetryable(
-      `${message}${compensationSummary}`,
-      'MigrationFailed',
-      result('failed', message),
-    );
+    throw ApplicationFailure.nonRetryable(`${message}${compensationSummary}`, 'MigrationFailed', result('failed', message));
   }
 }

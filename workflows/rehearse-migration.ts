@@ -39,7 +39,13 @@ import {
   type RehearsalInputDraft,
   type ScratchEndpoints,
 } from '../contract/rehearsal';
-import { buildReport, type ChildMeasurements, type RehearsalOutcome, type SnapshotSummary, type TeardownRecord } from '../contract/rehearsal-report';
+import {
+  buildReport,
+  type ChildMeasurements,
+  type RehearsalOutcome,
+  type SnapshotSummary,
+  type TeardownRecord,
+} from '../contract/rehearsal-report';
 import { approveSignal, type MigrationResult } from '../signals';
 import {
   RehearsalOutcomeKey,
@@ -96,7 +102,13 @@ export async function rehearseMigration(rawInput: RehearsalInputDraft): Promise<
   const scheduled = info.typedSearchAttributes.get(ScheduledStartTimeKey);
   const scheduleId = info.typedSearchAttributes.get(ScheduledByIdKey);
   const migrationId =
-    input.migration.migrationId ?? (info.workflowId.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+/, '').slice(0, 40) || 'migration');
+    input.migration.migrationId ??
+    (info.workflowId
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+/, '')
+      .slice(0, 40) ||
+      'migration');
   // The run id's tail: its head is a timestamp (UUIDv7), the same for runs started close together.
   const rehearsalId = `${compactStamp(startedAtMs)}-${info.runId.replace(/-/g, '').slice(-8)}`.toLowerCase();
   const childMigrationId = `rh-${rehearsalId}-${migrationId}`.slice(0, 63).replace(/-+$/, '');
@@ -135,7 +147,8 @@ export async function rehearseMigration(rawInput: RehearsalInputDraft): Promise<
 
   let snapshotSummary: SnapshotSummary = {
     type: snap.type,
-    description: snap.type === 'logical' ? 'logical: pg_dump of the source into a scratch database' : `rds-snapshot: ${snap.dbSnapshotIdentifier}`,
+    description:
+      snap.type === 'logical' ? 'logical: pg_dump of the source into a scratch database' : `rds-snapshot: ${snap.dbSnapshotIdentifier}`,
   };
   let snapshotMs: number | undefined;
   let method: MigrationMethod | undefined;
@@ -156,8 +169,12 @@ export async function rehearseMigration(rawInput: RehearsalInputDraft): Promise<
       if (snap.type === 'logical') {
         const scratchTarget = snap.scratchTarget ?? snap.scratch;
         // Registered so that the target side (subscriptions) is torn down before the source side (slots).
-        registerTeardown('drop-scratch-source', () => teardown.dropScratchDatabase({ rehearsalId, server: snap.scratch, database: names.sourceDatabase }));
-        registerTeardown('drop-scratch-target', () => teardown.dropScratchDatabase({ rehearsalId, server: scratchTarget, database: names.targetDatabase }));
+        registerTeardown('drop-scratch-source', () =>
+          teardown.dropScratchDatabase({ rehearsalId, server: snap.scratch, database: names.sourceDatabase }),
+        );
+        registerTeardown('drop-scratch-target', () =>
+          teardown.dropScratchDatabase({ rehearsalId, server: scratchTarget, database: names.targetDatabase }),
+        );
         prepared = await snapshots.prepareLogicalSnapshot({
           rehearsalId,
           source: input.migration.source.url,
@@ -166,11 +183,20 @@ export async function rehearseMigration(rawInput: RehearsalInputDraft): Promise<
           jobs: input.migration.parallelJobs,
         });
         const target = { ...scratchTarget, database: prepared.targetDatabase };
-        endpoints = { source: { ...snap.scratch, database: prepared.sourceDatabase }, target, replication: target, stagingSinkPath: prepared.stagingSinkPath };
+        endpoints = {
+          source: { ...snap.scratch, database: prepared.sourceDatabase },
+          target,
+          replication: target,
+          stagingSinkPath: prepared.stagingSinkPath,
+        };
       } else {
         const parameterName = `${snap.parameterPrefix.replace(/\/+$/, '')}/${rehearsalId}/source-url`;
-        registerTeardown('delete-restored-instance', () => teardown.deleteRestoredInstance({ rehearsalId, parameterName, goneWithinMs: durationMs(snap.availableWithin) }));
-        registerTeardown('drop-scratch-target', () => teardown.dropScratchDatabase({ rehearsalId, server: snap.scratchTarget, database: names.targetDatabase }));
+        registerTeardown('delete-restored-instance', () =>
+          teardown.deleteRestoredInstance({ rehearsalId, parameterName, goneWithinMs: durationMs(snap.availableWithin) }),
+        );
+        registerTeardown('drop-scratch-target', () =>
+          teardown.dropScratchDatabase({ rehearsalId, server: snap.scratchTarget, database: names.targetDatabase }),
+        );
         prepared = await snapshots.prepareRdsSnapshot({
           rehearsalId,
           dbSnapshotIdentifier: snap.dbSnapshotIdentifier,
@@ -267,7 +293,13 @@ export async function rehearseMigration(rawInput: RehearsalInputDraft): Promise<
       const extra = await quick.rehearsalChildStatus({ workflowId: childWorkflowId }).catch(() => null);
       if (extra) {
         if (extra.replication) child.replication = extra.replication;
-        if (!child.steps.length) Object.assign(child, { steps: extra.steps, compensations: extra.compensations, decisions: extra.decisions, freezeWindow: extra.freezeWindow });
+        if (!child.steps.length)
+          Object.assign(child, {
+            steps: extra.steps,
+            compensations: extra.compensations,
+            decisions: extra.decisions,
+            freezeWindow: extra.freezeWindow,
+          });
         if (child.verification === 'not-run') child.verification = extra.verification;
       }
     }

@@ -40,7 +40,9 @@ export class TrafficShift {
     this.original = original;
     this.status.traffic = { state: 'prepared', weights: original.weights, steps: [] };
     saga.register('restore-dns-ttl', () => acts.restoreDnsTtl({ dns, previousTtl: original.ttl }));
-    const lowered = await this.progress.step('lower-dns-ttl', 'preflight', () => acts.lowerDnsTtl({ dns, ttlSeconds: this.traffic.ttlSeconds }));
+    const lowered = await this.progress.step('lower-dns-ttl', 'preflight', () =>
+      acts.lowerDnsTtl({ dns, ttlSeconds: this.traffic.ttlSeconds }),
+    );
     if (lowered.oldAnswersExpireAfterMs > 0) await sleep(lowered.oldAnswersExpireAfterMs);
   }
 

@@ -92,7 +92,10 @@ export class EnvFileSink implements ConfigSinkDriver {
     try {
       kept = JSON.parse(await readFile(backup, 'utf8')) as Backup;
     } catch (err) {
-      throw ApplicationFailure.nonRetryable(`${this.describe()}: backup ${backup} is unreadable: ${(err as Error).message}`, 'ConfigBackupCorrupt');
+      throw ApplicationFailure.nonRetryable(
+        `${this.describe()}: backup ${backup} is unreadable: ${(err as Error).message}`,
+        'ConfigBackupCorrupt',
+      );
     }
     await this.writeText(setKey(await this.text(), this.key, kept.present ? kept.value : undefined));
     await rm(backup, { force: true });

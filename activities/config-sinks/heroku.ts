@@ -37,7 +37,8 @@ export type HerokuSinkConfig = Extract<ConfigSink, { type: 'heroku' }>;
 /** Name of the attachment that keeps the old database reachable after the swap. */
 export function rollbackAttachmentName(migrationId: string): string {
   const id = upperId(migrationId);
-  const short = id.length <= 20 ? id : `${id.slice(0, 13)}_${createHash('sha256').update(migrationId).digest('hex').slice(0, 6).toUpperCase()}`;
+  const short =
+    id.length <= 20 ? id : `${id.slice(0, 13)}_${createHash('sha256').update(migrationId).digest('hex').slice(0, 6).toUpperCase()}`;
   return `PGMIG_ROLLBACK_${short}`;
 }
 
@@ -135,7 +136,9 @@ export class HerokuConfigSink implements ConfigSinkDriver {
 
     // A plain config var (or none): keep the previous value sealed in a config var of the app.
     const backupName = backupConfigVar(migrationId, this.key);
-    const key = this.key32(`${this.key} is a plain config var (no add-on attachment ${this.sink.attachmentName}), so its previous value must be kept encrypted`);
+    const key = this.key32(
+      `${this.key} is a plain config var (no add-on attachment ${this.sink.attachmentName}), so its previous value must be kept encrypted`,
+    );
     let previous: string | undefined;
     if (vars[backupName] === undefined) {
       previous = vars[this.key];
@@ -219,7 +222,12 @@ export class HerokuConfigSink implements ConfigSinkDriver {
       const backup = JSON.parse(unseal(vars[backupName], key, this.sealContext(migrationId))) as Backup;
       if (backup.value) rememberSecret(backup.value);
       await this.setVars({ [this.key]: backup.present ? backup.value! : null, [backupName]: null });
-      return { sink: this.describe(), restored: true, fingerprint: fingerprint(backup.present ? backup.value : undefined), details: { mode: 'config-var' } };
+      return {
+        sink: this.describe(),
+        restored: true,
+        fingerprint: fingerprint(backup.present ? backup.value : undefined),
+        details: { mode: 'config-var' },
+      };
     }
     return { sink: this.describe(), restored: false, fingerprint: fingerprint(vars[this.key]) };
   }

@@ -14,7 +14,11 @@ export function loadSecretKey(env: NodeJS.ProcessEnv, purpose: string): Buffer {
   const hint = 'set PGMIG_SECRET_KEY on the worker to 32 random bytes in base64 (openssl rand -base64 32)';
   if (!raw) throw ApplicationFailure.nonRetryable(`${purpose}; PGMIG_SECRET_KEY is not set on this worker: ${hint}`, 'SecretKeyMissing');
   const key = Buffer.from(raw, 'base64');
-  if (key.length !== 32) throw ApplicationFailure.nonRetryable(`${purpose}; PGMIG_SECRET_KEY is not 32 bytes of base64 (it decodes to ${key.length}): ${hint}`, 'SecretKeyInvalid');
+  if (key.length !== 32)
+    throw ApplicationFailure.nonRetryable(
+      `${purpose}; PGMIG_SECRET_KEY is not 32 bytes of base64 (it decodes to ${key.length}): ${hint}`,
+      'SecretKeyInvalid',
+    );
   return key;
 }
 

@@ -68,7 +68,10 @@ export class SecretsManagerSink implements ConfigSinkDriver {
   private async secretString(versionId: string): Promise<string> {
     const out = await this.sm().send(new GetSecretValueCommand({ SecretId: this.secretId, VersionId: versionId }));
     if (out.SecretString === undefined) {
-      throw ApplicationFailure.nonRetryable(`${this.describe()}: version ${versionId} holds a binary secret, not a string`, 'ConfigSinkUnsupported');
+      throw ApplicationFailure.nonRetryable(
+        `${this.describe()}: version ${versionId} holds a binary secret, not a string`,
+        'ConfigSinkUnsupported',
+      );
     }
     rememberSecret(out.SecretString);
     return out.SecretString;
@@ -83,7 +86,10 @@ export class SecretsManagerSink implements ConfigSinkDriver {
       parsed = undefined;
     }
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-      throw ApplicationFailure.nonRetryable(`${this.describe()}: the secret is not a JSON object, so jsonKey "${this.jsonKey}" cannot apply`, 'ConfigSinkNotJson');
+      throw ApplicationFailure.nonRetryable(
+        `${this.describe()}: the secret is not a JSON object, so jsonKey "${this.jsonKey}" cannot apply`,
+        'ConfigSinkNotJson',
+      );
     }
     return parsed as Record<string, unknown>;
   }
@@ -109,13 +115,24 @@ export class SecretsManagerSink implements ConfigSinkDriver {
 
   private current(stages: Stages): string {
     const id = versionWith(stages, 'AWSCURRENT');
-    if (!id) throw ApplicationFailure.nonRetryable(`${this.describe()}: the secret has no current value (no AWSCURRENT version)`, 'ConfigSinkNoValue');
+    if (!id)
+      throw ApplicationFailure.nonRetryable(
+        `${this.describe()}: the secret has no current value (no AWSCURRENT version)`,
+        'ConfigSinkNoValue',
+      );
     return id;
   }
 
   private async moveCurrent(to: string, from: string): Promise<void> {
     if (to === from) return;
-    await this.sm().send(new UpdateSecretVersionStageCommand({ SecretId: this.secretId, VersionStage: 'AWSCURRENT', MoveToVersionId: to, RemoveFromVersionId: from }));
+    await this.sm().send(
+      new UpdateSecretVersionStageCommand({
+        SecretId: this.secretId,
+        VersionStage: 'AWSCURRENT',
+        MoveToVersionId: to,
+        RemoveFromVersionId: from,
+      }),
+    );
   }
 
   /**
@@ -167,7 +184,9 @@ export class SecretsManagerSink implements ConfigSinkDriver {
     for (const stage of [previousLabel(migrationId), swappedLabel(migrationId)]) {
       const holder = versionWith(stages, stage);
       if (!holder) continue;
-      await this.sm().send(new UpdateSecretVersionStageCommand({ SecretId: this.secretId, VersionStage: stage, RemoveFromVersionId: holder }));
+      await this.sm().send(
+        new UpdateSecretVersionStageCommand({ SecretId: this.secretId, VersionStage: stage, RemoveFromVersionId: holder }),
+      );
       released.push(`staging label ${stage}`);
     }
     return released;
@@ -183,7 +202,12 @@ export class SecretsManagerSink implements ConfigSinkDriver {
     let previous = versionWith(stages, label);
     let from = `stage ${label}`;
     const receiptVersion = receipt?.details?.previousVersionId;
-    if (!previous && typeof receiptVersion === 'string' && stages[receiptVersion] && fingerprint(this.extract(currentText)) === receipt!.newFingerprint) {
+    if (
+      !previous &&
+      typeof receiptVersion === 'string' &&
+      stages[receiptVersion] &&
+      fingerprint(this.extract(currentText)) === receipt!.newFingerprint
+    ) {
       // Our label is gone (removed by hand) but our value is still current: the receipt names the version.
       previous = receiptVersion;
       from = `version ${receiptVersion} (receipt)`;
@@ -207,7 +231,10 @@ export class SecretsManagerSink implements ConfigSinkDriver {
     const after = await this.stages();
     for (const stage of [label, staged, restoring]) {
       const holder = versionWith(after, stage);
-      if (holder) await this.sm().send(new UpdateSecretVersionStageCommand({ SecretId: this.secretId, VersionStage: stage, RemoveFromVersionId: holder }));
+      if (holder)
+        await this.sm().send(
+          new UpdateSecretVersionStageCommand({ SecretId: this.secretId, VersionStage: stage, RemoveFromVersionId: holder }),
+        );
     }
     return {
       sink: this.describe(),

@@ -50,7 +50,9 @@ export class SsmSink implements ConfigSinkDriver {
   /** The current value, or the one at a selector (`label` or version number); undefined when absent. */
   private async get(selector?: string): Promise<Parameter | undefined> {
     try {
-      const out = await this.ssm().send(new GetParameterCommand({ Name: selector ? `${this.name}:${selector}` : this.name, WithDecryption: true }));
+      const out = await this.ssm().send(
+        new GetParameterCommand({ Name: selector ? `${this.name}:${selector}` : this.name, WithDecryption: true }),
+      );
       if (out.Parameter?.Value) rememberSecret(out.Parameter.Value);
       return out.Parameter;
     } catch (err) {
@@ -64,7 +66,9 @@ export class SsmSink implements ConfigSinkDriver {
   }
 
   private async metadata(): Promise<ParameterMetadata | undefined> {
-    const out = await this.ssm().send(new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Name', Option: 'Equals', Values: [this.name] }] }));
+    const out = await this.ssm().send(
+      new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Name', Option: 'Equals', Values: [this.name] }] }),
+    );
     return out.Parameters?.[0];
   }
 
@@ -98,7 +102,10 @@ export class SsmSink implements ConfigSinkDriver {
   private async label(version: number, label: string): Promise<void> {
     const out = await this.ssm().send(new LabelParameterVersionCommand({ Name: this.name, ParameterVersion: version, Labels: [label] }));
     if (out.InvalidLabels?.length) {
-      throw ApplicationFailure.nonRetryable(`${this.describe()}: SSM refused the version label ${out.InvalidLabels.join(', ')}`, 'ConfigSinkLabelRefused');
+      throw ApplicationFailure.nonRetryable(
+        `${this.describe()}: SSM refused the version label ${out.InvalidLabels.join(', ')}`,
+        'ConfigSinkLabelRefused',
+      );
     }
   }
 
@@ -118,7 +125,12 @@ export class SsmSink implements ConfigSinkDriver {
     } else if (!current) {
       // Absent before: create it, tagged in the same call so that a retry (and restore) know it is ours.
       const out = await this.ssm().send(
-        new PutParameterCommand({ Name: this.name, Value: value, Type: 'SecureString', Tags: [{ Key: CREATED_BY_TAG, Value: migrationId }] }),
+        new PutParameterCommand({
+          Name: this.name,
+          Value: value,
+          Type: 'SecureString',
+          Tags: [{ Key: CREATED_BY_TAG, Value: migrationId }],
+        }),
       );
       created = true;
       newVersion = out.Version;
@@ -154,7 +166,12 @@ export class SsmSink implements ConfigSinkDriver {
     let previous = await this.get(label);
     let from = `label ${label}`;
     const current = await this.get();
-    if (!previous && typeof receipt?.details?.previousVersion === 'number' && current && fingerprint(current.Value) === receipt.newFingerprint) {
+    if (
+      !previous &&
+      typeof receipt?.details?.previousVersion === 'number' &&
+      current &&
+      fingerprint(current.Value) === receipt.newFingerprint
+    ) {
       // The label is gone (removed by hand) but our value is still current: the receipt names the version.
       previous = await this.get(String(receipt.details.previousVersion));
       from = `version ${receipt.details.previousVersion} (receipt)`;
@@ -162,7 +179,9 @@ export class SsmSink implements ConfigSinkDriver {
     if (previous?.Value !== undefined) {
       const version = current?.Value === previous.Value ? current.Version : await this.overwrite(previous.Value);
       if (from.startsWith('label')) {
-        await this.ssm().send(new UnlabelParameterVersionCommand({ Name: this.name, ParameterVersion: previous.Version!, Labels: [label] }));
+        await this.ssm().send(
+          new UnlabelParameterVersionCommand({ Name: this.name, ParameterVersion: previous.Version!, Labels: [label] }),
+        );
       }
       return {
         sink: this.describe(),

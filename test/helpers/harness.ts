@@ -84,7 +84,10 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
 
   const dir = mkdtempSync(path.join(os.tmpdir(), `pgmig-${id}-`));
   const configFile = path.join(dir, 'app.env');
-  writeFileSync(configFile, `# the application's settings\nRAILS_ENV=production\nDATABASE_URL=${sourceUrl}\nREDIS_URL=redis://127.0.0.1:6379\n`);
+  writeFileSync(
+    configFile,
+    `# the application's settings\nRAILS_ENV=production\nDATABASE_URL=${sourceUrl}\nREDIS_URL=redis://127.0.0.1:6379\n`,
+  );
 
   const taskQueue = `test-${id}`;
   const dmsClients = motoDmsClients(env);
@@ -103,7 +106,10 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
     route53PollMs: 20,
     ecs: () => ecs,
   };
-  const realActivities = { ...createActivities(deps), ...createRehearsalActivities({ ...deps, rds: () => motoRdsClient(env), rdsPollMs: 50 }) };
+  const realActivities = {
+    ...createActivities(deps),
+    ...createRehearsalActivities({ ...deps, rds: () => motoRdsClient(env), rdsPollMs: 50 }),
+  };
   let worker: Worker | undefined;
   let running: Promise<void> | undefined;
   const startWorker = async (activities: object) => {
@@ -151,7 +157,11 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
         ...overrides,
       }),
     start: (input, workflowId) =>
-      client.workflow.start('migrateDatabase', { taskQueue, workflowId: workflowId ?? `${id}-${randomBytes(3).toString('hex')}`, args: [input] }),
+      client.workflow.start('migrateDatabase', {
+        taskQueue,
+        workflowId: workflowId ?? `${id}-${randomBytes(3).toString('hex')}`,
+        args: [input],
+      }),
     useActivities: startWorker,
     realActivities,
     resetTarget: async () => {
@@ -253,7 +263,11 @@ export async function recordHistory(handle: WorkflowHandle, name: string): Promi
 }
 
 /** Polls the `status` query until `done` holds (the workflow's own worker answers it). */
-export async function untilStatus(handle: WorkflowHandle, done: (status: MigrationStatus) => boolean, what: string): Promise<MigrationStatus> {
+export async function untilStatus(
+  handle: WorkflowHandle,
+  done: (status: MigrationStatus) => boolean,
+  what: string,
+): Promise<MigrationStatus> {
   for (let i = 0; i < 2400; i++) {
     const status = await handle.query(statusQuery).catch(() => undefined);
     if (status && done(status)) return status;

@@ -19,7 +19,10 @@ export function scratchRefs(sandbox: Sandbox): { target: string; source: string 
 }
 
 /** A logical-snapshot rehearsal of the sandbox's migration, scratch databases on the target cluster. */
-export function rehearsalInput(sandbox: Sandbox, opts: { migration?: Partial<MigrationInputDraft>; reportDir: string; extra?: Partial<RehearsalInputDraft> }): RehearsalInputDraft {
+export function rehearsalInput(
+  sandbox: Sandbox,
+  opts: { migration?: Partial<MigrationInputDraft>; reportDir: string; extra?: Partial<RehearsalInputDraft> },
+): RehearsalInputDraft {
   const refs = scratchRefs(sandbox);
   return {
     migration: sandbox.input({ downtimeBudget: '10m', gates: { 'go-live': { timeout: '2m', approvers: ['alice'] } }, ...opts.migration }),
@@ -70,11 +73,17 @@ export async function leftovers(env: StackEnv, rehearsalId: string): Promise<str
     ['source', env.SOURCE_ADMIN_URL],
     ['target', env.TARGET_ADMIN_URL],
   ] as const) {
-    for (const r of await query<{ datname: string }>(url, 'SELECT datname FROM pg_database WHERE datname = ANY($1)', [dbs])) found.push(`${cluster}: database ${r.datname}`);
-    for (const r of await query<{ slot_name: string }>(url, 'SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE $1 OR database = ANY($2)', [replication, dbs])) {
+    for (const r of await query<{ datname: string }>(url, 'SELECT datname FROM pg_database WHERE datname = ANY($1)', [dbs]))
+      found.push(`${cluster}: database ${r.datname}`);
+    for (const r of await query<{ slot_name: string }>(
+      url,
+      'SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE $1 OR database = ANY($2)',
+      [replication, dbs],
+    )) {
       found.push(`${cluster}: slot ${r.slot_name}`);
     }
-    for (const r of await query<{ subname: string }>(url, 'SELECT subname FROM pg_subscription WHERE subname LIKE $1', [replication])) found.push(`${cluster}: subscription ${r.subname}`);
+    for (const r of await query<{ subname: string }>(url, 'SELECT subname FROM pg_subscription WHERE subname LIKE $1', [replication]))
+      found.push(`${cluster}: subscription ${r.subname}`);
   }
   return found;
 }

@@ -5,7 +5,13 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CreateClusterCommand, CreateServiceCommand, DescribeServicesCommand, ECSClient, RegisterTaskDefinitionCommand } from '@aws-sdk/client-ecs';
+import {
+  CreateClusterCommand,
+  CreateServiceCommand,
+  DescribeServicesCommand,
+  ECSClient,
+  RegisterTaskDefinitionCommand,
+} from '@aws-sdk/client-ecs';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,14 +61,24 @@ describe('Heroku app control (Platform API stand-in)', () => {
     const app = heroku.seedApp('scale-app', { formation: { web: 2, worker: 3, clock: 1, urgentworker: 0 } });
     const record = await scaleDown(api, 'scale-app', 'all-but-web');
     expect(record).toEqual({ app: 'scale-app', counts: { worker: 3, clock: 1, urgentworker: 0 } });
-    expect(Object.fromEntries(Object.entries(app.formation).map(([t, f]) => [t, f.quantity]))).toEqual({ web: 2, worker: 0, clock: 0, urgentworker: 0 });
+    expect(Object.fromEntries(Object.entries(app.formation).map(([t, f]) => [t, f.quantity]))).toEqual({
+      web: 2,
+      worker: 0,
+      clock: 0,
+      urgentworker: 0,
+    });
     expect(app.dynos.map((d) => d.name).sort()).toEqual(['web.1', 'web.2']);
 
     // The activity's retry passes the first attempt's heartbeat: the counts from before, not the zeros now.
     expect(await scaleDown(api, 'scale-app', 'all-but-web', { recorded: record })).toEqual(record);
 
     expect(await scaleUp(api, 'scale-app', record.counts)).toEqual(record);
-    expect(Object.fromEntries(Object.entries(app.formation).map(([t, f]) => [t, f.quantity]))).toEqual({ web: 2, worker: 3, clock: 1, urgentworker: 0 });
+    expect(Object.fromEntries(Object.entries(app.formation).map(([t, f]) => [t, f.quantity]))).toEqual({
+      web: 2,
+      worker: 3,
+      clock: 1,
+      urgentworker: 0,
+    });
     expect(app.dynos).toHaveLength(6);
     const patches = heroku.state.requests.filter((r) => r.method === 'PATCH' && r.path === '/apps/scale-app/formation').length;
     await scaleUp(api, 'scale-app', record.counts); // idempotent: nothing to change
@@ -79,7 +95,11 @@ describe('Heroku app control (Platform API stand-in)', () => {
 
   it('the scale-down activity records its counts in a heartbeat and reuses them on a retry', async () => {
     const app = heroku.seedApp('activity-app', { formation: { web: 1, worker: 2 } });
-    const acts = createAppControlActivities({ env: { HEROKU_TEST_TOKEN: token }, ssm: () => undefined as never, secretsManager: () => undefined as never });
+    const acts = createAppControlActivities({
+      env: { HEROKU_TEST_TOKEN: token },
+      ssm: () => undefined as never,
+      secretsManager: () => undefined as never,
+    });
     const target = { app: 'activity-app', token: { env: 'HEROKU_TEST_TOKEN' }, apiUrl: heroku.url };
     const first = new MockActivityEnvironment();
     const beats: unknown[] = [];
@@ -126,7 +146,9 @@ describe('Heroku app control (Platform API stand-in)', () => {
   it('maps Heroku errors: 401/404/422 non-retryable with Heroku id and message, 429/5xx retryable; never the token', async () => {
     heroku.seedApp('errors-app', { configVars: {} });
     const wrong = `HRKU-${randomBytes(18).toString('hex')}`;
-    const unauthorized = await applicationFailureOf(herokuMaintenance(new HerokuClient({ token: wrong, apiUrl: heroku.url }), 'errors-app', true));
+    const unauthorized = await applicationFailureOf(
+      herokuMaintenance(new HerokuClient({ token: wrong, apiUrl: heroku.url }), 'errors-app', true),
+    );
     expect(unauthorized.nonRetryable).toBe(true);
     expect(unauthorized.message).toBe('Heroku API GET /apps/errors-app: 401 unauthorized: Invalid credentials provided.');
     expect(unauthorized.details).toEqual([{ status: 401, id: 'unauthorized', method: 'GET', path: '/apps/errors-app' }]);
@@ -175,7 +197,12 @@ describe('ECS force-new-deployment (moto)', () => {
   const cluster = `pgmig-test-${randomBytes(3).toString('hex')}`;
   beforeAll(async () => {
     await ecs.send(new CreateClusterCommand({ clusterName: cluster }));
-    await ecs.send(new RegisterTaskDefinitionCommand({ family: `${cluster}-web`, containerDefinitions: [{ name: 'web', image: 'public.ecr.aws/nginx/nginx', memory: 128 }] }));
+    await ecs.send(
+      new RegisterTaskDefinitionCommand({
+        family: `${cluster}-web`,
+        containerDefinitions: [{ name: 'web', image: 'public.ecr.aws/nginx/nginx', memory: 128 }],
+      }),
+    );
     await ecs.send(new CreateServiceCommand({ cluster, serviceName: 'web', taskDefinition: `${cluster}-web`, desiredCount: 2 }));
   });
 
@@ -219,7 +246,9 @@ describe('HTTP health checks', () => {
 
   it('reports status and latency per URL; a failure fails the smoke step naming the URL', async () => {
     const secretQuery = `token=${randomBytes(8).toString('hex')}`;
-    const results = await httpHealthChecks([`${base}/health?${secretQuery}`, `${base}/broken`, `${base}/slow`, `${base}/created`], { timeoutMs: 300 });
+    const results = await httpHealthChecks([`${base}/health?${secretQuery}`, `${base}/broken`, `${base}/slow`, `${base}/created`], {
+      timeoutMs: 300,
+    });
     expect(results.map((r) => [r.url, r.ok, r.status])).toEqual([
       [`${base}/health`, true, 200],
       [`${base}/broken`, false, 500],

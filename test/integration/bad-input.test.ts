@@ -50,7 +50,11 @@ describe('bad input', () => {
 
   it('names each missing or malformed field', async () => {
     const { configSink: _omitted, ...input } = sandbox.input();
-    const handle = await sandbox.start({ ...input, parallelJobs: 0, source: { url: { env: 'lower-case-is-fine but not spaces' } } } as never);
+    const handle = await sandbox.start({
+      ...input,
+      parallelJobs: 0,
+      source: { url: { env: 'lower-case-is-fine but not spaces' } },
+    } as never);
     const message = await failureOf(handle);
     expect(message).toMatch(/configSink/);
     expect(message).toMatch(/parallelJobs/);
@@ -89,7 +93,9 @@ describe('bad input', () => {
     try {
       const handle = await sandbox.start(sandbox.input());
       const message = await failureOf(handle);
-      expect(message).toMatch(/preflight found 1 blocker\(s\); nothing was changed: target database "tgt_\w+" is not empty \(1 user objects\)/);
+      expect(message).toMatch(
+        /preflight found 1 blocker\(s\); nothing was changed: target database "tgt_\w+" is not empty \(1 user objects\)/,
+      );
       expect(sandbox.configText()).toBe(config);
       expect(await sourceWritable(sandbox)).toBe(true);
       expect((await query(sandbox.targetUrl, 'SELECT count(*)::int AS n FROM leftover'))[0]).toEqual({ n: 0 });

@@ -8,7 +8,15 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationActivities } from '../../activities';
 import { statusQuery } from '../../signals';
-import { failingAfter, openSandbox, recordHistory, readOnlySettings, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
+import {
+  failingAfter,
+  openSandbox,
+  recordHistory,
+  readOnlySettings,
+  sourceWritable,
+  targetTableCount,
+  type Sandbox,
+} from '../helpers/harness';
 
 let sandbox: Sandbox;
 let before: { config: string; sourceSettings: string[]; targetSettings: string[] };

@@ -14,7 +14,13 @@ import {
   SecretsManagerClient,
   UpdateSecretVersionStageCommand,
 } from '@aws-sdk/client-secrets-manager';
-import { DescribeParametersCommand, GetParameterCommand, PutParameterCommand, SSMClient, UnlabelParameterVersionCommand } from '@aws-sdk/client-ssm';
+import {
+  DescribeParametersCommand,
+  GetParameterCommand,
+  PutParameterCommand,
+  SSMClient,
+  UnlabelParameterVersionCommand,
+} from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openConfigSink, type ConfigSinkClients, type SwapReceipt } from '../../activities/config-sinks';
 import { backupConfigVar, rollbackAttachmentName } from '../../activities/config-sinks/heroku';
@@ -129,7 +135,8 @@ describe('secrets-manager sink (moto)', () => {
   const currentVersion = async (id: string) => Object.entries(await stages(id)).find(([, s]) => s.includes('AWSCURRENT'))![0];
   // Read as AWS serves it by default: the AWSCURRENT version. Explicitly: moto 5.2.1's GetSecretValue without
   // VersionStage ignores UpdateSecretVersionStage and would still return the pre-swap value (see the sink).
-  const current = async (id: string) => (await sm.send(new GetSecretValueCommand({ SecretId: id, VersionStage: 'AWSCURRENT' }))).SecretString!;
+  const current = async (id: string) =>
+    (await sm.send(new GetSecretValueCommand({ SecretId: id, VersionStage: 'AWSCURRENT' }))).SecretString!;
 
   it('stages the old version, writes the new one current, restores the exact old version', async () => {
     const { oldUrl, newUrl, secrets } = urls();
@@ -185,9 +192,16 @@ describe('secrets-manager sink (moto)', () => {
     // AWSPENDING first, then AWSCURRENT moved).
     await sink.swap(m, newUrl);
     const rotated = { ...original, DATABASE_URL: newUrl, password: 'p-rotated-2' };
-    const pending = await sm.send(new PutSecretValueCommand({ SecretId: id, SecretString: JSON.stringify(rotated), VersionStages: ['AWSPENDING'] }));
+    const pending = await sm.send(
+      new PutSecretValueCommand({ SecretId: id, SecretString: JSON.stringify(rotated), VersionStages: ['AWSPENDING'] }),
+    );
     await sm.send(
-      new UpdateSecretVersionStageCommand({ SecretId: id, VersionStage: 'AWSCURRENT', MoveToVersionId: pending.VersionId, RemoveFromVersionId: await currentVersion(id) }),
+      new UpdateSecretVersionStageCommand({
+        SecretId: id,
+        VersionStage: 'AWSCURRENT',
+        MoveToVersionId: pending.VersionId,
+        RemoveFromVersionId: await currentVersion(id),
+      }),
     );
     const restored = await sink.restore(m);
     expect(restored.restored).toBe(true);
@@ -266,7 +280,9 @@ describe('heroku sink (Platform API stand-in)', () => {
     const sink = sinkFor('shop-release');
     const m = mid('heroku-r');
     await sink.swap(m, newUrl);
-    expect(await sink.release(m)).toEqual([expect.stringMatching(new RegExp(`^add-on .* destroyed \\(its last attachment was ${rollbackAttachmentName(m)}\\)$`))]);
+    expect(await sink.release(m)).toEqual([
+      expect.stringMatching(new RegExp(`^add-on .* destroyed \\(its last attachment was ${rollbackAttachmentName(m)}\\)$`)),
+    ]);
     expect(heroku.attachmentsOf('shop-release')).toEqual([]);
     expect([...heroku.state.addons.values()].filter((a) => a.billingApp === 'shop-release')).toEqual([]);
     expect(app.configVars.DATABASE_URL).toBe(newUrl);
@@ -334,7 +350,9 @@ describe('heroku sink (Platform API stand-in)', () => {
     expect(await sink.swap(m, newUrl)).toEqual(receipt);
     expect(app.configVars[backupVar]).toBe(sealed);
 
-    const otherKey = await applicationFailureOf(sinkFor('plain-app', clients({ PGMIG_SECRET_KEY: randomBytes(32).toString('base64') })).restore(m));
+    const otherKey = await applicationFailureOf(
+      sinkFor('plain-app', clients({ PGMIG_SECRET_KEY: randomBytes(32).toString('base64') })).restore(m),
+    );
     expect(otherKey.type).toBe('SealedValueUndecryptable');
     expect(app.configVars.DATABASE_URL).toBe(newUrl);
 

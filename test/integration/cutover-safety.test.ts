@@ -8,19 +8,35 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ChangeResourceRecordSetsCommand, CreateHostedZoneCommand, ListResourceRecordSetsCommand, Route53Client } from '@aws-sdk/client-route-53';
+import {
+  ChangeResourceRecordSetsCommand,
+  CreateHostedZoneCommand,
+  ListResourceRecordSetsCommand,
+  Route53Client,
+} from '@aws-sdk/client-route-53';
 import { WorkflowFailedError } from '@temporalio/client';
 import { DefaultLogger, Runtime, type LogEntry } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationInputDraft } from '../../contract/input';
 import { approveUpdate, rejectUpdate, statusQuery, type MigrationResult } from '../../signals';
 import { startHerokuStandIn, type HerokuStandIn } from '../heroku-stand-in';
-import { failingAfter, historyText, openSandbox, query, recordHistory, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
+import {
+  failingAfter,
+  historyText,
+  openSandbox,
+  query,
+  recordHistory,
+  sourceWritable,
+  targetTableCount,
+  type Sandbox,
+} from '../helpers/harness';
 import { motoConfig } from '../helpers/moto';
 
 // Everything the workers of this file log, to prove no credential is in it.
 const logs: string[] = [];
-Runtime.install({ logger: new DefaultLogger('DEBUG', (entry: LogEntry) => logs.push(`${entry.message} ${JSON.stringify(entry.meta ?? {})}`)) });
+Runtime.install({
+  logger: new DefaultLogger('DEBUG', (entry: LogEntry) => logs.push(`${entry.message} ${JSON.stringify(entry.meta ?? {})}`)),
+});
 
 let sandbox: Sandbox;
 let heroku: HerokuStandIn;
@@ -53,7 +69,9 @@ beforeAll(async () => {
 
   route53 = new Route53Client(motoConfig(sandbox.env));
   recordName = `db-${randomBytes(3).toString('hex')}.shop.example.com`;
-  const zone = await route53.send(new CreateHostedZoneCommand({ Name: `${recordName.split('.').slice(1).join('.')}.`, CallerReference: recordName }));
+  const zone = await route53.send(
+    new CreateHostedZoneCommand({ Name: `${recordName.split('.').slice(1).join('.')}.`, CallerReference: recordName }),
+  );
   zoneId = zone.HostedZone!.Id!;
   await seedDns();
 });
@@ -86,7 +104,9 @@ function input(overrides: Partial<MigrationInputDraft> = {}): MigrationInputDraf
 }
 
 async function dns(): Promise<Record<string, { weight: number; ttl: number }>> {
-  const out = await route53.send(new ListResourceRecordSetsCommand({ HostedZoneId: zoneId, StartRecordName: recordName, StartRecordType: 'CNAME' }));
+  const out = await route53.send(
+    new ListResourceRecordSetsCommand({ HostedZoneId: zoneId, StartRecordName: recordName, StartRecordType: 'CNAME' }),
+  );
   const records = (out.ResourceRecordSets ?? []).filter((r) => r.SetIdentifier && r.Name?.replace(/\.$/, '') === recordName);
   return Object.fromEntries(records.map((r) => [r.SetIdentifier!, { weight: r.Weight!, ttl: r.TTL! }]));
 }
@@ -96,7 +116,10 @@ async function world() {
   const app = heroku.app(APP);
   return {
     configVars: { ...app.configVars },
-    attachments: heroku.attachmentsOf(APP).map((a) => a.name).sort(),
+    attachments: heroku
+      .attachmentsOf(APP)
+      .map((a) => a.name)
+      .sort(),
     maintenance: app.maintenance,
     formation: Object.fromEntries(Object.entries(app.formation).map(([type, f]) => [type, f.quantity])),
     dns: await dns(),
@@ -107,15 +130,29 @@ async function world() {
 
 describe('cutover safety (Heroku, app control, Route 53)', () => {
   const forwardSteps = [
-    'lowerDnsTtl', 'herokuRefuseOneOffDynos', 'herokuMaintenance', 'herokuScaleDown', 'freezeSource', 'copyDumpRestore', 'reconcileSequences',
-    'verifyCopy', 'freezeTarget', 'swapConfig', 'herokuRestartAll', 'smokeTest', 'httpHealthChecks',
+    'lowerDnsTtl',
+    'herokuRefuseOneOffDynos',
+    'herokuMaintenance',
+    'herokuScaleDown',
+    'freezeSource',
+    'copyDumpRestore',
+    'reconcileSequences',
+    'verifyCopy',
+    'freezeTarget',
+    'swapConfig',
+    'herokuRestartAll',
+    'smokeTest',
+    'httpHealthChecks',
   ] as const;
   for (const step of forwardSteps) {
     it(`a failure right after ${step} leaves everything exactly as before`, async () => {
       const before = await world();
       await sandbox.useActivities(failingAfter(sandbox.realActivities, step));
       const handle = await sandbox.start(input());
-      const err = await handle.result().then(() => undefined, (e: unknown) => e);
+      const err = await handle.result().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(WorkflowFailedError);
       expect((err as WorkflowFailedError).cause?.message).toContain(`injected failure after ${step}`);
       const status = await handle.query(statusQuery);
@@ -130,7 +167,10 @@ describe('cutover safety (Heroku, app control, Route 53)', () => {
     const dyno = heroku.startOneOff(APP, 'rails console');
     try {
       const handle = await sandbox.start(input());
-      const err = await handle.result().then(() => undefined, (e: unknown) => e);
+      const err = await handle.result().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect((err as WorkflowFailedError).cause?.message).toMatch(/one-off dyno/);
       expect((err as WorkflowFailedError).cause?.message).toContain(dyno.name);
       expect(await world()).toEqual(before);
@@ -149,7 +189,10 @@ describe('cutover safety (Heroku, app control, Route 53)', () => {
     expect(result.outcome).toBe('completed');
     const status = await handle.query(statusQuery);
     expect(status.traffic).toMatchObject({ state: 'shifted-back', weights: { old: 100, new: 0 } });
-    expect(status.traffic?.steps.map((s) => [s.percent, s.ok])).toEqual([[10, true], [50, false]]);
+    expect(status.traffic?.steps.map((s) => [s.percent, s.ok])).toEqual([
+      [10, true],
+      [50, false],
+    ]);
     expect(status.traffic?.reason).toMatch(/health gate failed at 50%/);
     expect(await dns()).toEqual({ old: { weight: 100, ttl: 1 }, new: { weight: 0, ttl: 1 } });
     // The database cutover itself stands: the application is on the target.
@@ -192,8 +235,16 @@ describe('cutover safety (Heroku, app control, Route 53)', () => {
     await recordHistory(handle, 'heroku-traffic-completed');
     const history = await historyText(handle);
     const described = await handle.describe();
-    const everything = [history, JSON.stringify(described.memo ?? {}), JSON.stringify(described.searchAttributes ?? {}), logs.join('\n')].join('\n');
-    const secrets = [token, ...[sandbox.sourceUrl, sandbox.targetUrl, sandbox.env.SOURCE_ADMIN_URL].map((u) => decodeURIComponent(new URL(u).password))];
+    const everything = [
+      history,
+      JSON.stringify(described.memo ?? {}),
+      JSON.stringify(described.searchAttributes ?? {}),
+      logs.join('\n'),
+    ].join('\n');
+    const secrets = [
+      token,
+      ...[sandbox.sourceUrl, sandbox.targetUrl, sandbox.env.SOURCE_ADMIN_URL].map((u) => decodeURIComponent(new URL(u).password)),
+    ];
     expect(logs.length).toBeGreaterThan(10);
     for (const secret of secrets) expect(everything).not.toContain(secret);
   });
@@ -210,7 +261,14 @@ async function seedDns(): Promise<void> {
           ['new', 0, 'shop-alb.us-east-1.elb.amazonaws.com'],
         ].map(([id, weight, value]) => ({
           Action: 'UPSERT' as const,
-          ResourceRecordSet: { Name: recordName, Type: 'CNAME' as const, SetIdentifier: id as string, Weight: weight as number, TTL: 1, ResourceRecords: [{ Value: value as string }] },
+          ResourceRecordSet: {
+            Name: recordName,
+            Type: 'CNAME' as const,
+            SetIdentifier: id as string,
+            Weight: weight as number,
+            TTL: 1,
+            ResourceRecords: [{ Value: value as string }],
+          },
         })),
       },
     }),
@@ -227,7 +285,13 @@ async function resetAfterSuccess(): Promise<void> {
   delete heroku.app(APP).configVars.DATABASE_URL;
   for (const key of Object.keys(heroku.app(APP).configVars)) if (key.startsWith('PGMIG_')) delete heroku.app(APP).configVars[key];
   addon.url = sandbox.sourceUrl;
-  heroku.state.attachments.set('att-reset', { id: 'att-reset', name: 'DATABASE', addonId: addon.id, app: APP, created_at: new Date().toISOString() });
+  heroku.state.attachments.set('att-reset', {
+    id: 'att-reset',
+    name: 'DATABASE',
+    addonId: addon.id,
+    app: APP,
+    created_at: new Date().toISOString(),
+  });
   heroku.app(APP).configVars.DATABASE_URL = sandbox.sourceUrl;
   await seedDns();
 }

@@ -46,7 +46,6 @@ import { applicationFailureOf, timed } from '../helpers/expect';
 const env = loadStackEnv();
 const config = motoConfig(env);
 
-
 const clients: DmsClients = motoDmsClients(env);
 
 const run = `${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
@@ -114,7 +113,9 @@ describe('DMS method against moto', () => {
     expectNoSecret(first);
     ({ sourceEndpointArn, targetEndpointArn } = first);
 
-    const described = await clients.dms.send(new DescribeEndpointsCommand({ Filters: [{ Name: 'endpoint-id', Values: [names.source, names.target] }] }));
+    const described = await clients.dms.send(
+      new DescribeEndpointsCommand({ Filters: [{ Name: 'endpoint-id', Values: [names.source, names.target] }] }),
+    );
     expectNoSecret(described.Endpoints);
     const byId = Object.fromEntries((described.Endpoints ?? []).map((e) => [e.EndpointIdentifier, e]));
     expect(byId[names.source]).toMatchObject({
@@ -150,10 +151,22 @@ describe('DMS method against moto', () => {
       accessRoleArn: 'arn:aws:iam::123456789012:role/dms-secrets-access',
       databaseName: 'd8abcdef',
     };
-    const out = await ensureEndpoints(clients, sm, { source: secret, target: { ...secret, databaseName: 'appdb', sslMode: 'verify-full' } }, fast);
-    const again = await ensureEndpoints(clients, sm, { source: secret, target: { ...secret, databaseName: 'appdb', sslMode: 'verify-full' } }, fast);
+    const out = await ensureEndpoints(
+      clients,
+      sm,
+      { source: secret, target: { ...secret, databaseName: 'appdb', sslMode: 'verify-full' } },
+      fast,
+    );
+    const again = await ensureEndpoints(
+      clients,
+      sm,
+      { source: secret, target: { ...secret, databaseName: 'appdb', sslMode: 'verify-full' } },
+      fast,
+    );
     expect(again.sourceEndpointArn).toBe(out.sourceEndpointArn);
-    const described = await clients.dms.send(new DescribeEndpointsCommand({ Filters: [{ Name: 'endpoint-arn', Values: [out.sourceEndpointArn] }] }));
+    const described = await clients.dms.send(
+      new DescribeEndpointsCommand({ Filters: [{ Name: 'endpoint-arn', Values: [out.sourceEndpointArn] }] }),
+    );
     const e = described.Endpoints?.[0];
     expect(e?.PostgreSQLSettings).toMatchObject({
       SecretsManagerSecretId: secret.secretsManagerSecretId,
@@ -192,7 +205,11 @@ describe('DMS method against moto', () => {
     const spec = { sourceEndpointArn, targetEndpointArn, replicationInstanceArn, tables };
     // moto leaves a task in `creating` for ever (AWS: `ready` within about a minute), so waiting for
     // `ready` ends in the retryable timeout a Temporal retry would resume from.
-    const waited = await applicationFailureOf(timed(timings, 'ensureTask (create, wait for ready: times out on moto)', () => ensureTask(clients, m, { ...spec, intervalMs: 20, timeoutMs: 300 })));
+    const waited = await applicationFailureOf(
+      timed(timings, 'ensureTask (create, wait for ready: times out on moto)', () =>
+        ensureTask(clients, m, { ...spec, intervalMs: 20, timeoutMs: 300 }),
+      ),
+    );
     expect(waited.nonRetryable).toBe(false);
     expect(waited.type).toBe('DmsWaitTimeout');
     expect(waited.message).toMatch(/still 'creating'/);
@@ -201,7 +218,9 @@ describe('DMS method against moto', () => {
     taskArn = await timed(timings, 'ensureTask (found, no wait)', () => ensureTask(clients, m, { ...spec, ...fast, waitForReady: false }));
     expect(taskArn).toMatch(/^arn:aws:dms:us-east-1:\d{12}:task:/);
 
-    const described = await clients.dms.send(new DescribeReplicationTasksCommand({ Filters: [{ Name: 'replication-task-id', Values: [names.task] }] }));
+    const described = await clients.dms.send(
+      new DescribeReplicationTasksCommand({ Filters: [{ Name: 'replication-task-id', Values: [names.task] }] }),
+    );
     expect(described.ReplicationTasks).toHaveLength(1);
     const task = described.ReplicationTasks![0];
     expect(task).toMatchObject({
@@ -234,12 +253,14 @@ describe('DMS method against moto', () => {
     expect(conflict.type).toBe('DmsTaskConflict');
   });
 
-  it('the SDK alone cannot read moto\'s task answers (why the timestamp adapter exists)', async () => {
+  it("the SDK alone cannot read moto's task answers (why the timestamp adapter exists)", async () => {
     const plain = new DatabaseMigrationServiceClient({ ...config, maxAttempts: 1 });
-    const outcome = await plain.send(new DescribeReplicationTasksCommand({ Filters: [{ Name: 'replication-task-id', Values: [names.task] }] })).then(
-      () => 'parsed',
-      (e: Error) => e.message,
-    );
+    const outcome = await plain
+      .send(new DescribeReplicationTasksCommand({ Filters: [{ Name: 'replication-task-id', Values: [names.task] }] }))
+      .then(
+        () => 'parsed',
+        (e: Error) => e.message,
+      );
     // A later moto that writes epoch seconds makes the adapter unnecessary; this one does not.
     if (outcome !== 'parsed') expect(outcome).toMatch(/Expected real number/);
     console.log(`[dms] plain SDK DescribeReplicationTasks against moto: ${outcome.split('\n')[0]}`);
@@ -318,9 +339,13 @@ describe('DMS method against moto', () => {
       targetEndpoint: targetEndpointArn,
       replicationInstance: replicationInstanceArn,
     });
-    const tasks = await clients.dms.send(new DescribeReplicationTasksCommand({ Filters: [{ Name: 'replication-task-id', Values: [names.task] }] }));
+    const tasks = await clients.dms.send(
+      new DescribeReplicationTasksCommand({ Filters: [{ Name: 'replication-task-id', Values: [names.task] }] }),
+    );
     expect(tasks.ReplicationTasks ?? []).toEqual([]);
-    const endpoints = await clients.dms.send(new DescribeEndpointsCommand({ Filters: [{ Name: 'endpoint-id', Values: [names.source, names.target] }] }));
+    const endpoints = await clients.dms.send(
+      new DescribeEndpointsCommand({ Filters: [{ Name: 'endpoint-id', Values: [names.source, names.target] }] }),
+    );
     expect(endpoints.Endpoints ?? []).toEqual([]);
     const instances = await clients.dms.send(
       new DescribeReplicationInstancesCommand({ Filters: [{ Name: 'replication-instance-id', Values: [names.instance] }] }),
@@ -353,7 +378,9 @@ describe('DMS method: errors no retry can fix', () => {
   });
 
   it('an engine other than PostgreSQL: non-retryable, without the password', async () => {
-    const f = await applicationFailureOf(ensureEndpoints(clients, bad, { sourceUrl, targetUrl: `mysql://admin:${targetPassword}@db.example.com:3306/appdb` }, fast));
+    const f = await applicationFailureOf(
+      ensureEndpoints(clients, bad, { sourceUrl, targetUrl: `mysql://admin:${targetPassword}@db.example.com:3306/appdb` }, fast),
+    );
     expect(f.nonRetryable).toBe(true);
     expect(f.message).toMatch(/target .*engine 'mysql' is not PostgreSQL/);
     expectNoSecret(f.message);
@@ -382,7 +409,15 @@ describe('DMS method: errors no retry can fix', () => {
     expect(cls.message).toMatch(/instanceClass 'm5.large'/);
     const id = await applicationFailureOf(ensureReplicationInstance(clients, { migrationId: 'no spaces please' }, fast));
     expect(id.nonRetryable).toBe(true);
-    const empty = await applicationFailureOf(ensureTask(clients, bad, { sourceEndpointArn: 'arn:a', targetEndpointArn: 'arn:b', replicationInstanceArn: 'arn:c', tables: [], ...fast }));
+    const empty = await applicationFailureOf(
+      ensureTask(clients, bad, {
+        sourceEndpointArn: 'arn:a',
+        targetEndpointArn: 'arn:b',
+        replicationInstanceArn: 'arn:c',
+        tables: [],
+        ...fast,
+      }),
+    );
     expect(empty.message).toMatch(/at least one table/);
   });
 
@@ -396,7 +431,9 @@ describe('DMS method: errors no retry can fix', () => {
   });
 
   it('errors the server sends: ResourceNotFoundFault is non-retryable, InvalidResourceStateFault retryable', async () => {
-    const notFound = await clients.dms.send(new DeleteEndpointCommand({ EndpointArn: 'arn:aws:dms:us-east-1:123456789012:endpoint:NOSUCHENDPOINT' })).catch((e: unknown) => e);
+    const notFound = await clients.dms
+      .send(new DeleteEndpointCommand({ EndpointArn: 'arn:aws:dms:us-east-1:123456789012:endpoint:NOSUCHENDPOINT' }))
+      .catch((e: unknown) => e);
     const f = awsFailure('DeleteEndpoint', notFound);
     expect(f).toMatchObject({ nonRetryable: true, type: 'ResourceNotFoundFault' });
     expect(f.message).toMatch(/^DeleteEndpoint: ResourceNotFoundFault \(HTTP 400\): /);
@@ -405,7 +442,14 @@ describe('DMS method: errors no retry can fix', () => {
     const sm = { migrationId: `${bad.migrationId}-state` };
     const eps = await ensureEndpoints(clients, sm, { sourceUrl, targetUrl }, fast);
     const ri = await ensureReplicationInstance(clients, sm, fast);
-    const arn = await ensureTask(clients, sm, { sourceEndpointArn: eps.sourceEndpointArn, targetEndpointArn: eps.targetEndpointArn, replicationInstanceArn: ri, tables, waitForReady: false, ...fast });
+    const arn = await ensureTask(clients, sm, {
+      sourceEndpointArn: eps.sourceEndpointArn,
+      targetEndpointArn: eps.targetEndpointArn,
+      replicationInstanceArn: ri,
+      tables,
+      waitForReady: false,
+      ...fast,
+    });
     const state = await clients.dms.send(new StopReplicationTaskCommand({ ReplicationTaskArn: arn })).catch((e: unknown) => e);
     const r = awsFailure('StopReplicationTask', state);
     expect(r).toMatchObject({ nonRetryable: false, type: 'InvalidResourceStateFault' });

@@ -5,7 +5,15 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approveSignal, approveUpdate, rejectUpdate, statusQuery, type MigrationResult } from '../../signals';
-import { openSandbox, readOnlySettings, recordHistory, sourceWritable, targetTableCount, type Sandbox, untilStatus } from '../helpers/harness';
+import {
+  openSandbox,
+  readOnlySettings,
+  recordHistory,
+  sourceWritable,
+  targetTableCount,
+  type Sandbox,
+  untilStatus,
+} from '../helpers/harness';
 
 let sandbox: Sandbox;
 let before: { config: string; sourceSettings: string[] };
@@ -46,12 +54,21 @@ describe('go-live gate', () => {
     expect(await sourceWritable(sandbox)).toBe(false);
 
     const listed = [];
-    for await (const wf of sandbox.client.workflow.list({ query: `WorkflowId = '${handle.workflowId}' AND AwaitingApproval = true AND AwaitingGate = 'go-live'` })) listed.push(wf.workflowId);
+    for await (const wf of sandbox.client.workflow.list({
+      query: `WorkflowId = '${handle.workflowId}' AND AwaitingApproval = true AND AwaitingGate = 'go-live'`,
+    }))
+      listed.push(wf.workflowId);
     expect(listed).toEqual([handle.workflowId]);
 
-    expect(await refusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'mallory' }] }))).toMatch(/approver "mallory" is not allowed at gate go-live/);
-    expect(await refusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'launch' }] }))).toMatch(/unknown gate "launch"/);
-    expect(await refusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'cutover' }] }))).toMatch(/unknown gate "cutover"/);
+    expect(await refusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'mallory' }] }))).toMatch(
+      /approver "mallory" is not allowed at gate go-live/,
+    );
+    expect(await refusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'launch' }] }))).toMatch(
+      /unknown gate "launch"/,
+    );
+    expect(await refusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'cutover' }] }))).toMatch(
+      /unknown gate "cutover"/,
+    );
     expect(await refusal(handle.executeUpdate(approveUpdate, { args: [{ approver: '' }] }))).toMatch(/approver is required/);
     await handle.signal(approveSignal, { approver: 'mallory', gate: 'go-live' });
 
@@ -61,14 +78,19 @@ describe('go-live gate', () => {
     expect(result.outcome).toBe('rolled-back');
     expect(result.reason).toBe('go-live rejected by bob: smoke numbers look off');
     expect(result.compensations.map((c) => `${c.step}:${c.state}`)).toEqual([
-      'restore-config:completed', 'unfreeze-target:completed', 'reset-target:completed', 'unfreeze-source:completed',
+      'restore-config:completed',
+      'unfreeze-target:completed',
+      'reset-target:completed',
+      'unfreeze-source:completed',
     ]);
     expect(result.freezeWindow.durationMs).toBeGreaterThan(0);
 
     const after = await handle.query(statusQuery);
     expect(after.refusedDecisions).toEqual([expect.objectContaining({ reason: expect.stringMatching(/mallory/) })]);
     // A late decision, once the migration has closed, is refused by the server.
-    await expect(handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] })).rejects.toThrow(/already completed/);
+    await expect(handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] })).rejects.toThrow(
+      /already completed/,
+    );
     await recordHistory(handle, 'dump-restore-no-go');
     const described = await handle.describe();
     expect(described.memo?.decisions).toEqual([expect.objectContaining({ approver: 'bob', approved: false })]);
@@ -87,7 +109,9 @@ describe('go-live gate', () => {
   it('refuses a second decision for a gate already decided ahead of time', async () => {
     const handle = await sandbox.start(sandbox.input({ gates: { 'go-live': { timeout: '2m' } } }));
     await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'alice', gate: 'go-live', reason: 'not tonight' }] });
-    expect(await refusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'bob', gate: 'go-live' }] }))).toMatch(/already rejected by alice/);
+    expect(await refusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'bob', gate: 'go-live' }] }))).toMatch(
+      /already rejected by alice/,
+    );
     const result = (await handle.result()) as MigrationResult;
     expect(result.outcome).toBe('rolled-back');
     await expectRolledBack();

@@ -59,7 +59,9 @@ describe('hold, reverse replication and rollback', () => {
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
     await untilPhase(handle, 'holding');
     await new Promise((r) => setTimeout(r, 1000)); // the application writes on the target
-    const refused = await handle.executeUpdate(rollbackUpdate, { args: [{ approver: 'mallory' }] }).catch((e: WorkflowUpdateFailedError) => e.cause?.message);
+    const refused = await handle
+      .executeUpdate(rollbackUpdate, { args: [{ approver: 'mallory' }] })
+      .catch((e: WorkflowUpdateFailedError) => e.cause?.message);
     expect(refused).toMatch(/approver "mallory" may not roll back/);
     await handle.executeUpdate(rollbackUpdate, { args: [{ approver: 'alice', reason: 'p99 latency doubled' }] });
     const result = (await handle.result()) as MigrationResult;
@@ -71,10 +73,14 @@ describe('hold, reverse replication and rollback', () => {
     await recordHistory(handle, 'hold-rollback');
     const status = await handle.query(statusQuery);
     expect(status.hold?.rollback?.windowMs).toBeGreaterThan(0);
-    console.log(`rollback window: ${status.hold?.rollback?.windowMs} ms, longest application write gap over the whole run ${writes.longestGapMs} ms`);
+    console.log(
+      `rollback window: ${status.hold?.rollback?.windowMs} ms, longest application write gap over the whole run ${writes.longestGapMs} ms`,
+    );
 
     const onTarget = writes.acked.filter((w) => w.database.endsWith(`/tgt_${sandbox.id}`));
-    const onSourceAfter = writes.acked.filter((w) => w.database.endsWith(`/src_${sandbox.id}`) && w.sentAt > (result.freezeWindow.unfrozenAt ?? 0));
+    const onSourceAfter = writes.acked.filter(
+      (w) => w.database.endsWith(`/src_${sandbox.id}`) && w.sentAt > (result.freezeWindow.unfrozenAt ?? 0),
+    );
     expect(onTarget.length).toBeGreaterThan(20);
     expect(onSourceAfter.length).toBeGreaterThan(5);
     await expectEveryAckedWriteOnce(sandbox.sourceUrl, writes);
@@ -99,7 +105,10 @@ describe('hold, reverse replication and rollback', () => {
     await new Promise((r) => setTimeout(r, 300));
     const writes = await app.stop();
     expect(result.outcome).toBe('rolled-back');
-    const [{ n }] = await query<{ n: number }>(sandbox.sourceUrl, `SELECT count(DISTINCT (payload->>'seq')::int)::int AS n FROM public.audit_log WHERE event = 'app-write'`);
+    const [{ n }] = await query<{ n: number }>(
+      sandbox.sourceUrl,
+      `SELECT count(DISTINCT (payload->>'seq')::int)::int AS n FROM public.audit_log WHERE event = 'app-write'`,
+    );
     expect(n).toBe(writes.acked.length);
     expect(sandbox.configText()).toBe(config);
     await expectNoReverseReplication(migrationId);
@@ -113,7 +122,9 @@ describe('hold, reverse replication and rollback', () => {
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'bob', gate: 'decommission' }] });
     const result = (await handle.result()) as MigrationResult;
     expect(result.outcome).toBe('completed');
-    expect(result.steps.map((s) => s.name)).toEqual(expect.arrayContaining(['start-reverse-replication', 'stop-reverse-replication', 'drop-markers']));
+    expect(result.steps.map((s) => s.name)).toEqual(
+      expect.arrayContaining(['start-reverse-replication', 'stop-reverse-replication', 'drop-markers']),
+    );
     expect(result.decisions.map((d) => d.gate)).toEqual(['go-live', 'decommission']);
     await expectNoReverseReplication(migrationId);
     expect(await sourceWritable(sandbox)).toBe(false); // the source stays read-only: it is not the live database
@@ -137,7 +148,11 @@ describe('hold, reverse replication and rollback', () => {
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'bob', gate: 'decommission' }] });
     const result = (await handle.result()) as MigrationResult;
     expect(result.outcome).toBe('completed');
-    expect(result.decisions.map((d) => `${d.gate}:${d.via}:${d.approved}`)).toEqual(['go-live:update:true', 'decommission:timeout:false', 'decommission:update:true']);
+    expect(result.decisions.map((d) => `${d.gate}:${d.via}:${d.approved}`)).toEqual([
+      'go-live:update:true',
+      'decommission:timeout:false',
+      'decommission:update:true',
+    ]);
     await expectNoReverseReplication(migrationId);
   });
 });

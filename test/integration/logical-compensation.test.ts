@@ -13,11 +13,18 @@ import { failingAfter, openSandbox, query, readOnlySettings, sourceWritable, tar
 let sandbox: Sandbox;
 let before: { config: string; sourceSettings: string[]; identities: unknown[] };
 const identities = (s: Sandbox) =>
-  query(s.sourceAdminUrl, `SELECT c.oid::regclass::text AS t, c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname IN ('shop', 'billing', 'public') ORDER BY 1`);
+  query(
+    s.sourceAdminUrl,
+    `SELECT c.oid::regclass::text AS t, c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname IN ('shop', 'billing', 'public') ORDER BY 1`,
+  );
 
 beforeAll(async () => {
   sandbox = await openSandbox('logcomp');
-  before = { config: sandbox.configText(), sourceSettings: await readOnlySettings(sandbox.sourceAdminUrl), identities: await identities(sandbox) };
+  before = {
+    config: sandbox.configText(),
+    sourceSettings: await readOnlySettings(sandbox.sourceAdminUrl),
+    identities: await identities(sandbox),
+  };
 });
 
 afterAll(async () => {
@@ -40,8 +47,18 @@ async function expectNothingLeft(): Promise<void> {
 }
 
 const steps: (keyof MigrationActivities)[] = [
-  'setReplicaIdentityFull', 'copySchema', 'startReplication', 'waitForReplication', 'copySchemaAfterData',
-  'freezeSource', 'drainReplication', 'reconcileSequences', 'stopSubscription', 'freezeTarget', 'swapConfig', 'smokeTest',
+  'setReplicaIdentityFull',
+  'copySchema',
+  'startReplication',
+  'waitForReplication',
+  'copySchemaAfterData',
+  'freezeSource',
+  'drainReplication',
+  'reconcileSequences',
+  'stopSubscription',
+  'freezeTarget',
+  'swapConfig',
+  'smokeTest',
 ];
 
 describe('logical method: compensation', () => {
@@ -52,7 +69,10 @@ describe('logical method: compensation', () => {
       if (!['setReplicaIdentityFull', 'copySchema', 'startReplication', 'waitForReplication', 'copySchemaAfterData'].includes(step)) {
         await handle.executeUpdate('approve', { args: [{ approver: 'alice', gate: 'cutover' }] });
       }
-      const error = await handle.result().then(() => undefined, (err: unknown) => err);
+      const error = await handle.result().then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       expect(error).toBeInstanceOf(WorkflowFailedError);
       expect((error as WorkflowFailedError).cause?.message).toContain(`injected failure after ${step}`);
       const status = await handle.query(statusQuery);

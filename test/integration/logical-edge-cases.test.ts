@@ -38,14 +38,20 @@ afterAll(async () => {
 });
 
 async function failure(promise: Promise<unknown>): Promise<string> {
-  const err = await promise.then(() => undefined, (e: unknown) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(WorkflowFailedError);
   return (err as WorkflowFailedError).cause?.message ?? '';
 }
 
 describe('logical method: tricky schemas', () => {
   it('refuses UNLOGGED tables and large objects before changing anything', async () => {
-    await query(sandbox.sourceUrl, `CREATE UNLOGGED TABLE public.sessions_cache (k text PRIMARY KEY, v text); INSERT INTO public.sessions_cache VALUES ('a', 'b')`);
+    await query(
+      sandbox.sourceUrl,
+      `CREATE UNLOGGED TABLE public.sessions_cache (k text PRIMARY KEY, v text); INSERT INTO public.sessions_cache VALUES ('a', 'b')`,
+    );
     const [lo] = await query<{ oid: number }>(sandbox.sourceUrl, `SELECT lo_from_bytea(0, 'hello') AS oid`);
     try {
       const handle = await sandbox.start(sandbox.logicalInput());
@@ -86,15 +92,30 @@ describe('logical method: tricky schemas', () => {
     const result = (await handle.result()) as MigrationResult;
     expect(result.outcome).toBe('completed');
     expect(result.verification).toBe('passed');
-    const stats = await query(sandbox.targetUrl, `SELECT count(*)::int AS n, sum(visits_x2)::int AS x2, min(mood::text) AS mood FROM "Reporting"."DailyStats"`);
+    const stats = await query(
+      sandbox.targetUrl,
+      `SELECT count(*)::int AS n, sum(visits_x2)::int AS x2, min(mood::text) AS mood FROM "Reporting"."DailyStats"`,
+    );
     expect(stats).toEqual([{ n: 61, x2: 1220, mood: 'ok' }]);
-    const parts = await query(sandbox.targetUrl, `SELECT tableoid::regclass::text AS part, count(*)::int AS n FROM public.measurements GROUP BY 1 ORDER BY 1`);
-    const sourceParts = await query(sandbox.sourceUrl, `SELECT tableoid::regclass::text AS part, count(*)::int AS n FROM public.measurements GROUP BY 1 ORDER BY 1`);
+    const parts = await query(
+      sandbox.targetUrl,
+      `SELECT tableoid::regclass::text AS part, count(*)::int AS n FROM public.measurements GROUP BY 1 ORDER BY 1`,
+    );
+    const sourceParts = await query(
+      sandbox.sourceUrl,
+      `SELECT tableoid::regclass::text AS part, count(*)::int AS n FROM public.measurements GROUP BY 1 ORDER BY 1`,
+    );
     expect(parts).toEqual(sourceParts);
-    const [row] = await query<{ id: string }>(sandbox.targetUrl, `INSERT INTO "Reporting"."DailyStats" ("Day", mood, visits) VALUES ('2025-01-01', 'meh', 1) RETURNING id`);
+    const [row] = await query<{ id: string }>(
+      sandbox.targetUrl,
+      `INSERT INTO "Reporting"."DailyStats" ("Day", mood, visits) VALUES ('2025-01-01', 'meh', 1) RETURNING id`,
+    );
     // The smoke test takes one value of each sequence to prove it is free: ids continue after it.
     expect(Number(row.id)).toBeGreaterThan(61);
-    const [m] = await query<{ id: string }>(sandbox.targetUrl, `INSERT INTO public.measurements (taken, value) VALUES ('2025-06-01', 1) RETURNING id`);
+    const [m] = await query<{ id: string }>(
+      sandbox.targetUrl,
+      `INSERT INTO public.measurements (taken, value) VALUES ('2025-06-01', 1) RETURNING id`,
+    );
     expect(Number(m.id)).toBeGreaterThan(3000);
   });
 });

@@ -34,16 +34,26 @@ async function publishLatency(migrationId: string, seconds: number): Promise<voi
   await clients().cloudwatch.send(
     new PutMetricDataCommand({
       Namespace: 'AWS/DMS',
-      MetricData: ['CDCLatencySource', 'CDCLatencyTarget'].map((MetricName) => ({ MetricName, Dimensions: dimensions, Unit: 'Seconds', Value: seconds, Timestamp: new Date() })),
+      MetricData: ['CDCLatencySource', 'CDCLatencyTarget'].map((MetricName) => ({
+        MetricName,
+        Dimensions: dimensions,
+        Unit: 'Seconds',
+        Value: seconds,
+        Timestamp: new Date(),
+      })),
     }),
   );
 }
 
 async function expectNoDmsResources(migrationId: string): Promise<void> {
   const names = dmsResourceNames({ migrationId });
-  const tasks = await clients().dms.send(new DescribeReplicationTasksCommand({ Filters: [{ Name: 'replication-task-id', Values: [names.task] }] })).catch(() => ({ ReplicationTasks: [] }));
+  const tasks = await clients()
+    .dms.send(new DescribeReplicationTasksCommand({ Filters: [{ Name: 'replication-task-id', Values: [names.task] }] }))
+    .catch(() => ({ ReplicationTasks: [] }));
   expect(tasks.ReplicationTasks ?? []).toEqual([]);
-  const endpoints = await clients().dms.send(new DescribeEndpointsCommand({ Filters: [{ Name: 'endpoint-id', Values: [names.source, names.target] }] })).catch(() => ({ Endpoints: [] }));
+  const endpoints = await clients()
+    .dms.send(new DescribeEndpointsCommand({ Filters: [{ Name: 'endpoint-id', Values: [names.source, names.target] }] }))
+    .catch(() => ({ Endpoints: [] }));
   expect(endpoints.Endpoints ?? []).toEqual([]);
 }
 
@@ -58,12 +68,16 @@ describe('dms method (control plane on moto)', () => {
   it('creates endpoints, instance and task, waits for CloudWatch CDC latency, and deletes everything on a cutover no-go', async () => {
     const migrationId = `${sandbox.input().migrationId}-nogo`;
     await publishLatency(migrationId, 1);
-    const handle = await sandbox.start(sandbox.input({ migrationId, method: 'dms', replication: { tablesWithoutPrimaryKey: 'replica-identity-full', maxLagSeconds: 5 } }));
+    const handle = await sandbox.start(
+      sandbox.input({ migrationId, method: 'dms', replication: { tablesWithoutPrimaryKey: 'replica-identity-full', maxLagSeconds: 5 } }),
+    );
     await untilPhase(handle, 'awaiting-cutover');
     const status = await handle.query(statusQuery);
     expect(status.replication).toMatchObject({ caughtUp: true, lagSeconds: 1 });
     const names = dmsResourceNames({ migrationId });
-    const task = await clients().dms.send(new DescribeReplicationTasksCommand({ Filters: [{ Name: 'replication-task-id', Values: [names.task] }] }));
+    const task = await clients().dms.send(
+      new DescribeReplicationTasksCommand({ Filters: [{ Name: 'replication-task-id', Values: [names.task] }] }),
+    );
     expect(task.ReplicationTasks?.[0]).toMatchObject({ MigrationType: 'full-load-and-cdc', Status: 'running' });
     const mappings = JSON.parse(task.ReplicationTasks![0].TableMappings!) as { rules: { 'object-locator': { 'table-name': string } }[] };
     expect(mappings.rules.map((r) => r['object-locator']['table-name'])).toEqual(expect.arrayContaining(['LedgerEntries', 'customers']));
@@ -82,12 +96,18 @@ describe('dms method (control plane on moto)', () => {
       sandbox.input({ migrationId, method: 'dms', replication: { tablesWithoutPrimaryKey: 'replica-identity-full', drainTimeout: '2s' } }),
     );
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'cutover' }] });
-    const err = await handle.result().then(() => undefined, (e: unknown) => e);
+    const err = await handle.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(WorkflowFailedError);
     expect((err as WorkflowFailedError).cause?.message).toMatch(/did not apply the cutover marker within 2000 ms/);
     const status = await handle.query(statusQuery);
     expect(status.compensations.map((c) => `${c.step}:${c.state}`)).toEqual([
-      'unfreeze-source:completed', 'stop-replication:completed', 'reset-target:completed', 'restore-replica-identity:completed',
+      'unfreeze-source:completed',
+      'stop-replication:completed',
+      'reset-target:completed',
+      'restore-replica-identity:completed',
     ]);
     await expectWorldRestored(migrationId);
   });
@@ -98,8 +118,13 @@ describe('dms method (control plane on moto)', () => {
       await publishLatency(migrationId, 0);
       await sandbox.useActivities(failingAfter(sandbox.realActivities, step));
       try {
-        const handle = await sandbox.start(sandbox.input({ migrationId, method: 'dms', replication: { tablesWithoutPrimaryKey: 'replica-identity-full' } }));
-        const err = await handle.result().then(() => undefined, (e: unknown) => e);
+        const handle = await sandbox.start(
+          sandbox.input({ migrationId, method: 'dms', replication: { tablesWithoutPrimaryKey: 'replica-identity-full' } }),
+        );
+        const err = await handle.result().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         expect((err as WorkflowFailedError).cause?.message).toContain(`injected failure after ${step}`);
         const status = await handle.query(statusQuery);
         expect(status.compensations.filter((c) => c.state !== 'completed')).toEqual([]);

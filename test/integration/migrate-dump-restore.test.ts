@@ -40,10 +40,20 @@ describe('dump-restore migration', () => {
     expect(result.outcome).toBe('completed');
     expect(result.verification).toBe('passed');
     expect(result.rowsCopied).toBeGreaterThan(100_000);
-    expect(result.decisions).toEqual([expect.objectContaining({ gate: 'go-live', approved: true, approver: 'alice', reason: 'rehearsed twice' })]);
+    expect(result.decisions).toEqual([
+      expect.objectContaining({ gate: 'go-live', approved: true, approver: 'alice', reason: 'rehearsed twice' }),
+    ]);
     expect(status.phase).toBe('completed');
     expect(status.steps.map((s) => s.name)).toEqual([
-      'preflight', 'freeze-source', 'copy', 'reconcile-sequences', 'verify', 'freeze-target', 'swap-config', 'smoke-test', 'go-live',
+      'preflight',
+      'freeze-source',
+      'copy',
+      'reconcile-sequences',
+      'verify',
+      'freeze-target',
+      'swap-config',
+      'smoke-test',
+      'go-live',
     ]);
     expect(status.steps.every((s) => s.state === 'completed' && typeof s.durationMs === 'number')).toBe(true);
     expect(result.freezeWindow.durationMs).toBeGreaterThan(0);
@@ -77,10 +87,16 @@ describe('dump-restore migration', () => {
   });
 
   it('sets sequences so that new inserts on the target do not collide', async () => {
-    const [customer] = await query<{ id: string }>(sandbox.targetUrl, `INSERT INTO shop.customers (email, name) VALUES ('new@example.com', 'New') RETURNING id`);
+    const [customer] = await query<{ id: string }>(
+      sandbox.targetUrl,
+      `INSERT INTO shop.customers (email, name) VALUES ('new@example.com', 'New') RETURNING id`,
+    );
     const [max] = await query<{ m: string }>(sandbox.sourceUrl, 'SELECT max(id) AS m FROM shop.customers');
     expect(BigInt(customer.id)).toBeGreaterThan(BigInt(max.m));
-    const [invoice] = await query<{ id: string }>(sandbox.targetUrl, `INSERT INTO billing.invoices (order_id, amount, issued_on) SELECT id, 1, current_date FROM shop.orders LIMIT 1 RETURNING id`);
+    const [invoice] = await query<{ id: string }>(
+      sandbox.targetUrl,
+      `INSERT INTO billing.invoices (order_id, amount, issued_on) SELECT id, 1, current_date FROM shop.orders LIMIT 1 RETURNING id`,
+    );
     expect(Number(invoice.id)).toBeGreaterThan(0);
   });
 
@@ -105,7 +121,12 @@ describe('dump-restore migration', () => {
     // Writes sent after the freeze was in force must all have been refused by the source.
     expect(onSource.filter((w) => w.sentAt > frozenAt)).toEqual([]);
     const landed = new Set(
-      (await query<{ seq: number }>(sandbox.targetUrl, `SELECT (payload->>'seq')::int AS seq FROM public.audit_log WHERE event = 'app-write'`)).map((r) => r.seq),
+      (
+        await query<{ seq: number }>(
+          sandbox.targetUrl,
+          `SELECT (payload->>'seq')::int AS seq FROM public.audit_log WHERE event = 'app-write'`,
+        )
+      ).map((r) => r.seq),
     );
     const missing = writes.acked.filter((w) => !landed.has(w.seq));
     expect(missing).toEqual([]);
@@ -114,7 +135,9 @@ describe('dump-restore migration', () => {
   });
 
   it('never puts a password in the workflow history', () => {
-    const passwords = [sandbox.sourceUrl, sandbox.targetUrl, sandbox.env.SOURCE_ADMIN_URL, sandbox.env.TARGET_ADMIN_URL].map((u) => decodeURIComponent(new URL(u).password));
+    const passwords = [sandbox.sourceUrl, sandbox.targetUrl, sandbox.env.SOURCE_ADMIN_URL, sandbox.env.TARGET_ADMIN_URL].map((u) =>
+      decodeURIComponent(new URL(u).password),
+    );
     expect(passwords.every((p) => p.length >= 12)).toBe(true);
     expect(historyJson.length).toBeGreaterThan(1000);
     expect(historyJson).toContain(sandbox.sourceRef);

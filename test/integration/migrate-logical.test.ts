@@ -7,7 +7,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicationNames } from '../../activities/logical';
 import type { MigrationResult, MigrationStatus } from '../../signals';
 import type { WriterStats } from '../../stack/app-writer';
-import { expectEveryAckedWriteOnce, historyText, migrateUnderLoad, openSandbox, query, recordHistory, sourceWritable, type Sandbox } from '../helpers/harness';
+import {
+  expectEveryAckedWriteOnce,
+  historyText,
+  migrateUnderLoad,
+  openSandbox,
+  query,
+  recordHistory,
+  sourceWritable,
+  type Sandbox,
+} from '../helpers/harness';
 
 let sandbox: Sandbox;
 let result: MigrationResult;
@@ -18,7 +27,11 @@ let history: string;
 beforeAll(async () => {
   sandbox = await openSandbox('logical');
   // Both gates approved ahead of time: each opens only when its automatic checks have passed.
-  const run = await migrateUnderLoad(sandbox, sandbox.logicalInput({ replication: { tablesWithoutPrimaryKey: 'replica-identity-full', maxLagBytes: 64 * 1024 } }), ['cutover', 'go-live']);
+  const run = await migrateUnderLoad(
+    sandbox,
+    sandbox.logicalInput({ replication: { tablesWithoutPrimaryKey: 'replica-identity-full', maxLagBytes: 64 * 1024 } }),
+    ['cutover', 'go-live'],
+  );
   ({ result, status, writes } = run);
   history = await historyText(run.handle);
   await recordHistory(run.handle, 'logical-completed');
@@ -37,14 +50,30 @@ describe('logical replication migration', () => {
     expect(status.verification?.state).toBe('passed');
     expect(result.decisions.map((d) => d.gate)).toEqual(['cutover', 'go-live']);
     expect(status.steps.map((s) => s.name)).toEqual([
-      'preflight', 'replica-identity', 'copy-schema', 'start-replication', 'initial-copy', 'indexes', 'catch-up',
-      'freeze-source', 'drain', 'reconcile-sequences', 'stop-replication', 'freeze-target', 'swap-config', 'smoke-test', 'go-live',
-      'drop-replication', 'restore-replica-identity',
+      'preflight',
+      'replica-identity',
+      'copy-schema',
+      'start-replication',
+      'initial-copy',
+      'indexes',
+      'catch-up',
+      'freeze-source',
+      'drain',
+      'reconcile-sequences',
+      'stop-replication',
+      'freeze-target',
+      'swap-config',
+      'smoke-test',
+      'go-live',
+      'drop-replication',
+      'restore-replica-identity',
     ]);
     expect(status.replication).toMatchObject({ caughtUp: true });
     expect(result.freezeWindow.durationMs).toBeGreaterThan(0);
     console.log(status.steps.map((s) => `${s.name} ${s.durationMs}ms`).join(', '));
-    console.log(`logical cutover: write-freeze window ${result.freezeWindow.durationMs} ms, longest application write gap ${writes.longestGapMs} ms`);
+    console.log(
+      `logical cutover: write-freeze window ${result.freezeWindow.durationMs} ms, longest application write gap ${writes.longestGapMs} ms`,
+    );
   });
 
   it('has every acknowledged write on the target exactly once, and none accepted by the frozen source', async () => {
@@ -56,17 +85,29 @@ describe('logical replication migration', () => {
   });
 
   it('carried updates and deletes made during the copy and catch-up', async () => {
-    const [renamed] = await query<{ n: number }>(sandbox.sourceUrl, `SELECT count(*)::int AS n FROM shop.customers WHERE name LIKE 'renamed %'`);
-    const [onTarget] = await query<{ n: number }>(sandbox.targetUrl, `SELECT count(*)::int AS n FROM shop.customers WHERE name LIKE 'renamed %'`);
+    const [renamed] = await query<{ n: number }>(
+      sandbox.sourceUrl,
+      `SELECT count(*)::int AS n FROM shop.customers WHERE name LIKE 'renamed %'`,
+    );
+    const [onTarget] = await query<{ n: number }>(
+      sandbox.targetUrl,
+      `SELECT count(*)::int AS n FROM shop.customers WHERE name LIKE 'renamed %'`,
+    );
     expect(renamed.n).toBeGreaterThan(0);
     expect(onTarget.n).toBeGreaterThanOrEqual(renamed.n);
   });
 
   it('reconciles sequences (including identity columns) so new inserts do not collide', async () => {
-    const [customer] = await query<{ id: string }>(sandbox.targetUrl, `INSERT INTO shop.customers (email, name) VALUES ('after@example.com', 'After') RETURNING id`);
+    const [customer] = await query<{ id: string }>(
+      sandbox.targetUrl,
+      `INSERT INTO shop.customers (email, name) VALUES ('after@example.com', 'After') RETURNING id`,
+    );
     const [max] = await query<{ m: string }>(sandbox.sourceUrl, 'SELECT max(id) AS m FROM shop.customers');
     expect(BigInt(customer.id)).toBeGreaterThan(BigInt(max.m));
-    const [product] = await query<{ id: number }>(sandbox.targetUrl, `INSERT INTO shop.products (sku, name, price) VALUES ('NEW-1', 'New', 1) RETURNING id`);
+    const [product] = await query<{ id: number }>(
+      sandbox.targetUrl,
+      `INSERT INTO shop.products (sku, name, price) VALUES ('NEW-1', 'New', 1) RETURNING id`,
+    );
     const [maxProduct] = await query<{ m: number }>(sandbox.sourceUrl, 'SELECT max(id) AS m FROM shop.products');
     expect(product.id).toBeGreaterThan(maxProduct.m);
   });
@@ -74,11 +115,16 @@ describe('logical replication migration', () => {
   it('leaves no subscription, slot, publication or marker behind, and restores replica identity', async () => {
     const names = replicationNames(sandbox.input().migrationId!);
     expect(await query(sandbox.targetAdminUrl, 'SELECT subname FROM pg_subscription WHERE subname = $1', [names.subscription])).toEqual([]);
-    expect(await query(sandbox.sourceAdminUrl, 'SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1', [names.slot])).toEqual([]);
+    expect(await query(sandbox.sourceAdminUrl, 'SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1', [names.slot])).toEqual(
+      [],
+    );
     expect(await query(sandbox.sourceAdminUrl, 'SELECT pubname FROM pg_publication WHERE pubname = $1', [names.publication])).toEqual([]);
     expect(await query(sandbox.sourceAdminUrl, `SELECT 1 FROM pg_namespace WHERE nspname = '_pgmig'`)).toEqual([]);
     expect(await query(sandbox.targetAdminUrl, `SELECT 1 FROM pg_namespace WHERE nspname = '_pgmig'`)).toEqual([]);
-    const identity = await query<{ relreplident: string }>(sandbox.sourceAdminUrl, `SELECT relreplident FROM pg_class WHERE oid = 'public.audit_log'::regclass`);
+    const identity = await query<{ relreplident: string }>(
+      sandbox.sourceAdminUrl,
+      `SELECT relreplident FROM pg_class WHERE oid = 'public.audit_log'::regclass`,
+    );
     expect(identity).toEqual([{ relreplident: 'd' }]);
     expect(await sourceWritable(sandbox)).toBe(false);
   });

@@ -18,7 +18,10 @@ beforeAll(async () => {
   sandbox = await openSandbox('pgcopydbwf');
   ({ result, status, writes } = await migrateUnderLoad(
     sandbox,
-    sandbox.input({ method: 'pgcopydb', replication: { tablesWithoutPrimaryKey: 'replica-identity-full', maxLagBytes: 16 * 1024 * 1024, drainTimeout: '2m' } }),
+    sandbox.input({
+      method: 'pgcopydb',
+      replication: { tablesWithoutPrimaryKey: 'replica-identity-full', maxLagBytes: 16 * 1024 * 1024, drainTimeout: '2m' },
+    }),
     ['cutover', 'go-live'],
   ));
 }, 300_000);
@@ -32,8 +35,12 @@ describe('pgcopydb migration', () => {
     expect(result.outcome).toBe('completed');
     expect(result.method).toBe('pgcopydb');
     expect(result.verification).toBe('passed');
-    expect(status.steps.map((s) => s.name)).toEqual(expect.arrayContaining(['initial-copy', 'catch-up', 'freeze-source', 'drain', 'pgcopydb-exit', 'go-live', 'drop-replication']));
-    console.log(`pgcopydb cutover: write-freeze window ${result.freezeWindow.durationMs} ms; ${status.steps.map((s) => `${s.name} ${s.durationMs}ms`).join(', ')}`);
+    expect(status.steps.map((s) => s.name)).toEqual(
+      expect.arrayContaining(['initial-copy', 'catch-up', 'freeze-source', 'drain', 'pgcopydb-exit', 'go-live', 'drop-replication']),
+    );
+    console.log(
+      `pgcopydb cutover: write-freeze window ${result.freezeWindow.durationMs} ms; ${status.steps.map((s) => `${s.name} ${s.durationMs}ms`).join(', ')}`,
+    );
   });
 
   it('has every acknowledged write on the target exactly once', async () => {
@@ -44,7 +51,9 @@ describe('pgcopydb migration', () => {
 
   it('leaves no slot, replication origin, sentinel or marker', async () => {
     const names = pgcopydbNames(sandbox.input().migrationId!);
-    expect(await query(sandbox.sourceAdminUrl, 'SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1', [names.slotName])).toEqual([]);
+    expect(
+      await query(sandbox.sourceAdminUrl, 'SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1', [names.slotName]),
+    ).toEqual([]);
     expect(await query(sandbox.targetAdminUrl, 'SELECT roname FROM pg_replication_origin WHERE roname = $1', [names.origin])).toEqual([]);
     expect(await query(sandbox.sourceAdminUrl, `SELECT nspname FROM pg_namespace WHERE nspname IN ('pgcopydb', '_pgmig')`)).toEqual([]);
   });

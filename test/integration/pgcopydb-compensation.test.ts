@@ -20,14 +20,24 @@ afterAll(async () => {
 });
 
 const pgcopydbInput = (migrationId: string) =>
-  sandbox.input({ migrationId, method: 'pgcopydb', replication: { tablesWithoutPrimaryKey: 'replica-identity-full', maxLagBytes: 16 * 1024 * 1024, drainTimeout: '2m' } });
+  sandbox.input({
+    migrationId,
+    method: 'pgcopydb',
+    replication: { tablesWithoutPrimaryKey: 'replica-identity-full', maxLagBytes: 16 * 1024 * 1024, drainTimeout: '2m' },
+  });
 
 async function expectNothingLeft(migrationId: string): Promise<void> {
   const names = pgcopydbNames(migrationId);
-  expect(await query(sandbox.sourceAdminUrl, 'SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1', [names.slotName])).toEqual([]);
+  expect(await query(sandbox.sourceAdminUrl, 'SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1', [names.slotName])).toEqual(
+    [],
+  );
   expect(await query(sandbox.targetAdminUrl, 'SELECT roname FROM pg_replication_origin WHERE roname = $1', [names.origin])).toEqual([]);
   expect(await query(sandbox.sourceAdminUrl, `SELECT nspname FROM pg_namespace WHERE nspname IN ('pgcopydb', '_pgmig')`)).toEqual([]);
-  expect(await query(sandbox.sourceAdminUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE $1`, [`${names.applicationName}%`])).toEqual([{ n: 0 }]);
+  expect(
+    await query(sandbox.sourceAdminUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE $1`, [
+      `${names.applicationName}%`,
+    ]),
+  ).toEqual([{ n: 0 }]);
   expect(await sourceWritable(sandbox)).toBe(true);
   expect(await targetTableCount(sandbox)).toBe(0);
 }
@@ -50,7 +60,10 @@ describe('pgcopydb method: compensation', () => {
       try {
         const handle = await sandbox.start(pgcopydbInput(migrationId));
         await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'cutover' }] });
-        const err = await handle.result().then(() => undefined, (e: unknown) => e);
+        const err = await handle.result().then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         expect((err as WorkflowFailedError).cause?.message).toContain(`injected failure after ${String(step)}`);
         const status = await handle.query(statusQuery);
         expect(status.compensations.filter((c) => c.state !== 'completed')).toEqual([]);

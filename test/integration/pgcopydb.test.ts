@@ -47,7 +47,9 @@ async function sql<T = Record<string, unknown>>(url: string, text: string, param
   }
 }
 
-async function scenario(name: string): Promise<PgcopydbRun & { sourceAdmin: string; targetAdmin: string; db: { source: string; target: string } }> {
+async function scenario(
+  name: string,
+): Promise<PgcopydbRun & { sourceAdmin: string; targetAdmin: string; db: { source: string; target: string } }> {
   const id = `${name}_${randomBytes(3).toString('hex')}`;
   const db = { source: `pgc_src_${id}`, target: `pgc_tgt_${id}` };
   databases.push(db);
@@ -74,7 +76,12 @@ function teardownSignal(run: PgcopydbRun): AbortSignal {
   return runs.find((r) => r.run === run)!.controller.signal;
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, settled?: Promise<unknown>): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  settled?: Promise<unknown>,
+): Promise<T> {
   let failedEarly: unknown;
   let done = false;
   settled?.then(
@@ -132,7 +139,9 @@ async function freezeSource(run: Awaited<ReturnType<typeof scenario>>): Promise<
     [run.db.source],
   );
   expect(killed.some((k) => k.backend_type === 'walsender')).toBe(true);
-  await expect(sql(run.sourceUrl, `INSERT INTO public.audit_log (event, payload, at) VALUES ('probe', '{}', now())`)).rejects.toThrow(/read-only/);
+  await expect(sql(run.sourceUrl, `INSERT INTO public.audit_log (event, payload, at) VALUES ('probe', '{}', now())`)).rejects.toThrow(
+    /read-only/,
+  );
 }
 
 /** Every acknowledged write is on the target exactly once, and every table has the source's row count. */
@@ -160,7 +169,9 @@ async function expectNothingLeft(run: Awaited<ReturnType<typeof scenario>>): Pro
   expect(await sql(run.sourceAdmin, `SELECT 1 FROM pg_namespace WHERE nspname = 'pgcopydb'`)).toEqual([]);
   expect(existsSync(run.workDir)).toBe(false);
   expect(pgcopydbPids(run)).toEqual([]);
-  const sessions = await sql(env.SOURCE_ADMIN_URL, `SELECT 1 FROM pg_stat_activity WHERE application_name LIKE $1 || '%'`, [names.applicationName]);
+  const sessions = await sql(env.SOURCE_ADMIN_URL, `SELECT 1 FROM pg_stat_activity WHERE application_name LIKE $1 || '%'`, [
+    names.applicationName,
+  ]);
   expect(sessions).toEqual([]);
 }
 
@@ -206,8 +217,12 @@ describe.concurrent('pgcopydb clone --follow', () => {
     await streaming(run, done);
     const tStreaming = Date.now();
     // Slot and origin carry this migration's names; pgcopydb's sessions its application_name.
-    expect(await sql(env.SOURCE_ADMIN_URL, 'SELECT plugin FROM pg_replication_slots WHERE slot_name = $1', [names.slotName])).toEqual([{ plugin: 'wal2json' }]);
-    expect(await sql(env.TARGET_ADMIN_URL, 'SELECT roname FROM pg_replication_origin WHERE roname = $1', [names.origin])).toEqual([{ roname: names.origin }]);
+    expect(await sql(env.SOURCE_ADMIN_URL, 'SELECT plugin FROM pg_replication_slots WHERE slot_name = $1', [names.slotName])).toEqual([
+      { plugin: 'wal2json' },
+    ]);
+    expect(await sql(env.TARGET_ADMIN_URL, 'SELECT roname FROM pg_replication_origin WHERE roname = $1', [names.origin])).toEqual([
+      { roname: names.origin },
+    ]);
     await new Promise((r) => setTimeout(r, 2_000));
     const writes = await writer.stop();
     expect(writes.failures).toBe(0);
@@ -270,7 +285,12 @@ describe.concurrent('pgcopydb clone --follow', () => {
     // A worker process that resumes, then is SIGKILLed: its pgcopydb lives on as an orphan.
     const worker = spawn(
       process.execPath,
-      ['--import', 'tsx', '-e', `require(${JSON.stringify(path.resolve(__dirname, '../../activities/pgcopydb.ts'))}).runCloneFollow(JSON.parse(process.env.RUN), { onProgress: (p) => console.log(p.mode) })`],
+      [
+        '--import',
+        'tsx',
+        '-e',
+        `require(${JSON.stringify(path.resolve(__dirname, '../../activities/pgcopydb.ts'))}).runCloneFollow(JSON.parse(process.env.RUN), { onProgress: (p) => console.log(p.mode) })`,
+      ],
       { cwd: path.resolve(__dirname, '../..'), env: { ...process.env, RUN: JSON.stringify(run) }, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let workerOut = '';
@@ -286,7 +306,12 @@ describe.concurrent('pgcopydb clone --follow', () => {
     const modes: string[] = [];
     const third = runCloneFollow(run, { signal: teardownSignal(run), onProgress: (p) => modes.push(p.mode) });
     third.catch(() => undefined);
-    await waitFor('the retry running pgcopydb', async () => modes.includes('resume-follow') && pgcopydbPids(run).some((p) => !orphans.includes(p)), 60_000, third);
+    await waitFor(
+      'the retry running pgcopydb',
+      async () => modes.includes('resume-follow') && pgcopydbPids(run).some((p) => !orphans.includes(p)),
+      60_000,
+      third,
+    );
     expect(pgcopydbPids(run).filter((p) => orphans.includes(p))).toEqual([]);
     await new Promise((r) => setTimeout(r, 1_000));
     const writes = await writer.stop();

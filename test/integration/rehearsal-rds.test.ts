@@ -6,7 +6,13 @@
  * deletes the instance (no final snapshot), the SSM parameter and the scratch target database.
  * Restoring real data, the migration against a restored instance and RDS timings are not verified here.
  */
-import { CreateDBInstanceCommand, CreateDBSnapshotCommand, DeleteDBInstanceCommand, DescribeDBInstancesCommand, type RDSClient } from '@aws-sdk/client-rds';
+import {
+  CreateDBInstanceCommand,
+  CreateDBSnapshotCommand,
+  DeleteDBInstanceCommand,
+  DescribeDBInstancesCommand,
+  type RDSClient,
+} from '@aws-sdk/client-rds';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { ApplicationFailure } from '@temporalio/common';
 import { mkdtempSync } from 'node:fs';
@@ -42,7 +48,14 @@ beforeAll(async () => {
   sourceInstance = `src-${sandbox.id.replace(/_/g, '-')}`;
   snapshotId = `${sourceInstance}-nightly`;
   await rds.send(
-    new CreateDBInstanceCommand({ DBInstanceIdentifier: sourceInstance, Engine: 'postgres', DBInstanceClass: 'db.t3.micro', MasterUsername: 'app', MasterUserPassword: 'not-used-by-moto', AllocatedStorage: 20 }),
+    new CreateDBInstanceCommand({
+      DBInstanceIdentifier: sourceInstance,
+      Engine: 'postgres',
+      DBInstanceClass: 'db.t3.micro',
+      MasterUsername: 'app',
+      MasterUserPassword: 'not-used-by-moto',
+      AllocatedStorage: 20,
+    }),
   );
   await rds.send(new CreateDBSnapshotCommand({ DBInstanceIdentifier: sourceInstance, DBSnapshotIdentifier: snapshotId }));
   const reportDir = path.join(mkdtempSync(path.join(os.tmpdir(), 'pgmig-rehearsal-rds-')), 'reports');
@@ -77,7 +90,9 @@ describe('a rehearsal from an RDS snapshot (moto: control plane only)', () => {
     const instance = scratchNames(run.report.rehearsalId).instance;
     expect(run.report.failure?.phase).toBe('snapshot');
     expect(run.report.reasons[0]).toMatch(
-      new RegExp(`^snapshot failed: the restored instance ${instance} \\(endpoint ${instance}\\..*rds\\.amazonaws\\.com:5432\\) is not reachable from this worker within 3 s`),
+      new RegExp(
+        `^snapshot failed: the restored instance ${instance} \\(endpoint ${instance}\\..*rds\\.amazonaws\\.com:5432\\) is not reachable from this worker within 3 s`,
+      ),
     );
     expect(run.report.childWorkflowId).toBeUndefined(); // the migration never started
     expect((await run.handle.describe()).typedSearchAttributes.get(RehearsalOutcomeKey)).toBe('failed');
@@ -93,9 +108,13 @@ describe('a rehearsal from an RDS snapshot (moto: control plane only)', () => {
       `parameter /pgmig/rehearsals/${run.report.rehearsalId}/source-url deleted`,
     ]);
     expect(teardown['drop-scratch-target'].done).toEqual([`database ${scratchNames(run.report.rehearsalId).targetDatabase} dropped`]);
-    await expect(rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: instance }))).rejects.toMatchObject({ name: 'DBInstanceNotFoundFault' });
+    await expect(rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: instance }))).rejects.toMatchObject({
+      name: 'DBInstanceNotFoundFault',
+    });
     const ssm = new SSMClient(motoConfig(sandbox.env));
-    await expect(ssm.send(new GetParameterCommand({ Name: `/pgmig/rehearsals/${run.report.rehearsalId}/source-url` }))).rejects.toMatchObject({ name: 'ParameterNotFound' });
+    await expect(
+      ssm.send(new GetParameterCommand({ Name: `/pgmig/rehearsals/${run.report.rehearsalId}/source-url` })),
+    ).rejects.toMatchObject({ name: 'ParameterNotFound' });
     expect(await leftovers(sandbox.env, run.report.rehearsalId)).toEqual([]);
     // the snapshot's own instance is not the rehearsal's business
     expect((await rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: sourceInstance }))).DBInstances).toHaveLength(1);

@@ -16,7 +16,16 @@ import { AUTOMATIC_APPROVER } from '../../contract/rehearsal';
 import { OVERHEAD_PHASE, sumOfPhases } from '../../contract/rehearsal-report';
 import { statusQuery } from '../../signals';
 import { RehearsalOutcomeKey } from '../../signals/rehearsal';
-import { failingAfter, historyText, openSandbox, recordHistory, readOnlySettings, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
+import {
+  failingAfter,
+  historyText,
+  openSandbox,
+  recordHistory,
+  readOnlySettings,
+  sourceWritable,
+  targetTableCount,
+  type Sandbox,
+} from '../helpers/harness';
 import { leftovers, rehearsalInput, runRehearsal, scratchRefs, type RehearsalRun } from '../helpers/rehearsal';
 
 let sandbox: Sandbox;
@@ -52,8 +61,18 @@ describe('a rehearsal of the demo migration (dump-restore on a logical snapshot)
     expect(overhead.durationMs).toBeGreaterThanOrEqual(0);
     expect(overhead.durationMs).toBeLessThan(report.totalMs / 2);
     expect(report.phases.map((p) => p.name)).toEqual([
-      'snapshot', 'preflight', 'freeze-source', 'copy', 'reconcile-sequences', 'verify', 'freeze-target', 'swap-config', 'smoke-test', 'go-live',
-      'teardown', OVERHEAD_PHASE,
+      'snapshot',
+      'preflight',
+      'freeze-source',
+      'copy',
+      'reconcile-sequences',
+      'verify',
+      'freeze-target',
+      'swap-config',
+      'smoke-test',
+      'go-live',
+      'teardown',
+      OVERHEAD_PHASE,
     ]);
     console.log(
       `rehearsal ${report.rehearsalId}: total ${report.totalMs} ms (${report.phases.map((p) => `${p.name} ${p.durationMs}`).join(', ')}); window ${report.freezeWindow.rehearsedWindowMs} ms; publishable ${report.publishableDowntimeMs} ms; copy ${report.copy.bytesPerSecond} B/s`,
@@ -125,7 +144,11 @@ describe('the downtime budget check', () => {
     expect(run.summary).toMatchObject({ outcome: 'over-budget', verdict: 'fail', withinBudget: false, budget: '100ms' });
     expect(run.report.freezeWindow.rehearsedWindowMs).toBeGreaterThan(100);
     expect(run.report.reasons[0]).toMatch(/^publishable downtime .* exceeds downtimeBudget 100ms$/);
-    expect(run.report.trend).toMatchObject({ previousRehearsals: 1, comparable: 1, lastWindowMs: passed.report.freezeWindow.rehearsedWindowMs });
+    expect(run.report.trend).toMatchObject({
+      previousRehearsals: 1,
+      comparable: 1,
+      lastWindowMs: passed.report.freezeWindow.rehearsedWindowMs,
+    });
     expect((await run.handle.describe()).typedSearchAttributes.get(RehearsalOutcomeKey)).toBe('over-budget');
     expect(readFileSync(run.summary.report!.markdown, 'utf8')).toContain('FAILED: over the downtime budget');
     // the chart now has both rehearsals
@@ -183,7 +206,9 @@ describe('a rehearsal that fails midway', () => {
       expect(run.report.method).toBe('logical');
       expect(run.summary.outcome).toBe('failed');
       expect(run.report.reasons[0]).toMatch(/the migration failed at step start-replication: injected failure after startReplication/);
-      expect(run.report.reasons.join('\n')).toMatch(/compensation failed: stop-replication \(injected: the undo could not drop the replication\)/);
+      expect(run.report.reasons.join('\n')).toMatch(
+        /compensation failed: stop-replication \(injected: the undo could not drop the replication\)/,
+      );
       const done = run.report.teardown.flatMap((t) => t.done ?? []);
       expect(done.some((d) => /^subscription pgmig_rh_.* dropped$/.test(d))).toBe(true);
       expect(done.some((d) => /^replication slot pgmig_rh_.* dropped$/.test(d))).toBe(true);

@@ -84,7 +84,14 @@ async function rawWeights(): Promise<Record<string, number | undefined>> {
 }
 
 function gate(overrides: Partial<HealthGateSpec> = {}): HealthGateSpec {
-  return { healthCheckIds: [healthCheckId], probes: [{ url: probeUrl, expectStatus: 200 }], samples: 3, intervalMs: 20, maxErrorRate: 0, ...overrides };
+  return {
+    healthCheckIds: [healthCheckId],
+    probes: [{ url: probeUrl, expectStatus: 200 }],
+    samples: 3,
+    intervalMs: 20,
+    maxErrorRate: 0,
+    ...overrides,
+  };
 }
 
 beforeAll(async () => {
@@ -106,11 +113,37 @@ beforeAll(async () => {
       HostedZoneId: zoneId,
       ChangeBatch: {
         Changes: [
-          { Action: 'CREATE', ResourceRecordSet: { Name: recordName, Type: 'CNAME', SetIdentifier: 'old', Weight: 100, TTL: 300, ResourceRecords: [{ Value: OLD_VALUE }] } },
-          { Action: 'CREATE', ResourceRecordSet: { Name: recordName, Type: 'CNAME', SetIdentifier: 'new', Weight: 0, TTL: 300, ResourceRecords: [{ Value: NEW_VALUE }] } },
+          {
+            Action: 'CREATE',
+            ResourceRecordSet: {
+              Name: recordName,
+              Type: 'CNAME',
+              SetIdentifier: 'old',
+              Weight: 100,
+              TTL: 300,
+              ResourceRecords: [{ Value: OLD_VALUE }],
+            },
+          },
+          {
+            Action: 'CREATE',
+            ResourceRecordSet: {
+              Name: recordName,
+              Type: 'CNAME',
+              SetIdentifier: 'new',
+              Weight: 0,
+              TTL: 300,
+              ResourceRecords: [{ Value: NEW_VALUE }],
+            },
+          },
           // Neighbours that must not be taken for the weighted group.
-          { Action: 'CREATE', ResourceRecordSet: { Name: `api.${zoneName}`, Type: 'CNAME', TTL: 300, ResourceRecords: [{ Value: 'api.example.net' }] } },
-          { Action: 'CREATE', ResourceRecordSet: { Name: recordName, Type: 'TXT', TTL: 300, ResourceRecords: [{ Value: '"owner=pgmig"' }] } },
+          {
+            Action: 'CREATE',
+            ResourceRecordSet: { Name: `api.${zoneName}`, Type: 'CNAME', TTL: 300, ResourceRecords: [{ Value: 'api.example.net' }] },
+          },
+          {
+            Action: 'CREATE',
+            ResourceRecordSet: { Name: recordName, Type: 'TXT', TTL: 300, ResourceRecords: [{ Value: '"owner=pgmig"' }] },
+          },
         ],
       },
     }),
@@ -118,7 +151,12 @@ beforeAll(async () => {
   const hc = await route53.send(
     new CreateHealthCheckCommand({
       CallerReference: `pgmig-hc-${run}`,
-      HealthCheckConfig: { Type: 'HTTPS', FullyQualifiedDomainName: 'shop-alb-1234567890.us-east-1.elb.amazonaws.com', Port: 443, ResourcePath: '/health' },
+      HealthCheckConfig: {
+        Type: 'HTTPS',
+        FullyQualifiedDomainName: 'shop-alb-1234567890.us-east-1.elb.amazonaws.com',
+        Port: 443,
+        ResourcePath: '/health',
+      },
     }),
   );
   healthCheckId = hc.HealthCheck!.Id!;
@@ -132,7 +170,12 @@ afterAll(async () => {
     const mine = (recs?.ResourceRecordSets ?? []).filter((r) => r.Type !== 'NS' && r.Type !== 'SOA');
     if (mine.length) {
       await route53
-        .send(new ChangeResourceRecordSetsCommand({ HostedZoneId: zoneId, ChangeBatch: { Changes: mine.map((r) => ({ Action: 'DELETE' as const, ResourceRecordSet: r })) } }))
+        .send(
+          new ChangeResourceRecordSetsCommand({
+            HostedZoneId: zoneId,
+            ChangeBatch: { Changes: mine.map((r) => ({ Action: 'DELETE' as const, ResourceRecordSet: r })) },
+          }),
+        )
         .catch(() => undefined);
     }
     await route53.send(new DeleteHostedZoneCommand({ Id: zoneId })).catch(() => undefined);
@@ -186,7 +229,12 @@ describe('Route 53 weighted traffic shift against moto', () => {
     const waits: string[] = [];
     const submitted: string[] = [];
     const first = await timed(timings, 'setWeights (90/10)', () =>
-      setWeights(clients, spec, { old: 90, new: 10 }, { ...fast, onProgress: (p) => waits.push(p.status), onSubmitted: (id) => submitted.push(id) }),
+      setWeights(
+        clients,
+        spec,
+        { old: 90, new: 10 },
+        { ...fast, onProgress: (p) => waits.push(p.status), onSubmitted: (id) => submitted.push(id) },
+      ),
     );
     expect(first).toMatchObject({ previous: { old: 100, new: 0 }, weights: { old: 90, new: 10 }, changed: true });
     expect(first.changeId).toMatch(/change\//);
@@ -230,7 +278,9 @@ describe('Route 53 weighted traffic shift against moto', () => {
     healthy = true;
     const ok = await timed(timings, 'healthGate (3 samples, healthy)', () => healthGate(clients, gate()));
     expect(ok).toMatchObject({ ok: true, errorRate: 0, samplesTaken: 3 });
-    expect(ok.healthChecks).toEqual([{ id: healthCheckId, status: 'healthy', samples: 3, healthySamples: 3, detail: '1 checker(s) report Success' }]);
+    expect(ok.healthChecks).toEqual([
+      { id: healthCheckId, status: 'healthy', samples: 3, healthySamples: 3, detail: '1 checker(s) report Success' },
+    ]);
     expect(ok.probes).toHaveLength(3);
     expect(ok.probes.every((p) => p.ok && p.status === 200 && p.url === probeUrl)).toBe(true);
 
@@ -278,7 +328,13 @@ describe('Route 53 weighted traffic shift against moto', () => {
       }),
     );
     const elapsed = performance.now() - t0;
-    expect(result).toMatchObject({ completed: true, reached: 100, shiftedBack: false, original: { old: 100, new: 0 }, final: { old: 0, new: 100 } });
+    expect(result).toMatchObject({
+      completed: true,
+      reached: 100,
+      shiftedBack: false,
+      original: { old: 100, new: 0 },
+      final: { old: 0, new: 100 },
+    });
     expect(result.history.map((h) => [h.step, h.percent, h.outcome, h.weights])).toEqual([
       [1, 10, 'passed', { old: 90, new: 10 }],
       [2, 50, 'passed', { old: 50, new: 50 }],
@@ -290,16 +346,31 @@ describe('Route 53 weighted traffic shift against moto', () => {
       expect(h.gate).toMatchObject({ ok: true, errorRate: 0, samplesTaken: 3 });
     }
     // Each step waited for its change: INSYNC is reported once per step, before its bake and gate.
-    const order = events.map((e) => (e.event === 'step' || e.event === 'insync' || e.event === 'bake' || e.event === 'gate' ? `${e.event}${e.step.index}` : e.event));
+    const order = events.map((e) =>
+      e.event === 'step' || e.event === 'insync' || e.event === 'bake' || e.event === 'gate' ? `${e.event}${e.step.index}` : e.event,
+    );
     expect(order.filter((e) => e !== 'wait' && e !== 'gate-sample')).toEqual([
       'original',
-      'step1', 'insync1', 'bake1', 'gate1',
-      'step2', 'insync2', 'bake2', 'gate2',
-      'step3', 'insync3', 'bake3', 'gate3',
+      'step1',
+      'insync1',
+      'bake1',
+      'gate1',
+      'step2',
+      'insync2',
+      'bake2',
+      'gate2',
+      'step3',
+      'insync3',
+      'bake3',
+      'gate3',
       'done',
     ]);
     // The weights before each step, as moto holds them.
-    expect(seen).toEqual([{ old: 100, new: 0 }, { old: 90, new: 10 }, { old: 50, new: 50 }]);
+    expect(seen).toEqual([
+      { old: 100, new: 0 },
+      { old: 90, new: 10 },
+      { old: 50, new: 50 },
+    ]);
     const raw = await rawRecords();
     expect(raw.old).toMatchObject({ Weight: 0, TTL: 60, ResourceRecords: [{ Value: OLD_VALUE }] });
     expect(raw.new).toMatchObject({ Weight: 100, TTL: 60, ResourceRecords: [{ Value: NEW_VALUE }] });
@@ -368,11 +439,23 @@ describe('Route 53 weighted traffic shift against moto', () => {
       beforeStep: (step: { isLast: boolean }) => !step.isLast,
     };
     const back = await shiftTraffic(clients, spec, opts);
-    expect(back).toMatchObject({ completed: false, reached: 50, shiftedBack: true, final: { old: 100, new: 0 }, stopped: { step: 3, percent: 100, held: false } });
+    expect(back).toMatchObject({
+      completed: false,
+      reached: 50,
+      shiftedBack: true,
+      final: { old: 100, new: 0 },
+      stopped: { step: 3, percent: 100, held: false },
+    });
     expect(await rawWeights()).toEqual({ old: 100, new: 0 });
 
     const held = await shiftTraffic(clients, spec, { ...opts, onStop: 'hold' });
-    expect(held).toMatchObject({ completed: false, reached: 50, shiftedBack: false, final: { old: 50, new: 50 }, stopped: { step: 3, held: true } });
+    expect(held).toMatchObject({
+      completed: false,
+      reached: 50,
+      shiftedBack: false,
+      final: { old: 50, new: 50 },
+      stopped: { step: 3, held: true },
+    });
     expect(await rawWeights()).toEqual({ old: 50, new: 50 });
 
     // A later run given the original weights recorded before the first attempt shifts back to them,
@@ -413,12 +496,16 @@ describe('Route 53 weighted traffic shift against moto', () => {
     expect(read.message).toContain('check hostedZoneId');
     const set = await applicationFailureOf(setWeights(clients, missing, { old: 0, new: 100 }, fast));
     expect(set).toMatchObject({ nonRetryable: true, type: 'NoSuchHostedZone' });
-    const shift = await applicationFailureOf(shiftTraffic(clients, missing, { oldId: 'old', newId: 'new', steps: [100], bakeMs: 0, gate: gate(), wait: fast }));
+    const shift = await applicationFailureOf(
+      shiftTraffic(clients, missing, { oldId: 'old', newId: 'new', steps: [100], bakeMs: 0, gate: gate(), wait: fast }),
+    );
     expect(shift).toMatchObject({ nonRetryable: true, type: 'NoSuchHostedZone' });
 
     const badId = await applicationFailureOf(readWeightedRecords(clients, { ...spec, hostedZoneId: zoneName }));
     expect(badId).toMatchObject({ nonRetryable: true, type: 'Route53InvalidInput' });
-    const badSteps = await applicationFailureOf(shiftTraffic(clients, spec, { oldId: 'old', newId: 'new', steps: [50, 10], bakeMs: 0, gate: gate(), wait: fast }));
+    const badSteps = await applicationFailureOf(
+      shiftTraffic(clients, spec, { oldId: 'old', newId: 'new', steps: [50, 10], bakeMs: 0, gate: gate(), wait: fast }),
+    );
     expect(badSteps.message).toContain('steps must increase');
     const noRecord = await applicationFailureOf(lowerTtl(clients, { ...spec, recordName: `nothing.${zoneName}` }, 60, fast));
     expect(noRecord).toMatchObject({ nonRetryable: true, type: 'Route53RecordNotFound' });

@@ -71,21 +71,38 @@ afterAll(async () => {
 
 describe('rehearsal schedules', () => {
   it('are created through the CLI: interval spec, overlap skip, paused', async () => {
-    const out = await cli('schedule', 'create', '--input', inputFile, '--id', scheduleId, '--interval', '2s', '--paused', '--note', 'test schedule');
+    const out = await cli(
+      'schedule',
+      'create',
+      '--input',
+      inputFile,
+      '--id',
+      scheduleId,
+      '--interval',
+      '2s',
+      '--paused',
+      '--note',
+      'test schedule',
+    );
     expect(out.stdout).toContain(`created schedule ${scheduleId} (paused)`);
     const d = await describeRehearsalSchedule(sandbox.client, scheduleId);
     expect(d.state.paused).toBe(true);
     expect(d.policies.overlap).toBe('SKIP');
     expect(d.spec.intervals?.[0]?.every).toBe(2_000);
     expect(d.action).toMatchObject({ type: 'startWorkflow', workflowType: 'rehearseMigration', taskQueue: sandbox.taskQueue });
-    const bad = await cli('schedule', 'create', '--input', inputFile, '--id', `${scheduleId}-bad`, '--interval', 'soon').catch((e: { stderr: string; code: number }) => e);
+    const bad = await cli('schedule', 'create', '--input', inputFile, '--id', `${scheduleId}-bad`, '--interval', 'soon').catch(
+      (e: { stderr: string; code: number }) => e,
+    );
     expect((bad as { code: number }).code).toBe(2);
     expect((bad as { stderr: string }).stderr).toMatch(/--interval: must be a positive duration/);
   });
 
   it('fires when triggered (even paused) and runs a rehearsal that records its scheduled time', async () => {
     await triggerRehearsalSchedule(sandbox.client, scheduleId);
-    const first = await waitFor('the triggered run', async () => (await describeRehearsalSchedule(sandbox.client, scheduleId)).info.recentActions[0]);
+    const first = await waitFor(
+      'the triggered run',
+      async () => (await describeRehearsalSchedule(sandbox.client, scheduleId)).info.recentActions[0],
+    );
     const handle = sandbox.client.workflow.getHandle(first.action.workflow.workflowId, first.action.workflow.firstExecutionRunId);
     const { summary, error } = await summaryOf(handle);
     expect(error).toBeUndefined();
@@ -118,7 +135,11 @@ describe('rehearsal schedules', () => {
   it('runs on its interval once unpaused; a run cancelled mid-way still tears down', async () => {
     await unpauseRehearsalSchedule(sandbox.client, scheduleId);
     expect((await describeRehearsalSchedule(sandbox.client, scheduleId)).state.paused).toBe(false);
-    const second = await waitFor('a run on the interval', async () => (await describeRehearsalSchedule(sandbox.client, scheduleId)).info.recentActions[1], 10_000);
+    const second = await waitFor(
+      'a run on the interval',
+      async () => (await describeRehearsalSchedule(sandbox.client, scheduleId)).info.recentActions[1],
+      10_000,
+    );
     await pauseRehearsalSchedule(sandbox.client, scheduleId, 'enough');
     const handle = sandbox.client.workflow.getHandle(second.action.workflow.workflowId, second.action.workflow.firstExecutionRunId);
     // Cancelled while the migration runs: the migration undoes its steps, then the rehearsal tears down.
@@ -143,7 +164,11 @@ describe('rehearsal schedules', () => {
     expect(sandbox.configText()).toBe(config);
     const reports = await readReports(final.report!.dir);
     const report = reports.find((r) => r.rehearsalId === status.rehearsalId)!;
-    expect(report).toMatchObject({ outcome: 'cancelled', reasons: ['the rehearsal was cancelled'], childWorkflowId: status.childWorkflowId });
+    expect(report).toMatchObject({
+      outcome: 'cancelled',
+      reasons: ['the rehearsal was cancelled'],
+      childWorkflowId: status.childWorkflowId,
+    });
     const child = await sandbox.client.workflow.getHandle(status.childWorkflowId!).describe();
     expect(child.status.name).toBe('CANCELLED');
     expect(report.compensations.every((c) => c.state === 'completed')).toBe(true);

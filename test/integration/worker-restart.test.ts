@@ -48,8 +48,16 @@ describe('worker killed during the copy', () => {
     let stage: string | undefined;
     const appName = `pgmig-${sandbox.input().migrationId}`;
     for (let i = 0; i < 1200 && !stage; i++) {
-      const [dump] = await query<{ n: number }>(sandbox.sourceAdminUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`, [`${appName}-dump`]);
-      const [restore] = await query<{ n: number }>(sandbox.targetAdminUrl, `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`, [`${appName}-restore`]);
+      const [dump] = await query<{ n: number }>(
+        sandbox.sourceAdminUrl,
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`,
+        [`${appName}-dump`],
+      );
+      const [restore] = await query<{ n: number }>(
+        sandbox.targetAdminUrl,
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`,
+        [`${appName}-restore`],
+      );
       if (dump.n > 0) stage = 'dump';
       else if (restore.n > 0) stage = 'restore';
       else await new Promise((r) => setTimeout(r, 20));
@@ -68,7 +76,9 @@ describe('worker killed during the copy', () => {
     const history = await handle.fetchHistory();
     const copyScheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'copyDumpRestore')!;
     const copyStarted = history.events!.find(
-      (e) => e.activityTaskStartedEventAttributes && String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(copyScheduled.eventId),
+      (e) =>
+        e.activityTaskStartedEventAttributes &&
+        String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(copyScheduled.eventId),
     )!;
     expect(copyStarted.activityTaskStartedEventAttributes!.attempt).toBeGreaterThanOrEqual(2);
   }, 180_000);
@@ -77,15 +87,16 @@ describe('worker killed during the copy', () => {
     await sandbox.resetTarget();
     // The first migration left the source read-only (its rollback reference): the sandbox starts writable again.
     await query(sandbox.env.SOURCE_ADMIN_URL, 'ALTER DATABASE ' + `"src_${sandbox.id}"` + ' RESET default_transaction_read_only');
-    await query(sandbox.env.SOURCE_ADMIN_URL, 'ALTER ROLE app IN DATABASE ' + `"src_${sandbox.id}"` + ' RESET default_transaction_read_only');
+    await query(
+      sandbox.env.SOURCE_ADMIN_URL,
+      'ALTER ROLE app IN DATABASE ' + `"src_${sandbox.id}"` + ' RESET default_transaction_read_only',
+    );
     const queue = `${sandbox.taskQueue}-lag`;
     const first = startWorkerProcess(queue);
     const handle = await sandbox.client.workflow.start('migrateDatabase', {
       taskQueue: queue,
       workflowId: `${sandbox.id}-lag`,
-      args: [
-        sandbox.logicalInput({ migrationId: `${sandbox.input().migrationId}-lag` }),
-      ],
+      args: [sandbox.logicalInput({ migrationId: `${sandbox.input().migrationId}-lag` })],
     });
     let polling = false;
     for (let i = 0; i < 1200 && !polling; i++) {
@@ -102,7 +113,9 @@ describe('worker killed during the copy', () => {
     expect(result.outcome).toBe('completed');
     expect(result.verification).toBe('passed');
     const history = await handle.fetchHistory();
-    const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 1) > 1);
+    const attempts = history.events!.filter(
+      (e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 1) > 1,
+    );
     expect(attempts.length).toBeGreaterThan(0);
   }, 180_000);
 });

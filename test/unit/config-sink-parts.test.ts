@@ -46,7 +46,9 @@ describe('config sink input', () => {
 
   it('accepts the four sinks and fills the defaults', () => {
     expect(ConfigSink.parse({ type: 'ssm', name: '/shop/prod/DATABASE_URL' })).toEqual({ type: 'ssm', name: '/shop/prod/DATABASE_URL' });
-    expect(ConfigSink.parse({ type: 'secrets-manager', secretId: 'shop/prod', jsonKey: 'DATABASE_URL' })).toMatchObject({ jsonKey: 'DATABASE_URL' });
+    expect(ConfigSink.parse({ type: 'secrets-manager', secretId: 'shop/prod', jsonKey: 'DATABASE_URL' })).toMatchObject({
+      jsonKey: 'DATABASE_URL',
+    });
     expect(ConfigSink.parse({ type: 'heroku', app: 'shop-prod', token: { env: 'HEROKU_API_KEY' } })).toEqual({
       type: 'heroku',
       app: 'shop-prod',
@@ -100,7 +102,13 @@ describe('app control helpers', () => {
   const dyno = (name: string, type: string) => ({ id: name, name, type, state: 'up', created_at: '2026-01-01T00:00:00Z' });
 
   it('one-off dynos are the ones outside the formation', () => {
-    const dynos = [dyno('web.1', 'web'), dyno('worker.1', 'worker'), dyno('run.4821', 'run'), dyno('scheduler.1234', 'scheduler'), dyno('release.77', 'release')];
+    const dynos = [
+      dyno('web.1', 'web'),
+      dyno('worker.1', 'worker'),
+      dyno('run.4821', 'run'),
+      dyno('scheduler.1234', 'scheduler'),
+      dyno('release.77', 'release'),
+    ];
     expect(oneOffDynos(dynos, ['web', 'worker']).map((d) => d.name)).toEqual(['run.4821', 'scheduler.1234', 'release.77']);
   });
 

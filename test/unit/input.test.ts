@@ -42,7 +42,17 @@ describe('migration input validation', () => {
     expect(checked.ok).toBe(false);
     if (checked.ok) return;
     const fields = checked.problems.map((p) => p.field);
-    expect(fields).toEqual(expect.arrayContaining(['source.url.env', 'source', 'target.url', 'parallelJobs', 'downtimeBudget', 'gates.go-live.timeout', 'configSink']));
+    expect(fields).toEqual(
+      expect.arrayContaining([
+        'source.url.env',
+        'source',
+        'target.url',
+        'parallelJobs',
+        'downtimeBudget',
+        'gates.go-live.timeout',
+        'configSink',
+      ]),
+    );
   });
 
   it('refuses an unknown method, naming the field', () => {

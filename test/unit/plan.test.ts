@@ -87,8 +87,30 @@ describe('buildPlan', () => {
     const source = inventory({
       largeObjects: 2,
       tables: [
-        { schema: 'public', name: 'events', estimatedRows: 10, bytes: 10, hasPrimaryKey: false, unlogged: false, partitioned: false, isPartition: false, replicaIdentity: 'd', owner: 'app' },
-        { schema: 'public', name: 'cache', estimatedRows: 10, bytes: 10, hasPrimaryKey: true, unlogged: true, partitioned: false, isPartition: false, replicaIdentity: 'd', owner: 'app' },
+        {
+          schema: 'public',
+          name: 'events',
+          estimatedRows: 10,
+          bytes: 10,
+          hasPrimaryKey: false,
+          unlogged: false,
+          partitioned: false,
+          isPartition: false,
+          replicaIdentity: 'd',
+          owner: 'app',
+        },
+        {
+          schema: 'public',
+          name: 'cache',
+          estimatedRows: 10,
+          bytes: 10,
+          hasPrimaryKey: true,
+          unlogged: true,
+          partitioned: false,
+          isPartition: false,
+          replicaIdentity: 'd',
+          owner: 'app',
+        },
       ],
     });
     const plan = buildPlan(input(), source, inventory({ serverVersionNum: 160000, serverVersion: '16.0' }));
@@ -102,7 +124,11 @@ describe('buildPlan', () => {
   });
 
   it('auto picks logical replication when a dump-restore would not fit, and says why', () => {
-    const plan = buildPlan(input({ downtimeBudget: '30s' }), inventory({ sizeBytes: 50 * 1024 ** 3, walBytesPerSecond: 2 * 1024 * 1024 }), inventory());
+    const plan = buildPlan(
+      input({ downtimeBudget: '30s' }),
+      inventory({ sizeBytes: 50 * 1024 ** 3, walBytesPerSecond: 2 * 1024 * 1024 }),
+      inventory(),
+    );
     expect(plan.method).toBe('logical');
     expect(plan.blockers).toEqual([]);
     expect(plan.methodReasons.join(' ')).toMatch(/too large to freeze.*native logical replication is available.*2\.0 MB\/s of WAL/);
@@ -110,9 +136,42 @@ describe('buildPlan', () => {
 
   it('refuses what logical replication would silently get wrong', () => {
     const tables = [
-      { schema: 'public', name: 'events', estimatedRows: 1, bytes: 1, hasPrimaryKey: false, unlogged: false, partitioned: false, isPartition: false, replicaIdentity: 'd' as const, owner: 'app' },
-      { schema: 'public', name: 'cache', estimatedRows: 1, bytes: 1, hasPrimaryKey: true, unlogged: true, partitioned: false, isPartition: false, replicaIdentity: 'd' as const, owner: 'app' },
-      { schema: 'public', name: 'foreign', estimatedRows: 1, bytes: 1, hasPrimaryKey: true, unlogged: false, partitioned: false, isPartition: false, replicaIdentity: 'd' as const, owner: 'other' },
+      {
+        schema: 'public',
+        name: 'events',
+        estimatedRows: 1,
+        bytes: 1,
+        hasPrimaryKey: false,
+        unlogged: false,
+        partitioned: false,
+        isPartition: false,
+        replicaIdentity: 'd' as const,
+        owner: 'app',
+      },
+      {
+        schema: 'public',
+        name: 'cache',
+        estimatedRows: 1,
+        bytes: 1,
+        hasPrimaryKey: true,
+        unlogged: true,
+        partitioned: false,
+        isPartition: false,
+        replicaIdentity: 'd' as const,
+        owner: 'app',
+      },
+      {
+        schema: 'public',
+        name: 'foreign',
+        estimatedRows: 1,
+        bytes: 1,
+        hasPrimaryKey: true,
+        unlogged: false,
+        partitioned: false,
+        isPartition: false,
+        replicaIdentity: 'd' as const,
+        owner: 'other',
+      },
     ];
     const source = inventory({ walLevel: 'replica', canReplicate: false, largeObjects: 3, tables, replicationSlotsUsed: 9 });
     const plan = buildPlan(input({ method: 'logical' }), source, inventory({ canSubscribe: false }));
@@ -125,7 +184,11 @@ describe('buildPlan', () => {
     expect(text).toMatch(/3 large object\(s\) are not carried/);
     expect(text).toMatch(/without a primary key or replica identity \(public\.events\)/);
     expect(text).toMatch(/public\.foreign are not owned by "app"/);
-    const allowed = buildPlan(input({ method: 'logical', replication: { tablesWithoutPrimaryKey: 'replica-identity-full' } }), inventory({ tables: [tables[0]] }), inventory());
+    const allowed = buildPlan(
+      input({ method: 'logical', replication: { tablesWithoutPrimaryKey: 'replica-identity-full' } }),
+      inventory({ tables: [tables[0]] }),
+      inventory(),
+    );
     expect(allowed.blockers).toEqual([]);
     expect(allowed.warnings.join(' ')).toMatch(/get REPLICA IDENTITY FULL/);
   });

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { checkMigrationInput } from '../../contract/input';
-import { checkRehearsalInput, childMigrationInput, formatRehearsalProblems, rehearsedGates, rehearsedMethod, scratchNames } from '../../contract/rehearsal';
+import {
+  checkRehearsalInput,
+  childMigrationInput,
+  formatRehearsalProblems,
+  rehearsedGates,
+  rehearsedMethod,
+  scratchNames,
+} from '../../contract/rehearsal';
 import {
   buildReport,
   computeTrend,
@@ -24,7 +31,12 @@ const migration = {
   gates: { 'go-live': { timeout: '30m', approvers: ['alice'] } },
 };
 
-const step = (name: string, durationMs: number, state: 'completed' | 'failed' = 'completed') => ({ name, state, startedAt: '2025-01-01T00:00:00.000Z', durationMs });
+const step = (name: string, durationMs: number, state: 'completed' | 'failed' = 'completed') => ({
+  name,
+  state,
+  startedAt: '2025-01-01T00:00:00.000Z',
+  durationMs,
+});
 
 function measurements(overrides: Partial<RehearsalMeasurements> = {}): RehearsalMeasurements {
   return {
@@ -60,7 +72,13 @@ function measurements(overrides: Partial<RehearsalMeasurements> = {}): Rehearsal
 
 describe('rehearsal report math', () => {
   it('adds an explicit overhead line so the phases add up to the measured total exactly', () => {
-    const phases = withOverhead([{ name: 'a', kind: 'snapshot', durationMs: 1_234 }, { name: 'b', kind: 'migration', durationMs: 4_321 }], 6_000);
+    const phases = withOverhead(
+      [
+        { name: 'a', kind: 'snapshot', durationMs: 1_234 },
+        { name: 'b', kind: 'migration', durationMs: 4_321 },
+      ],
+      6_000,
+    );
     expect(phases[phases.length - 1]).toEqual({ name: 'orchestration overhead', kind: 'overhead', durationMs: 445 });
     expect(sumOfPhases(phases)).toBe(6_000);
     const report = buildReport(measurements());
@@ -68,7 +86,16 @@ describe('rehearsal report math', () => {
     expect(report.totalMs).toBe(10_000);
     // snapshot 2000 + steps 3650 + teardown 400 = 6050
     expect(report.phases.find((p) => p.kind === 'overhead')!.durationMs).toBe(3_950);
-    expect(report.phases.map((p) => p.name)).toEqual(['snapshot', 'preflight', 'freeze-source', 'copy', 'verify', 'go-live', 'teardown', 'orchestration overhead']);
+    expect(report.phases.map((p) => p.name)).toEqual([
+      'snapshot',
+      'preflight',
+      'freeze-source',
+      'copy',
+      'verify',
+      'go-live',
+      'teardown',
+      'orchestration overhead',
+    ]);
   });
 
   it('publishable downtime is the window plus the larger of the percentage margin and the minimum', () => {
@@ -128,12 +155,26 @@ describe('rehearsal report math', () => {
 
   it('computes the trend against earlier rehearsals of the migration', () => {
     const at = (i: number) => `2025-01-0${i}T03:00:00.000Z`;
-    const p = (i: number, w?: number): TrendPoint => ({ rehearsalId: `r${i}`, startedAt: at(i), outcome: w === undefined ? 'failed' : 'passed', totalMs: 9_000, ...(w !== undefined ? { rehearsedWindowMs: w } : {}) });
+    const p = (i: number, w?: number): TrendPoint => ({
+      rehearsalId: `r${i}`,
+      startedAt: at(i),
+      outcome: w === undefined ? 'failed' : 'passed',
+      totalMs: 9_000,
+      ...(w !== undefined ? { rehearsedWindowMs: w } : {}),
+    });
     expect(computeTrend(p(1, 2_000), []).direction).toBe('first');
     expect(computeTrend(p(3, 2_000), [p(1), p(2)])).toMatchObject({ direction: 'first', previousRehearsals: 2, comparable: 0 });
     expect(computeTrend(p(3), [p(1, 2_000)]).direction).toBe('no-window');
     const slower = computeTrend(p(4, 3_000), [p(1, 2_000), p(2, 2_200), p(3)]);
-    expect(slower).toMatchObject({ direction: 'slower', previousRehearsals: 3, comparable: 2, lastWindowMs: 2_200, deltaVsLastMs: 800, medianWindowMs: 2_100, deltaVsMedianMs: 900 });
+    expect(slower).toMatchObject({
+      direction: 'slower',
+      previousRehearsals: 3,
+      comparable: 2,
+      lastWindowMs: 2_200,
+      deltaVsLastMs: 800,
+      medianWindowMs: 2_100,
+      deltaVsMedianMs: 900,
+    });
     expect(computeTrend(p(4, 1_000), [p(1, 2_000), p(2, 2_200)]).direction).toBe('faster');
     expect(computeTrend(p(4, 2_130), [p(1, 2_000), p(2, 2_200)]).direction).toBe('steady');
     // later rehearsals (a re-written older report) are not "previous"
@@ -148,7 +189,14 @@ describe('rehearsal report math', () => {
     expect(md).toContain('PASSED');
     expect(md).toContain('| **sum** | | | **10,000 ms** | |');
     expect(md).toContain('| **measured total** | | | **10,000 ms** | |');
-    const over = buildReport(measurements({ downtimeBudget: '4s', rehearsalId: '20250102-030000-abcdef12', startedAtMs: Date.parse('2025-01-02T03:00:00Z'), endedAtMs: Date.parse('2025-01-02T03:00:09Z') }));
+    const over = buildReport(
+      measurements({
+        downtimeBudget: '4s',
+        rehearsalId: '20250102-030000-abcdef12',
+        startedAtMs: Date.parse('2025-01-02T03:00:00Z'),
+        endedAtMs: Date.parse('2025-01-02T03:00:09Z'),
+      }),
+    );
     const svg = renderChart([report, over]);
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg.match(/<rect x=/g)!.length).toBeGreaterThanOrEqual(2 * report.phases.length);
@@ -167,7 +215,7 @@ describe('rehearsal input', () => {
     expect(checked.input).toMatchObject({ marginPercent: 50, minMarginMs: 0, migration: { method: 'auto', parallelJobs: 2 } });
   });
 
-  it('names every bad field, the migration\'s included', () => {
+  it("names every bad field, the migration's included", () => {
     const checked = checkRehearsalInput({
       migration: { ...migration, source: { url: 'postgres://u:hunter2hunter2@h/db' } },
       snapshot: { type: 'rds-snapshot', instanceClass: 'big' },
@@ -177,7 +225,14 @@ describe('rehearsal input', () => {
     expect(checked.ok).toBe(false);
     if (checked.ok) return;
     const text = formatRehearsalProblems(checked.problems);
-    for (const field of ['migration.source.url', 'snapshot.dbSnapshotIdentifier', 'snapshot.instanceClass', 'snapshot.scratchTarget', 'marginPercent']) expect(text).toContain(`${field}:`);
+    for (const field of [
+      'migration.source.url',
+      'snapshot.dbSnapshotIdentifier',
+      'snapshot.instanceClass',
+      'snapshot.scratchTarget',
+      'marginPercent',
+    ])
+      expect(text).toContain(`${field}:`);
     expect(text).toMatch(/Unrecognized key.*extra|extra/);
     expect(text).not.toContain('hunter2');
   });
@@ -187,15 +242,32 @@ describe('rehearsal input', () => {
     expect(checked.ok).toBe(false);
     if (checked.ok) return;
     expect(checked.problems.map((p) => p.field)).toEqual(['snapshot.scratchTarget']);
-    expect(checkRehearsalInput({ ...valid, migration: { ...migration, method: 'logical' }, snapshot: { ...valid.snapshot, scratchTarget: { env: 'OTHER' } } }).ok).toBe(true);
+    expect(
+      checkRehearsalInput({
+        ...valid,
+        migration: { ...migration, method: 'logical' },
+        snapshot: { ...valid.snapshot, scratchTarget: { env: 'OTHER' } },
+      }).ok,
+    ).toBe(true);
   });
 
   it('builds the child input from an allow-list: scratch endpoints, staging sink, no budget, no approver lists', () => {
     const checked = checkRehearsalInput(valid);
     if (!checked.ok) throw new Error('invalid');
-    const scratch = { source: { env: 'SCRATCH_URL', database: 'rehearsal_x_src' }, target: { env: 'SCRATCH_URL', database: 'rehearsal_x_tgt' }, replication: { env: 'SCRATCH_URL', database: 'rehearsal_x_tgt' }, stagingSinkPath: '/tmp/s.env' };
+    const scratch = {
+      source: { env: 'SCRATCH_URL', database: 'rehearsal_x_src' },
+      target: { env: 'SCRATCH_URL', database: 'rehearsal_x_tgt' },
+      replication: { env: 'SCRATCH_URL', database: 'rehearsal_x_tgt' },
+      stagingSinkPath: '/tmp/s.env',
+    };
     const child = childMigrationInput(checked.input.migration, 'rh-x-shop', scratch, 'dump-restore');
-    expect(child).toMatchObject({ migrationId: 'rh-x-shop', method: 'dump-restore', source: { url: scratch.source }, target: { url: scratch.target, appUrl: scratch.target }, configSink: { type: 'env-file', path: '/tmp/s.env' } });
+    expect(child).toMatchObject({
+      migrationId: 'rh-x-shop',
+      method: 'dump-restore',
+      source: { url: scratch.source },
+      target: { url: scratch.target, appUrl: scratch.target },
+      configSink: { type: 'env-file', path: '/tmp/s.env' },
+    });
     expect(child.downtimeBudget).toBeUndefined();
     expect((child.gates as Record<string, { approvers?: string[] }>)['go-live'].approvers).toBeUndefined();
     expect(checkMigrationInput(child).ok).toBe(true);

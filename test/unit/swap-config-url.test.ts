@@ -40,7 +40,12 @@ describe('swapConfig composes the application URL', () => {
       signalWorkflow: unused,
     });
 
-    const receipt = await acts.swapConfig({ migrationId: 'm-url', sink: input.configSink, appUrl: input.target.appUrl!, urlParams: input.target.urlParams });
+    const receipt = await acts.swapConfig({
+      migrationId: 'm-url',
+      sink: input.configSink,
+      appUrl: input.target.appUrl!,
+      urlParams: input.target.urlParams,
+    });
     const written = parseDotenv(readFileSync(envFile, 'utf8')).DATABASE_URL;
     const url = new URL(written);
     expect(url.searchParams.get('sslmode')).toBe('verify-full');
