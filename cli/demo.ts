@@ -16,7 +16,8 @@ import { AppWriter } from '../stack/app-writer';
 import { seedDemoData } from '../stack/demo-data';
 import { Client } from 'pg';
 import { createTargetDatabase, databaseUrl, stackEnvPath, stackUp, type StackEnv } from '../stack';
-import { createMigrationWorker, taskQueue } from '../workers/worker';
+import { taskQueue } from '../signals/task-queue';
+import { createMigrationWorker } from '../workers/worker';
 import { temporalClient, uiLink } from './connection';
 import { followMigration } from './follow';
 

@@ -22,7 +22,7 @@ async function heartbeatLine(handle: WorkflowHandle): Promise<string | undefined
   for (const activity of pending) {
     const payload = activity.heartbeatDetails?.payloads?.[0];
     if (!payload) continue;
-    const d = defaultPayloadConverter.fromPayload(payload) as Record<string, number | string>;
+    const d = defaultPayloadConverter.fromPayload<Record<string, number | string>>(payload);
     const name = activity.activityType?.name ?? 'activity';
     if ('stage' in d && 'tablesTotal' in d) {
       return `  ${name}: ${d.stage} ${d.tablesDone}/${d.tablesTotal} tables${Number(d.dumpBytes) ? `, dump ${formatBytes(Number(d.dumpBytes))}` : ''}, ${formatMs(Number(d.elapsedMs))}${Number(d.attempt) > 1 ? ` (attempt ${d.attempt})` : ''}`;

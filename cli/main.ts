@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { checkMigrationInput, formatProblems, MigrationInput, type MigrationMethod } from '../contract/input';
 import { formatMs } from '../contract/plan';
 import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, statusQuery, type ApprovalPayload } from '../signals';
-import { taskQueue } from '../workers/worker';
+import { taskQueue } from '../signals/task-queue';
 import { loadLocalEnv, temporalClient, uiLink } from './connection';
 import { runDemo } from './demo';
 import { followMigration } from './follow';
@@ -135,7 +135,7 @@ program
       const phase = sa.getAll().find((p) => p.key.name === 'MigrationPhase')?.value ?? '';
       const gate = sa.getAll().find((p) => p.key.name === 'AwaitingGate')?.value ?? '';
       console.log(
-        `${wf.workflowId.padEnd(32)} ${wf.status.name.padEnd(11)} ${String(phase).padEnd(18)} ${gate ? `awaiting ${gate}` : ''}  ${uiLink(wf.workflowId, wf.runId)}`,
+        `${wf.workflowId.padEnd(32)} ${wf.status.name.padEnd(11)} ${String(phase).padEnd(18)} ${gate ? `awaiting ${String(gate)}` : ''}  ${uiLink(wf.workflowId, wf.runId)}`,
       );
     }
   });

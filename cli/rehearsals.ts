@@ -14,10 +14,10 @@ import { z } from 'zod';
 import { formatMs } from '../contract/plan';
 import { checkRehearsalInput, formatRehearsalProblems, RehearsalInput } from '../contract/rehearsal';
 import type { RehearsalReport } from '../contract/rehearsal-report';
-import { renderMarkdown } from '../activities/rehearsal-render';
-import { defaultReportRoot, readAllReports } from '../activities/rehearsal-store';
+import { renderMarkdown } from '../activities/rehearsal/render';
+import { defaultReportRoot, readAllReports } from '../activities/rehearsal/store';
 import { rehearsalStatusQuery, type RehearsalSummary } from '../signals/rehearsal';
-import { taskQueue } from '../workers/worker';
+import { taskQueue } from '../signals/task-queue';
 import { temporalClient, uiLink } from './connection';
 
 export async function startRehearsal(client: Client, raw: unknown, opts: { workflowId?: string; taskQueue?: string } = {}) {

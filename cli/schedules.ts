@@ -12,7 +12,7 @@ import ms from 'ms';
 import { DurationString, durationMs } from '../contract/input';
 import { checkRehearsalInput, formatRehearsalProblems, type RehearsalInputDraft } from '../contract/rehearsal';
 import { RehearsalOutcomeKey } from '../signals/rehearsal';
-import { taskQueue as defaultTaskQueue } from '../workers/worker';
+import { taskQueue as defaultTaskQueue } from '../signals/task-queue';
 import { temporalClient, uiLink } from './connection';
 
 export interface CreateScheduleOptions {
@@ -135,7 +135,7 @@ export async function listRehearsalSchedules(client: Client): Promise<ScheduleRo
       scheduleId: s.scheduleId,
       paused: s.state.paused,
       ...(s.state.note ? { note: s.state.note } : {}),
-      spec: describeSpec(s.spec as ScheduleDescription['spec']),
+      spec: describeSpec(s.spec),
       nextRuns: s.info.nextActionTimes,
       recent: s.info.recentActions.map((a) => ({
         workflowId: a.action.workflow.workflowId,

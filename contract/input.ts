@@ -6,6 +6,9 @@
  * Pure module: it is bundled into workflow code, so no Node APIs here.
  */
 import { z } from 'zod';
+import { checkWith, type Checked } from './problems';
+
+export { formatProblems, type InputProblem } from './problems';
 import ms from 'ms';
 
 /** A reference to a secret; the value is resolved inside activities, never carried in history. */
@@ -324,24 +327,7 @@ export const MigrationInput = z
 export type MigrationInput = z.output<typeof MigrationInput>;
 export type MigrationInputDraft = z.input<typeof MigrationInput>;
 
-export interface InputProblem {
-  field: string;
-  message: string;
-}
-
-/** Validates without throwing; each problem names its field (dotted path). Never echoes values: they may be secrets. */
-export function checkMigrationInput(raw: unknown): { ok: true; input: MigrationInput } | { ok: false; problems: InputProblem[] } {
-  const parsed = MigrationInput.safeParse(raw);
-  if (parsed.success) return { ok: true, input: parsed.data };
-  return {
-    ok: false,
-    problems: parsed.error.issues.map((issue) => ({
-      field: issue.path.length ? issue.path.join('.') : '(input)',
-      message: issue.message,
-    })),
-  };
-}
-
-export function formatProblems(problems: InputProblem[]): string {
-  return `invalid migration input: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`;
+/** Validates without throwing; each problem names its field (dotted path). */
+export function checkMigrationInput(raw: unknown): Checked<MigrationInput> {
+  return checkWith(MigrationInput, raw);
 }

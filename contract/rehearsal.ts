@@ -16,6 +16,7 @@ import {
   type MigrationMethod,
 } from './input';
 import { DUMP_RESTORE_COMFORT_BYTES, estimateDumpRestoreMs } from './plan';
+import { checkWith, formatProblems, type Checked, type InputProblem } from './problems';
 
 /** `pg_dump` of the real source (read-only) restored into a scratch database the workflow creates. */
 export const LogicalSnapshot = z
@@ -103,23 +104,13 @@ export function sameServer(a: SecretRef, b: SecretRef): boolean {
   return key(a) === key(b);
 }
 
-export interface InputProblem {
-  field: string;
-  message: string;
-}
-
-/** Validates without throwing; each problem names its dotted field. Never echoes values. */
-export function checkRehearsalInput(raw: unknown): { ok: true; input: RehearsalInput } | { ok: false; problems: InputProblem[] } {
-  const parsed = RehearsalInput.safeParse(raw);
-  if (parsed.success) return { ok: true, input: parsed.data };
-  return {
-    ok: false,
-    problems: parsed.error.issues.map((issue) => ({ field: issue.path.length ? issue.path.join('.') : '(input)', message: issue.message })),
-  };
+/** Validates without throwing; each problem names its dotted field. */
+export function checkRehearsalInput(raw: unknown): Checked<RehearsalInput> {
+  return checkWith(RehearsalInput, raw);
 }
 
 export function formatRehearsalProblems(problems: InputProblem[]): string {
-  return `invalid rehearsal input: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`;
+  return formatProblems(problems, 'rehearsal');
 }
 
 /** The approver recorded for the gates of a rehearsal: approvals are automatic, and say so. */
@@ -202,7 +193,7 @@ export function childMigrationInput(
     },
     configSink: { type: 'env-file', path: scratch.stagingSinkPath, key: 'DATABASE_URL' },
     gates,
-  } as MigrationInputDraft;
+  };
 }
 
 /** Gates the parent approves ahead of time, in order; the cutover gate exists for CDC methods only. */

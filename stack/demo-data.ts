@@ -300,12 +300,12 @@ async function summarize(client: Client, scale: number, skipped: boolean, second
       `SELECT (SELECT count(*) FROM ${t}) AS rows, pg_total_relation_size($1::regclass) AS bytes`,
       [t],
     );
-    tables.push({ table: t, rows: Number(r.rows[0]!.rows), bytes: Number(r.rows[0]!.bytes) });
+    tables.push({ table: t, rows: Number(r.rows[0].rows), bytes: Number(r.rows[0].bytes) });
   }
   const db = await client.query<{ db: string; size: string }>(
     'SELECT current_database() AS db, pg_database_size(current_database()) AS size',
   );
-  return { database: db.rows[0]!.db, scale, skipped, seconds, tables, totalBytes: Number(db.rows[0]!.size) };
+  return { database: db.rows[0].db, scale, skipped, seconds, tables, totalBytes: Number(db.rows[0].size) };
 }
 
 /**

@@ -100,12 +100,25 @@ export function pidAlive(pid: number): boolean {
   return true;
 }
 
-export function processCmdline(pid: number): string | undefined {
+/** A running process's argv (Linux /proc), or undefined when it is gone or there is no /proc. */
+function processArgv(pid: number): string[] | undefined {
   try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
   } catch {
     return undefined;
   }
+}
+
+export function processCmdline(pid: number): string | undefined {
+  return processArgv(pid)?.join(' ').trim();
+}
+
+/** The argument following `flag` on a running process's command line (Linux /proc). */
+export function argAfter(pid: number, flag: string): string | undefined {
+  const argv = processArgv(pid);
+  if (argv === undefined) return undefined;
+  const i = argv.indexOf(flag);
+  return i >= 0 ? argv[i + 1] : undefined;
 }
 
 /** Alive and (when /proc is available) its command line contains every given fragment. */
@@ -118,11 +131,20 @@ export function pidMatches(pid: number | undefined, fragments: readonly string[]
 
 export function readPidFile(file: string): number | undefined {
   try {
-    const pid = Number.parseInt(fs.readFileSync(file, 'utf8').split('\n')[0]!.trim(), 10);
+    const pid = Number.parseInt(fs.readFileSync(file, 'utf8').split('\n')[0].trim(), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The pid recorded in `file` if that process is still the one we started (its command line has
+ * every fragment): a stale pid file may name a pid the kernel has since given to something else.
+ */
+export function livePidFromFile(file: string, fragments: readonly string[]): number | undefined {
+  const pid = readPidFile(file);
+  return pid !== undefined && pidMatches(pid, fragments) ? pid : undefined;
 }
 
 /** SIGTERM the process group (falls back to the pid), wait, then SIGKILL. */

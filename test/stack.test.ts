@@ -213,7 +213,7 @@ describe('demo dataset', () => {
     // app_worker got DML through the default privileges of the new database.
     const workerUrl = databaseUrl(env.SOURCE_WORKER_DATABASE_URL, seededDb);
     const [w] = await query<{ n: string }>(workerUrl, 'SELECT count(*) AS n FROM shop.orders');
-    expect(Number(w!.n)).toBe(rows['shop.orders']);
+    expect(Number(w.n)).toBe(rows['shop.orders']);
 
     // Same scale again: skipped, nothing reloaded.
     const again = await seedDemoData(url, { scale: 1 });

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { config } from 'dotenv';
 import { NativeConnection } from '@temporalio/worker';
 import { logger } from '../cli/logger';
-import { createMigrationWorker, taskQueue } from './worker';
+import { taskQueue } from '../signals/task-queue';
+import { createMigrationWorker } from './worker';
 
 async function main(): Promise<void> {
   const stackEnv = path.resolve(__dirname, '../.stack/stack.env');

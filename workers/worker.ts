@@ -5,16 +5,11 @@ import { DatabaseMigrationServiceClient } from '@aws-sdk/client-database-migrati
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { Client } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { createRehearsalActivities } from '../activities/rehearsal';
-import type { DmsClients } from '../activities/dms';
-
-export const DEFAULT_TASK_QUEUE = 'pg-migrations';
-
-export function taskQueue(): string {
-  return process.env.TEMPORAL_TASK_QUEUE || DEFAULT_TASK_QUEUE;
-}
+import { taskQueue } from '../signals/task-queue';
+import type { DmsClients } from '../activities/methods/dms/aws-dms';
 
 /**
  * Activity dependencies from the worker's environment and its Temporal connection. AWS clients are

@@ -4,17 +4,12 @@
  * some processes on the old database and some on the new); HTTP health checks with the smoke test;
  * maintenance off and workers back to their recorded counts at go-live. Each step registers its undo.
  */
-import { proxyActivities } from '@temporalio/workflow';
-import type { MigrationActivities } from '../activities';
+import { activities } from './activity-options';
 import type { MigrationInput } from '../contract/input';
 import type { Progress } from './progress';
 import type { Compensations } from './saga';
 
-const acts = proxyActivities<MigrationActivities>({
-  startToCloseTimeout: '5 minutes',
-  heartbeatTimeout: '30s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '20s', maximumAttempts: 10 },
-});
+const acts = activities.appControl;
 
 export class AppControl {
   private scaled?: Record<string, number>;

@@ -8,7 +8,7 @@ import type { MigrationOutcome } from '../signals';
 /** An ActivityFailure says "Activity task failed"; the reason is in its cause chain. */
 export function failureMessage(err: unknown): string {
   let e = err as { message?: string; cause?: unknown } | undefined;
-  while (e && e.cause && (e.cause as { message?: string }).message) e = e.cause as typeof e;
+  while (e && e.cause && (e.cause as { message?: string }).message) e = e.cause;
   return e?.message ?? String(err);
 }
 

@@ -11,20 +11,18 @@
  * budget, how it compares with earlier rehearsals, and why a failed rehearsal failed.
  */
 import {
-  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   ChildWorkflowCancellationType,
   isCancellation,
   ParentClosePolicy,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { RehearsalActivities, PreparedSnapshot } from '../activities/rehearsal';
+import type { PreparedSnapshot } from '../activities/rehearsal';
 import { durationMs, type MigrationMethod } from '../contract/input';
 import {
   AUTOMATIC_APPROVER,
@@ -60,25 +58,10 @@ import {
 import { migrateDatabase } from './migrate-database';
 import { failureMessage } from './progress';
 import { Compensations } from './saga';
+import { activities } from './activity-options';
 
 /** Snapshots take as long as a pg_dump + pg_restore of the whole source, or an RDS restore (tens of minutes). */
-const snapshots = proxyActivities<RehearsalActivities>({
-  startToCloseTimeout: '12 hours',
-  heartbeatTimeout: '1 minute',
-  // On cancellation, wait until pg_dump / pg_restore are stopped before tearing down.
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
-});
-/** Teardown keeps trying: scratch resources left behind cost money (an RDS instance) or hold WAL (a slot). */
-const teardown = proxyActivities<RehearsalActivities>({
-  startToCloseTimeout: '45 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 20 },
-});
-const quick = proxyActivities<RehearsalActivities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
-});
+const { snapshot: snapshots, teardown, quick } = activities;
 
 const compactStamp = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 
@@ -156,7 +139,7 @@ export async function rehearseMigration(rawInput: RehearsalInputDraft): Promise<
   let child: ChildMeasurements | undefined;
   let childStarted = false;
   let failure: { phase: string; message: string } | undefined;
-  let cancellation: unknown;
+  let cancellation: Error | undefined;
 
   try {
     // --- 1. the snapshot: scratch source (a copy of the real one) and an empty scratch target ---
@@ -280,7 +263,7 @@ export async function rehearseMigration(rawInput: RehearsalInputDraft): Promise<
       if (cancelled) throw err;
     }
   } catch (err) {
-    if (isCancellation(err)) cancellation = err;
+    if (isCancellation(err)) cancellation = err as Error;
     else if (!failure && !child) failure = { phase: status.phase, message: failureMessage(err) };
   }
 

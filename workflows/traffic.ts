@@ -4,19 +4,15 @@
  * each waited INSYNC, baked (a durable timer) and judged by a health gate; a failed gate (or a no-go
  * before the last step) shifts back to the weights read before anything changed.
  */
-import { proxyActivities, sleep } from '@temporalio/workflow';
-import type { MigrationActivities } from '../activities';
+import { sleep } from '@temporalio/workflow';
+import { activities } from './activity-options';
 import { durationMs, type MigrationInput } from '../contract/input';
 import type { TrafficStatus } from '../signals';
 import type { Gates } from './gates';
 import type { Progress } from './progress';
 import type { Compensations } from './saga';
 
-const acts = proxyActivities<MigrationActivities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '1 minute',
-  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
-});
+const acts = activities.traffic;
 
 type TrafficInput = NonNullable<MigrationInput['traffic']>;
 

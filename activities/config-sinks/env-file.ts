@@ -1,17 +1,12 @@
 /** A dotenv file on the worker host: what a systemd unit, a Procfile runner or docker `env_file` reads. */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { parse } from 'dotenv';
-import type { ConfigSinkDriver, RestoreReceipt, SwapReceipt } from './index';
-
-export function fingerprint(value: string | undefined): string | null {
-  return value === undefined ? null : createHash('sha256').update(value).digest('hex').slice(0, 12);
-}
+import { fingerprint, type ConfigSinkDriver, type RestoreReceipt, type SwapReceipt } from './driver';
 
 function formatLine(key: string, value: string): string {
-  return /^[A-Za-z0-9_@:/?&=%.+,;~!*()\[\]-]*$/.test(value) ? `${key}=${value}` : `${key}='${value.replace(/'/g, "'\\''")}'`;
+  return /^[A-Za-z0-9_@:/?&=%.+,;~!*()[\]-]*$/.test(value) ? `${key}=${value}` : `${key}='${value.replace(/'/g, "'\\''")}'`;
 }
 
 /** Replaces (or appends, or with `undefined` removes) one key, keeping every other line as it was. */

@@ -25,10 +25,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { ConfigSink } from '../../contract/input';
-import { appPath, openHerokuClient, type HerokuAttachment, type HerokuClient } from '../heroku';
+import { appPath, openHerokuClient, type HerokuAttachment, type HerokuClient } from '../heroku/platform-api';
 import { rememberSecret } from '../secrets';
-import { fingerprint } from './env-file';
-import type { ConfigSinkClients, ConfigSinkDriver, RestoreReceipt, SwapReceipt } from './index';
+import { fingerprint, type ConfigSinkClients, type ConfigSinkDriver, type RestoreReceipt, type SwapReceipt } from './driver';
 import { upperId } from './names';
 import { loadSecretKey, seal, unseal } from './sealed';
 

@@ -15,50 +15,13 @@
  * attempt, restore twice is harmless, and restore without a swap changes nothing.
  */
 import type { ConfigSink } from '../../contract/input';
-import type { SecretClients } from '../secrets';
 import { EnvFileSink } from './env-file';
 import { HerokuConfigSink } from './heroku';
 import { SecretsManagerSink } from './secrets-manager';
 import { SsmSink } from './ssm';
+import type { ConfigSinkClients, ConfigSinkDriver } from './driver';
 
-export interface SwapReceipt {
-  sink: string;
-  key: string;
-  /** sha256 prefix of the previous value, so a human can tell values apart without seeing them. */
-  previousFingerprint: string | null;
-  newFingerprint: string;
-  /** Sink-specific references (versions, labels, attachment names, add-on ids): never a value. */
-  details?: Record<string, string | number | boolean | null>;
-}
-
-export interface RestoreReceipt {
-  sink: string;
-  restored: boolean;
-  fingerprint: string | null;
-  details?: Record<string, string | number | boolean | null>;
-}
-
-export interface ConfigSinkDriver {
-  describe(): string;
-  read(): Promise<string | undefined>;
-  swap(migrationId: string, value: string): Promise<SwapReceipt>;
-  /** `receipt` is what `swap` returned, when history has it; without it the sink's own record is used. */
-  restore(migrationId: string, receipt?: SwapReceipt): Promise<RestoreReceipt>;
-  /**
-   * Decommission: the rollback path is given up, so what `restore` would need goes (the Heroku
-   * rollback attachment of the old add-on, a label, a backup). Idempotent; after it, restore is a no-op.
-   */
-  release(migrationId: string): Promise<string[]>;
-}
-
-/**
- * What the sinks need from the worker: lazily created SSM / Secrets Manager clients, the worker's
- * environment (secret references, PGMIG_SECRET_KEY) and optionally a `fetch` for the Heroku API.
- * `ActivityDeps` satisfies it.
- */
-export interface ConfigSinkClients extends SecretClients {
-  fetch?: typeof fetch;
-}
+export type { ConfigSinkClients, ConfigSinkDriver, RestoreReceipt, SwapReceipt } from './driver';
 
 export function openConfigSink(sink: ConfigSink, clients: ConfigSinkClients): ConfigSinkDriver {
   switch (sink.type) {

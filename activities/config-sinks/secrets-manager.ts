@@ -27,8 +27,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { ApplicationFailure } from '@temporalio/common';
 import { rememberSecret } from '../secrets';
-import { fingerprint } from './env-file';
-import type { ConfigSinkDriver, RestoreReceipt, SwapReceipt } from './index';
+import { fingerprint, type ConfigSinkDriver, type RestoreReceipt, type SwapReceipt } from './driver';
 import { previousLabel, swappedLabel } from './names';
 
 type Stages = Record<string, string[]>;
@@ -62,7 +61,7 @@ export class SecretsManagerSink implements ConfigSinkDriver {
 
   private async stages(): Promise<Stages> {
     const out = await this.sm().send(new DescribeSecretCommand({ SecretId: this.secretId }));
-    return (out.VersionIdsToStages ?? {}) as Stages;
+    return out.VersionIdsToStages ?? {};
   }
 
   private async secretString(versionId: string): Promise<string> {

@@ -26,8 +26,7 @@ import {
 } from '@aws-sdk/client-ssm';
 import { ApplicationFailure } from '@temporalio/common';
 import { rememberSecret } from '../secrets';
-import { fingerprint } from './env-file';
-import type { ConfigSinkDriver, RestoreReceipt, SwapReceipt } from './index';
+import { fingerprint, type ConfigSinkDriver, type RestoreReceipt, type SwapReceipt } from './driver';
 import { previousLabel } from './names';
 
 export const CREATED_BY_TAG = 'pgmig:created-by';

@@ -2,7 +2,7 @@
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DatabaseMigrationServiceClient } from '@aws-sdk/client-database-migration-service';
 import { RDSClient } from '@aws-sdk/client-rds';
-import type { DmsClients } from '../../activities/dms';
+import type { DmsClients } from '../../activities/methods/dms/aws-dms';
 import type { StackEnv } from '../../stack';
 
 export function motoConfig(env: StackEnv) {
@@ -23,28 +23,32 @@ export function motoConfig(env: StackEnv) {
  */
 export function motoTimestampsAsEpochSeconds(client: DatabaseMigrationServiceClient): DatabaseMigrationServiceClient {
   client.middlewareStack.addRelativeTo(
-    (next: any) => async (args: any) => {
-      const result = await next(args);
-      const response = result.response as { body?: unknown; headers?: Record<string, string> };
-      const body = response?.body as AsyncIterable<Uint8Array> | undefined;
-      if (!body || typeof body[Symbol.asyncIterator] !== 'function') return result;
-      const chunks: Buffer[] = [];
-      for await (const chunk of body) chunks.push(Buffer.from(chunk));
-      const text = Buffer.concat(chunks)
-        .toString('utf8')
-        .replace(
-          /("[A-Za-z]+"\s*:\s*)"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)(Z|[+-]\d\d:?\d\d)?"/g,
-          (_all, key: string, iso: string, zone: string | undefined) => `${key}${Date.parse(iso + (zone ?? 'Z')) / 1000}`,
-        );
-      const bytes = new Uint8Array(Buffer.from(text, 'utf8'));
-      response.body = bytes;
-      if (response.headers?.['content-length'] !== undefined) response.headers['content-length'] = String(bytes.length);
-      return result;
-    },
+    <Args>(next: RawResponseHandler<Args>) =>
+      async (args: Args) => {
+        const result = await next(args);
+        const response = result.response as { body?: unknown; headers?: Record<string, string> };
+        const body = response?.body as AsyncIterable<Uint8Array> | undefined;
+        if (!body || typeof body[Symbol.asyncIterator] !== 'function') return result;
+        const chunks: Buffer[] = [];
+        for await (const chunk of body) chunks.push(Buffer.from(chunk));
+        const text = Buffer.concat(chunks)
+          .toString('utf8')
+          .replace(
+            /("[A-Za-z]+"\s*:\s*)"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)(Z|[+-]\d\d:?\d\d)?"/g,
+            (_all, key: string, iso: string, zone: string | undefined) => `${key}${Date.parse(iso + (zone ?? 'Z')) / 1000}`,
+          );
+        const bytes = new Uint8Array(Buffer.from(text, 'utf8'));
+        response.body = bytes;
+        if (response.headers?.['content-length'] !== undefined) response.headers['content-length'] = String(bytes.length);
+        return result;
+      },
     { relation: 'after', toMiddleware: 'deserializerMiddleware', name: 'motoTimestampsAsEpochSeconds' },
   );
   return client;
 }
+
+/** What the middleware above needs of the SDK's deserialize-step handler: its answer's raw HTTP response. */
+type RawResponseHandler<Args> = (args: Args) => Promise<{ response: unknown }>;
 
 /** DMS and CloudWatch clients for moto, with the timestamp adapter above. */
 export function motoDmsClients(env: StackEnv): DmsClients {

@@ -12,7 +12,7 @@ import {
   ECSClient,
   RegisterTaskDefinitionCommand,
 } from '@aws-sdk/client-ecs';
-import { ApplicationFailure } from '@temporalio/common';
+import type { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -28,7 +28,7 @@ import {
   scaleUp,
   type RestartMark,
 } from '../../activities/app-control';
-import { HEROKU_ACCEPT, HerokuClient } from '../../activities/heroku';
+import { HEROKU_ACCEPT, HerokuClient } from '../../activities/heroku/platform-api';
 import { loadStackEnv } from '../../stack';
 import { startHerokuStandIn, type HerokuStandIn } from '../heroku-stand-in';
 import { motoConfig } from '../helpers/moto';
@@ -100,17 +100,19 @@ describe('Heroku app control (Platform API stand-in)', () => {
       ssm: () => undefined as never,
       secretsManager: () => undefined as never,
     });
+    // Called through the object: unbound-method cannot see that the activities do not use `this`.
+    const herokuScaleDown = (args: Parameters<typeof acts.herokuScaleDown>[0]) => acts.herokuScaleDown(args);
     const target = { app: 'activity-app', token: { env: 'HEROKU_TEST_TOKEN' }, apiUrl: heroku.url };
     const first = new MockActivityEnvironment();
     const beats: unknown[] = [];
     first.on('heartbeat', (d: unknown) => beats.push(d));
-    const record = await first.run(acts.herokuScaleDown, { heroku: target, types: 'all-but-web' as const });
+    const record = await first.run(herokuScaleDown, { heroku: target, types: 'all-but-web' as const });
     expect(record).toEqual({ app: 'activity-app', counts: { worker: 2 } });
     expect(beats).toEqual([record]);
     expect(app.formation.worker.quantity).toBe(0);
     // Attempt 2 (the worker died before the result was recorded): same counts, not { worker: 0 }.
     const retry = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: beats[0] });
-    expect(await retry.run(acts.herokuScaleDown, { heroku: target, types: 'all-but-web' as const })).toEqual(record);
+    expect(await retry.run(herokuScaleDown, { heroku: target, types: 'all-but-web' as const })).toEqual(record);
     expect(JSON.stringify(beats)).not.toContain(token);
   });
 

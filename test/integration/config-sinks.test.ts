@@ -22,7 +22,7 @@ import {
   UnlabelParameterVersionCommand,
 } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openConfigSink, type ConfigSinkClients, type SwapReceipt } from '../../activities/config-sinks';
+import { openConfigSink, type ConfigSinkClients } from '../../activities/config-sinks';
 import { backupConfigVar, rollbackAttachmentName } from '../../activities/config-sinks/heroku';
 import { ConfigSink } from '../../contract/input';
 import { loadStackEnv } from '../../stack';
@@ -106,7 +106,7 @@ describe('ssm sink (moto)', () => {
     const receipt = await sink.swap(m, newUrl);
     await ssm.send(new UnlabelParameterVersionCommand({ Name: name, ParameterVersion: 1, Labels: [`pgmig-${m}-previous`] }));
     expect((await sink.restore(m)).restored).toBe(false); // no record left without the receipt
-    const restored = await sink.restore(m, receipt as SwapReceipt);
+    const restored = await sink.restore(m, receipt);
     expect(restored.restored).toBe(true);
     expectNoSecret(restored, secrets);
     expect((await read(name)).Value).toBe(oldUrl);

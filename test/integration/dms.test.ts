@@ -1,5 +1,5 @@
 /**
- * The DMS method's control plane (activities/dms.ts) against moto: a real HTTP server, the real AWS
+ * The DMS method's control plane (activities/methods/dms) against moto: a real HTTP server, the real AWS
  * SDK v3 clients, no mocks. moto keeps DMS resources as records and moves no data: full load, CDC,
  * validation results and real latency are not exercised here (see the DMS notes of the README).
  *
@@ -24,9 +24,10 @@ import {
   StopReplicationTaskCommand,
 } from '@aws-sdk/client-database-migration-service';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { WaitProgress } from '../../activities/aws/poll';
 import {
-  awsFailure,
   cdcLatency,
+  dmsFailure,
   dmsResourceNames,
   ensureEndpoints,
   ensureReplicationInstance,
@@ -37,8 +38,7 @@ import {
   taskProgress,
   type DmsClients,
   type DmsMigration,
-  type DmsWaitProgress,
-} from '../../activities/dms';
+} from '../../activities/methods/dms/aws-dms';
 import { loadStackEnv } from '../../stack';
 import { motoConfig, motoDmsClients } from '../helpers/moto';
 import { applicationFailureOf, timed } from '../helpers/expect';
@@ -180,7 +180,7 @@ describe('DMS method against moto', () => {
   });
 
   it('ensureReplicationInstance waits (reporting progress) until available, and finds it again', async () => {
-    const progress: DmsWaitProgress[] = [];
+    const progress: WaitProgress[] = [];
     replicationInstanceArn = await timed(timings, 'ensureReplicationInstance (create + wait)', () =>
       ensureReplicationInstance(clients, m, { ...fast, onProgress: (p) => progress.push(p) }),
     );
@@ -434,7 +434,7 @@ describe('DMS method: errors no retry can fix', () => {
     const notFound = await clients.dms
       .send(new DeleteEndpointCommand({ EndpointArn: 'arn:aws:dms:us-east-1:123456789012:endpoint:NOSUCHENDPOINT' }))
       .catch((e: unknown) => e);
-    const f = awsFailure('DeleteEndpoint', notFound);
+    const f = dmsFailure('DeleteEndpoint', notFound);
     expect(f).toMatchObject({ nonRetryable: true, type: 'ResourceNotFoundFault' });
     expect(f.message).toMatch(/^DeleteEndpoint: ResourceNotFoundFault \(HTTP 400\): /);
 
@@ -451,7 +451,7 @@ describe('DMS method: errors no retry can fix', () => {
       ...fast,
     });
     const state = await clients.dms.send(new StopReplicationTaskCommand({ ReplicationTaskArn: arn })).catch((e: unknown) => e);
-    const r = awsFailure('StopReplicationTask', state);
+    const r = dmsFailure('StopReplicationTask', state);
     expect(r).toMatchObject({ nonRetryable: false, type: 'InvalidResourceStateFault' });
     expect(await stopAndDelete(clients, sm, fast)).toMatchObject({ stoppedTask: false, task: arn, replicationInstance: ri });
   });

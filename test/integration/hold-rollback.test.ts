@@ -4,7 +4,7 @@
  */
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { reverseNames } from '../../activities/logical';
+import { reverseNames } from '../../activities/methods/logical/reverse';
 import type { MigrationInputDraft } from '../../contract/input';
 import { approveUpdate, rejectUpdate, rollbackUpdate, statusQuery, type MigrationResult } from '../../signals';
 import { AppWriter } from '../../stack/app-writer';

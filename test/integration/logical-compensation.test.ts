@@ -6,7 +6,7 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationActivities } from '../../activities';
-import { replicationNames } from '../../activities/logical';
+import { replicationNames } from '../../activities/methods/cdc/marker';
 import { rejectUpdate, statusQuery, type MigrationResult } from '../../signals';
 import { failingAfter, openSandbox, query, readOnlySettings, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
 

@@ -8,9 +8,18 @@ import { PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { DescribeEndpointsCommand, DescribeReplicationTasksCommand } from '@aws-sdk/client-database-migration-service';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dmsResourceNames } from '../../activities/dms';
+import { dmsResourceNames } from '../../activities/methods/dms/aws-dms';
 import { approveUpdate, rejectUpdate, statusQuery, type MigrationResult } from '../../signals';
-import { failingAfter, openSandbox, query, sourceWritable, targetTableCount, type Sandbox, untilPhase } from '../helpers/harness';
+import {
+  failingAfter,
+  openSandbox,
+  query,
+  recordHistory,
+  sourceWritable,
+  targetTableCount,
+  type Sandbox,
+  untilPhase,
+} from '../helpers/harness';
 import { motoDmsClients } from '../helpers/moto';
 
 let sandbox: Sandbox;
@@ -86,6 +95,7 @@ describe('dms method (control plane on moto)', () => {
     const result = (await handle.result()) as MigrationResult;
     expect(result.outcome).toBe('rolled-back');
     expect(result.compensations.every((c) => c.state === 'completed')).toBe(true);
+    await recordHistory(handle, 'dms-no-go');
     await expectWorldRestored(migrationId);
   });
 
@@ -109,6 +119,7 @@ describe('dms method (control plane on moto)', () => {
       'reset-target:completed',
       'restore-replica-identity:completed',
     ]);
+    await recordHistory(handle, 'dms-failed-at-drain');
     await expectWorldRestored(migrationId);
   });
 
@@ -128,6 +139,7 @@ describe('dms method (control plane on moto)', () => {
         expect((err as WorkflowFailedError).cause?.message).toContain(`injected failure after ${step}`);
         const status = await handle.query(statusQuery);
         expect(status.compensations.filter((c) => c.state !== 'completed')).toEqual([]);
+        await recordHistory(handle, `dms-failed-after-${step}`);
         await expectWorldRestored(migrationId);
       } finally {
         await sandbox.useActivities(sandbox.realActivities);

@@ -3,7 +3,7 @@
  * application writing the whole time.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tableFingerprint } from '../../activities/verify';
+import { tableFingerprint } from '../../activities/database/verify';
 import { Client } from 'pg';
 import { statusQuery, type MigrationResult, type MigrationStatus } from '../../signals';
 import { AppWriter, type WriterStats } from '../../stack/app-writer';

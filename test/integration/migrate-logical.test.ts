@@ -4,7 +4,7 @@
  * acknowledged write is on the target exactly once, and nothing of the replication is left behind.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { replicationNames } from '../../activities/logical';
+import { replicationNames } from '../../activities/methods/cdc/marker';
 import type { MigrationResult, MigrationStatus } from '../../signals';
 import type { WriterStats } from '../../stack/app-writer';
 import {

@@ -4,10 +4,10 @@
  * waits for the marker, and nothing of pgcopydb (slot, origin, sentinel) is left afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pgcopydbNames } from '../../activities/pgcopydb';
+import { pgcopydbNames } from '../../activities/methods/pgcopydb/clone-follow';
 import type { MigrationResult, MigrationStatus } from '../../signals';
 import type { WriterStats } from '../../stack/app-writer';
-import { expectEveryAckedWriteOnce, migrateUnderLoad, openSandbox, query, type Sandbox } from '../helpers/harness';
+import { expectEveryAckedWriteOnce, migrateUnderLoad, openSandbox, query, recordHistory, type Sandbox } from '../helpers/harness';
 
 let sandbox: Sandbox;
 let result: MigrationResult;
@@ -16,14 +16,16 @@ let writes: WriterStats;
 
 beforeAll(async () => {
   sandbox = await openSandbox('pgcopydbwf');
-  ({ result, status, writes } = await migrateUnderLoad(
+  const run = await migrateUnderLoad(
     sandbox,
     sandbox.input({
       method: 'pgcopydb',
       replication: { tablesWithoutPrimaryKey: 'replica-identity-full', maxLagBytes: 16 * 1024 * 1024, drainTimeout: '2m' },
     }),
     ['cutover', 'go-live'],
-  ));
+  );
+  ({ result, status, writes } = run);
+  await recordHistory(run.handle, 'pgcopydb-completed');
 }, 300_000);
 
 afterAll(async () => {

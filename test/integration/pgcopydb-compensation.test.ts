@@ -2,12 +2,12 @@
  * The `pgcopydb` method: a cutover no-go and a failure after steps of the window leave no pgcopydb
  * process, slot, replication origin, sentinel or marker behind, the source writable and the target empty.
  */
-import { WorkflowFailedError } from '@temporalio/client';
+import type { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pgcopydbNames } from '../../activities/pgcopydb';
+import { pgcopydbNames } from '../../activities/methods/pgcopydb/clone-follow';
 import type { MigrationActivities } from '../../activities';
 import { approveUpdate, rejectUpdate, statusQuery, type MigrationResult } from '../../signals';
-import { failingAfter, openSandbox, query, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
+import { failingAfter, openSandbox, query, recordHistory, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
 
 let sandbox: Sandbox;
 
@@ -50,6 +50,7 @@ describe('pgcopydb method: compensation', () => {
     const result = (await handle.result()) as MigrationResult;
     expect(result.outcome).toBe('rolled-back');
     expect(result.compensations.every((c) => c.state === 'completed')).toBe(true);
+    await recordHistory(handle, 'pgcopydb-no-go');
     await expectNothingLeft(migrationId);
   });
 
@@ -67,6 +68,7 @@ describe('pgcopydb method: compensation', () => {
         expect((err as WorkflowFailedError).cause?.message).toContain(`injected failure after ${String(step)}`);
         const status = await handle.query(statusQuery);
         expect(status.compensations.filter((c) => c.state !== 'completed')).toEqual([]);
+        await recordHistory(handle, `pgcopydb-failed-after-${String(step)}`);
         await expectNothingLeft(migrationId);
       } finally {
         await sandbox.useActivities(sandbox.realActivities);

@@ -23,7 +23,7 @@ import {
   logFile,
   type PgcopydbProgress,
   type PgcopydbRun,
-} from '../../activities/pgcopydb';
+} from '../../activities/methods/pgcopydb/clone-follow';
 import { createSourceDatabase, createTargetDatabase, databaseUrl, dropDatabase, loadStackEnv, type StackEnv } from '../../stack';
 import { AppWriter, type WriterStats } from '../../stack/app-writer';
 import { DEMO_TABLES, seedDemoData } from '../../stack/demo-data';
@@ -158,7 +158,7 @@ async function expectSameData(run: PgcopydbRun, writes: WriterStats): Promise<vo
   for (const table of DEMO_TABLES) {
     const [s] = await sql<{ n: string }>(run.sourceUrl, `SELECT count(*) AS n FROM ${table}`);
     const [t] = await sql<{ n: string }>(run.targetUrl, `SELECT count(*) AS n FROM ${table}`);
-    expect({ table, rows: t!.n }).toEqual({ table, rows: s!.n });
+    expect({ table, rows: t.n }).toEqual({ table, rows: s.n });
   }
 }
 
@@ -289,7 +289,7 @@ describe.concurrent('pgcopydb clone --follow', () => {
         '--import',
         'tsx',
         '-e',
-        `require(${JSON.stringify(path.resolve(__dirname, '../../activities/pgcopydb.ts'))}).runCloneFollow(JSON.parse(process.env.RUN), { onProgress: (p) => console.log(p.mode) })`,
+        `require(${JSON.stringify(path.resolve(__dirname, '../../activities/methods/pgcopydb/clone-follow.ts'))}).runCloneFollow(JSON.parse(process.env.RUN), { onProgress: (p) => console.log(p.mode) })`,
       ],
       { cwd: path.resolve(__dirname, '../..'), env: { ...process.env, RUN: JSON.stringify(run) }, stdio: ['ignore', 'pipe', 'inherit'] },
     );

@@ -14,7 +14,7 @@ import {
   type RDSClient,
 } from '@aws-sdk/client-rds';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { ApplicationFailure } from '@temporalio/common';
+import type { ApplicationFailure } from '@temporalio/common';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * The Route 53 weighted traffic shift (activities/route53.ts) against moto: a real HTTP server, the
+ * The Route 53 weighted traffic shift (activities/traffic) against moto: a real HTTP server, the
  * real AWS SDK v3 client, no mocks; HTTP probes against a local node:http server whose health
  * endpoint the tests flip to 500.
  *
@@ -30,19 +30,11 @@ import {
   type ResourceRecordSet,
 } from '@aws-sdk/client-route-53';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  healthGate,
-  lowerTtl,
-  readWeightedRecords,
-  restoreTtl,
-  setWeights,
-  shiftTraffic,
-  waitForChange,
-  type HealthGateSpec,
-  type Route53Clients,
-  type ShiftProgress,
-  type WeightedRecordSpec,
-} from '../../activities/route53';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createTrafficActivities } from '../../activities/traffic';
+import { lowerTtl, restoreTtl, setWeights, waitForChange } from '../../activities/traffic/changes';
+import { healthGate, type HealthGateSpec } from '../../activities/traffic/health-gate';
+import { readWeightedRecords, type Route53Clients, type WeightedRecordSpec } from '../../activities/traffic/records';
 import { loadStackEnv } from '../../stack';
 import { motoConfig } from '../helpers/moto';
 import { applicationFailureOf, timed } from '../helpers/expect';
@@ -58,6 +50,8 @@ const OLD_VALUE = 'shop-12345.herokudns.com';
 const NEW_VALUE = 'shop-alb-1234567890.us-east-1.elb.amazonaws.com';
 /** GetChange polls every 20 ms here; on AWS the default is 5 s. */
 const fast = { intervalMs: 20, timeoutMs: 5_000 };
+/** The activities the workflow runs, as the worker builds them. */
+const traffic = createTrafficActivities({ route53: () => route53, route53PollMs: fast.intervalMs });
 
 let zoneId = '';
 let spec: WeightedRecordSpec;
@@ -94,13 +88,31 @@ function gate(overrides: Partial<HealthGateSpec> = {}): HealthGateSpec {
   };
 }
 
+/** Runs one activity in an activity context, as a worker would, collecting its heartbeats. */
+async function inActivity<R>(fn: () => Promise<R>, heartbeats: unknown[] = []): Promise<R> {
+  const env = new MockActivityEnvironment();
+  env.on('heartbeat', (details: unknown) => heartbeats.push(details));
+  return env.run(fn);
+}
+
+/** One traffic step as workflows/traffic.ts runs it: setDnsWeights (waited INSYNC), then trafficHealthGate. */
+async function trafficStep(percent: number) {
+  const heartbeats: unknown[] = [];
+  const set = await inActivity(() => traffic.setDnsWeights({ dns: spec, weights: { old: 100 - percent, new: percent } }), heartbeats);
+  const judged = await inActivity(() => traffic.trafficHealthGate({ gate: gate() }));
+  return { set, heartbeats, judged };
+}
+
 beforeAll(async () => {
-  server = createServer(async (req, res) => {
-    if (req.url === '/health') {
-      healthRequests++;
-      if (weightsAtProbe) weightsAtProbe.push(await rawWeights());
-      res.writeHead(healthy ? 200 : 500, { 'content-type': 'text/plain' }).end(healthy ? 'ok' : 'database unavailable');
-    } else res.writeHead(404).end();
+  // node:http ignores a listener's promise; a failed weights read stays an unhandled rejection, which vitest reports.
+  server = createServer((req, res) => {
+    void (async () => {
+      if (req.url === '/health') {
+        healthRequests++;
+        if (weightsAtProbe) weightsAtProbe.push(await rawWeights());
+        res.writeHead(healthy ? 200 : 500, { 'content-type': 'text/plain' }).end(healthy ? 'ok' : 'database unavailable');
+      } else res.writeHead(404).end();
+    })();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   probeUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/health`;
@@ -307,185 +319,58 @@ describe('Route 53 weighted traffic shift against moto', () => {
     expect(nothing).toMatchObject({ nonRetryable: true, type: 'Route53InvalidInput' });
   });
 
-  it('shiftTraffic 10 -> 50 -> 100 with a healthy gate ends at old 0 / new 100, every change INSYNC', async () => {
+  // The shift as workflows/traffic.ts runs it, one activity per step (the bake between is a durable
+  // timer in the workflow, so there is nothing to bake here). Approvals before the last step, and
+  // the workflow's own shift back, are in cutover-safety.test.ts.
+  it('through the activities: 10 -> 50 -> 100, each change INSYNC (heartbeating) before its gate judges those weights', async () => {
     healthy = true;
-    const events: ShiftProgress[] = [];
-    const seen: Record<string, number | undefined>[] = [];
-    const t0 = performance.now();
-    const result = await timed(timings, 'shiftTraffic (3 steps, bake 100 ms, healthy)', () =>
-      shiftTraffic(clients, spec, {
-        oldId: 'old',
-        newId: 'new',
-        steps: [10, 50, 100],
-        bakeMs: 100,
-        gate: gate(),
-        wait: fast,
-        beforeStep: async () => {
-          seen.push(await rawWeights());
-          return true;
-        },
-        onProgress: (p) => events.push(p),
-      }),
-    );
-    const elapsed = performance.now() - t0;
-    expect(result).toMatchObject({
-      completed: true,
-      reached: 100,
-      shiftedBack: false,
-      original: { old: 100, new: 0 },
-      final: { old: 0, new: 100 },
-    });
-    expect(result.history.map((h) => [h.step, h.percent, h.outcome, h.weights])).toEqual([
-      [1, 10, 'passed', { old: 90, new: 10 }],
-      [2, 50, 'passed', { old: 50, new: 50 }],
-      [3, 100, 'passed', { old: 0, new: 100 }],
-    ]);
-    for (const h of result.history) {
-      expect(h.changeId).toMatch(/change\//);
-      expect(h.bakeMs).toBeGreaterThanOrEqual(95);
-      expect(h.gate).toMatchObject({ ok: true, errorRate: 0, samplesTaken: 3 });
+    const original = await inActivity(() => traffic.readDnsRecords({ dns: spec }));
+    expect(original).toEqual({ weights: { old: 100, new: 0 }, ttl: { old: 60, new: 60 } });
+    const judgedWeights: Record<string, number | undefined>[] = [];
+    for (const percent of [10, 50, 100]) {
+      weightsAtProbe = judgedWeights;
+      const { set, heartbeats, judged } = await timed(timings, `traffic step ${percent}% (healthy)`, () => trafficStep(percent));
+      weightsAtProbe = undefined;
+      expect(set).toEqual({ weights: { old: 100 - percent, new: percent }, changed: true });
+      // One GetChange (moto: INSYNC at once), reported as a heartbeat.
+      expect(heartbeats).toEqual([expect.objectContaining({ resource: expect.stringMatching(/^Route 53 change /), status: 'done' })]);
+      expect(judged).toMatchObject({ ok: true, errorRate: 0, samplesTaken: 3 });
     }
-    // Each step waited for its change: INSYNC is reported once per step, before its bake and gate.
-    const order = events.map((e) =>
-      e.event === 'step' || e.event === 'insync' || e.event === 'bake' || e.event === 'gate' ? `${e.event}${e.step.index}` : e.event,
-    );
-    expect(order.filter((e) => e !== 'wait' && e !== 'gate-sample')).toEqual([
-      'original',
-      'step1',
-      'insync1',
-      'bake1',
-      'gate1',
-      'step2',
-      'insync2',
-      'bake2',
-      'gate2',
-      'step3',
-      'insync3',
-      'bake3',
-      'gate3',
-      'done',
-    ]);
-    // The weights before each step, as moto holds them.
-    expect(seen).toEqual([
-      { old: 100, new: 0 },
-      { old: 90, new: 10 },
-      { old: 50, new: 50 },
+    // Each gate's 3 probes saw its own step's weights, as moto holds them.
+    expect(judgedWeights).toEqual([
+      ...Array(3).fill({ old: 90, new: 10 }),
+      ...Array(3).fill({ old: 50, new: 50 }),
+      ...Array(3).fill({ old: 0, new: 100 }),
     ]);
     const raw = await rawRecords();
     expect(raw.old).toMatchObject({ Weight: 0, TTL: 60, ResourceRecords: [{ Value: OLD_VALUE }] });
     expect(raw.new).toMatchObject({ Weight: 100, TTL: 60, ResourceRecords: [{ Value: NEW_VALUE }] });
-    expect(elapsed).toBeLessThan(5_000);
 
-    await setWeights(clients, spec, { old: 100, new: 0 }, fast);
+    await setWeights(clients, spec, original.weights, fast);
   });
 
-  it('a failing health gate at the second step shifts back to the original weights (old 100 / new 0) and names step 2', async () => {
+  it('through the activities: a gate failing at 50 % judged 50/50; setDnsWeights with the weights read first shifts back', async () => {
     healthy = true;
+    const original = await inActivity(() => traffic.readDnsRecords({ dns: spec }));
+    expect((await trafficStep(10)).judged.ok).toBe(true);
+
+    healthy = false;
     const during: Record<string, number | undefined>[] = [];
-    const requestsBefore = healthRequests;
-    const result = await timed(timings, 'shiftTraffic (gate fails at step 2, shift back)', () =>
-      shiftTraffic(clients, spec, {
-        oldId: 'old',
-        newId: 'new',
-        steps: [10, 50, 100],
-        bakeMs: 100,
-        gate: gate(),
-        wait: fast,
-        beforeStep: async (step) => {
-          // Step 1 has completed (its gate passed): the new side starts failing now.
-          if (step.index === 2) {
-            healthy = false;
-            weightsAtProbe = during;
-          }
-          return true;
-        },
-      }),
-    );
+    weightsAtProbe = during;
+    const { judged } = await trafficStep(50);
     healthy = true;
     weightsAtProbe = undefined;
-    expect(result).toMatchObject({
-      completed: false,
-      reached: 10,
-      shiftedBack: true,
-      original: { old: 100, new: 0 },
-      final: { old: 100, new: 0 },
-      failed: { step: 2, percent: 50 },
-    });
-    expect(result.failed?.reason).toMatch(/^health gate failed at step 2 \(50% to new\): probe error rate 1\/1 exceeds 0 .*HTTP 500/);
-    expect(result.shiftBack?.changeId).toMatch(/change\//);
-    expect(result.shiftBack?.error).toBeUndefined();
-    expect(result.history.map((h) => [h.step, h.outcome])).toEqual([
-      [1, 'passed'],
-      [2, 'failed'],
-    ]);
-    expect(result.history[1].gate).toMatchObject({ ok: false, errorRate: 1, samplesTaken: 1 });
-    expect(result.history[1].gate?.probes[0]).toMatchObject({ ok: false, status: 500 });
-    expect(during).toEqual([{ old: 50, new: 50 }]); // the failing probe saw the 50 % step
-    expect(healthRequests - requestsBefore).toBe(3 + 1); // step 1: 3 samples; step 2: stopped at the first failure
+    expect(judged).toMatchObject({ ok: false, errorRate: 1, samplesTaken: 1 });
+    expect(judged.reason).toMatch(/probe error rate 1\/1 exceeds 0 .*HTTP 500/);
+    expect(during).toEqual([{ old: 50, new: 50 }]);
+
+    const back = await timed(timings, 'shift back (setDnsWeights)', () =>
+      inActivity(() => traffic.setDnsWeights({ dns: spec, weights: original.weights })),
+    );
+    expect(back).toEqual({ weights: { old: 100, new: 0 }, changed: true });
     const raw = await rawRecords();
     expect(raw.old).toMatchObject({ Weight: 100, TTL: 60, ResourceRecords: [{ Value: OLD_VALUE }] });
     expect(raw.new).toMatchObject({ Weight: 0, TTL: 60, ResourceRecords: [{ Value: NEW_VALUE }] });
-  });
-
-  it('no approval before the last step stops the shift and shifts back (or holds, when asked)', async () => {
-    healthy = true;
-    const opts = {
-      oldId: 'old',
-      newId: 'new',
-      steps: [10, 50, 100],
-      bakeMs: 0,
-      gate: gate({ samples: 1 }),
-      wait: fast,
-      beforeStep: (step: { isLast: boolean }) => !step.isLast,
-    };
-    const back = await shiftTraffic(clients, spec, opts);
-    expect(back).toMatchObject({
-      completed: false,
-      reached: 50,
-      shiftedBack: true,
-      final: { old: 100, new: 0 },
-      stopped: { step: 3, percent: 100, held: false },
-    });
-    expect(await rawWeights()).toEqual({ old: 100, new: 0 });
-
-    const held = await shiftTraffic(clients, spec, { ...opts, onStop: 'hold' });
-    expect(held).toMatchObject({
-      completed: false,
-      reached: 50,
-      shiftedBack: false,
-      final: { old: 50, new: 50 },
-      stopped: { step: 3, held: true },
-    });
-    expect(await rawWeights()).toEqual({ old: 50, new: 50 });
-
-    // A later run given the original weights recorded before the first attempt shifts back to them,
-    // not to the 50/50 it finds.
-    const resumed = await shiftTraffic(clients, spec, { ...opts, original: { old: 100, new: 0 }, beforeStep: () => false });
-    expect(resumed).toMatchObject({ original: { old: 100, new: 0 }, shiftedBack: true, final: { old: 100, new: 0 } });
-    expect(await rawWeights()).toEqual({ old: 100, new: 0 });
-  });
-
-  it('cancellation during a bake shifts back to the original weights, then ends with the cancellation', async () => {
-    healthy = true;
-    const ac = new AbortController();
-    const reason = new Error('activity cancelled');
-    const err = await shiftTraffic(clients, spec, {
-      oldId: 'old',
-      newId: 'new',
-      steps: [10, 50, 100],
-      bakeMs: 5_000,
-      gate: gate({ samples: 1 }),
-      wait: fast,
-      signal: ac.signal,
-      onProgress: (p) => {
-        if (p.event === 'insync' && p.step.index === 1) ac.abort(reason);
-      },
-    }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBe(reason);
-    expect(await rawWeights()).toEqual({ old: 100, new: 0 });
   });
 
   it('a zone that does not exist: non-retryable NoSuchHostedZone with a clear message; bad input refused before AWS', async () => {
@@ -496,17 +381,9 @@ describe('Route 53 weighted traffic shift against moto', () => {
     expect(read.message).toContain('check hostedZoneId');
     const set = await applicationFailureOf(setWeights(clients, missing, { old: 0, new: 100 }, fast));
     expect(set).toMatchObject({ nonRetryable: true, type: 'NoSuchHostedZone' });
-    const shift = await applicationFailureOf(
-      shiftTraffic(clients, missing, { oldId: 'old', newId: 'new', steps: [100], bakeMs: 0, gate: gate(), wait: fast }),
-    );
-    expect(shift).toMatchObject({ nonRetryable: true, type: 'NoSuchHostedZone' });
 
     const badId = await applicationFailureOf(readWeightedRecords(clients, { ...spec, hostedZoneId: zoneName }));
     expect(badId).toMatchObject({ nonRetryable: true, type: 'Route53InvalidInput' });
-    const badSteps = await applicationFailureOf(
-      shiftTraffic(clients, spec, { oldId: 'old', newId: 'new', steps: [50, 10], bakeMs: 0, gate: gate(), wait: fast }),
-    );
-    expect(badSteps.message).toContain('steps must increase');
     const noRecord = await applicationFailureOf(lowerTtl(clients, { ...spec, recordName: `nothing.${zoneName}` }, 60, fast));
     expect(noRecord).toMatchObject({ nonRetryable: true, type: 'Route53RecordNotFound' });
   });

@@ -19,11 +19,10 @@ import {
   triggerRehearsalSchedule,
   unpauseRehearsalSchedule,
 } from '../../cli/schedules';
-import type { RehearsalReport } from '../../contract/rehearsal-report';
 import { RehearsalOutcomeKey, rehearsalStatusQuery } from '../../signals/rehearsal';
 import { openSandbox, targetTableCount, type Sandbox } from '../helpers/harness';
 import { leftovers, rehearsalInput, summaryOf } from '../helpers/rehearsal';
-import { readReports } from '../../activities/rehearsal-store';
+import { readReports } from '../../activities/rehearsal/store';
 
 const run = promisify(execFile);
 const repo = path.resolve(__dirname, '../..');
@@ -109,7 +108,7 @@ describe('rehearsal schedules', () => {
     expect(summary).toMatchObject({ outcome: 'passed', verdict: 'pass' });
     // TemporalScheduledStartTime is kept to the second
     expect(Math.abs(Date.parse(summary.scheduledAt!) - first.scheduledAt.getTime())).toBeLessThan(1_000);
-    const [report] = (await readReports(summary.report!.dir)) as RehearsalReport[];
+    const [report] = await readReports(summary.report!.dir);
     expect(report).toMatchObject({ scheduledAt: summary.scheduledAt, scheduleId });
     expect((await handle.describe()).typedSearchAttributes.get(RehearsalOutcomeKey)).toBe('passed');
     expect(await targetTableCount(sandbox)).toBe(0);

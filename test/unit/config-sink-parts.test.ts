@@ -5,7 +5,7 @@ import { displayUrl, oneOffDynos } from '../../activities/app-control';
 import { backupConfigVar, rollbackAttachmentName } from '../../activities/config-sinks/heroku';
 import { previousLabel } from '../../activities/config-sinks/names';
 import { loadSecretKey, seal, unseal } from '../../activities/config-sinks/sealed';
-import { herokuFailure, HerokuClient } from '../../activities/heroku';
+import { herokuFailure, HerokuClient } from '../../activities/heroku/platform-api';
 import { checkMigrationInput, ConfigSink, formatProblems } from '../../contract/input';
 
 describe('sealed previous values (AES-256-GCM)', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeUrl } from '../../activities/pg';
+import { describeUrl } from '../../activities/database/pg';
 import { redact, rememberSecret } from '../../activities/secrets';
 
 describe('redaction of secrets', () => {

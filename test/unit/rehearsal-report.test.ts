@@ -20,7 +20,7 @@ import {
   type RehearsalMeasurements,
   type TrendPoint,
 } from '../../contract/rehearsal-report';
-import { renderChart, renderMarkdown } from '../../activities/rehearsal-render';
+import { renderChart, renderMarkdown } from '../../activities/rehearsal/render';
 
 const migration = {
   migrationId: 'shop',

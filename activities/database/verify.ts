@@ -1,0 +1,134 @@
+/**
+ * Verification of the copy: same tables and columns, exact row count and an order-independent
+ * checksum per table on both sides, and sequences ahead of their columns.
+ *
+ * The checksum is the sum of a 64-bit hash of each row's text form (hashtextextended) over all
+ * rows: it streams (no sort, no memory per row), does not depend on physical order, and runs about
+ * 4x faster than md5 (0.65 s against 2.5 s for 2M pgbench rows here), which matters because for
+ * dump-restore verification is inside the write-freeze window. Sessions on both sides use the
+ * same TimeZone / DateStyle / float settings (see pg.connect) so the text forms are comparable.
+ */
+import type { Client } from 'pg';
+import type { TableInventory } from '../../contract/plan';
+import { qname } from './pg';
+import { checkSequencesAhead, type SequenceCheck } from './sequences';
+
+export interface TableVerification {
+  table: string;
+  sourceRows: number;
+  targetRows: number;
+  sourceChecksum: string;
+  targetChecksum: string;
+  match: boolean;
+}
+
+export interface VerificationReport {
+  ok: boolean;
+  tablesChecked: number;
+  rowsChecked: number;
+  mismatches: TableVerification[];
+  schemaDifferences: string[];
+  sequenceProblems: SequenceCheck[];
+}
+
+export async function tableFingerprint(client: Client, schema: string, name: string): Promise<{ rows: number; checksum: string }> {
+  const res = await client.query(
+    `SELECT count(*)::text AS n,
+            coalesce(sum(hashtextextended(t::text, 0)::numeric), 0)::text AS sum
+       FROM ${qname(schema, name)} AS t`,
+  );
+  return { rows: Number(res.rows[0].n), checksum: res.rows[0].sum };
+}
+
+/** Tables and columns, without the migration's own marker schema and pgcopydb's sentinel schema. */
+export async function columnSignature(client: Client): Promise<Map<string, string>> {
+  const res = await client.query(`
+    SELECT table_schema || '.' || table_name AS tbl,
+           string_agg(column_name || ' ' || data_type || CASE WHEN is_nullable = 'NO' THEN ' not null' ELSE '' END, ', ' ORDER BY ordinal_position) AS cols
+      FROM information_schema.columns
+     WHERE table_schema NOT IN ('pg_catalog', 'information_schema', '_pgmig', 'pgcopydb')
+     GROUP BY 1`);
+  return new Map(res.rows.map((r) => [r.tbl as string, r.cols as string]));
+}
+
+export function diffSchemas(source: Map<string, string>, target: Map<string, string>): string[] {
+  const problems: string[] = [];
+  for (const [table, cols] of source) {
+    const other = target.get(table);
+    if (other === undefined) problems.push(`${table}: missing on target`);
+    else if (other !== cols) problems.push(`${table}: columns differ (source: ${cols}; target: ${other})`);
+  }
+  for (const table of target.keys()) if (!source.has(table)) problems.push(`${table}: exists only on target`);
+  return problems;
+}
+
+/**
+ * Checks tables with `concurrency` table pairs in flight; `sourcePool` and `targetPool` each hold
+ * that many connections. `onTable` reports progress.
+ */
+export async function verifyCopy(args: {
+  sourcePool: Client[];
+  targetPool: Client[];
+  tables: TableInventory[];
+  onTable: (done: number, total: number) => void;
+  /** Off for the freeze-point snapshots: sequences are not MVCC, and the reconcile step checks its own work. */
+  checkSequences?: boolean;
+}): Promise<VerificationReport> {
+  const [sourceSig, targetSig] = await Promise.all([columnSignature(args.sourcePool[0]), columnSignature(args.targetPool[0])]);
+  const schemaDifferences = diffSchemas(sourceSig, targetSig);
+  // Partitioned parents hold no rows of their own; their leaves are checked one by one.
+  const queue = args.tables.filter((t) => !t.partitioned);
+  const results: TableVerification[] = [];
+  let next = 0;
+  const worker = async (source: Client, target: Client) => {
+    while (next < queue.length) {
+      const t = queue[next++];
+      const [s, d] = await Promise.all([tableFingerprint(source, t.schema, t.name), tableFingerprint(target, t.schema, t.name)]);
+      results.push({
+        table: `${t.schema}.${t.name}`,
+        sourceRows: s.rows,
+        targetRows: d.rows,
+        sourceChecksum: s.checksum,
+        targetChecksum: d.checksum,
+        match: s.rows === d.rows && s.checksum === d.checksum,
+      });
+      args.onTable(results.length, queue.length);
+    }
+  };
+  await Promise.all(args.sourcePool.map((s, i) => worker(s, args.targetPool[i])));
+  const sequenceProblems = args.checkSequences === false ? [] : (await checkSequencesAhead(args.targetPool[0])).filter((c) => !c.ok);
+  const mismatches = results.filter((r) => !r.match);
+  return {
+    ok: mismatches.length === 0 && schemaDifferences.length === 0 && sequenceProblems.length === 0,
+    tablesChecked: results.length,
+    rowsChecked: results.reduce((n, r) => n + r.targetRows, 0),
+    mismatches,
+    schemaDifferences,
+    sequenceProblems,
+  };
+}
+
+/**
+ * Opens `size` connections per side inside one REPEATABLE READ snapshot each (exported by the
+ * first connection, imported by the others): what the checksums then read is the state at this
+ * moment, whatever the application writes afterwards.
+ */
+export async function openSnapshotPool(open: () => Promise<Client>, size: number): Promise<Client[]> {
+  const first = await open();
+  await first.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  const snapshot = (await first.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string;
+  const pool = [first];
+  for (let i = 1; i < size; i++) {
+    const c = await open();
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await c.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
+    pool.push(c);
+  }
+  return pool;
+}
+
+/** DDL during replication: the target's tables and columns are still the source's of when replication began. */
+export async function schemaChanges(source: Client, target: Client): Promise<string[]> {
+  const [s, t] = await Promise.all([columnSignature(source), columnSignature(target)]);
+  return diffSchemas(s, t);
+}

@@ -1,0 +1,146 @@
+/**
+ * The copy of the dump-restore method: `pg_dump -Fd -j N` of the frozen source, then
+ * `pg_restore -j N --no-owner --no-acl` into the target, heartbeating progress.
+ *
+ * Idempotent: a retry (say, after the worker was killed) first ends the previous attempt's sessions
+ * by application_name, puts the target back to its preflight baseline, and reuses a dump only if
+ * it was completed (the source is frozen, so a complete dump is still the current data).
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, rm, stat, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { countUserObjects } from '../../database/inventory';
+import { libpqEnv, terminateByApplicationName, withClient } from '../../database/pg';
+import { appName, workDir } from '../../names';
+import { pgBinary, runProgram } from '../../processes';
+import { resetTargetToBaseline, type TargetBaseline } from '../../database/target-reset';
+
+export interface CopyProgress {
+  stage: 'preparing' | 'dump' | 'restore' | 'done';
+  tablesDone: number;
+  tablesTotal: number;
+  dumpBytes: number;
+  elapsedMs: number;
+  attempt: number;
+}
+
+export interface DumpRestoreResult {
+  dumpMs: number;
+  restoreMs: number;
+  dumpBytes: number;
+  reusedDump: boolean;
+  resetBeforeRestore: boolean;
+}
+
+async function directoryBytes(dir: string): Promise<number> {
+  if (!existsSync(dir)) return 0;
+  let total = 0;
+  for (const entry of await readdir(dir)) total += (await stat(path.join(dir, entry))).size;
+  return total;
+}
+
+export async function dumpRestore(args: {
+  migrationId: string;
+  sourceUrl: string;
+  targetUrl: string;
+  jobs: number;
+  tablesTotal: number;
+  baseline: TargetBaseline;
+}): Promise<DumpRestoreResult> {
+  const ctx = Context.current();
+  const started = Date.now();
+  const progress: CopyProgress = {
+    stage: 'preparing',
+    tablesDone: 0,
+    tablesTotal: args.tablesTotal,
+    dumpBytes: 0,
+    elapsedMs: 0,
+    attempt: ctx.info.attempt,
+  };
+  const beat = () => ctx.heartbeat({ ...progress, elapsedMs: Date.now() - started });
+  beat();
+  const timer = setInterval(beat, 1000);
+  try {
+    const dir = workDir(args.migrationId);
+    const dumpDir = path.join(dir, 'dump');
+    const marker = `${dumpDir}.complete`;
+
+    // A previous attempt's pg_dump / pg_restore may still be running on a dead worker's host.
+    await withClient(args.sourceUrl, { label: 'source', applicationName: appName(args.migrationId, 'admin') }, (c) =>
+      terminateByApplicationName(c, appName(args.migrationId, 'dump')),
+    );
+    const resetBeforeRestore = await withClient(
+      args.targetUrl,
+      { label: 'target', applicationName: appName(args.migrationId, 'admin') },
+      async (c) => {
+        await terminateByApplicationName(c, appName(args.migrationId, 'restore'));
+        if ((await countUserObjects(c)) === 0) return false;
+        await resetTargetToBaseline(c, args.baseline);
+        return true;
+      },
+    );
+
+    const jobs = String(args.jobs);
+    const reusedDump = existsSync(marker);
+    const dumpStarted = Date.now();
+    if (!reusedDump) {
+      await rm(dumpDir, { recursive: true, force: true });
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      progress.stage = 'dump';
+      const sizer = setInterval(
+        () =>
+          void directoryBytes(dumpDir)
+            .then((b) => (progress.dumpBytes = b))
+            .catch(() => undefined),
+        1000,
+      );
+      try {
+        await runProgram(pgBinary('pg_dump'), ['--format=directory', `--jobs=${jobs}`, '--no-sync', '--verbose', `--file=${dumpDir}`], {
+          env: libpqEnv(args.sourceUrl, appName(args.migrationId, 'dump')),
+          signal: ctx.cancellationSignal,
+          onLine: (line) => {
+            if (/dumping contents of table|finished item \d+ TABLE DATA/.test(line)) progress.tablesDone += 1;
+          },
+        });
+      } finally {
+        clearInterval(sizer);
+      }
+      await writeFile(marker, new Date().toISOString());
+    }
+    const dumpMs = Date.now() - dumpStarted;
+    progress.dumpBytes = await directoryBytes(dumpDir);
+
+    progress.stage = 'restore';
+    progress.tablesDone = 0;
+    const restoreStarted = Date.now();
+    await runProgram(
+      pgBinary('pg_restore'),
+      [
+        '--format=directory',
+        `--jobs=${jobs}`,
+        '--no-owner',
+        '--no-acl',
+        '--exit-on-error',
+        '--verbose',
+        `--dbname=${libpqEnv(args.targetUrl, '').PGDATABASE}`,
+        dumpDir,
+      ],
+      {
+        env: libpqEnv(args.targetUrl, appName(args.migrationId, 'restore')),
+        signal: ctx.cancellationSignal,
+        onLine: (line) => {
+          if (/finished item \d+ TABLE DATA|processing data for table/.test(line)) progress.tablesDone += 1;
+        },
+      },
+    );
+    const restoreMs = Date.now() - restoreStarted;
+    progress.stage = 'done';
+    beat();
+    // The dump holds customer data: keep it no longer than needed.
+    await rm(dir, { recursive: true, force: true });
+    return { dumpMs, restoreMs, dumpBytes: progress.dumpBytes, reusedDump, resetBeforeRestore };
+  } finally {
+    clearInterval(timer);
+  }
+}

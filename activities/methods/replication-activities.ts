@@ -1,0 +1,199 @@
+/**
+ * The replication activities the workflow calls, the same for every replication method: each finds
+ * the method by `args.method` (absent: logical, as in histories recorded before other methods
+ * existed) and calls its implementation. Around them, what all methods share: replica identity for
+ * keyless tables, the schema in two halves, the drain to the cutover marker, the leftovers, and the
+ * verification on freeze-point snapshots.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Client } from 'pg';
+import type { TableInventory } from '../../contract/plan';
+import type { ActivityContext, CdcArgs } from '../context';
+import { verificationFailure } from '../database/activities';
+import { connect, withClient } from '../database/pg';
+import type { TargetBaseline } from '../database/target-reset';
+import { openSnapshotPool, schemaChanges, verifyCopy, type VerificationReport } from '../database/verify';
+import { appName } from '../names';
+import { drainToMarker, waitForMarker } from './cdc/marker';
+import { restoreReplicaIdentity, setReplicaIdentityFull } from './cdc/replica-identity';
+import { dmsMethod } from './dms';
+import { logicalMethod } from './logical';
+import { dropReplicationLeftovers } from './logical/replication';
+import { copySchemaAfterData, copySchemaBeforeData } from './logical/schema';
+import type { ReplicationMethod, ReplicationState, WatchArgs } from './method';
+import { pgcopydbMethod } from './pgcopydb';
+
+export function createReplicationActivities(context: ActivityContext) {
+  const { deps, endpoints, both } = context;
+  const methods: Record<NonNullable<CdcArgs['method']>, ReplicationMethod> = {
+    logical: logicalMethod(context),
+    pgcopydb: pgcopydbMethod(context),
+    dms: dmsMethod(context),
+  };
+  const methodOf = (args: CdcArgs) => methods[args.method ?? 'logical'];
+  /** A step the method does not have is a bug in the workflow, not something a retry fixes. */
+  const missing = (args: CdcArgs, step: string) =>
+    ApplicationFailure.nonRetryable(`method ${args.method ?? 'logical'} has no ${step} step`, 'MethodStepMissing');
+  /** With a heartbeat every 5 s while `work` runs: steps that wait on pg_dump / pg_restore or AWS. */
+  const heartbeating = async <T>(stage: string, work: () => Promise<T>): Promise<T> => {
+    const ctx = Context.current();
+    const timer = setInterval(() => ctx.heartbeat({ stage }), 5_000);
+    try {
+      return await work();
+    } finally {
+      clearInterval(timer);
+    }
+  };
+
+  const activities = {
+    /** The clone-and-follow of methods that copy and follow in one long call (pgcopydb). */
+    async runPgcopydb(
+      args: CdcArgs & { jobs: number; baseline: TargetBaseline },
+    ): Promise<{ mode: string; elapsedMs: number; attempts: number }> {
+      const method = methodOf(args);
+      if (!method.cloneAndFollow) throw missing(args, 'clone-and-follow');
+      return method.cloneAndFollow(args);
+    },
+
+    async setReplicaIdentityFull(args: CdcArgs & { tables: TableInventory[] }): Promise<string[]> {
+      return both(args, (s) => setReplicaIdentityFull(s, args.tables));
+    },
+
+    async restoreReplicaIdentity(args: CdcArgs & { tables: TableInventory[] }): Promise<void> {
+      return both(args, (s) => restoreReplicaIdentity(s, args.tables));
+    },
+
+    async copySchema(args: CdcArgs & { baseline: TargetBaseline }): Promise<{ objects: number }> {
+      const signal = Context.current().cancellationSignal;
+      return heartbeating('schema', () =>
+        both(args, (s, t, urls) =>
+          copySchemaBeforeData(s, t, {
+            migrationId: args.migrationId,
+            sourceUrl: urls.source,
+            targetUrl: urls.target,
+            baseline: args.baseline,
+            signal,
+          }),
+        ),
+      );
+    },
+
+    async copySchemaAfterData(args: CdcArgs & { baseline: TargetBaseline; jobs: number }): Promise<void> {
+      const [sourceUrl, targetUrl] = await endpoints(args);
+      const signal = Context.current().cancellationSignal;
+      await heartbeating('indexes and foreign keys', () =>
+        copySchemaAfterData({ migrationId: args.migrationId, sourceUrl, targetUrl, baseline: args.baseline, jobs: args.jobs, signal }),
+      );
+    },
+
+    async startReplication(args: CdcArgs & { tables: TableInventory[] }): Promise<{ replication: string[]; tables: number }> {
+      const method = methodOf(args);
+      if (!method.start) throw missing(args, 'start');
+      const start = method.start.bind(method);
+      return heartbeating('starting replication', () => start(args));
+    },
+
+    /**
+     * Waits (heartbeating) until every table finished its initial copy and the lag is under
+     * `maxLagBytes`, or until `reportAfterMs` passed: the workflow loops, refreshing `status`.
+     */
+    async waitForReplication(args: WatchArgs): Promise<ReplicationState> {
+      return methodOf(args).watch(args);
+    },
+
+    /** After the freeze: the target has applied everything (marker), and no DDL happened meanwhile. */
+    async drainReplication(args: CdcArgs & { timeoutMs: number }): Promise<{ finalLsn: string; waitedMs: number }> {
+      const method = methodOf(args);
+      const atFinalLsn = method.atFinalLsn?.bind(method);
+      return both(args, async (s, t) => {
+        const drained = await drainToMarker(s, t, args.migrationId, args.timeoutMs, atFinalLsn && ((lsn) => atFinalLsn(args, lsn)));
+        const ddl = await schemaChanges(s, t);
+        if (ddl.length) {
+          throw ApplicationFailure.nonRetryable(
+            `the source schema changed during replication (DDL is not replicated), so the target would be wrong: ${ddl.slice(0, 5).join('; ')}. Apply the same DDL on the target or restart the migration`,
+            'SchemaChangedDuringReplication',
+            ddl,
+          );
+        }
+        return drained;
+      });
+    },
+
+    /** In the write-freeze window: only what must stop before the target takes writes; the rest goes after go-live. */
+    async stopSubscription(args: CdcArgs): Promise<string[]> {
+      return methodOf(args).stopInWindow(args);
+    },
+
+    async dropReplicationLeftovers(args: CdcArgs & { keepMarkers?: boolean }): Promise<string[]> {
+      const own = await methodOf(args).dropOwn(args);
+      return [
+        ...own,
+        ...(await both(args, (s, t) => dropReplicationLeftovers(s, t, args.migrationId, { keepMarkers: !!args.keepMarkers }))),
+      ];
+    },
+
+    /** The compensation: everything replication created, from any point of its run. */
+    async stopReplication(args: CdcArgs): Promise<string[]> {
+      const stopped = await methodOf(args).stopInWindow(args);
+      return [...stopped, ...(await activities.dropReplicationLeftovers(args))];
+    },
+
+    /**
+     * Takes REPEATABLE READ snapshots of both sides at the freeze point, tells the workflow (which then
+     * goes on with the cutover), and compares every table on those snapshots: the result describes the
+     * data at the freeze, whatever the application writes to the target after go-live.
+     */
+    async verifyAtFreezePoint(
+      args: CdcArgs & { tables: TableInventory[]; jobs: number; drainTimeoutMs: number },
+    ): Promise<VerificationReport> {
+      const [sourceUrl, targetUrl] = await endpoints(args);
+      const ctx = Context.current();
+      const size = Math.max(1, args.jobs);
+      const opts = (label: string) => ({ label, applicationName: appName(args.migrationId, 'verify') });
+      const progress = { stage: 'waiting for the drain marker', tablesDone: 0, tablesTotal: args.tables.length };
+      // Frequent heartbeats, from the start (the drain can outlast the heartbeat timeout), carry the
+      // cancellation of a rollback here quickly; closing the connections then ends the snapshots and
+      // releases their locks.
+      const timer = setInterval(() => ctx.heartbeat(progress), 1_000);
+      let sources: Client[];
+      let targets: Client[];
+      try {
+        // Started as soon as the source is frozen: the snapshot is taken once the target applied the marker.
+        await withClient(targetUrl, opts('target'), (t) => waitForMarker(t, args.migrationId, args.drainTimeoutMs));
+        sources = await openSnapshotPool(() => connect(sourceUrl, opts('source')), size);
+        const opened = sources;
+        targets = await openSnapshotPool(() => connect(targetUrl, opts('target')), size).catch(async (err: unknown) => {
+          await Promise.all(opened.map((c) => c.end().catch(() => undefined)));
+          throw err;
+        });
+      } catch (err) {
+        clearInterval(timer);
+        throw err;
+      }
+      progress.stage = 'comparing tables';
+      const all = [...sources, ...targets];
+      const closeAll = () => void Promise.all(all.map((c) => c.end().catch(() => undefined)));
+      ctx.cancellationSignal.addEventListener('abort', closeAll, { once: true });
+      try {
+        const execution = ctx.info.workflowExecution;
+        if (!execution) throw ApplicationFailure.nonRetryable('verifyAtFreezePoint must run as a workflow activity', 'NoWorkflow');
+        await deps.signalWorkflow(execution.workflowId, execution.runId, 'verificationSnapshotTaken');
+        const report = await verifyCopy({
+          sourcePool: sources,
+          targetPool: targets,
+          checkSequences: false,
+          tables: args.tables,
+          onTable: (done, total) => Object.assign(progress, { tablesDone: done, tablesTotal: total }),
+        });
+        if (!report.ok) throw verificationFailure(report);
+        return report;
+      } finally {
+        clearInterval(timer);
+        ctx.cancellationSignal.removeEventListener('abort', closeAll);
+        await Promise.all(all.map((c) => c.end().catch(() => undefined)));
+      }
+    },
+  };
+  return activities;
+}

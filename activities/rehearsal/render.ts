@@ -1,0 +1,219 @@
+/** The rehearsal report as Markdown, and the SVG chart of phase timings over a migration's rehearsals. Pure string building. */
+import { formatBytes, formatMs } from '../../contract/plan';
+import { sumOfPhases, type PhaseTiming, type RehearsalReport } from '../../contract/rehearsal-report';
+
+const HEADLINE: Record<RehearsalReport['outcome'], string> = {
+  passed: 'PASSED',
+  'over-budget': 'FAILED: over the downtime budget',
+  failed: 'FAILED',
+  cancelled: 'CANCELLED',
+};
+
+const exact = (ms: number) => `${ms.toLocaleString('en-US')} ms`;
+const md = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+export function renderMarkdown(report: RehearsalReport, chartFile = 'phases.svg'): string {
+  const lines: string[] = [];
+  const r = report;
+  lines.push(`# Rehearsal ${r.rehearsalId} of \`${r.migrationId}\`: ${HEADLINE[r.outcome]}`, '');
+  const fw = r.freezeWindow;
+  const rows: [string, string][] = [
+    ['outcome', `${r.outcome} (verdict **${r.verdict}**)`],
+    [
+      'started',
+      `${r.startedAt}${r.scheduledAt ? ` (scheduled for ${r.scheduledAt}${r.scheduleId ? ` by schedule \`${r.scheduleId}\`` : ''})` : ' (started by hand)'}`,
+    ],
+    ['workflow', `\`${r.workflowId}\` run \`${r.runId}\`${r.childWorkflowId ? `; migration \`${r.childWorkflowId}\`` : ''}`],
+    ['method', r.method ? `${r.method}${r.methodReason ? ` (${r.methodReason})` : ''}` : 'not reached'],
+    ['snapshot', `${r.snapshot.description}${r.snapshot.sizeBytes !== undefined ? `, ${formatBytes(r.snapshot.sizeBytes)}` : ''}`],
+    ['total', `${formatMs(r.totalMs)} (${exact(r.totalMs)})`],
+    [
+      'write-freeze window',
+      fw.rehearsedWindowMs !== undefined
+        ? `**${formatMs(fw.rehearsedWindowMs)}** (${exact(fw.rehearsedWindowMs)}; measured ${exact(fw.durationMs ?? 0)}${fw.gateWaitMs ? `, less ${exact(fw.gateWaitMs)} at the go-live gate` : ''})`
+        : fw.durationMs !== undefined
+          ? `not measured to go-live (writes were frozen ${formatMs(fw.durationMs)} before the rollback)`
+          : 'not measured',
+    ],
+    [
+      'publishable downtime',
+      r.publishableDowntimeMs !== undefined
+        ? `**${formatMs(r.publishableDowntimeMs)}** = window + margin ${formatMs(r.margin.appliedMs ?? 0)} (max of ${r.margin.percent} % and ${formatMs(r.margin.minMs)})`
+        : 'none: no window was measured',
+    ],
+    [
+      'downtime budget',
+      r.budget.value
+        ? `${r.budget.value}: ${r.budget.withinBudget === undefined ? 'not compared' : r.budget.withinBudget ? 'within budget' : '**exceeded**'}`
+        : 'none given',
+    ],
+    [
+      'copy throughput',
+      r.copy.bytesPerSecond !== undefined
+        ? `${formatBytes(r.copy.bytesPerSecond)}/s (${formatBytes(r.copy.bytes ?? 0)} in ${formatMs(r.copy.ms ?? 0)}; ${r.copy.basis})`
+        : 'not measured',
+    ],
+    [
+      'lag at cutover',
+      r.lagAtCutover
+        ? r.lagAtCutover.bytes !== undefined || r.lagAtCutover.seconds !== undefined
+          ? `${r.lagAtCutover.bytes !== undefined && r.lagAtCutover.bytes !== null ? `${formatBytes(r.lagAtCutover.bytes)} of WAL` : ''}${r.lagAtCutover.seconds !== undefined && r.lagAtCutover.seconds !== null ? ` ${r.lagAtCutover.seconds} s` : ''} (${r.lagAtCutover.basis})`
+          : 'not reached'
+        : r.method
+          ? `n/a (no replication: ${r.method})`
+          : 'not reached',
+    ],
+    [
+      'verification',
+      `${r.verification}${r.rowsCopied !== undefined ? ` (${r.rowsCopied.toLocaleString('en-US')} rows compared by count and checksum)` : ''}`,
+    ],
+    ['trend', r.trend ? r.trend.summary : 'not computed'],
+  ];
+  lines.push('| | |', '| --- | --- |', ...rows.map(([k, v]) => `| ${k} | ${md(v)} |`), '');
+
+  if (r.reasons.length) {
+    lines.push(r.outcome === 'cancelled' ? '## Why it stopped' : '## Why it failed', '', ...r.reasons.map((x) => `- ${x}`), '');
+  }
+
+  lines.push(
+    '## Phases',
+    '',
+    `The lines add up to the measured total; "orchestration overhead" is the remainder (workflow tasks, starting the migration, gate handling).`,
+    '',
+  );
+  lines.push('| phase | kind | state | duration | share |', '| --- | --- | --- | ---: | ---: |');
+  for (const p of r.phases) {
+    lines.push(
+      `| ${md(p.name)} | ${p.kind} | ${p.state ?? ''} | ${exact(p.durationMs)} | ${r.totalMs > 0 ? ((100 * p.durationMs) / r.totalMs).toFixed(1) : '0.0'} % |`,
+    );
+  }
+  lines.push(`| **sum** | | | **${exact(sumOfPhases(r.phases))}** | |`, `| **measured total** | | | **${exact(r.totalMs)}** | |`, '');
+
+  if (r.approvals.length) {
+    lines.push('## Approvals', '');
+    for (const d of r.approvals)
+      lines.push(
+        `- ${d.gate}: ${d.approved ? 'approved' : 'rejected'} by **${d.approver}** (${d.via}, ${d.decidedAt})${d.reason ? `: ${d.reason}` : ''}`,
+      );
+    lines.push('');
+  }
+  if (r.compensations.length) {
+    lines.push("## The migration's compensation", '');
+    for (const c of r.compensations) lines.push(`- ${c.step}: ${c.state} in ${formatMs(c.durationMs)}${c.error ? `: ${c.error}` : ''}`);
+    lines.push('');
+  }
+  lines.push('## Teardown of the scratch resources', '');
+  if (!r.teardown.length) lines.push('- nothing was created');
+  for (const t of r.teardown)
+    lines.push(
+      `- ${t.step}: ${t.state} in ${formatMs(t.durationMs)}${t.done?.length ? `: ${t.done.join('; ')}` : ''}${t.error ? `: ${t.error}` : ''}`,
+    );
+  lines.push('');
+  if (r.notes.length) lines.push('## How the rehearsal differs from the real run', '', ...r.notes.map((n) => `- ${n}`), '');
+  lines.push(`![phase timings of the rehearsals of ${r.migrationId}](${chartFile})`, '');
+  return lines.join('\n');
+}
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+/**
+ * Colours by phase name, stable within one chart and distinct however many phases there are: the
+ * migration's steps get hues a golden angle apart, its undos shades of red, snapshot and teardown
+ * dark fixed colours, the overhead grey.
+ */
+function phaseColours(reports: RehearsalReport[]): Map<string, string> {
+  const colours = new Map<string, string>();
+  const byKind = (kind: PhaseTiming['kind']) => {
+    const names: string[] = [];
+    for (const r of reports) for (const p of r.phases) if (p.kind === kind && !names.includes(p.name)) names.push(p.name);
+    return names;
+  };
+  for (const n of byKind('snapshot')) colours.set(n, '#1f3b73');
+  byKind('migration').forEach((n, i) => colours.set(n, `hsl(${Math.round((30 + i * 137.508) % 360)}, 62%, ${i % 2 ? 62 : 48}%)`));
+  byKind('undo').forEach((n, i) => colours.set(n, `hsl(350, 70%, ${30 + ((i * 11) % 45)}%)`));
+  for (const n of byKind('teardown')) colours.set(n, '#5b4636');
+  for (const n of byKind('overhead')) colours.set(n, '#d9d9d9');
+  return colours;
+}
+
+/** Stacked bars of phase timings, one bar per rehearsal (oldest left), with the rehearsed window and the budget marked. */
+export function renderChart(reports: RehearsalReport[], opts: { last?: number } = {}): string {
+  const shown = [...reports].sort((a, b) => a.startedAt.localeCompare(b.startedAt)).slice(-(opts.last ?? 20));
+  const colours = phaseColours(shown);
+  const barWidth = 28;
+  const slot = 48;
+  const plotLeft = 70;
+  const plotTop = 40;
+  const plotHeight = 260;
+  const legendX = plotLeft + Math.max(1, shown.length) * slot + 70;
+  const legendRows = colours.size + 2;
+  const width = legendX + 260;
+  const height = Math.max(plotTop + plotHeight + 70, 40 + legendRows * 16 + 20);
+  const maxTotal = Math.max(1, ...shown.map((r) => Math.max(r.totalMs, sumOfPhases(r.phases.filter((p) => p.durationMs > 0)))));
+  const budgets = shown.map((r) => r.budget.ms).filter((b): b is number => b !== undefined);
+  const budget = budgets.length ? budgets[budgets.length - 1] : undefined;
+  const top = budget !== undefined && budget <= maxTotal * 1.5 ? Math.max(maxTotal, budget) : maxTotal;
+  const y = (ms: number) => plotTop + plotHeight - (ms / top) * plotHeight;
+  const out: string[] = [];
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+  );
+  out.push(`<rect width="100%" height="100%" fill="white"/>`);
+  const title = shown.length ? `Rehearsals of ${shown[shown.length - 1].migrationId}: phase timings` : 'No rehearsals yet';
+  out.push(`<text x="${plotLeft}" y="22" font-size="14" font-weight="bold">${esc(title)}</text>`);
+  // axis and grid
+  for (let i = 0; i <= 4; i++) {
+    const v = (top * i) / 4;
+    out.push(`<line x1="${plotLeft}" x2="${legendX - 20}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" stroke="#eee"/>`);
+    out.push(`<text x="${plotLeft - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="#555">${esc(formatMs(v))}</text>`);
+  }
+  out.push(`<line x1="${plotLeft}" x2="${plotLeft}" y1="${plotTop}" y2="${plotTop + plotHeight}" stroke="#333"/>`);
+  shown.forEach((r, i) => {
+    const x = plotLeft + 12 + i * slot;
+    let acc = 0;
+    for (const p of r.phases) {
+      if (p.durationMs <= 0) continue;
+      const y0 = y(acc + p.durationMs);
+      const h = y(acc) - y0;
+      out.push(
+        `<rect x="${x}" y="${y0.toFixed(2)}" width="${barWidth}" height="${Math.max(h, 0.5).toFixed(2)}" fill="${colours.get(p.name) ?? '#999'}"><title>${esc(`${r.rehearsalId} ${p.name}: ${formatMs(p.durationMs)}`)}</title></rect>`,
+      );
+      acc += p.durationMs;
+    }
+    const w = r.freezeWindow.rehearsedWindowMs;
+    if (w !== undefined) {
+      out.push(
+        `<line x1="${x - 4}" x2="${x + barWidth + 4}" y1="${y(w).toFixed(2)}" y2="${y(w).toFixed(2)}" stroke="black" stroke-width="2"><title>${esc(`write-freeze window ${formatMs(w)}`)}</title></line>`,
+      );
+    }
+    const mark = r.verdict === 'pass' ? '✓' : r.outcome === 'cancelled' ? '–' : '✗';
+    const colour = r.verdict === 'pass' ? '#2a7d2a' : '#c0392b';
+    out.push(
+      `<text x="${x + barWidth / 2}" y="${plotTop + plotHeight + 14}" text-anchor="middle" fill="${colour}" font-weight="bold">${mark}</text>`,
+    );
+    const label = r.startedAt.slice(5, 16).replace('T', ' ');
+    out.push(`<text transform="translate(${x + barWidth / 2},${plotTop + plotHeight + 24}) rotate(35)" fill="#333">${esc(label)}</text>`);
+  });
+  if (budget !== undefined && budget <= top) {
+    out.push(
+      `<line x1="${plotLeft}" x2="${legendX - 20}" y1="${y(budget).toFixed(2)}" y2="${y(budget).toFixed(2)}" stroke="#c0392b" stroke-dasharray="6 4"/>`,
+    );
+    out.push(
+      `<text x="${legendX - 22}" y="${(y(budget) - 4).toFixed(1)}" text-anchor="end" fill="#c0392b">budget ${esc(formatMs(budget))}</text>`,
+    );
+  }
+  // legend
+  let ly = 44;
+  out.push(
+    `<line x1="${legendX}" x2="${legendX + 14}" y1="${ly - 4}" y2="${ly - 4}" stroke="black" stroke-width="2"/><text x="${legendX + 20}" y="${ly}">write-freeze window (rehearsed)</text>`,
+  );
+  ly += 16;
+  for (const [name, colour] of colours) {
+    out.push(
+      `<rect x="${legendX}" y="${ly - 10}" width="14" height="10" fill="${colour}"/><text x="${legendX + 20}" y="${ly}">${esc(name)}</text>`,
+    );
+    ly += 16;
+  }
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,127 @@
+/**
+ * Every activity option profile of the workflows, in one place: how long a step may take, how a
+ * dead worker is noticed (heartbeat timeout) and how often it is retried. The workflows pick a
+ * profile by what the step is, never by writing options inline.
+ */
+import { ActivityCancellationType, proxyActivities, proxyLocalActivities, type ActivityOptions } from '@temporalio/workflow';
+import type { MigrationActivities } from '../activities';
+import type { RehearsalActivities } from '../activities/rehearsal';
+
+type Activities = MigrationActivities & RehearsalActivities;
+
+/** Short database steps: preflight, freeze, sequences, config swap, smoke test. */
+const regular: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '30s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
+};
+
+export const PROFILES = {
+  regular,
+  /**
+   * The CDC write-freeze window as local activities: run by the worker that runs the workflow task,
+   * without a server round trip per step. Retried the same way, bounded so a stuck step fails fast.
+   */
+  window: {
+    startToCloseTimeout: '2 minutes',
+    localRetryThreshold: '10s',
+    retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 5 },
+  },
+  /** Long steps that heartbeat: schema copies, starting replication (a DMS instance takes 5-15 minutes), DMS cleanup. */
+  long: {
+    startToCloseTimeout: '24 hours',
+    heartbeatTimeout: '30s',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
+  },
+  /** Lag polling heartbeats every 200 ms: a dead worker is noticed (and replaced) within 10 s. */
+  lagPolling: {
+    startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: '10s',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
+  },
+  /** A drain that outlasts a local activity (pgcopydb applies up to its endpos in 10-20 s). */
+  slowDrain: {
+    startToCloseTimeout: '30 minutes',
+    retry: { initialInterval: '1s', maximumAttempts: 3 },
+  },
+  /** A clone-and-follow for the whole replication: hours or days; a cancelled run stops its processes before the undos. */
+  cloneFollow: {
+    startToCloseTimeout: '7 days',
+    heartbeatTimeout: '1 minute',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
+  },
+  /** One attempt: a retry would take its snapshots later than the freeze point, when the target may hold new writes. */
+  freezePointVerification: {
+    startToCloseTimeout: '12 hours',
+    heartbeatTimeout: '30s',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { maximumAttempts: 1 },
+  },
+  /** The freeze-copy: on cancellation, wait until pg_dump / pg_restore are stopped before compensating. */
+  copy: {
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    startToCloseTimeout: '24 hours',
+    heartbeatTimeout: '15s',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
+  },
+  verification: {
+    startToCloseTimeout: '12 hours',
+    heartbeatTimeout: '30s',
+    retry: { initialInterval: '2s', maximumAttempts: 3 },
+  },
+  /** Undos keep trying: a rollback that gives up leaves the world half-changed. */
+  undo: {
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: '30s',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 20 },
+  },
+  /** Heroku / ECS calls around the cutover. */
+  appControl: {
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: '30s',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '20s', maximumAttempts: 10 },
+  },
+  /** Route 53 changes wait for INSYNC and health gates bake: minutes, heartbeating. */
+  traffic: {
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '1 minute',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+  },
+  /** Rehearsal snapshots and restores: on cancellation, wait until pg_dump / pg_restore are stopped before tearing down. */
+  snapshot: {
+    startToCloseTimeout: '12 hours',
+    heartbeatTimeout: '1 minute',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
+  },
+  /** Rehearsal teardown keeps trying, like an undo, with room for an RDS instance deletion. */
+  teardown: {
+    startToCloseTimeout: '45 minutes',
+    heartbeatTimeout: '1 minute',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 20 },
+  },
+  /** Short calls without heartbeats (rehearsal bookkeeping). */
+  quick: {
+    startToCloseTimeout: '2 minutes',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
+  },
+} satisfies Record<string, ActivityOptions | Parameters<typeof proxyLocalActivities>[0]>;
+
+export const activities = {
+  regular: proxyActivities<Activities>(PROFILES.regular),
+  window: proxyLocalActivities<Activities>(PROFILES.window),
+  long: proxyActivities<Activities>(PROFILES.long),
+  lagPolling: proxyActivities<Activities>(PROFILES.lagPolling),
+  slowDrain: proxyActivities<Activities>(PROFILES.slowDrain),
+  cloneFollow: proxyActivities<Activities>(PROFILES.cloneFollow),
+  freezePointVerification: proxyActivities<Activities>(PROFILES.freezePointVerification),
+  copy: proxyActivities<Activities>(PROFILES.copy),
+  verification: proxyActivities<Activities>(PROFILES.verification),
+  undo: proxyActivities<Activities>(PROFILES.undo),
+  appControl: proxyActivities<Activities>(PROFILES.appControl),
+  traffic: proxyActivities<Activities>(PROFILES.traffic),
+  snapshot: proxyActivities<Activities>(PROFILES.snapshot),
+  teardown: proxyActivities<Activities>(PROFILES.teardown),
+  quick: proxyActivities<Activities>(PROFILES.quick),
+};

@@ -1,0 +1,127 @@
+/**
+ * After go-live the source is kept read-only as the rollback target for `hold.duration`. A
+ * `rollback` Update during the hold switches back losslessly through reverse replication; when the
+ * hold ends the decommission gate decides whether the rollback path is dropped (no-go or timeout:
+ * hold again).
+ */
+import { condition, isCancellation } from '@temporalio/workflow';
+import type { ReverseArgs } from '../../activities';
+import { durationMs, type MigrationInput } from '../../contract/input';
+import type { MigrationResult, MigrationStatus } from '../../signals';
+import { activities } from '../activity-options';
+import { failureMessage } from '../progress';
+import { Compensations } from '../saga';
+import type { MigrationRun, RollbackRequest } from './run';
+
+const { regular, long, undo, window } = activities;
+
+type HoldStatus = NonNullable<MigrationStatus['hold']>;
+
+/** Returns a result when the migration ends rolled back; undefined once the rollback path is decommissioned. */
+export async function holdThenDecommission(
+  run: MigrationRun,
+  hold: NonNullable<MigrationInput['hold']>,
+  goLiveGatePending: boolean,
+): Promise<MigrationResult | undefined> {
+  const { input, plan, progress, status, gates, migrationId } = run;
+  const holdMs = durationMs(hold.duration);
+  const cdcArgs = run.cdcArgs;
+  const sourceReplicationUrl = hold.reverseReplication ? input.source.replicationUrl : undefined;
+  const reverse = sourceReplicationUrl ? { ...cdcArgs, sourceReplicationUrl, tables: plan.source.tables } : undefined;
+  run.holding = true;
+  const held: HoldStatus = { until: new Date(Date.now() + holdMs).toISOString(), reverseReplication: !!reverse };
+  status.hold = held;
+  if (goLiveGatePending) {
+    progress.phase('awaiting-go-live', 'writes resumed on the target; a no-go rolls back losslessly');
+    const decision = await gates.wait('go-live');
+    if (!decision.approved) {
+      const why = `go-live ${decision.via === 'timeout' ? 'timed out' : 'rejected'}${decision.reason ? `: ${decision.reason}` : ''}`;
+      run.rollbackRequest ??= { approver: decision.approver, reason: why, requestedAt: decision.decidedAt };
+    }
+  }
+  for (;;) {
+    progress.phase('holding', `source kept as the rollback target until ${held.until}`);
+    await condition(() => run.rollbackRequest !== undefined, holdMs);
+    if (run.rollbackRequest && reverse) {
+      const rolledBack = await rollBackAfterGoLive(run, held, reverse, run.rollbackRequest);
+      if (rolledBack) return rolledBack;
+      run.rollbackRequest = undefined; // it failed and was undone: the application is on the target, a new request may come
+      continue;
+    }
+    progress.phase('awaiting-decommission');
+    const decision = await gates.wait('decommission');
+    if (decision.approved) break;
+    gates.reopen('decommission');
+    held.until = new Date(Date.now() + holdMs).toISOString();
+  }
+  run.holding = false;
+  progress.phase('decommissioning');
+  if (reverse) await progress.step('stop-reverse-replication', 'decommissioning', () => regular.stopReverseReplication(reverse));
+  await progress.step('drop-markers', 'decommissioning', () => long.dropReplicationLeftovers(cdcArgs));
+  // The rollback path is given up: e.g. on Heroku the old add-on is detached from the app.
+  await progress.step('release-config', 'decommissioning', () => regular.releaseConfig({ migrationId, sink: input.configSink }));
+  return undefined;
+}
+
+/**
+ * Rollback during the hold: freeze the target, drain reverse replication, switch config back, source
+ * writable. Undefined when it failed and was undone (the application stays on the target).
+ */
+async function rollBackAfterGoLive(
+  run: MigrationRun,
+  hold: HoldStatus,
+  reverse: ReverseArgs,
+  request: RollbackRequest,
+): Promise<MigrationResult | undefined> {
+  const { input, plan, progress, status, migrationId, source, target } = run;
+  run.holding = false;
+  const targetRoles = [plan.target.currentUser];
+  hold.rollback = {
+    requestedBy: request.approver,
+    ...(request.reason ? { reason: request.reason } : {}),
+    requestedAt: request.requestedAt,
+  };
+  progress.phase('rolling-back', `requested by ${request.approver}`);
+  // The rollback has its own undo stack: if it fails before the source takes writes, the application
+  // keeps running on the target (unfrozen, config pointing at it) and the hold goes on.
+  const rollbackUndo = new Compensations();
+  let frozenAt: number;
+  let unfrozenAt: number;
+  try {
+    rollbackUndo.register('unfreeze-target', () =>
+      undo.unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: plan.target.readOnlySettings }),
+    );
+    ({ frozenAt } = await progress.step('rollback-freeze-target', 'rolling-back', () =>
+      window.freezeTarget({ migrationId, url: target, roles: targetRoles, drainTimeoutMs: durationMs(input.freeze.drainTimeout) }),
+    ));
+    await progress.step('rollback-drain', 'rolling-back', () =>
+      window.drainReverse({ ...reverse, timeoutMs: durationMs(input.replication.drainTimeout) }),
+    );
+    // The target is now the source of truth for sequences.
+    await progress.step('rollback-sequences', 'rolling-back', () =>
+      window.reconcileSequences({ migrationId, source: target, target: source }),
+    );
+    rollbackUndo.register('swap-config-to-target', () =>
+      undo.swapConfig({ migrationId, sink: input.configSink, appUrl: run.appUrl, urlParams: input.target.urlParams }),
+    );
+    await progress.step('rollback-config', 'rolling-back', () => window.restoreConfig({ migrationId, sink: input.configSink }));
+    await run.appControl.restart();
+    ({ unfrozenAt } = await progress.step('rollback-unfreeze-source', 'rolling-back', () =>
+      window.unfreezeSource({ migrationId, url: source, roles: plan.appRoles, prior: plan.source.readOnlySettings }),
+    ));
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    await rollbackUndo.runAll((record) => status.compensations.push(record));
+    hold.rollback = { ...hold.rollback, reason: `FAILED, undone, the hold goes on: ${failureMessage(err)}` };
+    run.holding = true;
+    return undefined;
+  }
+  // Writes land on the source again; reverse replication has nothing more to carry.
+  await progress.step('rollback-stop-reverse', 'rolled-back', () => regular.stopReverseReplication(reverse));
+  hold.rollback.windowMs = unfrozenAt - frozenAt;
+  await progress.step('drop-markers', 'rolled-back', () => long.dropReplicationLeftovers({ migrationId, source, target }));
+  const reason = `rolled back during the hold by ${request.approver}${request.reason ? `: ${request.reason}` : ''}`;
+  progress.phase('rolled-back', reason);
+  progress.outcome('rolled-back');
+  return run.result('rolled-back', reason);
+}

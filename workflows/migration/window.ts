@@ -1,0 +1,151 @@
+/**
+ * The write-freeze window's steps, the same for every method: freeze the source (application
+ * quiesced first), reconcile sequences, switch the application to the target (frozen too, so a
+ * rollback loses nothing), and go live, the point of no return. Each step registers its undo first.
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { MigrationActivities } from '../../activities';
+import { durationMs } from '../../contract/input';
+import { activities } from '../activity-options';
+import type { MigrationRun } from './run';
+
+const { undo } = activities;
+
+/** The window's activities: local for replication methods (no server round trip per step). */
+export type WindowActivities = Pick<
+  MigrationActivities,
+  'freezeSource' | 'reconcileSequences' | 'freezeTarget' | 'swapConfig' | 'smokeTest' | 'unfreezeTarget'
+>;
+
+export type Frozen = Awaited<ReturnType<MigrationActivities['freezeSource']>>;
+
+/** What a method's copy phase hands to the rest of the window. */
+export interface Cutover {
+  frozen: Frozen;
+  /** Resolves once freeze-point verification holds its snapshots (replication methods); fails if it could not. */
+  snapshotReady: () => Promise<void>;
+  /** The method's own cleanup once the application writes to the target. */
+  afterGoLive: () => Promise<void>;
+  /** Full verification running beside the window: true when it passed. */
+  fullVerification?: Promise<boolean>;
+}
+
+/** Recorded dump-restore histories ran the window as regular activities; replication methods run it locally. */
+export function windowActivities(run: MigrationRun): WindowActivities {
+  return run.method.shape === 'freeze-copy' ? activities.regular : activities.window;
+}
+
+export async function freezeSource(run: MigrationRun, acts: WindowActivities): Promise<Frozen> {
+  const { plan, migrationId, source, status } = run;
+  await run.appControl.quiesce(run.saga);
+  run.saga.register('unfreeze-source', async () => {
+    const done = await undo.unfreezeSource({ migrationId, url: source, roles: plan.appRoles, prior: plan.source.readOnlySettings });
+    if (status.freezeWindow.frozenAt !== undefined && status.freezeWindow.unfrozenAt === undefined) {
+      status.freezeWindow.unfrozenAt = done.unfrozenAt;
+      status.freezeWindow.durationMs = done.unfrozenAt - status.freezeWindow.frozenAt;
+    }
+  });
+  const frozen = await run.progress.step('freeze-source', 'freezing-source', () =>
+    acts.freezeSource({ migrationId, url: source, roles: plan.appRoles, drainTimeoutMs: durationMs(run.input.freeze.drainTimeout) }),
+  );
+  status.freezeWindow.frozenAt = frozen.frozenAt;
+  return frozen;
+}
+
+/** The target back to its preflight baseline: the undo of every copy. */
+export function registerTargetReset(run: MigrationRun): void {
+  const { migrationId, target } = run;
+  const baseline = targetBaseline(run);
+  run.saga.register('reset-target', async () => {
+    // If going live failed half-way the application may already have written to the target: keep its data.
+    if (run.goLiveAttempted) {
+      throw ApplicationFailure.nonRetryable(
+        'skipped: go-live was attempted, the target may hold application writes; left intact for inspection',
+      );
+    }
+    await undo.resetTarget({ migrationId, target, baseline });
+  });
+}
+
+/** What the target held before the migration: a reset keeps it and drops everything else. */
+export function targetBaseline(run: MigrationRun) {
+  const { plan } = run;
+  return { schemas: plan.target.schemas, extensions: plan.target.extensions, largeObjects: plan.target.largeObjects };
+}
+
+/** Sequences are undone with the rest of the target by reset-target. */
+export function reconcileSequences(run: MigrationRun, acts: WindowActivities) {
+  const { migrationId, source, target } = run;
+  return run.progress.step('reconcile-sequences', 'reconciling-sequences', () => acts.reconcileSequences({ migrationId, source, target }));
+}
+
+/**
+ * The application onto the target, still frozen: reverse replication (if asked for) before the target
+ * can take a write, then freeze the target, swap DATABASE_URL, one coordinated restart, smoke tests.
+ */
+export async function switchApplication(run: MigrationRun, cutover: Cutover): Promise<void> {
+  const { input, plan, migrationId, target, saga, progress } = run;
+  const acts = windowActivities(run);
+  const targetRoles = [plan.target.currentUser];
+  const sourceReplicationUrl = input.hold?.reverseReplication ? input.source.replicationUrl : undefined;
+  const reverse = sourceReplicationUrl ? { ...run.cdcArgs, sourceReplicationUrl } : undefined;
+  if (reverse) {
+    // Before the target takes its first write, so the rollback path carries every one of them.
+    saga.register('stop-reverse-replication', () => undo.stopReverseReplication({ ...reverse, tables: plan.source.tables }));
+    await progress.step('start-reverse-replication', 'preparing-rollback', () =>
+      activities.regular.startReverseReplication({ ...reverse, tables: plan.source.tables, appRoles: plan.appRoles }),
+    );
+  }
+
+  // The application must not write to the target before go-live: a rollback would lose those writes.
+  saga.register('unfreeze-target', () =>
+    undo.unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: plan.target.readOnlySettings }),
+  );
+  await progress.step('freeze-target', 'freezing-target', () =>
+    acts.freezeTarget({ migrationId, url: target, roles: targetRoles, drainTimeoutMs: durationMs(input.freeze.drainTimeout) }),
+  );
+
+  run.appControl.registerRestartUndo(saga);
+  saga.register('restore-config', () => undo.restoreConfig({ migrationId, sink: input.configSink }));
+  await progress.step('swap-config', 'swapping-config', () =>
+    acts.swapConfig({ migrationId, sink: input.configSink, appUrl: run.appUrl, urlParams: input.target.urlParams }),
+  );
+  await run.appControl.restart();
+  await progress.step('smoke-test', 'smoke-testing', () =>
+    acts.smokeTest({ migrationId, appUrl: run.appUrl, tables: run.dataTables, sql: input.smoke.sql }),
+  );
+  await run.appControl.healthChecks();
+  await cutover.snapshotReady();
+
+  if (cutover.fullVerification && input.verify.fullBeforeGoLive) {
+    const passed = await progress.step('verify', 'verifying', () => cutover.fullVerification!);
+    if (!passed) throw ApplicationFailure.nonRetryable(run.status.verification?.detail ?? 'verification failed', 'VerificationFailed');
+  }
+}
+
+/**
+ * The target writable: the point of no return. The source stays read-only as the rollback reference;
+ * from here nothing may undo the target, so the undo stack is dropped.
+ */
+export async function goLive(run: MigrationRun, cutover: Cutover): Promise<void> {
+  const { plan, migrationId, target, status } = run;
+  run.goLiveAttempted = true;
+  const live = await run.progress.step('go-live', 'going-live', () =>
+    windowActivities(run).unfreezeTarget({
+      migrationId,
+      url: target,
+      roles: [plan.target.currentUser],
+      prior: plan.target.readOnlySettings,
+    }),
+  );
+  run.saga.forget();
+  status.freezeWindow.unfrozenAt = live.unfrozenAt;
+  status.freezeWindow.durationMs = live.unfrozenAt - cutover.frozen.frozenAt;
+  await run.appControl.resume();
+  await cutover.afterGoLive();
+  if (cutover.fullVerification) {
+    // Reported, not undone: the application's writes on the target are not thrown away silently.
+    run.progress.phase('going-live', 'full verification of the freeze-point snapshots');
+    await cutover.fullVerification;
+  }
+}
