@@ -144,7 +144,8 @@ describe('rehearsal schedules', () => {
     // Cancelled while the migration runs: the migration undoes its steps, then the rehearsal tears down.
     const status = await waitFor('the run to reach the migration', async () => {
       const s = await handle.query(rehearsalStatusQuery).catch(() => undefined);
-      return s?.phase === 'migrating' ? s : undefined;
+      // The phase is set just before the child starts: wait for the child too, so the cancel reaches a running migration.
+      return s?.phase === 'migrating' && s.childWorkflowId ? s : undefined;
     });
     await handle.cancel();
     const error = await handle.result().then(

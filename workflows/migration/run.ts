@@ -90,10 +90,8 @@ export class MigrationRun {
 
   /** The arguments every replication activity takes: the endpoints, the method, the subscribing role. */
   get cdcArgs(): CdcArgs {
-    const method = this.chosenPlan?.method;
     return {
-      // logical histories recorded before DMS existed carry no method: keep it that way for them.
-      ...(method === 'dms' || method === 'pgcopydb' ? { method } : {}),
+      ...(this.method.shape === 'replication' ? { method: this.plan.method as NonNullable<CdcArgs['method']> } : {}),
       migrationId: this.migrationId,
       source: this.source,
       target: this.target,
