@@ -32,9 +32,12 @@ export type StackEnvKey = (typeof STACK_ENV_KEYS)[number];
 /** Contents of `.stack/stack.env`. */
 export type StackEnv = Record<StackEnvKey, string>;
 
-/** `<repo>/.stack/stack.env` */
+/**
+ * `<repo>/.stack/stack.env`, or env STACK_ENV_FILE: a second stack on other ports (a parallel test
+ * run from the same checkout) keeps its endpoints, and the workflow bundle beside them, apart.
+ */
 export function stackEnvPath(): string {
-  return path.join(repoRoot(), '.stack', 'stack.env');
+  return process.env.STACK_ENV_FILE || path.join(repoRoot(), '.stack', 'stack.env');
 }
 
 /** The env of a stack on `ports` with `s`'s passwords (moto takes any AWS credentials: fixed dummies). */
