@@ -16,8 +16,13 @@ export interface ActivityDeps extends SecretClients, AppControlDeps, TrafficDeps
   dms: () => DmsClients;
   /** How often DMS waits poll (AWS: seconds; moto: a few ms). */
   dmsPollMs?: number;
-  /** Signals a workflow (the verification activity tells its workflow that its snapshots are taken). */
-  signalWorkflow: (workflowId: string, runId: string, signal: string) => Promise<void>;
+  /** Signals a workflow (verification: its snapshots are taken; freezes: the moment they took effect). */
+  signalWorkflow: (workflowId: string, runId: string, signal: string, ...args: unknown[]) => Promise<void>;
+  /**
+   * The status of a workflow run (`RUNNING`, `COMPLETED`, `TERMINATED`, ...), undefined when Temporal does not know it:
+   * how a database lease whose workflow ended is recognised as stale. Without it, no lease is ever stale.
+   */
+  describeWorkflow?: (workflowId: string, runId?: string) => Promise<string | undefined>;
 }
 
 /** Arguments of the replication activities: the endpoints, the method, and the role that owns the subscription. */

@@ -7,6 +7,7 @@ import { createAppControlActivities } from './app-control';
 import { createConfigActivities } from './config-sinks/activities';
 import { createActivityContext, type ActivityDeps } from './context';
 import { createDatabaseActivities } from './database/activities';
+import { createLeaseActivities } from './database/lease';
 import { createHoldActivities } from './hold';
 import { createMethodActivities } from './methods';
 import { redactingActivities } from './secrets';
@@ -14,6 +15,7 @@ import { createTrafficActivities } from './traffic';
 
 export type { ActivityDeps, CdcArgs } from './context';
 export type { FreezeArgs, UnfreezeArgs } from './database/activities';
+export type { LeaseArgs } from './database/lease';
 export type { ReverseArgs } from './hold';
 export type { ReplicationState } from './methods';
 
@@ -21,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
   const context = createActivityContext(deps);
   return redactingActivities({
     ...createDatabaseActivities(context),
+    ...createLeaseActivities(context),
     ...createMethodActivities(context),
     ...createConfigActivities(context),
     ...createHoldActivities(context),

@@ -1,9 +1,16 @@
 /**
  * Names derived from a migration's id: its work directory on the worker host and the
  * application_name of its database sessions (how retries, freezes and undos recognise them).
+ *
+ * Every name that has a length limit goes through `fitName`: a name that fits is kept exactly as
+ * it always was; one that would be cut gets a short hash of the full id instead of its tail, so
+ * two migrations never share a name.
  */
 import os from 'node:os';
 import path from 'node:path';
+import { fitName } from '../contract/names';
+
+export { fitName, shortHash, type FitOptions } from '../contract/names';
 
 export function workDir(migrationId: string): string {
   return path.join(process.env.PGMIG_WORK_DIR ?? path.join(os.tmpdir(), 'pgmig'), migrationId);
@@ -11,8 +18,8 @@ export function workDir(migrationId: string): string {
 
 /** application_name of this migration's sessions: how retries and freezes recognise them. */
 export function ownSessionsPrefix(migrationId: string): string {
-  // application_name is at most 63 bytes; keep the prefix that identifies the migration.
-  return `pgmig-${migrationId}`.slice(0, 50);
+  // application_name is at most 63 bytes: the prefix that identifies the migration stays within 50, role suffixes follow.
+  return fitName(`pgmig-${migrationId}`, 50, { id: migrationId, separator: '-' });
 }
 
 export function appName(migrationId: string, role: 'dump' | 'restore' | 'verify' | 'admin'): string {

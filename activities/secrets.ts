@@ -46,8 +46,22 @@ export function describeRef(ref: SecretRef): string {
   return `secretsManager:${ref.secretsManager}${db}`;
 }
 
+/** What a reference must hold: a PostgreSQL connection URL (every database field), or an opaque token (API keys). */
+export type SecretKind = 'postgres-url' | 'token';
+
+/** A postgres:// or postgresql:// URL that parses (what `pg` would otherwise misread, e.g. as host "base"). */
+export function isPostgresUrl(value: string): boolean {
+  if (!/^postgres(ql)?:\/\//i.test(value)) return false;
+  try {
+    new URL(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function createSecretResolver(clients: SecretClients) {
-  return async function resolveSecret(ref: SecretRef, field: string): Promise<string> {
+  return async function resolveSecret(ref: SecretRef, field: string, kind: SecretKind = 'postgres-url'): Promise<string> {
     let value: string | undefined;
     if ('env' in ref) {
       value = clients.env[ref.env];
@@ -58,19 +72,27 @@ export function createSecretResolver(clients: SecretClients) {
       const out = await clients.secretsManager().send(new GetSecretValueCommand({ SecretId: ref.secretsManager }));
       value = out.SecretString;
     }
+    // Retryable, typed: forward steps' retry policies make these final, undos keep trying (contract/failures.ts).
     if (!value) {
-      throw ApplicationFailure.nonRetryable(
+      throw ApplicationFailure.retryable(
         `${field}: secret reference ${describeRef(ref)} resolved to nothing on this worker`,
         'SecretNotFound',
       );
     }
     rememberSecret(value);
+    // Named by field and reference, never by value (it may be a password pasted in the wrong place).
+    if (kind === 'postgres-url' && !isPostgresUrl(value)) {
+      throw ApplicationFailure.retryable(
+        `${field}: ${describeRef(ref)} does not hold a postgres:// URL (the value is not shown)`,
+        'SecretNotUrl',
+      );
+    }
     if (ref.database) {
       let url: URL;
       try {
         url = new URL(value);
       } catch {
-        throw ApplicationFailure.nonRetryable(
+        throw ApplicationFailure.retryable(
           `${field}: ${describeRef(ref)} is not a connection URL, so "database" cannot apply`,
           'SecretNotUrl',
         );

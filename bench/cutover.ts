@@ -19,6 +19,7 @@ import { approveUpdate, type MigrationResult } from '../signals';
 import { createSourceDatabase, createTargetDatabase, databaseUrl, dropDatabase, stackUp } from '../stack';
 import { AppWriter } from '../stack/app-writer';
 import { seedDemoData } from '../stack/demo-data';
+import { migrationStartOptions } from '../signals/task-queue';
 import { createMigrationWorker } from '../workers/worker';
 
 export interface CutoverRun {
@@ -65,7 +66,7 @@ export async function benchCutover(opts: { methods: MigrationMethod[]; scales: n
         await new Promise((r) => setTimeout(r, 1000));
         const started = Date.now();
         const handle = await client.workflow.start('migrateDatabase', {
-          taskQueue,
+          ...migrationStartOptions(taskQueue),
           workflowId: `${id}-${Date.now()}`,
           args: [
             {

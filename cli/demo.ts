@@ -16,7 +16,7 @@ import { AppWriter } from '../stack/app-writer';
 import { seedDemoData } from '../stack/demo-data';
 import { Client } from 'pg';
 import { createTargetDatabase, databaseUrl, stackEnvPath, stackUp, type StackEnv } from '../stack';
-import { taskQueue } from '../signals/task-queue';
+import { migrationStartOptions, taskQueue } from '../signals/task-queue';
 import { createMigrationWorker } from '../workers/worker';
 import { temporalClient, uiLink } from './connection';
 import { followMigration } from './follow';
@@ -101,7 +101,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   try {
     app.start();
     await new Promise((r) => setTimeout(r, 1000)); // the application is live before the migration starts
-    const handle = await client.workflow.start('migrateDatabase', { taskQueue: taskQueue(), workflowId, args: [input] });
+    const handle = await client.workflow.start('migrateDatabase', { ...migrationStartOptions(taskQueue()), workflowId, args: [input] });
     print(`== migration ${workflowId}`);
     print(`   ${uiLink(workflowId, handle.firstExecutionRunId)}`);
     await followMigration(handle, { autoApprove: opts.autoApprove, approver: opts.approver, print: (l) => print(`  ${l}`) });

@@ -2,6 +2,7 @@
  * The operator's CLI: `npm run cli -- <command>`.
  *   start --input file.json [--workflow-id ID] [--follow] [--auto-approve]
  *   approve|reject <workflowId> --approver NAME [--gate G] [--reason TEXT] [--signal]
+ *   rollback <workflowId> --approver NAME [--reason TEXT]      (during the hold)
  *   status <workflowId> [--json]      list [--awaiting]      watch <workflowId>
  *   demo [--auto-approve] [--scale N] [--jobs N]
  *   schema                            (JSON Schema of the migration input)
@@ -12,8 +13,9 @@ import { Command } from 'commander';
 import { z } from 'zod';
 import { checkMigrationInput, formatProblems, MigrationInput, type MigrationMethod } from '../contract/input';
 import { formatMs } from '../contract/plan';
-import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, statusQuery, type ApprovalPayload } from '../signals';
-import { taskQueue } from '../signals/task-queue';
+import { checkDecision, checkRollback } from '../contract/messages';
+import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, rollbackUpdate, statusQuery, type ApprovalPayload } from '../signals';
+import { migrationStartOptions, taskQueue } from '../signals/task-queue';
 import { loadLocalEnv, temporalClient, uiLink } from './connection';
 import { runDemo } from './demo';
 import { followMigration } from './follow';
@@ -42,7 +44,7 @@ program
     }
     const client = await temporalClient();
     const workflowId = opts.workflowId ?? checked.input.migrationId ?? `migration-${Date.now()}`;
-    const handle = await client.workflow.start('migrateDatabase', { taskQueue: taskQueue(), workflowId, args: [raw] });
+    const handle = await client.workflow.start('migrateDatabase', { ...migrationStartOptions(taskQueue()), workflowId, args: [raw] });
     console.log(`started ${workflowId}\n${uiLink(workflowId, handle.firstExecutionRunId)}`);
     if (opts.follow || opts.autoApprove) {
       await followMigration(handle, { autoApprove: !!opts.autoApprove, approver: defaultApprover, print: console.log });
@@ -59,13 +61,20 @@ for (const approved of [true, false]) {
     .option('--reason <text>', 'why')
     .option('--signal', 'send as a Signal (no answer) instead of an Update')
     .action(async (workflowId: string, opts: { approver: string; gate?: string; reason?: string; signal?: boolean }) => {
-      const client = await temporalClient();
-      const handle = client.workflow.getHandle(workflowId);
       const payload: ApprovalPayload = {
         approver: opts.approver,
         ...(opts.gate ? { gate: opts.gate } : {}),
         ...(opts.reason ? { reason: opts.reason } : {}),
       };
+      // The workflow's own check (contract/messages.ts): refused here, nothing is sent.
+      const shape = checkDecision(payload);
+      if (!shape.ok) {
+        console.error(`refused before sending: ${shape.problem}`);
+        process.exitCode = 2;
+        return;
+      }
+      const client = await temporalClient();
+      const handle = client.workflow.getHandle(workflowId);
       if (opts.signal) {
         await handle.signal(approved ? approveSignal : rejectSignal, payload);
         console.log(`signal ${name} sent; check \`status\` for whether it was accepted`);
@@ -80,6 +89,28 @@ for (const approved of [true, false]) {
       }
     });
 }
+
+program
+  .command('rollback <workflowId>')
+  .description('during the hold (reverse replication on): switch the application back to the source, losing nothing')
+  .option('--approver <name>', 'who asks (a go-live approver when the gate names them)', defaultApprover)
+  .option('--reason <text>', 'why')
+  .action(async (workflowId: string, opts: { approver: string; reason?: string }) => {
+    const shape = checkRollback({ approver: opts.approver, ...(opts.reason ? { reason: opts.reason } : {}) });
+    if (!shape.ok) {
+      console.error(`refused before sending: ${shape.problem}`);
+      process.exitCode = 2;
+      return;
+    }
+    const client = await temporalClient();
+    try {
+      const answer = await client.workflow.getHandle(workflowId).executeUpdate(rollbackUpdate, { args: [shape.payload] });
+      console.log(`rollback requested at ${answer.requestedAt}; follow it with \`status ${workflowId}\``);
+    } catch (err) {
+      console.error(`refused: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`);
+      process.exitCode = 1;
+    }
+  });
 
 program
   .command('status <workflowId>')
@@ -106,6 +137,7 @@ program
     if (status.pendingGate) console.log(`awaiting ${status.pendingGate.gate} until ${status.pendingGate.deadline}`);
     for (const d of status.decisions)
       console.log(`  decision ${d.gate}: ${d.approved ? 'go' : 'no-go'} by ${d.approver} (${d.via}) ${d.reason ?? ''}`);
+    for (const r of status.refusedDecisions) console.log(`  refused signal from ${r.payload.approver || '?'} at ${r.at}: ${r.reason}`);
     for (const c of status.compensations) console.log(`  undo ${c.step}: ${c.state}${c.error ? ` ${c.error}` : ''}`);
     if (status.freezeWindow.durationMs !== undefined) console.log(`write-freeze window: ${formatMs(status.freezeWindow.durationMs)}`);
     console.log(uiLink(workflowId));

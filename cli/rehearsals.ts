@@ -17,7 +17,7 @@ import type { RehearsalReport } from '../contract/rehearsal-report';
 import { renderMarkdown } from '../activities/rehearsal/render';
 import { defaultReportRoot, readAllReports } from '../activities/rehearsal/store';
 import { rehearsalStatusQuery, type RehearsalSummary } from '../signals/rehearsal';
-import { taskQueue } from '../signals/task-queue';
+import { migrationStartOptions, taskQueue } from '../signals/task-queue';
 import { temporalClient, uiLink } from './connection';
 
 export async function startRehearsal(client: Client, raw: unknown, opts: { workflowId?: string; taskQueue?: string } = {}) {
@@ -30,7 +30,7 @@ export async function startRehearsal(client: Client, raw: unknown, opts: { workf
       .toISOString()
       .replace(/[^0-9]/g, '')
       .slice(0, 14)}`;
-  return client.workflow.start('rehearseMigration', { taskQueue: opts.taskQueue ?? taskQueue(), workflowId, args: [raw] });
+  return client.workflow.start('rehearseMigration', { ...migrationStartOptions(opts.taskQueue ?? taskQueue()), workflowId, args: [raw] });
 }
 
 /** Reports under `root`, newest last, optionally of one migration. */

@@ -12,7 +12,7 @@ import ms from 'ms';
 import { DurationString, durationMs } from '../contract/input';
 import { checkRehearsalInput, formatRehearsalProblems, type RehearsalInputDraft } from '../contract/rehearsal';
 import { RehearsalOutcomeKey } from '../signals/rehearsal';
-import { taskQueue as defaultTaskQueue } from '../signals/task-queue';
+import { migrationStartOptions, taskQueue as defaultTaskQueue } from '../signals/task-queue';
 import { temporalClient, uiLink } from './connection';
 
 export interface CreateScheduleOptions {
@@ -65,7 +65,7 @@ export async function createRehearsalSchedule(client: Client, opts: CreateSchedu
       workflowType: 'rehearseMigration',
       // Temporal appends the scheduled time to this id for each run.
       workflowId: `rehearsal-${migrationId}`,
-      taskQueue: opts.taskQueue ?? defaultTaskQueue(),
+      ...migrationStartOptions(opts.taskQueue ?? defaultTaskQueue()),
       args: [opts.input],
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: durationMs(opts.catchupWindow ?? '1h'), pauseOnFailure: false },

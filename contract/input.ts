@@ -11,7 +11,49 @@ import { checkWith, type Checked } from './problems';
 export { formatProblems, type InputProblem } from './problems';
 import ms from 'ms';
 
-/** A reference to a secret; the value is resolved inside activities, never carried in history. */
+/**
+ * Rules added when the input was hardened: references only (no URL or credentials in a reference
+ * field), durations with a unit and an upper bound, no credentials in `target.urlParams` or in health
+ * URLs, bounded approver names. A workflow started before them replays under the rules it started with:
+ * `checkMigrationInput(raw, { legacy: true })` leaves them out (set only for one synchronous parse).
+ */
+let legacyRules = false;
+
+/** The patch id (`patched()`) under which workflows apply the hardened rules; histories without it replay under the old ones. */
+export const HARDENED_INPUT_PATCH = 'hardened-input';
+
+/** Runs `check` (synchronous) with the hardened rules left out: for histories recorded before them. */
+export function withLegacyInputRules<T>(check: () => T): T {
+  legacyRules = true;
+  try {
+    return check();
+  } finally {
+    legacyRules = false;
+  }
+}
+
+type Issue = (message: string, path?: PropertyKey[]) => void;
+/** A refinement that the legacy rules skip. */
+function hardened<T>(rule: (value: T, issue: Issue) => void) {
+  return (value: T, ctx: z.RefinementCtx) => {
+    if (legacyRules) return;
+    rule(value, (message, path) => ctx.addIssue({ code: 'custom', message, ...(path ? { path } : {}) }));
+  };
+}
+
+/**
+ * A value that is a connection URL or carries credentials (`user:pass@host`, `password=`): what must
+ * never sit where a reference, a parameter or a name belongs, since inputs are kept in history.
+ */
+export function looksLikeCredentials(value: string): boolean {
+  if (value.includes('://')) return true;
+  if (!/^arn:/i.test(value) && /^[^\s:@/]+:[^\s@/]*@/.test(value)) return true;
+  return /(^|[\s;?&])(password|passwd|pwd)\s*=/i.test(value);
+}
+
+const REFERENCE_NOT_VALUE =
+  'a connection URL or credentials are refused here: inputs are kept in workflow history; put the value in the secret and reference it';
+
 /** Optional on a URL reference: use this database of the referenced server instead (rehearsal scratch databases). */
 const databaseOverride = z
   .string()
@@ -19,14 +61,51 @@ const databaseOverride = z
   .optional()
   .describe('Connect to this database instead of the one in the referenced URL.');
 
+/** A reference to a secret; the value is resolved inside activities, never carried in history. */
 export const SecretRef = z
   .union(
     [
       z
-        .object({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'), database: databaseOverride })
+        .object({
+          env: z
+            .string()
+            .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name (not its value)')
+            .superRefine(
+              hardened((v: string, issue) => v.length > 255 && issue('must be an environment variable name of at most 255 characters')),
+            ),
+          database: databaseOverride,
+        })
         .strict(),
-      z.object({ ssm: z.string().min(1, 'must name an SSM parameter'), database: databaseOverride }).strict(),
-      z.object({ secretsManager: z.string().min(1, 'must name a Secrets Manager secret'), database: databaseOverride }).strict(),
+      z
+        .object({
+          ssm: z
+            .string()
+            .min(1, 'must name an SSM parameter')
+            .superRefine(
+              hardened((v: string, issue) => {
+                if (looksLikeCredentials(v)) issue(`must name an SSM parameter; ${REFERENCE_NOT_VALUE}`);
+                else if (v.length > 2048 || !/^[A-Za-z0-9_.\-/:]+$/.test(v))
+                  issue('must be an SSM parameter name or ARN (letters, digits and _ . - / :, at most 2048 characters)');
+              }),
+            ),
+          database: databaseOverride,
+        })
+        .strict(),
+      z
+        .object({
+          secretsManager: z
+            .string()
+            .min(1, 'must name a Secrets Manager secret')
+            .superRefine(
+              hardened((v: string, issue) => {
+                if (looksLikeCredentials(v)) issue(`must name a Secrets Manager secret; ${REFERENCE_NOT_VALUE}`);
+                else if (v.length > 2048 || !/^[A-Za-z0-9/_+=.@:!-]+$/.test(v))
+                  issue('must be a Secrets Manager secret name or ARN (letters, digits and / _ + = . @ - :, at most 2048 characters)');
+              }),
+            ),
+          database: databaseOverride,
+        })
+        .strict(),
     ],
     {
       error:
@@ -34,17 +113,148 @@ export const SecretRef = z
     },
   )
   .describe(
-    'Secret reference: {"env":"NAME"}, {"ssm":"/param/name"} or {"secretsManager":"secret-id"}, optionally with "database". Never a literal URL.',
+    'Secret reference: {"env":"NAME"}, {"ssm":"/param/name"} or {"secretsManager":"secret-id"}, optionally with "database". Never a literal URL: a value with "://" or "user:password@" is refused.',
   );
 export type SecretRef = z.infer<typeof SecretRef>;
 
-/** A duration in the `ms` notation Temporal also accepts ("90s", "15m", "72h"). */
-export const DurationString = z.string().refine((v) => typeof ms(v as ms.StringValue) === 'number' && ms(v as ms.StringValue) > 0, {
-  message: 'must be a positive duration such as "30s", "15m" or "2h"',
-});
+/** Units of the `ms` notation (Temporal accepts the same): ms, s, m, h, d, w (and their long forms). */
+export const DURATION_UNITS = 'ms, s, m, h, d, w';
+const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?\\s*[A-Za-z]+$';
+
+function msOf(value: string): number | undefined {
+  try {
+    const n = ms(value as ms.StringValue);
+    return typeof n === 'number' && Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined; // ms() throws on an empty string
+  }
+}
+
+/**
+ * A duration in the `ms` notation Temporal also accepts ("90s", "15m", "72h", "7d"): a positive number
+ * with a unit ("30" alone is refused: it would mean 30 ms), at most `max` (a typo like "30d" for "30s"
+ * is refused before anything changes, not found out at the gate).
+ */
+export function duration(max: string) {
+  const maxMs = msOf(max)!;
+  return z
+    .string()
+    .superRefine((v, ctx) => {
+      const value = msOf(v);
+      if (legacyRules) {
+        if (!(value !== undefined && value > 0))
+          ctx.addIssue({ code: 'custom', message: 'must be a positive duration such as "30s", "15m" or "2h"' });
+        return;
+      }
+      const issue = (message: string) => ctx.addIssue({ code: 'custom', message });
+      if (/^\d{1,12}(\.\d{1,6})?$/.test(v.trim()))
+        issue(`needs a unit: "${v.trim()}" alone would mean milliseconds; write e.g. "${v.trim()}s" (units: ${DURATION_UNITS})`);
+      else if (!new RegExp(DURATION_PATTERN).test(v) || value === undefined || value <= 0)
+        issue(`must be a positive duration with a unit (${DURATION_UNITS}), such as "30s", "15m", "2h" or "7d"`);
+      else if (value > maxMs) issue(`must be at most ${max}`);
+    })
+    .meta({ pattern: DURATION_PATTERN });
+}
+
+/** A duration anywhere else (schedules): at most about ten years. */
+export const DurationString = duration('3650d');
 
 export function durationMs(value: string): number {
   return ms(value as ms.StringValue);
+}
+
+/**
+ * Upper bounds of the migration's durations, by field: long enough for any real migration, short
+ * enough that a slip of unit is refused at once. Documented in README.md (Input).
+ */
+export const DURATION_LIMITS = {
+  gateTimeout: '30d',
+  downtimeBudget: '24h',
+  freezeDrainTimeout: '10m',
+  replicationDrainTimeout: '1h',
+  replicationErrorTimeout: '24h',
+  holdDuration: '365d',
+  trafficBake: '24h',
+  trafficGateInterval: '10m',
+} as const;
+
+/** Approver names (gate approver lists, and the `approver` of every decision): recorded in history, status and memo. */
+export const MAX_APPROVER_CHARS = 200;
+/** Control characters, line and paragraph separators and bidi overrides: no place in a name. */
+export const NAME_CONTROL_CHARACTERS = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069]/u;
+
+/** Who decides at a gate: non-empty, at most 200 characters, no control characters. */
+export const ApproverName = z
+  .string({ error: (iss) => (iss.input === undefined ? 'is required (who decides)' : 'must be a string') })
+  .superRefine((v, ctx) => {
+    const issue = (message: string) => ctx.addIssue({ code: 'custom', message });
+    if (legacyRules) {
+      if (!v.length) issue('Too small: expected string to have >=1 characters');
+      return;
+    }
+    if (!v.trim()) issue('is required (who decides)');
+    else if (v.length > MAX_APPROVER_CHARS) issue(`must be at most ${MAX_APPROVER_CHARS} characters (got ${v.length})`);
+    else if (NAME_CONTROL_CHARACTERS.test(v)) issue('must not contain control characters (newlines, tabs, escapes)');
+  })
+  .meta({ maxLength: MAX_APPROVER_CHARS, minLength: 1 });
+
+/** An http(s) URL recorded in history (health checks, probes): never with `user:password@`. */
+const urlWithoutCredentials = hardened((v: string, issue) => {
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(v)) issue('must not carry credentials (user:password@): inputs are kept in workflow history');
+});
+
+/** libpq parameters that say as whom or where the application connects: they belong in the referenced URL. */
+export const URL_PARAMS_REFUSED = [
+  'user',
+  'username',
+  'password',
+  'passwd',
+  'pwd',
+  'sslpassword',
+  'host',
+  'hostaddr',
+  'port',
+  'dbname',
+  'service',
+];
+const MAX_URL_PARAMS = 32;
+const MAX_URL_PARAM_CHARS = 1024;
+
+/** A long random-looking token (mixed case and digits, no path or dots): an API key or a password. */
+function looksLikeToken(value: string): boolean {
+  return (
+    value.length >= 24 &&
+    /^[A-Za-z0-9+/_=-]+$/.test(value) &&
+    !value.startsWith('/') &&
+    /[A-Z]/.test(value) &&
+    /[a-z]/.test(value) &&
+    /\d/.test(value)
+  );
+}
+
+/** `target.urlParams` are written into history and into the application's URL: no credentials, no other server. */
+function urlParamsProblems(params: Record<string, string>, issue: Issue): void {
+  const keys = Object.keys(params);
+  if (keys.length > MAX_URL_PARAMS) issue(`at most ${MAX_URL_PARAMS} parameters`);
+  for (const key of keys) {
+    // A key is named in the problem only when it is a plain parameter name (it could be anything).
+    if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(key)) {
+      issue('parameter names must be libpq keywords (letters, digits and _, at most 63 characters)');
+      continue;
+    }
+    const value = params[key];
+    if (URL_PARAMS_REFUSED.includes(key.toLowerCase()))
+      issue(
+        'credentials and connection targets do not belong in urlParams (they are kept in workflow history): put them in the URL target.appUrl references',
+        [key],
+      );
+    else if (value.length > MAX_URL_PARAM_CHARS) issue(`must be at most ${MAX_URL_PARAM_CHARS} characters`, [key]);
+    else if (looksLikeCredentials(value) || looksLikeToken(value))
+      issue(
+        'looks like a URL, credentials or a secret token, which must not be kept in workflow history: reference secrets through target.appUrl',
+        [key],
+      );
+  }
 }
 
 const roleName = z.string().min(1).max(63);
@@ -59,8 +269,14 @@ export type GateName = (typeof GATES)[number];
 
 const GateConfig = z
   .object({
-    timeout: DurationString.default('30m').describe('How long the gate waits for a decision; on timeout the decision is no-go.'),
-    approvers: z.array(z.string().min(1)).optional().describe('Who may decide at this gate. Absent: anyone with access to the namespace.'),
+    timeout: duration(DURATION_LIMITS.gateTimeout)
+      .default('30m')
+      .describe(`How long the gate waits for a decision (at most ${DURATION_LIMITS.gateTimeout}); on timeout the decision is no-go.`),
+    approvers: z
+      .array(ApproverName)
+      .max(100)
+      .optional()
+      .describe('Who may decide at this gate (names of at most 200 characters). Absent: anyone with access to the namespace.'),
   })
   .strict();
 
@@ -108,6 +324,7 @@ export const HerokuAppRef = z.object({
   token: SecretRef.describe('Reference to a Heroku Platform API token, e.g. {"env":"HEROKU_API_KEY"}.'),
   apiUrl: z
     .url({ protocol: /^https?$/ })
+    .superRefine(urlWithoutCredentials)
     .default('https://api.heroku.com')
     .describe('Platform API base URL.'),
 });
@@ -156,22 +373,27 @@ export const MigrationInput = z
         ),
         urlParams: z
           .record(z.string(), z.string())
+          .superRefine(hardened(urlParamsProblems))
           .default({})
           .describe(
-            'Query parameters added to the URL written to the config sink, e.g. {"sslmode":"verify-full","sslrootcert":"/etc/ssl/rds-global-bundle.pem"}.',
+            'Query parameters added to the URL written to the config sink, e.g. {"sslmode":"verify-full","sslrootcert":"/etc/ssl/rds-global-bundle.pem"}. No credentials and no connection target (user, password, host, port, dbname, service...): those belong in the URL target.appUrl references.',
           ),
       })
       .strict(),
     method: z.enum(METHODS).default('auto'),
     parallelJobs: z.number().int().min(1).max(64).default(2).describe('pg_dump / pg_restore -j'),
-    downtimeBudget: DurationString.optional().describe(
-      'Largest acceptable write-freeze window; the plan is blocked if the estimate exceeds it.',
-    ),
+    downtimeBudget: duration(DURATION_LIMITS.downtimeBudget)
+      .optional()
+      .describe(
+        `Largest acceptable write-freeze window (at most ${DURATION_LIMITS.downtimeBudget}); the plan is blocked if the estimate exceeds it.`,
+      ),
     freeze: z
       .object({
-        drainTimeout: DurationString.default('5s').describe(
-          'How long in-flight transactions may finish before their sessions are terminated.',
-        ),
+        drainTimeout: duration(DURATION_LIMITS.freezeDrainTimeout)
+          .default('5s')
+          .describe(
+            `How long in-flight transactions may finish before their sessions are terminated (at most ${DURATION_LIMITS.freezeDrainTimeout}).`,
+          ),
       })
       .strict()
       .default({ drainTimeout: '5s' }),
@@ -194,10 +416,19 @@ export const MigrationInput = z
           .describe(
             'CDC methods: refuse tables without a primary key (UPDATE/DELETE on them would fail on the source), or set REPLICA IDENTITY FULL on them for the migration.',
           ),
-        drainTimeout: DurationString.default('30s').describe('How long the target may take to apply the last changes after the freeze.'),
+        drainTimeout: duration(DURATION_LIMITS.replicationDrainTimeout)
+          .default('30s')
+          .describe(
+            `How long the target may take to apply the last changes after the freeze (at most ${DURATION_LIMITS.replicationDrainTimeout}).`,
+          ),
+        errorTimeout: duration(DURATION_LIMITS.replicationErrorTimeout)
+          .default('60s')
+          .describe(
+            `How long replication may keep failing without progress (apply or table synchronization errors, no worker) before the step fails with the error text (at most ${DURATION_LIMITS.replicationErrorTimeout}).`,
+          ),
       })
       .strict()
-      .default({ maxLagBytes: 1024 * 1024, maxLagSeconds: 5, tablesWithoutPrimaryKey: 'refuse', drainTimeout: '30s' }),
+      .default({ maxLagBytes: 1024 * 1024, maxLagSeconds: 5, tablesWithoutPrimaryKey: 'refuse', drainTimeout: '30s', errorTimeout: '60s' }),
     verify: z
       .object({
         fullBeforeGoLive: z
@@ -211,9 +442,11 @@ export const MigrationInput = z
       .default({ fullBeforeGoLive: false }),
     hold: z
       .object({
-        duration: DurationString.default('72h').describe(
-          'How long the source is kept (read-only) as the rollback target after go-live; then the decommission gate opens.',
-        ),
+        duration: duration(DURATION_LIMITS.holdDuration)
+          .default('72h')
+          .describe(
+            `How long the source is kept (read-only) as the rollback target after go-live (at most ${DURATION_LIMITS.holdDuration}); then the decommission gate opens.`,
+          ),
         reverseReplication: z
           .boolean()
           .default(false)
@@ -242,7 +475,10 @@ export const MigrationInput = z
           .array(z.object({ cluster: z.string().min(1), service: z.string().min(1) }).strict())
           .default([])
           .describe('Services already on AWS: UpdateService --force-new-deployment after the swap.'),
-        healthUrls: z.array(z.string().url()).default([]).describe('Smoke test: HTTP health URLs that must answer 2xx after the restart.'),
+        healthUrls: z
+          .array(z.string().url().superRefine(urlWithoutCredentials))
+          .default([])
+          .describe('Smoke test: HTTP health URLs that must answer 2xx after the restart (no user:password@).'),
       })
       .strict()
       .optional(),
@@ -258,14 +494,20 @@ export const MigrationInput = z
           .min(1)
           .default([10, 50, 100])
           .describe('Percent of traffic to the new records, step by step; ends at 100.'),
-        bake: DurationString.default('5m').describe('Time at each step before its health gate.'),
+        bake: duration(DURATION_LIMITS.trafficBake)
+          .default('5m')
+          .describe(`Time at each step before its health gate (at most ${DURATION_LIMITS.trafficBake}).`),
         ttlSeconds: z.number().int().min(0).default(60).describe('TTL set ahead of the window so clients follow weight changes quickly.'),
         gate: z
           .object({
-            probes: z.array(z.object({ url: z.string().url(), expectStatus: z.number().int().optional() }).strict()).default([]),
+            probes: z
+              .array(
+                z.object({ url: z.string().url().superRefine(urlWithoutCredentials), expectStatus: z.number().int().optional() }).strict(),
+              )
+              .default([]),
             healthCheckIds: z.array(z.string().min(1)).default([]),
             samples: z.number().int().min(1).default(3),
-            interval: DurationString.default('5s'),
+            interval: duration(DURATION_LIMITS.trafficGateInterval).default('5s'),
             maxErrorRate: z.number().min(0).max(1).default(0.01),
           })
           .strict()
@@ -327,7 +569,10 @@ export const MigrationInput = z
 export type MigrationInput = z.output<typeof MigrationInput>;
 export type MigrationInputDraft = z.input<typeof MigrationInput>;
 
-/** Validates without throwing; each problem names its field (dotted path). */
-export function checkMigrationInput(raw: unknown): Checked<MigrationInput> {
-  return checkWith(MigrationInput, raw);
+/**
+ * Validates without throwing; each problem names its field (dotted path). `legacy`: the rules of
+ * inputs recorded before the hardening (a replayed history), see `withLegacyInputRules`.
+ */
+export function checkMigrationInput(raw: unknown, opts: { legacy?: boolean } = {}): Checked<MigrationInput> {
+  return opts.legacy ? withLegacyInputRules(() => checkWith(MigrationInput, raw)) : checkWith(MigrationInput, raw);
 }

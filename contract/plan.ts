@@ -73,6 +73,36 @@ export interface DatabaseInventory {
   walBytesPerSecond: number;
   identityColumns: number;
   generatedColumns: number;
+  /** Another migration's lease on this database (absent: free, or this migration's own). Set by preflight. */
+  lease?: SeenLease;
+}
+
+/** Who holds a database for a migration: one migration per database at a time (`activities/database/lease.ts`). */
+export interface DatabaseLease {
+  workflowId: string;
+  runId: string;
+  namespace: string;
+  migrationId: string;
+  /** ISO time the lease was taken. */
+  since: string;
+}
+
+/** A lease preflight found: `held` by a running workflow (a blocker), or `stale` (its workflow ended; taken over). */
+export type SeenLease = DatabaseLease & { state: 'held' | 'stale' };
+
+/** How messages name the migration holding a lease. */
+export function describeLease(side: 'source' | 'target', database: string, lease: DatabaseLease): string {
+  return `${side} database "${database}" is leased by migration "${lease.migrationId}" (workflow ${lease.workflowId}, run ${lease.runId}, namespace ${lease.namespace}, since ${lease.since})`;
+}
+
+/** What preflight checked beside the inventories; each problem becomes a blocker naming its input field. */
+export interface PreflightChecks {
+  /** source.appRoles entries that do not exist on the source. */
+  missingAppRoles?: string[];
+  /** source.appRoles entries the source role may not make read-only (ALTER ROLE .. IN DATABASE .. SET), with PostgreSQL's reason. */
+  unalterableAppRoles?: { role: string; reason: string }[];
+  /** Why the config sink is unusable from this worker, each beginning with its field (`configSink.path: ...`). */
+  configSink?: string[];
 }
 
 export interface MigrationPlan {
@@ -187,7 +217,12 @@ export function logicalReplicationProblems(
   return problems;
 }
 
-export function buildPlan(input: MigrationInput, source: DatabaseInventory, target: DatabaseInventory): MigrationPlan {
+export function buildPlan(
+  input: MigrationInput,
+  source: DatabaseInventory,
+  target: DatabaseInventory,
+  checks: PreflightChecks = {},
+): MigrationPlan {
   const blockers: string[] = [];
   const warnings: string[] = [];
   const methodReasons: string[] = [];
@@ -242,6 +277,34 @@ export function buildPlan(input: MigrationInput, source: DatabaseInventory, targ
   if (source.sizeBytes > DUMP_RESTORE_COMFORT_BYTES && method === 'dump-restore') {
     warnings.push(`source is ${formatBytes(source.sizeBytes)}: dump-restore holds writes frozen for the whole copy`);
   }
+
+  // --- one migration per database at a time ---
+  for (const [side, inventory] of [
+    ['source', source],
+    ['target', target],
+  ] as const) {
+    const lease = inventory.lease;
+    if (lease?.state === 'held') {
+      blockers.push(
+        `${describeLease(side, inventory.database, lease)}, which is still running: one migration per database at a time; wait for it to end, or cancel it`,
+      );
+    } else if (lease?.state === 'stale') {
+      warnings.push(`${describeLease(side, inventory.database, lease)}, which is no longer running: this migration takes the lease over`);
+    }
+  }
+
+  // --- every role and sink the migration will touch, before the freeze rather than inside it ---
+  if (checks.missingAppRoles?.length) {
+    blockers.push(
+      `source.appRoles: ${checks.missingAppRoles.map((r) => `"${r}"`).join(', ')} ${checks.missingAppRoles.length === 1 ? 'does' : 'do'} not exist on the source (database "${source.database}"); the freeze would fail with writes already frozen`,
+    );
+  }
+  for (const { role, reason } of checks.unalterableAppRoles ?? []) {
+    blockers.push(
+      `source.appRoles: "${source.currentUser}" cannot make role "${role}" read-only in database "${source.database}" (${reason})`,
+    );
+  }
+  blockers.push(...(checks.configSink ?? []));
 
   // --- target must be empty and at least the source's major version ---
   if (target.userObjects > 0) {

@@ -7,10 +7,11 @@
 import { z } from 'zod';
 import {
   CDC_METHODS,
-  DurationString,
+  duration,
   durationMs,
   MigrationInput,
   SecretRef,
+  withLegacyInputRules,
   type GateName,
   type MigrationInputDraft,
   type MigrationMethod,
@@ -48,10 +49,10 @@ export const RdsSnapshot = z
     scratchTarget: SecretRef.describe(
       'Reference to the server URL where the scratch target database is created (a role that may CREATE DATABASE).',
     ),
-    availableWithin: DurationString.default('45m').describe('How long the restored instance may take to become available.'),
-    reachableWithin: DurationString.default('5m').describe(
-      'How long the restored endpoint may take to accept connections from the worker.',
-    ),
+    availableWithin: duration('24h').default('45m').describe('How long the restored instance may take to become available (at most 24h).'),
+    reachableWithin: duration('1h')
+      .default('5m')
+      .describe('How long the restored endpoint may take to accept connections from the worker (at most 1h).'),
     parameterPrefix: z
       .string()
       .regex(/^\/[A-Za-z0-9_.\-/]+$/, 'must be an SSM parameter path such as /pgmig/rehearsals')
@@ -104,9 +105,9 @@ export function sameServer(a: SecretRef, b: SecretRef): boolean {
   return key(a) === key(b);
 }
 
-/** Validates without throwing; each problem names its dotted field. */
-export function checkRehearsalInput(raw: unknown): Checked<RehearsalInput> {
-  return checkWith(RehearsalInput, raw);
+/** Validates without throwing; each problem names its dotted field. `legacy`: see `withLegacyInputRules`. */
+export function checkRehearsalInput(raw: unknown, opts: { legacy?: boolean } = {}): Checked<RehearsalInput> {
+  return opts.legacy ? withLegacyInputRules(() => checkWith(RehearsalInput, raw)) : checkWith(RehearsalInput, raw);
 }
 
 export function formatRehearsalProblems(problems: InputProblem[]): string {

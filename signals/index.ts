@@ -5,13 +5,21 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { GateName, MigrationMethod } from '../contract/input';
 import type { MigrationPlan } from '../contract/plan';
+import type { ReplicationErrors } from '../activities/methods/method';
 
+/**
+ * The payload of `approve` / `reject`; checked by `checkDecision` (contract/messages.ts): approver
+ * non-empty, at most 200 characters, no control characters; gate one of the gate names; reason at most
+ * 2000 characters.
+ */
 export interface ApprovalPayload {
   approver: string;
   /** Which gate the decision is for; defaults to the gate that is open now. */
   gate?: string;
   reason?: string;
 }
+/** The payload of `rollback` (`checkRollback`): who asks, and why. */
+export type RollbackPayload = Omit<ApprovalPayload, 'gate'>;
 
 export interface GateDecision {
   gate: GateName;
@@ -27,7 +35,7 @@ export interface GateDecision {
 export const approveUpdate = defineUpdate<GateDecision, [ApprovalPayload]>('approve');
 export const rejectUpdate = defineUpdate<GateDecision, [ApprovalPayload]>('reject');
 /** During the hold (reverse replication on): switch the application back to the source, losing nothing. */
-export const rollbackUpdate = defineUpdate<{ accepted: true; requestedAt: string }, [ApprovalPayload]>('rollback');
+export const rollbackUpdate = defineUpdate<{ accepted: true; requestedAt: string }, [RollbackPayload]>('rollback');
 export const approveSignal = defineSignal<[ApprovalPayload]>('approve');
 export const rejectSignal = defineSignal<[ApprovalPayload]>('reject');
 
@@ -103,8 +111,13 @@ export interface MigrationStatus {
   /** Approvals given ahead of a gate, applied the moment its automatic checks pass. */
   preApprovals: GateDecision[];
   decisions: GateDecision[];
-  /** Approvals and rejections that were refused, with why (signals cannot answer, so they are kept here). */
+  /**
+   * Approvals and rejections sent as Signals that were refused, with why (signals cannot answer, so they
+   * are kept here): the last 20, their text clipped (contract/messages.ts).
+   */
   refusedDecisions: { payload: ApprovalPayload; reason: string; at: string }[];
+  /** How many older refused decisions were dropped from `refusedDecisions`. */
+  refusedDecisionsDropped?: number;
   compensations: CompensationRecord[];
   freezeWindow: FreezeWindow;
   /** CDC methods: replication progress, refreshed while catching up. */
@@ -114,10 +127,14 @@ export interface MigrationStatus {
     lagBytes?: number | null;
     lagSeconds?: number | null;
     caughtUp?: boolean;
+    /** While replication reports errors: their text (or where to look), counters, workers, since when. */
+    errors?: ReplicationErrors;
     updatedAt: string;
   };
   /** CDC methods: the full count + checksum comparison on the freeze-point snapshots. */
-  verification?: { state: 'running' | 'passed' | 'failed'; detail?: string };
+  verification?: { state: 'running' | 'passed' | 'failed' | 'not-run'; detail?: string };
+  /** Where the application points and which side accepts writes, kept up to date by every step and undo. */
+  sides: Sides;
   /** Route 53 weighted shift after go-live. */
   traffic?: TrafficStatus;
   /** After go-live with `hold`: until when the source is kept, and the rollback path. */
@@ -137,10 +154,29 @@ export interface TrafficStatus {
   reason?: string;
 }
 
+export interface Sides {
+  /** The database the application's config names. */
+  application: 'source' | 'target';
+  sourceWritable: boolean;
+  targetWritable: boolean;
+}
+
 export const statusQuery = defineQuery<MigrationStatus>('status');
 
 /** Internal: the verification activity took its snapshots at the freeze point, so the cutover may go on. */
 export const verificationSnapshotTakenSignal = defineSignal('verificationSnapshotTaken');
+
+/**
+ * Internal: a freeze or unfreeze took effect at `at` (epoch ms, worker clock). Sent by the activity the
+ * moment it happens, so a retry after a worker crash (which reports its own, later time) cannot move
+ * the window's recorded edges: the first report of each edge wins.
+ */
+export interface WindowEdge {
+  side: 'source' | 'target';
+  edge: 'frozen' | 'unfrozen';
+  at: number;
+}
+export const windowEdgeSignal = defineSignal<[WindowEdge]>('windowEdge');
 
 export type MigrationOutcome = 'completed' | 'rolled-back' | 'failed';
 
@@ -156,4 +192,6 @@ export interface MigrationResult {
   steps: StepRecord[];
   compensations: CompensationRecord[];
   decisions: GateDecision[];
+  /** Where the application and the databases were left. */
+  sides?: Sides;
 }

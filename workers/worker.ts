@@ -4,7 +4,7 @@ import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DatabaseMigrationServiceClient } from '@aws-sdk/client-database-migration-service';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { Client } from '@temporalio/client';
+import { Client, WorkflowNotFoundError } from '@temporalio/client';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { createRehearsalActivities } from '../activities/rehearsal';
@@ -25,7 +25,15 @@ export function defaultActivityDeps(connection: NativeConnection, namespace: str
     dms: () => (dms ??= { dms: new DatabaseMigrationServiceClient({}), cloudwatch: new CloudWatchClient({}) }),
     ssm: () => (ssm ??= new SSMClient({})),
     secretsManager: () => (secrets ??= new SecretsManagerClient({})),
-    signalWorkflow: (workflowId, runId, signal) => client.workflow.getHandle(workflowId, runId).signal(signal),
+    signalWorkflow: (workflowId, runId, signal, ...args) => client.workflow.getHandle(workflowId, runId).signal(signal, ...args),
+    describeWorkflow: async (workflowId, runId) => {
+      try {
+        return (await client.workflow.getHandle(workflowId, runId).describe()).status.name;
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return undefined;
+        throw err;
+      }
+    },
   };
 }
 
@@ -52,6 +60,9 @@ export async function createMigrationWorker(opts: MigrationWorkerOptions): Promi
     activities: opts.activities ?? { ...createActivities(deps), ...createRehearsalActivities(deps) },
     // Copy progress reaches `status` / the CLI every couple of seconds instead of every 0.8 x heartbeat timeout.
     maxHeartbeatThrottleInterval: '2s',
+    // A dead worker's sticky workflow tasks go to another worker after 1 s instead of 10: inside the
+    // write-freeze window every second counts (see WORKFLOW_TASK_TIMEOUT). A live worker polls its sticky queue at once.
+    stickyQueueScheduleToStartTimeout: '1s',
     ...(opts.identity ? { identity: opts.identity } : {}),
   });
 }

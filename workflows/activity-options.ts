@@ -19,6 +19,15 @@ const regular: ActivityOptions = {
 export const PROFILES = {
   regular,
   /**
+   * The freeze-copy's window steps (dump-restore keeps them as regular activities, as its recorded
+   * histories have them): they heartbeat every second, so a dead worker is replaced within seconds.
+   */
+  freezeCopyWindow: {
+    ...regular,
+    heartbeatTimeout: '3s',
+    retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 5 },
+  },
+  /**
    * The CDC write-freeze window as local activities: run by the worker that runs the workflow task,
    * without a server round trip per step. Retried the same way, bounded so a stuck step fails fast.
    */
@@ -54,7 +63,7 @@ export const PROFILES = {
   /** One attempt: a retry would take its snapshots later than the freeze point, when the target may hold new writes. */
   freezePointVerification: {
     startToCloseTimeout: '12 hours',
-    heartbeatTimeout: '30s',
+    heartbeatTimeout: '5s',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { maximumAttempts: 1 },
   },
@@ -62,13 +71,13 @@ export const PROFILES = {
   copy: {
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     startToCloseTimeout: '24 hours',
-    heartbeatTimeout: '15s',
+    heartbeatTimeout: '5s',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
   },
   verification: {
     startToCloseTimeout: '12 hours',
-    heartbeatTimeout: '30s',
-    retry: { initialInterval: '2s', maximumAttempts: 3 },
+    heartbeatTimeout: '3s',
+    retry: { initialInterval: '200ms', maximumAttempts: 3 },
   },
   /** Undos keep trying: a rollback that gives up leaves the world half-changed. */
   undo: {
@@ -110,6 +119,7 @@ export const PROFILES = {
 
 export const activities = {
   regular: proxyActivities<Activities>(PROFILES.regular),
+  freezeCopyWindow: proxyActivities<Activities>(PROFILES.freezeCopyWindow),
   window: proxyLocalActivities<Activities>(PROFILES.window),
   long: proxyActivities<Activities>(PROFILES.long),
   lagPolling: proxyActivities<Activities>(PROFILES.lagPolling),

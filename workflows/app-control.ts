@@ -31,7 +31,7 @@ export class AppControl {
     if (!heroku || !config) return;
     await this.progress.step('check-one-off-dynos', 'freezing-source', () => acts.herokuRefuseOneOffDynos({ heroku }));
     if (config.maintenance) {
-      saga.register('maintenance-off', () => acts.herokuMaintenance({ heroku, on: false }));
+      saga.register('maintenance-off', () => acts.herokuMaintenance({ heroku, on: false }), 'application');
       await this.progress.step('maintenance-on', 'freezing-source', () => acts.herokuMaintenance({ heroku, on: true }));
     }
     // The counts are read before anything changes, so the undo has them even if the scale-down dies half-way.
@@ -40,13 +40,13 @@ export class AppControl {
     );
     const counts = formation.counts;
     this.scaled = counts;
-    saga.register('scale-up', () => acts.herokuScaleUp({ heroku, counts }));
+    saga.register('scale-up', () => acts.herokuScaleUp({ heroku, counts }), 'application');
     await this.progress.step('scale-down', 'freezing-source', () => acts.herokuScaleDown({ heroku, types: config.scaleDown }));
   }
 
   /** Registered before the config swap's own undo, so on rollback it runs after the old value is back. */
   registerRestartUndo(saga: Compensations): void {
-    if (this.restarts()) saga.register('restart-app', () => this.restartNow());
+    if (this.restarts()) saga.register('restart-app', () => this.restartNow(), 'application');
   }
 
   async restart(): Promise<void> {

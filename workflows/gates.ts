@@ -7,6 +7,7 @@
 import { condition, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import type { GateName } from '../contract/input';
 import { GATES } from '../contract/input';
+import { checkDecision, clip, MAX_PROBLEM_CHARS, MAX_REFUSED_DECISIONS, recordedPayload } from '../contract/messages';
 import type { ApprovalPayload, GateDecision, MigrationStatus } from '../signals';
 import { AwaitingApprovalKey, AwaitingGateKey } from '../signals/search-attributes';
 
@@ -24,8 +25,18 @@ export class Gates {
     private readonly status: MigrationStatus,
   ) {}
 
-  /** Why a decision must be refused, or undefined when it is acceptable. Pure: used as the Update validator. */
-  refusal(payload: ApprovalPayload): string | undefined {
+  /**
+   * Why a decision must be refused, or undefined when it is acceptable. Pure: used as the Update validator.
+   * Shape and size come first (contract/messages.ts: approver, gate, reason bounded). `unbounded`: the
+   * rules from before payloads were bounded, for Signals in histories recorded then (replay only).
+   */
+  refusal(raw: ApprovalPayload, opts: { unbounded?: boolean } = {}): string | undefined {
+    let payload = raw;
+    if (!opts.unbounded) {
+      const shape = checkDecision(raw);
+      if (!shape.ok) return shape.problem;
+      payload = shape.payload;
+    }
     if (!payload || typeof payload.approver !== 'string' || !payload.approver.trim()) return 'approver is required';
     const gate = this.resolveGate(payload);
     if (!gate) {
@@ -61,9 +72,17 @@ export class Gates {
     return decision;
   }
 
-  /** Records a refused signal (updates get the refusal as their answer instead). */
-  refuse(payload: ApprovalPayload, reason: string): void {
-    this.status.refusedDecisions.push({ payload, reason, at: new Date(Date.now()).toISOString() });
+  /**
+   * Records a refused signal (updates get the refusal as their answer instead): clipped text, and only
+   * the last MAX_REFUSED_DECISIONS, so no client can grow status without bound.
+   */
+  refuse(payload: unknown, reason: string): void {
+    const refused = this.status.refusedDecisions;
+    refused.push({ payload: recordedPayload(payload), reason: clip(reason, MAX_PROBLEM_CHARS), at: new Date(Date.now()).toISOString() });
+    if (refused.length > MAX_REFUSED_DECISIONS) {
+      const dropped = refused.splice(0, refused.length - MAX_REFUSED_DECISIONS).length;
+      this.status.refusedDecisionsDropped = (this.status.refusedDecisionsDropped ?? 0) + dropped;
+    }
   }
 
   /** Opens the gate and waits for a decision or the timeout (no-go). */

@@ -10,12 +10,13 @@
  * return: from then on the application's writes land on the target, and nothing here rolls them back.
  * The phases live in ./migration/, one module each; this file is the runbook.
  */
-import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
-import { checkMigrationInput, formatProblems, type MigrationInputDraft } from '../contract/input';
+import { ApplicationFailure, isCancellation, patched } from '@temporalio/workflow';
+import { checkMigrationInput, formatProblems, HARDENED_INPUT_PATCH, type MigrationInputDraft } from '../contract/input';
 import type { MigrationResult } from '../signals';
 import { freezeAndCopy } from './migration/freeze-copy';
 import { installHandlers } from './migration/handlers';
 import { holdThenDecommission } from './migration/hold';
+import { DatabaseLeases } from './migration/lease';
 import { copyAndFollow, drainAndStop } from './migration/replication';
 import { MigrationRun } from './migration/run';
 import { goLive, switchApplication, type Cutover } from './migration/window';
@@ -24,12 +25,15 @@ import { failureMessage } from './progress';
 import { TrafficShift } from './traffic';
 
 export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<MigrationResult> {
-  const checked = checkMigrationInput(rawInput);
+  let checked = checkMigrationInput(rawInput);
+  // A run started before the input rules were hardened replays under the rules it started with.
+  if (!checked.ok && !patched(HARDENED_INPUT_PATCH)) checked = checkMigrationInput(rawInput, { legacy: true });
   if (!checked.ok) throw ApplicationFailure.nonRetryable(formatProblems(checked.problems), 'InvalidInput', checked.problems);
   const input = checked.input;
   const run = new MigrationRun(input);
   const { progress, status, gates } = run;
   installHandlers(run);
+  const leases = new DatabaseLeases(run);
 
   try {
     // Preflight: inventory of both sides and the plan; a blocker stops the run before anything changes.
@@ -46,6 +50,8 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
         plan.blockers,
       );
     }
+    // One migration per database: both leased before anything changes (another running migration stops this one here).
+    await leases.acquire();
     const traffic = input.traffic ? new TrafficShift(input.traffic, progress, status) : undefined;
     if (traffic) await traffic.prepare(run.saga);
 
@@ -83,6 +89,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     // Completed, with what the operator must know: neither undoes the application's writes on the target.
     const notes = [
       ...(run.verification === 'failed' ? [`verification failed after go-live: ${status.verification?.detail}`] : []),
+      ...(run.verification === 'not-run' && status.verification ? [`verification ${status.verification.detail}`] : []),
       ...(status.traffic?.state === 'shifted-back' ? [`traffic shifted back to the original weights: ${status.traffic.reason}`] : []),
     ];
     progress.phase('completed', [`write freeze ${status.freezeWindow.durationMs} ms`, ...notes].join('; '));
@@ -95,5 +102,8 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     progress.phase('rolled-back', 'cancelled');
     progress.outcome('rolled-back', 'cancelled');
     throw err;
+  } finally {
+    // Whatever the end, after the compensation ran: the databases are free for the next migration.
+    await leases.release();
   }
 }

@@ -26,6 +26,7 @@ export class Progress {
       refusedDecisions: [],
       compensations: [],
       freezeWindow: {},
+      sides: { application: 'source', sourceWritable: true, targetWritable: true },
     };
   }
 

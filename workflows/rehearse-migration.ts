@@ -16,6 +16,7 @@ import {
   ChildWorkflowCancellationType,
   isCancellation,
   ParentClosePolicy,
+  patched,
   setCurrentDetails,
   setHandler,
   startChild,
@@ -23,7 +24,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { PreparedSnapshot } from '../activities/rehearsal';
-import { durationMs, type MigrationMethod } from '../contract/input';
+import { durationMs, HARDENED_INPUT_PATCH, type MigrationMethod } from '../contract/input';
 import {
   AUTOMATIC_APPROVER,
   checkRehearsalInput,
@@ -59,6 +60,7 @@ import { migrateDatabase } from './migrate-database';
 import { failureMessage } from './progress';
 import { Compensations } from './saga';
 import { activities } from './activity-options';
+import { WORKFLOW_TASK_TIMEOUT } from '../signals/task-queue';
 
 /** Snapshots take as long as a pg_dump + pg_restore of the whole source, or an RDS restore (tens of minutes). */
 const { snapshot: snapshots, teardown, quick } = activities;
@@ -77,7 +79,9 @@ function resultInFailure(err: unknown): MigrationResult | undefined {
 }
 
 export async function rehearseMigration(rawInput: RehearsalInputDraft): Promise<RehearsalSummary> {
-  const checked = checkRehearsalInput(rawInput);
+  let checked = checkRehearsalInput(rawInput);
+  // A rehearsal started before the input rules were hardened replays under the rules it started with.
+  if (!checked.ok && !patched(HARDENED_INPUT_PATCH)) checked = checkRehearsalInput(rawInput, { legacy: true });
   if (!checked.ok) throw ApplicationFailure.nonRetryable(formatRehearsalProblems(checked.problems), 'InvalidInput', checked.problems);
   const input = checked.input;
   const info = workflowInfo();
@@ -218,6 +222,7 @@ export async function rehearseMigration(rawInput: RehearsalInputDraft): Promise<
     const handle = await startChild(migrateDatabase, {
       workflowId: childWorkflowId,
       args: [childInput],
+      workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT,
       // Cancelling the rehearsal cancels the migration, which undoes its steps before the teardown here.
       cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
       parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,

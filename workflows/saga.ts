@@ -1,18 +1,26 @@
 /**
  * Compensation (saga) stack. A forward step registers its undo *before* it runs, so a step that
- * fails half-way is undone too; undos are idempotent activities. They run in reverse order inside a
- * non-cancellable scope, so cancelling the workflow cannot interrupt a rollback, and one failed undo
- * does not stop the others: each outcome is reported.
+ * fails half-way is undone too; undos are idempotent activities. They run inside a non-cancellable
+ * scope, so cancelling the workflow cannot interrupt a rollback, and one failed undo does not stop
+ * the others: each outcome is reported.
+ *
+ * Production first: the undos that give the application its source back (config, restart, source
+ * writable, maintenance off, workers up) run before the cleanup of the target and of replication,
+ * each group in reverse order of registration. A dead target then costs retries of its own cleanup,
+ * never minutes of a frozen production database.
  */
 import { CancellationScope } from '@temporalio/workflow';
 import type { CompensationRecord } from '../signals';
 import { failureMessage } from './progress';
 
-export class Compensations {
-  private readonly undos: { step: string; undo: () => Promise<unknown> }[] = [];
+/** `application`: what the application needs back; `cleanup`: what the migration made elsewhere. */
+export type UndoKind = 'application' | 'cleanup';
 
-  register(step: string, undo: () => Promise<unknown>): void {
-    this.undos.push({ step, undo });
+export class Compensations {
+  private readonly undos: { step: string; undo: () => Promise<unknown>; kind: UndoKind }[] = [];
+
+  register(step: string, undo: () => Promise<unknown>, kind: UndoKind = 'cleanup'): void {
+    this.undos.push({ step, undo, kind });
   }
 
   get size(): number {
@@ -24,11 +32,15 @@ export class Compensations {
     this.undos.length = 0;
   }
 
-  async runAll(onRecord: (record: CompensationRecord) => void): Promise<CompensationRecord[]> {
+  /** Runs every undo; `productionFirst: false` keeps the plain reverse order of workflows started before it existed. */
+  async runAll(onRecord: (record: CompensationRecord) => void, productionFirst = true): Promise<CompensationRecord[]> {
+    const reversed = this.undos.splice(0).reverse();
+    const order = productionFirst
+      ? [...reversed.filter((u) => u.kind === 'application'), ...reversed.filter((u) => u.kind === 'cleanup')]
+      : reversed;
     const records: CompensationRecord[] = [];
     await CancellationScope.nonCancellable(async () => {
-      while (this.undos.length) {
-        const { step, undo } = this.undos.pop()!;
+      for (const { step, undo } of order) {
         const started = Date.now();
         let record: CompensationRecord;
         try {

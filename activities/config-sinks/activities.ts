@@ -1,6 +1,7 @@
 /** The DATABASE_URL swap and its undo, through whichever config sink the input names. */
 import type { ConfigSink, SecretRef } from '../../contract/input';
 import type { ActivityContext } from '../context';
+import { keepAlive } from '../heartbeat';
 import { openConfigSink, type RestoreReceipt, type SwapReceipt } from './index';
 
 export function createConfigActivities({ deps, resolve }: ActivityContext) {
@@ -11,9 +12,11 @@ export function createConfigActivities({ deps, resolve }: ActivityContext) {
       appUrl: SecretRef;
       urlParams: Record<string, string>;
     }): Promise<SwapReceipt> {
-      const url = new URL(await resolve(args.appUrl, 'target.appUrl'));
-      for (const [k, v] of Object.entries(args.urlParams)) url.searchParams.set(k, v);
-      return openConfigSink(args.sink, deps).swap(args.migrationId, url.toString());
+      return keepAlive(async () => {
+        const url = new URL(await resolve(args.appUrl, 'target.appUrl'));
+        for (const [k, v] of Object.entries(args.urlParams)) url.searchParams.set(k, v);
+        return openConfigSink(args.sink, deps).swap(args.migrationId, url.toString());
+      });
     },
 
     /** Decommission: the previous value's record goes (Heroku: the old add-on is detached from the app). */
@@ -22,7 +25,7 @@ export function createConfigActivities({ deps, resolve }: ActivityContext) {
     },
 
     async restoreConfig(args: { migrationId: string; sink: ConfigSink; receipt?: SwapReceipt }): Promise<RestoreReceipt> {
-      return openConfigSink(args.sink, deps).restore(args.migrationId, args.receipt);
+      return keepAlive(() => openConfigSink(args.sink, deps).restore(args.migrationId, args.receipt));
     },
   };
 }

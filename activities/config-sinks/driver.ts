@@ -26,6 +26,13 @@ export interface RestoreReceipt {
 
 export interface ConfigSinkDriver {
   describe(): string;
+  /**
+   * Preflight, before anything changes: whether swap, restore and release can work from this worker
+   * (the env file's directory exists and is writable, the secret exists, the key to seal a plain config
+   * var is there...). Cheap and without side effects. Each problem names the input field
+   * (`configSink.path: ...`); none: usable. What may pass by itself (a service unreachable) is thrown.
+   */
+  check(): Promise<string[]>;
   read(): Promise<string | undefined>;
   swap(migrationId: string, value: string): Promise<SwapReceipt>;
   /** `receipt` is what `swap` returned, when history has it; without it the sink's own record is used. */

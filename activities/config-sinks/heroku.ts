@@ -23,9 +23,11 @@
  * same PATCH that puts the old value back. The receipt names the config var and holds no ciphertext.
  * Without PGMIG_SECRET_KEY the swap refuses before changing anything.
  */
-import { createHash } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/common';
+import { ACCESS_FAILURE_TYPES } from '../../contract/failures';
 import type { ConfigSink } from '../../contract/input';
 import { appPath, openHerokuClient, type HerokuAttachment, type HerokuClient } from '../heroku/platform-api';
+import { fitName } from '../names';
 import { rememberSecret } from '../secrets';
 import { fingerprint, type ConfigSinkClients, type ConfigSinkDriver, type RestoreReceipt, type SwapReceipt } from './driver';
 import { upperId } from './names';
@@ -36,8 +38,7 @@ export type HerokuSinkConfig = Extract<ConfigSink, { type: 'heroku' }>;
 /** Name of the attachment that keeps the old database reachable after the swap. */
 export function rollbackAttachmentName(migrationId: string): string {
   const id = upperId(migrationId);
-  const short =
-    id.length <= 20 ? id : `${id.slice(0, 13)}_${createHash('sha256').update(migrationId).digest('hex').slice(0, 6).toUpperCase()}`;
+  const short = fitName(id, 20, { id: migrationId, separator: '_', hashLength: 6 }).toUpperCase();
   return `PGMIG_ROLLBACK_${short}`;
 }
 
@@ -100,6 +101,32 @@ export class HerokuConfigSink implements ConfigSinkDriver {
 
   async read(): Promise<string | undefined> {
     return (await this.configVars())[this.key];
+  }
+
+  /**
+   * The token resolves and the app's attachments can be listed; when the key is a plain config var (no
+   * attachment of that name), the worker has the PGMIG_SECRET_KEY the swap needs to keep the old value.
+   */
+  async check(): Promise<string[]> {
+    let attachments: HerokuAttachment[];
+    try {
+      attachments = await this.attachments();
+    } catch (err) {
+      if (err instanceof ApplicationFailure && (err.nonRetryable || ACCESS_FAILURE_TYPES.includes(err.type ?? ''))) {
+        return [err.message.startsWith('configSink.') ? err.message : `configSink.app: ${err.message}`];
+      }
+      throw err;
+    }
+    if (attachments.some((a) => a.name === this.sink.attachmentName)) return [];
+    try {
+      this.key32(
+        `${this.key} is a plain config var (no add-on attachment ${this.sink.attachmentName}), so its previous value must be kept encrypted`,
+      );
+      return [];
+    } catch (err) {
+      if (err instanceof ApplicationFailure) return [`configSink.attachmentName: ${err.message}`];
+      throw err;
+    }
   }
 
   async swap(migrationId: string, value: string): Promise<SwapReceipt> {

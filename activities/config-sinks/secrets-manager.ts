@@ -152,6 +152,43 @@ export class SecretsManagerSink implements ConfigSinkDriver {
     return this.extract(await this.secretString(this.current(await this.stages())));
   }
 
+  /** The secret must exist with a current value (the swap changes it, never creates it); with jsonKey, a JSON object. */
+  async check(): Promise<string[]> {
+    let stages: Stages;
+    try {
+      const out = await this.sm().send(new DescribeSecretCommand({ SecretId: this.secretId }));
+      if (out.DeletedDate) return [`configSink.secretId: Secrets Manager secret ${this.secretId} is scheduled for deletion`];
+      stages = out.VersionIdsToStages ?? {};
+    } catch (err) {
+      const name = (err as { name?: string }).name ?? 'Error';
+      if (name === 'ResourceNotFoundException') {
+        return [
+          `configSink.secretId: Secrets Manager secret ${this.secretId} does not exist (the sink changes an existing secret: create it first)`,
+        ];
+      }
+      if (/AccessDenied|Unauthorized|UnrecognizedClient|InvalidSignature/i.test(name)) {
+        return [`configSink.secretId: this worker may not describe Secrets Manager secret ${this.secretId} (${name})`];
+      }
+      throw err;
+    }
+    const current = versionWith(stages, 'AWSCURRENT');
+    if (!current) return [`configSink.secretId: secret ${this.secretId} has no current value (no AWSCURRENT version)`];
+    let text: string;
+    try {
+      text = await this.secretString(current);
+    } catch (err) {
+      if (err instanceof ApplicationFailure && err.nonRetryable) return [`configSink.secretId: ${err.message}`];
+      throw err;
+    }
+    try {
+      if (this.jsonKey) this.parse(text);
+      return [];
+    } catch (err) {
+      if (err instanceof ApplicationFailure && err.nonRetryable) return [`configSink.jsonKey: ${err.message}`];
+      throw err;
+    }
+  }
+
   async swap(migrationId: string, value: string): Promise<SwapReceipt> {
     rememberSecret(value);
     const label = previousLabel(migrationId);

@@ -64,6 +64,23 @@ export class SsmSink implements ConfigSinkDriver {
     return (await this.get())?.Value;
   }
 
+  /**
+   * The parameter is described (not read): present, its Type and key are kept at the swap; absent, the
+   * swap creates it. Whether this worker may write it cannot be known without writing: IAM decides at the swap.
+   */
+  async check(): Promise<string[]> {
+    try {
+      await this.metadata();
+      return [];
+    } catch (err) {
+      const name = (err as { name?: string }).name ?? 'Error';
+      if (/AccessDenied|Unauthorized|UnrecognizedClient|InvalidSignature/i.test(name)) {
+        return [`configSink.name: this worker may not describe SSM parameter ${this.name} (${name})`];
+      }
+      throw err;
+    }
+  }
+
   private async metadata(): Promise<ParameterMetadata | undefined> {
     const out = await this.ssm().send(
       new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Name', Option: 'Equals', Values: [this.name] }] }),

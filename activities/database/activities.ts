@@ -8,12 +8,17 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
 import type { MigrationInput, SecretRef } from '../../contract/input';
 import { buildPlan, type MigrationPlan, type RoleReadOnlySetting, type TableInventory } from '../../contract/plan';
+import type { WindowEdge } from '../../signals';
 import type { ActivityContext } from '../context';
+import { keepAlive } from '../heartbeat';
 import { appName, workDir } from '../names';
 import { redact } from '../secrets';
 import { freezeDatabase, unfreezeDatabase, type FreezeResult, type UnfreezeResult } from './freeze';
+import { openConfigSink } from '../config-sinks';
 import { CAN_SUBSCRIBE_SQL, inventoryDatabase } from './inventory';
+import { withSeenLease } from './lease';
 import { connect, terminateByApplicationName, withClient } from './pg';
+import { checkAppRoles } from './preflight-checks';
 import { checkSequencesAhead, reconcileSequences, type SequenceReconciliation } from './sequences';
 import { runSmokeChecks, type SmokeCheck } from './smoke';
 import { resetTargetToBaseline, type ResetResult, type TargetBaseline } from './target-reset';
@@ -24,12 +29,17 @@ interface Endpoint {
   url: SecretRef;
 }
 
-export interface FreezeArgs extends Endpoint {
+interface WindowEdgeReport {
+  /** Tell the workflow the moment the freeze or unfreeze took effect (a window edge), before returning. */
+  reportWindowEdge?: boolean;
+}
+
+export interface FreezeArgs extends Endpoint, WindowEdgeReport {
   roles: string[];
   drainTimeoutMs: number;
 }
 
-export interface UnfreezeArgs extends Endpoint {
+export interface UnfreezeArgs extends Endpoint, WindowEdgeReport {
   roles: string[];
   /** The read-only settings preflight found, restored exactly. */
   prior: RoleReadOnlySetting[];
@@ -47,7 +57,19 @@ export function verificationFailure(report: VerificationReport): ApplicationFail
   return ApplicationFailure.nonRetryable(`verification failed: ${first.join('; ')}`, 'VerificationFailed', report);
 }
 
-/** `size` sessions on each side, all closed afterwards. */
+/** Opens `size` sessions; if any fails, closes those that opened and throws its error. */
+export async function openPool(open: () => Promise<Client>, size: number, opened: Client[] = []): Promise<Client[]> {
+  const settled = await Promise.allSettled(Array.from({ length: size }, open));
+  const clients = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    await Promise.all([...opened, ...clients].map((c) => c.end().catch(() => undefined)));
+    throw failed.reason;
+  }
+  return clients;
+}
+
+/** `size` sessions on each side, all closed afterwards (and those that opened, when another could not). */
 async function withPools<T>(
   sourceUrl: string,
   targetUrl: string,
@@ -56,8 +78,8 @@ async function withPools<T>(
   fn: (s: Client[], t: Client[]) => Promise<T>,
 ): Promise<T> {
   const opts = (label: string) => ({ label, applicationName: appName(migrationId, 'verify') });
-  const sources = await Promise.all(Array.from({ length: size }, () => connect(sourceUrl, opts('source'))));
-  const targets = await Promise.all(Array.from({ length: size }, () => connect(targetUrl, opts('target'))));
+  const sources = await openPool(() => connect(sourceUrl, opts('source')), size);
+  const targets = await openPool(() => connect(targetUrl, opts('target')), size, sources);
   try {
     return await fn(sources, targets);
   } finally {
@@ -65,7 +87,18 @@ async function withPools<T>(
   }
 }
 
-export function createDatabaseActivities({ resolve, admin, endpoints }: ActivityContext) {
+export function createDatabaseActivities({ deps, resolve, admin, endpoints }: ActivityContext) {
+  /**
+   * A signal to the workflow with the edge's time: durable at once, so a retry after this worker dies
+   * (which would report its own, later time) cannot move the recorded window.
+   */
+  const reportEdge = async (args: WindowEdgeReport, side: WindowEdge['side'], edge: WindowEdge['edge'], at: number) => {
+    const execution = Context.current().info.workflowExecution;
+    if (!args.reportWindowEdge || !execution) return;
+    const payload: WindowEdge = { side, edge, at };
+    await deps.signalWorkflow(execution.workflowId, execution.runId, 'windowEdge', payload);
+  };
+
   return {
     async preflight(args: { migrationId: string; input: MigrationInput }): Promise<MigrationPlan> {
       const [sourceUrl, targetUrl] = await endpoints({ source: args.input.source.url, target: args.input.target.url });
@@ -75,8 +108,13 @@ export function createDatabaseActivities({ resolve, admin, endpoints }: Activity
       const replicationRef = args.input.target.replicationUrl;
       const replicationUrl = replicationRef ? await resolve(replicationRef, 'target.replicationUrl') : undefined;
       const [source, target, subscriber] = await Promise.all([
-        withClient(sourceUrl, { ...admin(args.migrationId, 'source'), ...reach }, (c) => inventoryDatabase(c, { sampleWalRateMs: 1000 })),
-        withClient(targetUrl, { ...admin(args.migrationId, 'target'), ...reach }, (c) => inventoryDatabase(c)),
+        // Each inventory carries another migration's lease on that database, if any (a blocker while its workflow runs).
+        withClient(sourceUrl, { ...admin(args.migrationId, 'source'), ...reach }, async (c) =>
+          withSeenLease(c, await inventoryDatabase(c, { sampleWalRateMs: 1000 }), deps, args.migrationId),
+        ),
+        withClient(targetUrl, { ...admin(args.migrationId, 'target'), ...reach }, async (c) =>
+          withSeenLease(c, await inventoryDatabase(c), deps, args.migrationId),
+        ),
         replicationUrl
           ? withClient(replicationUrl, { ...admin(args.migrationId, 'target (replication role)'), ...reach }, (c) =>
               c.query(`SELECT ${CAN_SUBSCRIBE_SQL} AS ok`).then((r) => r.rows[0].ok as boolean),
@@ -85,27 +123,51 @@ export function createDatabaseActivities({ resolve, admin, endpoints }: Activity
       ]);
       // The subscription is created with target.replicationUrl when given: its role is the one that must be allowed.
       if (subscriber !== undefined) target.canSubscribe = subscriber;
-      return buildPlan(args.input, source, target);
+      // The roles the freeze makes read-only and the config sink, checked now rather than inside the window.
+      const roles = args.input.source.appRoles ?? [];
+      const [appRoles, configSink] = await Promise.all([
+        roles.length ? withClient(sourceUrl, { ...admin(args.migrationId, 'source'), ...reach }, (c) => checkAppRoles(c, roles)) : {},
+        openConfigSink(args.input.configSink, deps).check(),
+      ]);
+      return buildPlan(args.input, source, target, { ...appRoles, configSink });
     },
 
     async freezeSource(args: FreezeArgs): Promise<FreezeResult> {
-      const url = await resolve(args.url, 'source.url');
-      return freezeDatabase(url, { ...admin(args.migrationId, 'source'), roles: args.roles, drainTimeoutMs: args.drainTimeoutMs });
+      return keepAlive(async () => {
+        const url = await resolve(args.url, 'source.url');
+        const frozen = await freezeDatabase(url, {
+          ...admin(args.migrationId, 'source'),
+          roles: args.roles,
+          drainTimeoutMs: args.drainTimeoutMs,
+        });
+        await reportEdge(args, 'source', 'frozen', frozen.frozenAt);
+        return frozen;
+      });
     },
 
     async unfreezeSource(args: UnfreezeArgs): Promise<UnfreezeResult> {
-      const url = await resolve(args.url, 'source.url');
-      return unfreezeDatabase(url, { ...admin(args.migrationId, 'source'), roles: args.roles, prior: args.prior });
+      return keepAlive(async () => {
+        const url = await resolve(args.url, 'source.url');
+        const unfrozen = await unfreezeDatabase(url, { ...admin(args.migrationId, 'source'), roles: args.roles, prior: args.prior });
+        await reportEdge(args, 'source', 'unfrozen', unfrozen.unfrozenAt);
+        return unfrozen;
+      });
     },
 
     async freezeTarget(args: FreezeArgs): Promise<FreezeResult> {
-      const url = await resolve(args.url, 'target.url');
-      return freezeDatabase(url, { ...admin(args.migrationId, 'target'), roles: args.roles, drainTimeoutMs: args.drainTimeoutMs });
+      return keepAlive(async () => {
+        const url = await resolve(args.url, 'target.url');
+        return freezeDatabase(url, { ...admin(args.migrationId, 'target'), roles: args.roles, drainTimeoutMs: args.drainTimeoutMs });
+      });
     },
 
     async unfreezeTarget(args: UnfreezeArgs): Promise<UnfreezeResult> {
-      const url = await resolve(args.url, 'target.url');
-      return unfreezeDatabase(url, { ...admin(args.migrationId, 'target'), roles: args.roles, prior: args.prior });
+      return keepAlive(async () => {
+        const url = await resolve(args.url, 'target.url');
+        const unfrozen = await unfreezeDatabase(url, { ...admin(args.migrationId, 'target'), roles: args.roles, prior: args.prior });
+        await reportEdge(args, 'target', 'unfrozen', unfrozen.unfrozenAt);
+        return unfrozen;
+      });
     },
 
     async resetTarget(args: { migrationId: string; target: SecretRef; baseline: TargetBaseline }): Promise<ResetResult> {
@@ -121,21 +183,23 @@ export function createDatabaseActivities({ resolve, admin, endpoints }: Activity
     },
 
     async reconcileSequences(args: { migrationId: string; source: SecretRef; target: SecretRef }): Promise<SequenceReconciliation[]> {
-      const [sourceUrl, targetUrl] = await endpoints(args);
-      return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
-        withClient(targetUrl, admin(args.migrationId, 'target'), async (t) => {
-          const reconciled = await reconcileSequences(s, t);
-          // Its own post-condition: the next value of every serial/identity column is above its max id.
-          const behind = (await checkSequencesAhead(t)).filter((c) => !c.ok);
-          if (behind.length) {
-            throw ApplicationFailure.nonRetryable(
-              `sequences still behind their columns after reconciliation: ${behind.map((p) => `${p.sequence} at ${p.lastValue} < ${p.columnMax}`).join('; ')}`,
-              'SequencesBehind',
-            );
-          }
-          return reconciled;
-        }),
-      );
+      return keepAlive(async () => {
+        const [sourceUrl, targetUrl] = await endpoints(args);
+        return withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
+          withClient(targetUrl, admin(args.migrationId, 'target'), async (t) => {
+            const reconciled = await reconcileSequences(s, t);
+            // Its own post-condition: the next value of every serial/identity column is above its max id.
+            const behind = (await checkSequencesAhead(t)).filter((c) => !c.ok);
+            if (behind.length) {
+              throw ApplicationFailure.nonRetryable(
+                `sequences still behind their columns after reconciliation: ${behind.map((p) => `${p.sequence} at ${p.lastValue} < ${p.columnMax}`).join('; ')}`,
+                'SequencesBehind',
+              );
+            }
+            return reconciled;
+          }),
+        );
+      });
     },
 
     async verifyCopy(args: {
@@ -149,7 +213,7 @@ export function createDatabaseActivities({ resolve, admin, endpoints }: Activity
       const ctx = Context.current();
       // Heartbeat on a timer too: one large table's checksum can outlast the heartbeat timeout.
       const progress = { tablesDone: 0, tablesTotal: args.tables.length };
-      const timer = setInterval(() => ctx.heartbeat(progress), 5_000);
+      const timer = setInterval(() => ctx.heartbeat(progress), 1_000);
       const report = await withPools(sourceUrl, targetUrl, Math.max(1, args.jobs), args.migrationId, (s, t) =>
         verifyCopy({
           sourcePool: s,
@@ -166,21 +230,23 @@ export function createDatabaseActivities({ resolve, admin, endpoints }: Activity
     },
 
     async smokeTest(args: { migrationId: string; appUrl: SecretRef; tables: TableInventory[]; sql: string[] }): Promise<SmokeCheck[]> {
-      const url = await resolve(args.appUrl, 'target.appUrl');
-      const checks = await withClient(
-        url,
-        { label: 'target (application URL)', applicationName: appName(args.migrationId, 'admin') },
-        (c) => runSmokeChecks(c, args.tables, args.sql),
-      );
-      const failed = checks.filter((c) => !c.ok);
-      if (failed.length) {
-        throw ApplicationFailure.nonRetryable(
-          `smoke test failed: ${failed.map((c) => `${c.name}: ${redact(c.detail)}`).join('; ')}`,
-          'SmokeTestFailed',
-          checks,
+      return keepAlive(async () => {
+        const url = await resolve(args.appUrl, 'target.appUrl');
+        const checks = await withClient(
+          url,
+          { label: 'target (application URL)', applicationName: appName(args.migrationId, 'admin') },
+          (c) => runSmokeChecks(c, args.tables, args.sql),
         );
-      }
-      return checks;
+        const failed = checks.filter((c) => !c.ok);
+        if (failed.length) {
+          throw ApplicationFailure.nonRetryable(
+            `smoke test failed: ${failed.map((c) => `${c.name}: ${redact(c.detail)}`).join('; ')}`,
+            'SmokeTestFailed',
+            checks,
+          );
+        }
+        return checks;
+      });
     },
   };
 }

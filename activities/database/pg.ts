@@ -39,7 +39,8 @@ export function libpqEnv(url: string, applicationName: string): NodeJS.ProcessEn
   return env;
 }
 
-const NON_RETRYABLE_SQLSTATES: Record<string, string> = {
+/** Refusals a retry does not cure by itself (credentials, pg_hba, a missing database, CONNECT privilege). */
+const REJECTED_SQLSTATES: Record<string, string> = {
   '28P01': 'password authentication failed',
   '28000': 'authorization rejected (pg_hba / role cannot log in)',
   '3D000': 'database does not exist',
@@ -48,26 +49,41 @@ const NON_RETRYABLE_SQLSTATES: Record<string, string> = {
 
 const TRANSIENT_NET = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'EAI_AGAIN']);
 
-function classify(err: unknown, label: string, url: string): Error {
+/**
+ * Every connection failure is retryable; the rejected and not-found ones carry the types of
+ * ACCESS_FAILURE_TYPES (contract/failures.ts), which forward steps' retry policies make final and
+ * undos' do not. `transient`: worth retrying at once (preflight's bounded wait).
+ */
+function classify(err: unknown, label: string, url: string): { failure: ApplicationFailure; transient: boolean } {
   const e = err as { code?: string; message?: string };
   const where = `${label} (${describeUrl(url)})`;
   const message = redact(e.message ?? String(err));
-  if (e.code && NON_RETRYABLE_SQLSTATES[e.code]) {
-    return ApplicationFailure.nonRetryable(`${where}: ${NON_RETRYABLE_SQLSTATES[e.code]}: ${message}`, 'ConnectionRejected');
+  if (e.code && REJECTED_SQLSTATES[e.code]) {
+    return {
+      failure: ApplicationFailure.retryable(`${where}: ${REJECTED_SQLSTATES[e.code]}: ${message}`, 'ConnectionRejected'),
+      transient: false,
+    };
   }
   if (e.code === 'ENOTFOUND') {
-    return ApplicationFailure.nonRetryable(`${where}: host not found: ${message}`, 'HostNotFound');
+    return { failure: ApplicationFailure.retryable(`${where}: host not found: ${message}`, 'HostNotFound'), transient: false };
   }
   if (e.code && TRANSIENT_NET.has(e.code)) {
-    return ApplicationFailure.retryable(`${where}: cannot reach the server (${e.code}): ${message}`, 'Unreachable');
+    return {
+      failure: ApplicationFailure.retryable(`${where}: cannot reach the server (${e.code}): ${message}`, 'Unreachable'),
+      transient: true,
+    };
   }
-  return ApplicationFailure.retryable(`${where}: ${message}`, 'ConnectionError');
+  return { failure: ApplicationFailure.retryable(`${where}: ${message}`, 'ConnectionError'), transient: true };
 }
 
 export interface ConnectOptions {
   label: string;
   applicationName: string;
-  /** Keep retrying unreachable servers this long, then fail for good (preflight uses this). */
+  /**
+   * Keep retrying unreachable servers this long, then fail for good; a refusal (credentials, host not
+   * found) fails for good at once (preflight uses this). Without it every failure is left to the
+   * caller's retry policy (see contract/failures.ts).
+   */
   unreachableForMs?: number;
 }
 
@@ -85,14 +101,13 @@ export async function connect(url: string, opts: ConnectOptions): Promise<Client
       return client;
     } catch (err) {
       await client.end().catch(() => undefined);
-      const failure = classify(err, opts.label, url);
-      const transient = failure instanceof ApplicationFailure && !failure.nonRetryable;
-      if (transient && opts.unreachableForMs !== undefined) {
-        if (Date.now() < deadline) {
+      const { failure, transient } = classify(err, opts.label, url);
+      if (opts.unreachableForMs !== undefined) {
+        if (transient && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 500));
           continue;
         }
-        throw ApplicationFailure.nonRetryable(failure.message, 'Unreachable');
+        throw ApplicationFailure.nonRetryable(failure.message, transient ? 'Unreachable' : failure.type);
       }
       throw failure;
     }

@@ -115,14 +115,20 @@ export async function verifyCopy(args: {
  */
 export async function openSnapshotPool(open: () => Promise<Client>, size: number): Promise<Client[]> {
   const first = await open();
-  await first.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  const snapshot = (await first.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string;
   const pool = [first];
-  for (let i = 1; i < size; i++) {
-    const c = await open();
-    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await c.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
-    pool.push(c);
+  try {
+    await first.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const snapshot = (await first.query('SELECT pg_export_snapshot() AS s')).rows[0].s as string;
+    for (let i = 1; i < size; i++) {
+      const c = await open();
+      pool.push(c);
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await c.query(`SET TRANSACTION SNAPSHOT '${snapshot}'`);
+    }
+  } catch (err) {
+    // Those that opened are closed: a session left open would hold its snapshot (and the worker's sockets).
+    await Promise.all(pool.map((c) => c.end().catch(() => undefined)));
+    throw err;
   }
   return pool;
 }

@@ -166,6 +166,6 @@ export async function openHerokuClient(
   clients: SecretClients & { fetch?: typeof fetch },
   field = 'heroku.token',
 ): Promise<HerokuClient> {
-  const token = await createSecretResolver(clients)(target.token, field);
+  const token = await createSecretResolver(clients)(target.token, field, 'token');
   return new HerokuClient({ token, apiUrl: target.apiUrl, fetch: clients.fetch });
 }

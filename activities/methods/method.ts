@@ -18,13 +18,36 @@ export interface ReplicationState {
   /** dms: CloudWatch CDC latency (the larger of source and target), seconds. */
   lagSeconds?: number | null;
   caughtUp: boolean;
+  /** Present while replication reports errors: what is known of them, for `status.replication`. */
+  errors?: ReplicationErrors;
 }
+
+/** Replication errors as a method knows them (the text where it can read it, else where to look). */
+export interface ReplicationErrors {
+  /** One line each, redacted, row values masked; at most a few. */
+  messages: string[];
+  /** logical (PostgreSQL 15+): pg_stat_subscription_stats of the subscription. */
+  applyErrorCount?: number | null;
+  syncErrorCount?: number | null;
+  /** logical: whether the subscription's apply worker runs, and its table synchronization workers. */
+  workers?: { apply: boolean; tableSync: number };
+  /** Since when errors occur without progress (ISO); the step fails once `failAfterMs` passed since then. */
+  since?: string;
+  failAfterMs?: number;
+}
+
+/** How long replication may report errors without progress before the step fails (replication.errorTimeout). */
+export const DEFAULT_ERROR_TIMEOUT_MS = 60_000;
 
 export interface WatchArgs extends CdcArgs {
   maxLagBytes: number;
   maxLagSeconds?: number;
   /** Return after this long even when not caught up, so the workflow can refresh `status`. */
   reportAfterMs: number;
+  /** Fail (non-retryable, with the error text) after errors without progress for this long; default 60 s. */
+  errorTimeoutMs?: number;
+  /** `errors.since` of the previous report: the bound runs on across calls and workers. */
+  errorsSince?: string;
 }
 
 export interface ReplicationMethod {

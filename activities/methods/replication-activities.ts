@@ -14,13 +14,14 @@ import { verificationFailure } from '../database/activities';
 import { connect, withClient } from '../database/pg';
 import type { TargetBaseline } from '../database/target-reset';
 import { openSnapshotPool, schemaChanges, verifyCopy, type VerificationReport } from '../database/verify';
+import { keepAlive } from '../heartbeat';
 import { appName } from '../names';
 import { drainToMarker, waitForMarker } from './cdc/marker';
 import { restoreReplicaIdentity, setReplicaIdentityFull } from './cdc/replica-identity';
 import { dmsMethod } from './dms';
 import { logicalMethod } from './logical';
 import { dropReplicationLeftovers } from './logical/replication';
-import { copySchemaAfterData, copySchemaBeforeData } from './logical/schema';
+import { copySchemaAfterData, copySchemaBeforeData, removeSchemaDump } from './logical/schema';
 import type { ReplicationMethod, ReplicationState, WatchArgs } from './method';
 import { pgcopydbMethod } from './pgcopydb';
 
@@ -35,17 +36,6 @@ export function createReplicationActivities(context: ActivityContext) {
   /** A step the method does not have is a bug in the workflow, not something a retry fixes. */
   const missing = (args: CdcArgs, step: string) =>
     ApplicationFailure.nonRetryable(`method ${args.method ?? 'logical'} has no ${step} step`, 'MethodStepMissing');
-  /** With a heartbeat every 5 s while `work` runs: steps that wait on pg_dump / pg_restore or AWS. */
-  const heartbeating = async <T>(stage: string, work: () => Promise<T>): Promise<T> => {
-    const ctx = Context.current();
-    const timer = setInterval(() => ctx.heartbeat({ stage }), 5_000);
-    try {
-      return await work();
-    } finally {
-      clearInterval(timer);
-    }
-  };
-
   const activities = {
     /** The clone-and-follow of methods that copy and follow in one long call (pgcopydb). */
     async runPgcopydb(
@@ -66,24 +56,31 @@ export function createReplicationActivities(context: ActivityContext) {
 
     async copySchema(args: CdcArgs & { baseline: TargetBaseline }): Promise<{ objects: number }> {
       const signal = Context.current().cancellationSignal;
-      return heartbeating('schema', () =>
-        both(args, (s, t, urls) =>
-          copySchemaBeforeData(s, t, {
-            migrationId: args.migrationId,
-            sourceUrl: urls.source,
-            targetUrl: urls.target,
-            baseline: args.baseline,
-            signal,
-          }),
-        ),
+      return keepAlive(
+        () =>
+          both(args, (s, t, urls) =>
+            copySchemaBeforeData(s, t, {
+              migrationId: args.migrationId,
+              sourceUrl: urls.source,
+              targetUrl: urls.target,
+              baseline: args.baseline,
+              signal,
+            }),
+          ),
+        () => ({ stage: 'schema' }),
+        5_000,
       );
     },
 
-    async copySchemaAfterData(args: CdcArgs & { baseline: TargetBaseline; jobs: number }): Promise<void> {
+    /** Idempotent on any worker: the schema dump is made again when this worker does not have it. */
+    async copySchemaAfterData(args: CdcArgs & { baseline: TargetBaseline; jobs: number }): Promise<{ schemaDump: 'reused' | 'recreated' }> {
       const [sourceUrl, targetUrl] = await endpoints(args);
       const signal = Context.current().cancellationSignal;
-      await heartbeating('indexes and foreign keys', () =>
-        copySchemaAfterData({ migrationId: args.migrationId, sourceUrl, targetUrl, baseline: args.baseline, jobs: args.jobs, signal }),
+      return keepAlive(
+        () =>
+          copySchemaAfterData({ migrationId: args.migrationId, sourceUrl, targetUrl, baseline: args.baseline, jobs: args.jobs, signal }),
+        () => ({ stage: 'indexes and foreign keys' }),
+        5_000,
       );
     },
 
@@ -91,7 +88,11 @@ export function createReplicationActivities(context: ActivityContext) {
       const method = methodOf(args);
       if (!method.start) throw missing(args, 'start');
       const start = method.start.bind(method);
-      return heartbeating('starting replication', () => start(args));
+      return keepAlive(
+        () => start(args),
+        () => ({ stage: 'starting replication' }),
+        5_000,
+      );
     },
 
     /**
@@ -125,11 +126,13 @@ export function createReplicationActivities(context: ActivityContext) {
       return methodOf(args).stopInWindow(args);
     },
 
+    /** After go-live (and in the compensation): the method's own objects, slot, publication, markers, and this worker's schema dump. */
     async dropReplicationLeftovers(args: CdcArgs & { keepMarkers?: boolean }): Promise<string[]> {
       const own = await methodOf(args).dropOwn(args);
       return [
         ...own,
         ...(await both(args, (s, t) => dropReplicationLeftovers(s, t, args.migrationId, { keepMarkers: !!args.keepMarkers }))),
+        ...(await removeSchemaDump(args.migrationId)),
       ];
     },
 

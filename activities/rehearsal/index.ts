@@ -28,7 +28,7 @@ import type { ChildMeasurements, RehearsalReport, Trend } from '../../contract/r
 import type { MigrationStatus } from '../../signals';
 import type { ReportFiles } from '../../signals/rehearsal';
 import type { ActivityDeps } from '..';
-import { workDir } from '../names';
+import { fitName, workDir } from '../names';
 import { describeUrl, libpqEnv, qi, withClient } from '../database/pg';
 import { pgBinary, runProgram } from '../processes';
 import { reportDirFor, storeReport } from './store';
@@ -56,7 +56,8 @@ export function stagingDir(rehearsalId: string): string {
   return path.join(process.env.PGMIG_WORK_DIR ?? path.join(os.tmpdir(), 'pgmig'), 'rehearsals', rehearsalId);
 }
 
-const appName = (rehearsalId: string, what: string) => `pgmig-rehearsal-${rehearsalId}`.slice(0, 50) + `-${what}`;
+const appName = (rehearsalId: string, what: string) =>
+  `${fitName(`pgmig-rehearsal-${rehearsalId}`, 50, { id: rehearsalId, separator: '-' })}-${what}`;
 
 /** Only databases the rehearsal named may be dropped: a wrong argument must not reach a real database. */
 function assertScratch(database: string): void {

@@ -13,6 +13,7 @@ import { NativeConnection, type Worker } from '@temporalio/worker';
 import { parse } from 'dotenv';
 import { Client } from 'pg';
 import { createActivities, type MigrationActivities } from '../../activities';
+import { migrationStartOptions } from '../../signals/task-queue';
 import { createRehearsalActivities, type RehearsalActivities } from '../../activities/rehearsal';
 import type { MigrationInputDraft } from '../../contract/input';
 import { approveUpdate, statusQuery, type MigrationResult, type MigrationStatus } from '../../signals';
@@ -54,6 +55,11 @@ export interface Sandbox {
   realActivities: MigrationActivities & RehearsalActivities;
   /** Empty the target again (after a completed migration) so the next run can use it. */
   resetTarget: () => Promise<void>;
+  /**
+   * Back to before any migration: target empty, source writable, config on the source; the source keeps
+   * its data but the application's writes of earlier runs go, so each run counts its own.
+   */
+  resetForNextMigration: () => Promise<void>;
   close: () => Promise<void>;
 }
 
@@ -84,10 +90,12 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
 
   const dir = mkdtempSync(path.join(os.tmpdir(), `pgmig-${id}-`));
   const configFile = path.join(dir, 'app.env');
-  writeFileSync(
-    configFile,
-    `# the application's settings\nRAILS_ENV=production\nDATABASE_URL=${sourceUrl}\nREDIS_URL=redis://127.0.0.1:6379\n`,
-  );
+  const writeConfig = () =>
+    writeFileSync(
+      configFile,
+      `# the application's settings\nRAILS_ENV=production\nDATABASE_URL=${sourceUrl}\nREDIS_URL=redis://127.0.0.1:6379\n`,
+    );
+  writeConfig();
 
   const taskQueue = `test-${id}`;
   const dmsClients = motoDmsClients(env);
@@ -158,7 +166,7 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
       }),
     start: (input, workflowId) =>
       client.workflow.start('migrateDatabase', {
-        taskQueue,
+        ...migrationStartOptions(taskQueue),
         workflowId: workflowId ?? `${id}-${randomBytes(3).toString('hex')}`,
         args: [input],
       }),
@@ -166,6 +174,15 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
     realActivities,
     resetTarget: async () => {
       await createTargetDatabase(env, `tgt_${id}`);
+    },
+    resetForNextMigration: async () => {
+      await createTargetDatabase(env, `tgt_${id}`);
+      // A completed migration leaves the source read-only as its rollback reference.
+      for (const target of [`DATABASE "src_${id}"`, `ROLE app IN DATABASE "src_${id}"`, `ROLE app_worker IN DATABASE "src_${id}"`]) {
+        await query(env.SOURCE_ADMIN_URL, `ALTER ${target} RESET default_transaction_read_only`);
+      }
+      await query(sandbox.sourceAdminUrl, `DELETE FROM public.audit_log WHERE event = 'app-write'`);
+      writeConfig();
     },
     close: async () => {
       worker?.shutdown();

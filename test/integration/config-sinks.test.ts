@@ -6,6 +6,9 @@
  * swap change nothing.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
   CreateSecretCommand,
   DescribeSecretCommand,
@@ -56,6 +59,34 @@ function expectNoSecret(value: unknown, secrets: string[]): void {
 }
 
 const mid = (name: string) => `${name}-${run}`;
+
+describe('env-file sink', () => {
+  it('keeps the previous URL in a 0600 backup (no temporary file left) until release, which removes it with its password', async () => {
+    const { oldUrl, newUrl, secrets } = urls();
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgmig-envsink-'));
+    const file = path.join(dir, 'app.env');
+    writeFileSync(file, `RAILS_ENV=production\nDATABASE_URL=${oldUrl}\n`);
+    const sink = openConfigSink(ConfigSink.parse({ type: 'env-file', path: file }), clients());
+    const m = mid('env-a');
+    const backup = `${file}.pgmig-${m}.bak`;
+
+    const receipt = await sink.swap(m, newUrl);
+    await sink.swap(m, newUrl); // a retry keeps the value found by the first attempt
+    expectNoSecret(receipt, secrets);
+    expect(await sink.read()).toBe(newUrl);
+    expect(statSync(backup).mode & 0o777).toBe(0o600);
+    expect(readFileSync(backup, 'utf8')).toContain(oldUrl);
+    expect(readdirSync(dir).sort()).toEqual(['app.env', path.basename(backup)]);
+
+    // The rollback path given up (decommission, or completion without a hold): the old URL is nowhere on disk.
+    expect(await sink.release(m)).toEqual([`backup ${backup}`]);
+    expect(await sink.release(m)).toEqual([]);
+    expect(readdirSync(dir)).toEqual(['app.env']);
+    for (const f of readdirSync(dir)) expect(readFileSync(path.join(dir, f), 'utf8')).not.toContain(new URL(oldUrl).password);
+    expect((await sink.restore(m)).restored).toBe(false);
+    expect(await sink.read()).toBe(newUrl);
+  });
+});
 
 describe('ssm sink (moto)', () => {
   const sinkFor = (name: string) => openConfigSink(ConfigSink.parse({ type: 'ssm', name }), clients());

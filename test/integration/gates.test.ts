@@ -69,7 +69,7 @@ describe('go-live gate', () => {
     expect(await refusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'cutover' }] }))).toMatch(
       /unknown gate "cutover"/,
     );
-    expect(await refusal(handle.executeUpdate(approveUpdate, { args: [{ approver: '' }] }))).toMatch(/approver is required/);
+    expect(await refusal(handle.executeUpdate(approveUpdate, { args: [{ approver: '' }] }))).toMatch(/^approver: is required/);
     await handle.signal(approveSignal, { approver: 'mallory', gate: 'go-live' });
 
     const decision = await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'bob', reason: 'smoke numbers look off' }] });
@@ -79,9 +79,9 @@ describe('go-live gate', () => {
     expect(result.reason).toBe('go-live rejected by bob: smoke numbers look off');
     expect(result.compensations.map((c) => `${c.step}:${c.state}`)).toEqual([
       'restore-config:completed',
+      'unfreeze-source:completed',
       'unfreeze-target:completed',
       'reset-target:completed',
-      'unfreeze-source:completed',
     ]);
     expect(result.freezeWindow.durationMs).toBeGreaterThan(0);
 

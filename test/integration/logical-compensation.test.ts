@@ -3,12 +3,26 @@
  * leaves no subscription, slot, publication or marker behind, the source writable with its replica
  * identities, the target empty and the config unchanged. One sandbox serves every case in turn.
  */
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationActivities } from '../../activities';
 import { replicationNames } from '../../activities/methods/cdc/marker';
+import { workDir } from '../../activities/names';
 import { rejectUpdate, statusQuery, type MigrationResult } from '../../signals';
-import { failingAfter, openSandbox, query, readOnlySettings, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
+import {
+  failingAfter,
+  openSandbox,
+  query,
+  readOnlySettings,
+  sourceWritable,
+  targetTableCount,
+  untilPhase,
+  type Sandbox,
+} from '../helpers/harness';
 
 let sandbox: Sandbox;
 let before: { config: string; sourceSettings: string[]; identities: unknown[] };
@@ -90,6 +104,39 @@ describe('logical method: compensation', () => {
     expect(result.reason).toBe('cutover rejected by bob: traffic peak');
     expect(result.freezeWindow.frozenAt).toBeUndefined(); // writes were never frozen
     await expectNothingLeft();
+  });
+
+  it('copySchemaAfterData makes the schema dump again where it is missing, and a retry after it completed succeeds', async () => {
+    const real = sandbox.realActivities;
+    const schemaDir = path.join(workDir(sandbox.input().migrationId!), 'schema');
+    const outcomes: string[] = [];
+    await sandbox.useActivities({
+      ...real,
+      copySchemaAfterData: async (...args: Parameters<typeof real.copySchemaAfterData>) => {
+        const first = outcomes.length === 0;
+        // As if this attempt ran on another host than copySchema (or after an attempt that removed the dump).
+        if (first) await rm(schemaDir, { recursive: true, force: true });
+        const done = await real.copySchemaAfterData(...args);
+        outcomes.push(done.schemaDump);
+        // The worker dies after the work, before its completion is recorded: the retry must not fail.
+        if (first) throw ApplicationFailure.retryable('injected: worker lost after copySchemaAfterData', 'InjectedRetry');
+        return done;
+      },
+    });
+    const handle = await sandbox.start(logicalInput());
+    await untilPhase(handle, 'awaiting-cutover');
+    expect(outcomes).toEqual(['recreated', 'reused']);
+    const indexes = (url: string) =>
+      query(url, `SELECT schemaname || '.' || indexname AS i FROM pg_indexes WHERE schemaname IN ('shop', 'billing', 'public') ORDER BY 1`);
+    expect(await indexes(sandbox.targetAdminUrl)).toEqual(await indexes(sandbox.sourceAdminUrl));
+    const fks = (url: string) =>
+      query(url, `SELECT conrelid::regclass::text || ' ' || conname AS c FROM pg_constraint WHERE contype = 'f' ORDER BY 1`);
+    expect(await fks(sandbox.targetAdminUrl)).toEqual(await fks(sandbox.sourceAdminUrl));
+
+    await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'bob', gate: 'cutover', reason: 'test over' }] });
+    expect(((await handle.result()) as MigrationResult).outcome).toBe('rolled-back');
+    await expectNothingLeft();
+    expect(existsSync(schemaDir)).toBe(false); // removed with the compensation
   });
 
   it('rolls back cleanly when nobody answers the cutover gate', async () => {

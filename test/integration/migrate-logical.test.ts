@@ -3,8 +3,11 @@
  * 10 ms: copy and catch-up run live, the cutover freezes writes for a short window, every
  * acknowledged write is on the target exactly once, and nothing of the replication is left behind.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replicationNames } from '../../activities/methods/cdc/marker';
+import { workDir } from '../../activities/names';
 import type { MigrationResult, MigrationStatus } from '../../signals';
 import type { WriterStats } from '../../stack/app-writer';
 import {
@@ -127,6 +130,8 @@ describe('logical replication migration', () => {
     );
     expect(identity).toEqual([{ relreplident: 'd' }]);
     expect(await sourceWritable(sandbox)).toBe(false);
+    // The schema dump (kept for retries of the indexes step) went with the cleanup after go-live.
+    expect(existsSync(path.join(workDir(sandbox.input().migrationId!), 'schema'))).toBe(false);
   });
 
   it('keeps passwords out of the history (the subscription connection string included)', () => {

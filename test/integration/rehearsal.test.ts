@@ -171,9 +171,9 @@ describe('a rehearsal that fails midway', () => {
       expect(run.report.publishableDowntimeMs).toBeUndefined();
       expect(run.report.compensations.map((c) => [c.step, c.state])).toEqual([
         ['restore-config', 'completed'],
+        ['unfreeze-source', 'completed'],
         ['unfreeze-target', 'completed'],
         ['reset-target', 'completed'],
-        ['unfreeze-source', 'completed'],
       ]);
       expect(sumOfPhases(run.report.phases)).toBe(run.report.totalMs);
       expect(readFileSync(run.summary.report!.markdown, 'utf8')).toMatch(/## Why it failed\n\n- the migration failed at step smoke-test/);

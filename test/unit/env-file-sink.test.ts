@@ -52,4 +52,18 @@ describe('env-file config sink', () => {
     await sink.restore('m2');
     expect(readFileSync(file, 'utf8')).toBe('A=1\n');
   });
+
+  it('check(): a missing directory or a directory that is a file is a problem naming configSink.path; a missing file is fine', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sink-check-'));
+    expect(await new EnvFileSink(path.join(dir, 'app.env'), 'DATABASE_URL').check()).toEqual([]);
+    writeFileSync(path.join(dir, 'app.env'), 'A=1\n');
+    expect(await new EnvFileSink(path.join(dir, 'app.env'), 'DATABASE_URL').check()).toEqual([]);
+    const [missing] = await new EnvFileSink(path.join(dir, 'no-such-dir', 'app.env'), 'DATABASE_URL').check();
+    expect(missing).toMatch(/^configSink\.path: directory .*no-such-dir does not exist on this worker/);
+    const [notDir] = await new EnvFileSink(path.join(dir, 'app.env', 'inner.env'), 'DATABASE_URL').check();
+    expect(notDir).toMatch(/^configSink\.path: .*app\.env is not a directory/);
+    const [notFile] = await new EnvFileSink(dir, 'DATABASE_URL').check();
+    expect(notFile).toMatch(/^configSink\.path: .* is not a regular file/);
+    expect(existsSync(path.join(dir, 'no-such-dir'))).toBe(false);
+  });
 });

@@ -193,3 +193,28 @@ describe('buildPlan', () => {
     expect(allowed.warnings.join(' ')).toMatch(/get REPLICA IDENTITY FULL/);
   });
 });
+
+describe('buildPlan: what preflight checked beside the inventories', () => {
+  it('blocks on application roles missing on the source or beyond the source role, naming the field', () => {
+    const plan = buildPlan(
+      input({ source: { url: { env: 'S' }, appRoles: ['app', 'ghost', 'worker', 'admin'] } }),
+      inventory(),
+      inventory(),
+      {
+        missingAppRoles: ['ghost', 'worker'],
+        unalterableAppRoles: [{ role: 'admin', reason: 'permission denied to alter role' }],
+      },
+    );
+    expect(plan.blockers).toEqual([
+      'source.appRoles: "ghost", "worker" do not exist on the source (database "db"); the freeze would fail with writes already frozen',
+      'source.appRoles: "app" cannot make role "admin" read-only in database "db" (permission denied to alter role)',
+    ]);
+  });
+
+  it('blocks on every config sink problem, as the sink named it', () => {
+    const plan = buildPlan(input(), inventory(), inventory(), {
+      configSink: ['configSink.path: directory /nowhere does not exist on this worker (w1)'],
+    });
+    expect(plan.blockers).toEqual(['configSink.path: directory /nowhere does not exist on this worker (w1)']);
+  });
+});

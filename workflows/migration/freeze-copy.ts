@@ -4,11 +4,11 @@
  */
 import { activities } from '../activity-options';
 import type { MigrationRun } from './run';
-import { freezeSource, reconcileSequences, registerTargetReset, targetBaseline, type Cutover } from './window';
+import { freezeSource, reconcileSequences, registerTargetReset, targetBaseline, windowActivities, type Cutover } from './window';
 
 export async function freezeAndCopy(run: MigrationRun): Promise<Cutover> {
   const { input, migrationId, source, target, progress } = run;
-  const frozen = await freezeSource(run, activities.regular);
+  const frozen = await freezeSource(run, windowActivities(run));
   registerTargetReset(run);
   await progress.step('copy', 'copying', () =>
     activities.copy.copyDumpRestore({
@@ -20,7 +20,7 @@ export async function freezeAndCopy(run: MigrationRun): Promise<Cutover> {
       baseline: targetBaseline(run),
     }),
   );
-  await reconcileSequences(run, activities.regular);
+  await reconcileSequences(run, windowActivities(run));
   const report = await progress.step('verify', 'verifying', () =>
     activities.verification
       .verifyCopy({ migrationId, source, target, tables: run.plan.source.tables, jobs: input.parallelJobs })

@@ -4,7 +4,7 @@
  * position, sequences, stop. The method's traits decide which steps it has; the activities behind
  * each step dispatch to the method's implementation.
  */
-import { ApplicationFailure, condition, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, condition, patched, setHandler, TimeoutFailure } from '@temporalio/workflow';
 import type { ReplicationState } from '../../activities';
 import { durationMs } from '../../contract/input';
 import { withoutReplicaIdentity } from '../../contract/plan';
@@ -84,27 +84,23 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
   return replication;
 }
 
+/** A verification that did not fail on the data but lost its worker (heartbeat or start-to-close timeout). */
+function lostItsWorker(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
+}
+
 /**
- * The window of a replication method. Its steps run as local activities: in the worker, without a
- * server round trip each, which is most of what separates a 1 s cutover from a 0.3 s one. The full
- * verification runs beside it on snapshots taken the moment the drain marker is applied.
+ * The full comparison on freeze-point snapshots, beside the window. A verification whose worker died
+ * is started again with fresh snapshots while they still describe the freeze point (nothing has gone
+ * live: the application has written to neither side since the freeze); after go-live it is reported
+ * as not run, never as failed.
  */
-export async function drainAndStop(run: MigrationRun, replication: Replication): Promise<Cutover> {
-  const { input, plan, progress, status } = run;
-  const cdcArgs = run.cdcArgs;
-  const frozen = await freezeSource(run, window);
-  const drainTimeoutMs = durationMs(input.replication.drainTimeout);
-  let snapshotTaken = false;
-  setHandler(verificationSnapshotTakenSignal, () => {
-    snapshotTaken = true;
-  });
-  status.verification = { state: 'running' };
-  // Waits for the drain marker on its own, then snapshots both sides and signals: it runs beside the window.
-  // Its own scope: a rollback cancels it first, so its snapshots do not hold locks the undos need.
-  const fullVerification = run
+function verifyBeside(run: MigrationRun, drainTimeoutMs: number, attempt = 1): Promise<boolean> {
+  const { input, plan, status } = run;
+  return run
     .runInBackground(() =>
       activities.freezePointVerification.verifyAtFreezePoint({
-        ...cdcArgs,
+        ...run.cdcArgs,
         tables: plan.source.tables,
         jobs: input.parallelJobs,
         drainTimeoutMs,
@@ -121,11 +117,38 @@ export async function drainAndStop(run: MigrationRun, replication: Replication):
         return true;
       },
       (err: unknown) => {
+        if (lostItsWorker(err) && !run.compensating && patched('verification-survives-a-worker')) {
+          if (!run.goLiveAttempted && attempt < 3) return verifyBeside(run, drainTimeoutMs, attempt + 1);
+          const why = run.goLiveAttempted ? 'the target has taken writes since go-live' : 'three attempts lost their worker';
+          status.verification = { state: 'not-run', detail: `not run: its worker was lost and ${why} (${failureMessage(err)})` };
+          run.verification = 'not-run';
+          return false;
+        }
         status.verification = { state: 'failed', detail: failureMessage(err) };
         run.verification = 'failed';
         return false;
       },
     );
+}
+
+/**
+ * The window of a replication method. Its steps run as local activities: in the worker, without a
+ * server round trip each, which is most of what separates a 1 s cutover from a 0.3 s one. The full
+ * verification runs beside it on snapshots taken the moment the drain marker is applied.
+ */
+export async function drainAndStop(run: MigrationRun, replication: Replication): Promise<Cutover> {
+  const { input, progress, status } = run;
+  const cdcArgs = run.cdcArgs;
+  const frozen = await freezeSource(run, window);
+  const drainTimeoutMs = durationMs(input.replication.drainTimeout);
+  let snapshotTaken = false;
+  setHandler(verificationSnapshotTakenSignal, () => {
+    snapshotTaken = true;
+  });
+  status.verification = { state: 'running' };
+  // Waits for the drain marker on its own, then snapshots both sides and signals: it runs beside the window.
+  // Its own scope: a rollback cancels it first, so its snapshots do not hold locks the undos need.
+  const fullVerification = verifyBeside(run, drainTimeoutMs);
   const drain = run.method.slowDrain ? activities.slowDrain : window;
   await progress.step('drain', 'draining', () => drain.drainReplication({ ...cdcArgs, timeoutMs: drainTimeoutMs }));
   const follower = replication.follower;

@@ -2,27 +2,35 @@
  * The state of one migration, in one object: its input, plan, gates, undo stack, status and the
  * activities running beside it. Every phase module reads and updates it; nothing else is shared.
  */
-import { ApplicationFailure, CancellationScope, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, patched, workflowInfo } from '@temporalio/workflow';
 import type { CdcArgs } from '../../activities';
 import { durationMs, type GateName, type MigrationInput } from '../../contract/input';
 import { METHOD_TRAITS, type MethodTraits } from '../../contract/methods';
+import { fitName } from '../../contract/names';
 import type { MigrationPlan } from '../../contract/plan';
-import type { ApprovalPayload, GateDecision, MigrationResult, MigrationStatus } from '../../signals';
+import type { ApprovalPayload, GateDecision, MigrationResult, MigrationStatus, WindowEdge } from '../../signals';
+import { activities } from '../activity-options';
 import { AppControl } from '../app-control';
 import { Gates } from '../gates';
-import { Progress } from '../progress';
+import { failureMessage, Progress } from '../progress';
 import { Compensations } from '../saga';
 
-/** Workflow ids may hold characters that do not belong in file names or application_name. */
+/**
+ * Workflow ids may hold characters that do not belong in file names or application_name. A workflow
+ * id that had to be changed (characters replaced, cut to 40) gets a hash of the whole id, so two
+ * workflow ids never share a migration id, nor the names derived from it (sessions, slot, work dir).
+ */
 function migrationIdFrom(input: MigrationInput): string {
   if (input.migrationId) return input.migrationId;
-  return (
-    workflowInfo()
-      .workflowId.toLowerCase()
-      .replace(/[^a-z0-9-]+/g, '-')
-      .replace(/^-+/, '')
-      .slice(0, 40) || 'migration'
-  );
+  const workflowId = workflowInfo().workflowId;
+  const readable = workflowId
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+/, '');
+  const asBefore = readable.slice(0, 40) || 'migration';
+  // Running migrations keep the id they started with (patch marker only where the id changes).
+  if (asBefore === workflowId || !patched('derived-migration-id')) return asBefore;
+  return fitName(readable.replace(/-+$/, ''), 40, { id: workflowId, separator: '-', always: true, trimSeparators: true }).replace(/^-/, '');
 }
 
 export type RollbackRequest = ApprovalPayload & { requestedAt: string };
@@ -46,6 +54,8 @@ export class MigrationRun {
   /** A rollback after go-live is possible only while the hold lasts and reverse replication runs. */
   holding = false;
   rollbackRequest?: RollbackRequest;
+  /** Set once the undos start: nothing new may start beside the workflow then. */
+  compensating = false;
   /** Activities running beside the workflow (verification, pgcopydb): a rollback stops them first. */
   private readonly background: { scope: CancellationScope; settled: Promise<unknown> }[] = [];
 
@@ -117,7 +127,23 @@ export class MigrationRun {
       steps: this.status.steps,
       compensations: this.status.compensations,
       decisions: this.status.decisions,
+      sides: this.status.sides,
     };
+  }
+
+  /**
+   * Records an edge of the write-freeze window: the source frozen, or writes accepted again (the target
+   * at go-live, the source after a rollback). The earliest report of an edge wins: an activity retried
+   * after a worker crash reports a later time than the attempt that really froze or unfroze.
+   */
+  windowEdge(edge: WindowEdge): void {
+    const w = this.status.freezeWindow;
+    if (edge.edge === 'frozen') {
+      if (edge.side === 'source' && (w.frozenAt === undefined || edge.at < w.frozenAt)) w.frozenAt = edge.at;
+    } else if (w.frozenAt !== undefined && (w.unfrozenAt === undefined || edge.at < w.unfrozenAt)) {
+      w.unfrozenAt = edge.at;
+    }
+    if (w.frozenAt !== undefined && w.unfrozenAt !== undefined) w.durationMs = w.unfrozenAt - w.frozenAt;
   }
 
   /** Runs `work` beside the workflow, in a scope a rollback cancels and waits for (so no undo races it). */
@@ -128,13 +154,61 @@ export class MigrationRun {
     return promise;
   }
 
-  /** Stops what runs beside the workflow, then runs every registered undo in reverse order. */
+  /**
+   * Stops what runs beside the workflow, then runs every registered undo, production first. Once going
+   * live was attempted the target may hold the application's writes: then nothing moves the application
+   * back (see finishGoLive).
+   */
   async compensate(): Promise<void> {
+    this.compensating = true;
     for (const b of this.background) b.scope.cancel();
     await CancellationScope.nonCancellable(() => Promise.all(this.background.map((b) => b.settled)));
     if (!this.saga.size) return;
+    if (this.goLiveAttempted && patched('roll-forward-after-go-live')) return this.finishGoLive();
     this.progress.phase('compensating', `undoing ${this.saga.size} step(s)`);
-    await this.saga.runAll((record) => this.status.compensations.push(record));
+    const productionFirst = patched('production-first-compensation');
+    await this.saga.runAll((record) => this.status.compensations.push(record), productionFirst);
+  }
+
+  /**
+   * Going live failed half-way: the target may already be writable and hold writes the source lacks, so
+   * the only safe direction is forward. The target is made writable (idempotent) and the application
+   * resumed on it; the source stays read-only as the reference. The undo stack is dropped.
+   */
+  private async finishGoLive(): Promise<void> {
+    const { plan, migrationId, target, status } = this;
+    this.saga.forget();
+    this.progress.phase('compensating', 'going live failed half-way: finishing it (the target may hold writes the source lacks)');
+    await CancellationScope.nonCancellable(async () => {
+      const started = Date.now();
+      try {
+        const live = await activities.undo.unfreezeTarget({
+          migrationId,
+          url: target,
+          roles: [plan.target.currentUser],
+          prior: plan.target.readOnlySettings,
+          reportWindowEdge: true,
+        });
+        status.sides.targetWritable = true;
+        this.windowEdge({ side: 'target', edge: 'unfrozen', at: live.unfrozenAt });
+        status.compensations.push({ step: 'finish-go-live', state: 'completed', durationMs: Date.now() - started });
+        await this.appControl.resume();
+      } catch (err) {
+        status.compensations.push({
+          step: 'finish-go-live',
+          state: 'failed',
+          durationMs: Date.now() - started,
+          error: failureMessage(err),
+        });
+      }
+    });
+  }
+
+  /** One sentence for the operator: where the application is and which side takes writes. */
+  describeSides(): string {
+    const { application, sourceWritable, targetWritable } = this.status.sides;
+    const state = (writable: boolean) => (writable ? 'writable' : 'read-only');
+    return `the application is on the ${application}; source ${state(sourceWritable)}, target ${state(targetWritable)}`;
   }
 
   /** A no-go or a gate timeout before go-live: everything is undone and the migration ends rolled back. */
@@ -158,6 +232,10 @@ export class MigrationRun {
     const compensationSummary = undone.length
       ? ` | compensation: ${undone.length - failedUndos.length}/${undone.length} undo step(s) completed${failedUndos.length ? `; FAILED: ${failedList}` : ''}`
       : '';
-    throw ApplicationFailure.nonRetryable(`${message}${compensationSummary}`, 'MigrationFailed', this.result('failed', message));
+    throw ApplicationFailure.nonRetryable(
+      `${message}${compensationSummary} | ${this.describeSides()}`,
+      'MigrationFailed',
+      this.result('failed', message),
+    );
   }
 }

@@ -30,25 +30,42 @@ export interface Cutover {
   fullVerification?: Promise<boolean>;
 }
 
-/** Recorded dump-restore histories ran the window as regular activities; replication methods run it locally. */
+/** The freeze-copy runs its window as regular activities (as its recorded histories do); replication methods run it locally. */
 export function windowActivities(run: MigrationRun): WindowActivities {
-  return run.method.shape === 'freeze-copy' ? activities.regular : activities.window;
+  return run.method.shape === 'freeze-copy' ? activities.freezeCopyWindow : activities.window;
 }
 
 export async function freezeSource(run: MigrationRun, acts: WindowActivities): Promise<Frozen> {
   const { plan, migrationId, source, status } = run;
   await run.appControl.quiesce(run.saga);
-  run.saga.register('unfreeze-source', async () => {
-    const done = await undo.unfreezeSource({ migrationId, url: source, roles: plan.appRoles, prior: plan.source.readOnlySettings });
-    if (status.freezeWindow.frozenAt !== undefined && status.freezeWindow.unfrozenAt === undefined) {
-      status.freezeWindow.unfrozenAt = done.unfrozenAt;
-      status.freezeWindow.durationMs = done.unfrozenAt - status.freezeWindow.frozenAt;
-    }
-  });
-  const frozen = await run.progress.step('freeze-source', 'freezing-source', () =>
-    acts.freezeSource({ migrationId, url: source, roles: plan.appRoles, drainTimeoutMs: durationMs(run.input.freeze.drainTimeout) }),
+  run.saga.register(
+    'unfreeze-source',
+    async () => {
+      // With the application back on the source (production first), the write outage ends here.
+      const endsWindow = status.sides.application === 'source';
+      const done = await undo.unfreezeSource({
+        migrationId,
+        url: source,
+        roles: plan.appRoles,
+        prior: plan.source.readOnlySettings,
+        reportWindowEdge: endsWindow,
+      });
+      status.sides.sourceWritable = true;
+      if (endsWindow) run.windowEdge({ side: 'source', edge: 'unfrozen', at: done.unfrozenAt });
+    },
+    'application',
   );
-  status.freezeWindow.frozenAt = frozen.frozenAt;
+  const frozen = await run.progress.step('freeze-source', 'freezing-source', () =>
+    acts.freezeSource({
+      migrationId,
+      url: source,
+      roles: plan.appRoles,
+      drainTimeoutMs: durationMs(run.input.freeze.drainTimeout),
+      reportWindowEdge: true,
+    }),
+  );
+  status.sides.sourceWritable = false;
+  run.windowEdge({ side: 'source', edge: 'frozen', at: frozen.frozenAt });
   return frozen;
 }
 
@@ -98,18 +115,29 @@ export async function switchApplication(run: MigrationRun, cutover: Cutover): Pr
   }
 
   // The application must not write to the target before go-live: a rollback would lose those writes.
-  saga.register('unfreeze-target', () =>
-    undo.unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: plan.target.readOnlySettings }),
-  );
+  // Cleanup, not production: by the time it runs the application has its source back.
+  saga.register('unfreeze-target', async () => {
+    await undo.unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: plan.target.readOnlySettings });
+    run.status.sides.targetWritable = true;
+  });
   await progress.step('freeze-target', 'freezing-target', () =>
     acts.freezeTarget({ migrationId, url: target, roles: targetRoles, drainTimeoutMs: durationMs(input.freeze.drainTimeout) }),
   );
+  run.status.sides.targetWritable = false;
 
   run.appControl.registerRestartUndo(saga);
-  saga.register('restore-config', () => undo.restoreConfig({ migrationId, sink: input.configSink }));
+  saga.register(
+    'restore-config',
+    async () => {
+      await undo.restoreConfig({ migrationId, sink: input.configSink });
+      run.status.sides.application = 'source';
+    },
+    'application',
+  );
   await progress.step('swap-config', 'swapping-config', () =>
     acts.swapConfig({ migrationId, sink: input.configSink, appUrl: run.appUrl, urlParams: input.target.urlParams }),
   );
+  run.status.sides.application = 'target';
   await run.appControl.restart();
   await progress.step('smoke-test', 'smoke-testing', () =>
     acts.smokeTest({ migrationId, appUrl: run.appUrl, tables: run.dataTables, sql: input.smoke.sql }),
@@ -136,11 +164,12 @@ export async function goLive(run: MigrationRun, cutover: Cutover): Promise<void>
       url: target,
       roles: [plan.target.currentUser],
       prior: plan.target.readOnlySettings,
+      reportWindowEdge: true,
     }),
   );
   run.saga.forget();
-  status.freezeWindow.unfrozenAt = live.unfrozenAt;
-  status.freezeWindow.durationMs = live.unfrozenAt - cutover.frozen.frozenAt;
+  status.sides.targetWritable = true;
+  run.windowEdge({ side: 'target', edge: 'unfrozen', at: live.unfrozenAt });
   await run.appControl.resume();
   await cutover.afterGoLive();
   if (cutover.fullVerification) {

@@ -6,11 +6,13 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
 import { qi, qname } from '../../database/pg';
+import { fitName } from '../../names';
 
 export const MARKER_SCHEMA = '_pgmig';
 
+/** Publication, subscription and slot names: [a-z0-9_], within 50 characters (a hash of the id when longer). */
 export function replicationNames(migrationId: string) {
-  const base = `pgmig_${migrationId.replace(/[^a-z0-9]/g, '_')}`.slice(0, 50);
+  const base = fitName(`pgmig_${migrationId.replace(/[^a-z0-9]/g, '_')}`, 50, { id: migrationId, separator: '_' });
   const markerTable = `${base}_marker`;
   return { publication: base, subscription: base, slot: base, markerTable, marker: qname(MARKER_SCHEMA, markerTable) };
 }

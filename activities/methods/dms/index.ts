@@ -74,12 +74,24 @@ export function dmsMethod({ deps, endpoints }: ActivityContext): ReplicationMeth
             ? null
             : Math.max(latency.sourceSeconds, latency.targetSeconds);
         const total = p.tables.length || p.tablesLoaded + p.tablesLoading + p.tablesQueued;
+        // What the task already reports while it goes on: rows it could not load, rows validation found different.
+        const errors = [
+          ...(p.lastFailureMessage ? [`DMS task: ${p.lastFailureMessage}`] : []),
+          ...p.tables
+            .filter((t) => t.fullLoadErrorRows > 0 || t.validationFailedRecords > 0)
+            .slice(0, 5)
+            .map(
+              (t) =>
+                `${t.schema}.${t.name}: ${t.fullLoadErrorRows} row(s) failed to load, ${t.validationFailedRecords} failed validation (${t.validationState ?? 'validation off'})`,
+            ),
+        ];
         const state: ReplicationState = {
           tablesTotal: total,
           tablesReady: p.fullLoadComplete ? total : p.tablesLoaded,
           lagBytes: null,
           lagSeconds,
           caughtUp: p.fullLoadComplete && lagSeconds !== null && lagSeconds <= maxLagSeconds,
+          ...(errors.length ? { errors: { messages: errors } } : {}),
         };
         ctx.heartbeat(state);
         if (state.caughtUp || Date.now() >= until) return state;

@@ -4,10 +4,10 @@
  * idempotent: a retry after a crash finds what the previous attempt created by its identifier and
  * continues (waits for it) instead of creating a second one.
  */
-import { createHash } from 'node:crypto';
 import type { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import type { DatabaseMigrationServiceClient, Tag } from '@aws-sdk/client-database-migration-service';
 import { awsErrorName } from '../../aws/failure';
+import { fitName } from '../../names';
 import { redact } from '../../secrets';
 import { dmsFailure, invalid } from './failure';
 
@@ -43,11 +43,8 @@ export function dmsResourceNames(m: DmsMigration): DmsResourceNames {
     throw invalid(`migrationId must be letters, digits and dashes (got ${JSON.stringify(redact(String(id)))})`);
   }
   const slug = id.toLowerCase().replace(/-+/g, '-').replace(/^-|-$/g, '');
-  let base = `pgmig-${slug}`;
-  if (slug !== id || base.length > MAX_BASE) {
-    const hash = createHash('sha256').update(id).digest('hex').slice(0, 8);
-    base = `pgmig-${slug.slice(0, MAX_BASE - 'pgmig-'.length - 9).replace(/-+$/, '')}-${hash}`;
-  }
+  // A slug that lost information (case, doubled dashes) is hashed even when it fits; a hyphen the cut leaves at the end is dropped.
+  const base = fitName(`pgmig-${slug}`, MAX_BASE, { id, separator: '-', hashLength: 8, always: slug !== id, trimSeparators: true });
   return { source: `${base}-source`, target: `${base}-target`, instance: `${base}-instance`, task: `${base}-task` };
 }
 

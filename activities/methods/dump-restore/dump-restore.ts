@@ -4,10 +4,12 @@
  *
  * Idempotent: a retry (say, after the worker was killed) first ends the previous attempt's sessions
  * by application_name, puts the target back to its preflight baseline, and reuses a dump only if
- * it was completed (the source is frozen, so a complete dump is still the current data).
+ * it was completed by an attempt of the same workflow run (the source has been frozen since, so it is
+ * still the current data; a dump another run left on this host is not). A retry on another host, or
+ * after the dump was removed, dumps again.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, rm, stat, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { countUserObjects } from '../../database/inventory';
@@ -82,9 +84,12 @@ export async function dumpRestore(args: {
     );
 
     const jobs = String(args.jobs);
-    const reusedDump = existsSync(marker);
+    // The marker names the run that completed the dump: only that run's source freeze covers it.
+    const runId = ctx.info.workflowExecution?.runId;
+    const reusedDump = !!runId && existsSync(marker) && (await readFile(marker, 'utf8').catch(() => '')) === `run ${runId}`;
     const dumpStarted = Date.now();
     if (!reusedDump) {
+      await rm(marker, { force: true });
       await rm(dumpDir, { recursive: true, force: true });
       await mkdir(dir, { recursive: true, mode: 0o700 });
       progress.stage = 'dump';
@@ -106,7 +111,7 @@ export async function dumpRestore(args: {
       } finally {
         clearInterval(sizer);
       }
-      await writeFile(marker, new Date().toISOString());
+      if (runId) await writeFile(marker, `run ${runId}`);
     }
     const dumpMs = Date.now() - dumpStarted;
     progress.dumpBytes = await directoryBytes(dumpDir);

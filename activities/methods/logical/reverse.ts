@@ -4,12 +4,13 @@ import type { Client } from 'pg';
 import type { TableInventory } from '../../../contract/plan';
 import { qi, qname } from '../../database/pg';
 import { replicationNames } from '../cdc/marker';
+import { fitName } from '../../names';
 import { publishableTables, restoreReplicaIdentity, setReplicaIdentityFull } from '../cdc/replica-identity';
 import { dropSlot } from './replication';
 
 export function reverseNames(migrationId: string) {
   const forward = replicationNames(migrationId);
-  const base = `${forward.publication.slice(0, 46)}_rev`;
+  const base = fitName(`${forward.publication}_rev`, 50, { id: `${migrationId}/rev`, separator: '_' });
   return { publication: base, subscription: base, slot: base, marker: forward.marker };
 }
 

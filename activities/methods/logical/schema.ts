@@ -4,7 +4,7 @@
  * (indexes, foreign keys, triggers: faster to build once than to maintain during the copy).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from 'pg';
 import { appName, workDir } from '../../names';
@@ -29,9 +29,61 @@ interface SchemaArgs {
   signal?: AbortSignal;
 }
 
+/** The schema dump and its two lists live in one directory that is either complete or absent. */
 function schemaPaths(migrationId: string) {
-  const dir = workDir(migrationId);
+  const dir = path.join(workDir(migrationId), 'schema');
   return { dir, dump: path.join(dir, 'schema.dump'), keys: path.join(dir, 'keys.list'), rest: path.join(dir, 'rest.list') };
+}
+type SchemaFiles = ReturnType<typeof schemaPaths>;
+
+/**
+ * `pg_dump --schema-only` of the source and its post-data split in two, written into a scratch
+ * directory and renamed into place: a reader (a retry, another step) finds all of it or nothing, never
+ * the half of a dump an attempt killed mid-way left behind.
+ */
+async function dumpSchema(args: SchemaArgs): Promise<SchemaFiles> {
+  const p = schemaPaths(args.migrationId);
+  const parent = path.dirname(p.dir);
+  await mkdir(parent, { recursive: true, mode: 0o700 });
+  const scratch = await mkdtemp(path.join(parent, 'schema.tmp-'));
+  try {
+    const dump = path.join(scratch, 'schema.dump');
+    await runProgram(pgBinary('pg_dump'), ['--format=custom', '--schema-only', `--file=${dump}`], {
+      env: libpqEnv(args.sourceUrl, appName(args.migrationId, 'dump')),
+      signal: args.signal,
+    });
+    const listing = path.join(scratch, 'post-data.list');
+    await runProgram(pgBinary('pg_restore'), ['--list', '--section=post-data', `--file=${listing}`, dump], {
+      env: {},
+      signal: args.signal,
+    });
+    const { keys, rest } = splitPostData(await readFile(listing, 'utf8'));
+    await writeFile(path.join(scratch, 'keys.list'), keys);
+    await writeFile(path.join(scratch, 'rest.list'), rest);
+    await rm(p.dir, { recursive: true, force: true });
+    await rename(scratch, p.dir);
+    return p;
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** The dump `copySchema` made, when this worker has it; else a new one (another host, or removed by an earlier attempt). */
+async function schemaDump(args: SchemaArgs): Promise<{ files: SchemaFiles; recreated: boolean }> {
+  const p = schemaPaths(args.migrationId);
+  if (existsSync(p.dump) && existsSync(p.keys) && existsSync(p.rest)) return { files: p, recreated: false };
+  return { files: await dumpSchema(args), recreated: true };
+}
+
+/**
+ * Removes this worker's schema dump: once the schema is complete on the target nothing needs it (the
+ * cleanup after go-live; the compensation removes the whole work dir with the target reset).
+ */
+export async function removeSchemaDump(migrationId: string): Promise<string[]> {
+  const p = schemaPaths(migrationId);
+  if (!existsSync(p.dir)) return [];
+  await rm(p.dir, { recursive: true, force: true });
+  return [`schema dump ${p.dir}`];
 }
 
 /**
@@ -48,20 +100,8 @@ export async function copySchemaBeforeData(source: Client, target: Client, args:
   ) {
     await resetTargetToBaseline(target, args.baseline);
   }
-  const p = schemaPaths(args.migrationId);
-  await mkdir(p.dir, { recursive: true, mode: 0o700 });
-  await runProgram(pgBinary('pg_dump'), ['--format=custom', '--schema-only', `--file=${p.dump}`], {
-    env: libpqEnv(args.sourceUrl, appName(args.migrationId, 'dump')),
-    signal: args.signal,
-  });
-  await runProgram(pgBinary('pg_restore'), ['--list', '--section=post-data', `--file=${p.keys}.all`, p.dump], {
-    env: {},
-    signal: args.signal,
-  });
-  const listing = await readFile(`${p.keys}.all`, 'utf8');
-  const { keys, rest } = splitPostData(listing);
-  await writeFile(p.keys, keys);
-  await writeFile(p.rest, rest);
+  // Always a new dump: it defines what this attempt restores (a retry starts from the reset target).
+  const p = await dumpSchema(args);
   const restoreEnv = libpqEnv(args.targetUrl, appName(args.migrationId, 'restore'));
   const dbName = restoreEnv.PGDATABASE!;
   await runProgram(
@@ -77,10 +117,16 @@ export async function copySchemaBeforeData(source: Client, target: Client, args:
   return { objects: await countUserObjects(target) };
 }
 
-/** Indexes, foreign keys, triggers: created once the initial copy is done (faster than maintaining them during it). */
-export async function copySchemaAfterData(args: SchemaArgs & { jobs: number }): Promise<void> {
-  const p = schemaPaths(args.migrationId);
-  if (!existsSync(p.dump)) throw new Error(`schema dump ${p.dump} is missing on this worker; the schema step must run again`);
+/**
+ * Indexes, foreign keys, triggers: created once the initial copy is done (faster than maintaining them
+ * during it). Idempotent and host-independent: it uses the dump `copySchema` made when this worker has
+ * it, and dumps the source schema again when not (another host, or an attempt that died after it was
+ * removed); the source schema cannot have changed unnoticed in between, as the drain compares the
+ * schemas. The dump is kept for a retry of this step and removed at the cleanup after go-live or by
+ * the compensation.
+ */
+export async function copySchemaAfterData(args: SchemaArgs & { jobs: number }): Promise<{ schemaDump: 'reused' | 'recreated' }> {
+  const { files: p, recreated } = await schemaDump(args);
   const restoreEnv = libpqEnv(args.targetUrl, appName(args.migrationId, 'restore'));
   // --clean --if-exists: a retry after a partial run drops and recreates what the first attempt made.
   await runProgram(
@@ -97,5 +143,5 @@ export async function copySchemaAfterData(args: SchemaArgs & { jobs: number }): 
     ],
     { env: restoreEnv, signal: args.signal },
   );
-  await rm(p.dir, { recursive: true, force: true });
+  return { schemaDump: recreated ? 'recreated' : 'reused' };
 }

@@ -3,6 +3,8 @@
  * follow (wal2json) as one long activity beside the workflow; the drain sets its end position and
  * waits for the shared marker. pgcopydb keeps its state in a work dir on the worker host.
  */
+import { existsSync } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { CdcArgs, ActivityContext } from '../../context';
@@ -10,7 +12,36 @@ import type { TargetBaseline } from '../../database/target-reset';
 import { workDir } from '../../names';
 import { ensureMarker } from '../cdc/marker';
 import { pause, type ReplicationMethod, type ReplicationState } from '../method';
-import { cleanupPgcopydb, pgcopydbStreaming, runCloneFollow, setEndpos, type PgcopydbRun } from './clone-follow';
+import { cleanupPgcopydb, logFile, pgcopydbStreaming, runCloneFollow, setEndpos, type PgcopydbRun } from './clone-follow';
+import { lastErrors } from './process';
+
+/**
+ * The errors pgcopydb logged since its current attempt started, when its log is on this worker (the
+ * clone-and-follow itself fails the migration when pgcopydb cannot go on; these are what it is
+ * meanwhile struggling with, for `status.replication`).
+ */
+async function recentLogErrors(run: PgcopydbRun): Promise<string[]> {
+  const file = logFile(run);
+  if (!existsSync(file)) return [];
+  try {
+    const { size } = await stat(file);
+    const length = Math.min(size, 64 * 1024);
+    const handle = await open(file, 'r');
+    const buffer = Buffer.alloc(length);
+    try {
+      await handle.read(buffer, 0, length, size - length);
+    } finally {
+      await handle.close();
+    }
+    const lines = buffer.toString('utf8').split('\n');
+    let attempt = lines.length - 1;
+    while (attempt >= 0 && !/^---- \S+ pgcopydb follow /.test(lines[attempt])) attempt--;
+    const errors = lastErrors(lines.slice(attempt + 1).filter((l) => /\b(ERROR|FATAL)\b/.test(l)));
+    return errors ? [`pgcopydb (log on this worker): ${errors}`] : [];
+  } catch {
+    return []; // the log is a convenience
+  }
+}
 
 export function pgcopydbMethod({ endpoints, both }: ActivityContext): ReplicationMethod {
   /** Slot and origin names come from the migration id; the work dir is this worker's. */
@@ -44,11 +75,13 @@ export function pgcopydbMethod({ endpoints, both }: ActivityContext): Replicatio
       for (;;) {
         const s = await pgcopydbStreaming(run);
         // pgcopydb reports no per-table progress: the clone is one unit, done when it streams.
+        const errors = await recentLogErrors(run);
         const state: ReplicationState = {
           tablesTotal: 1,
           tablesReady: s.streaming ? 1 : 0,
           lagBytes: s.lagBytes ?? null,
           caughtUp: s.streaming && s.lagBytes !== undefined && s.lagBytes <= args.maxLagBytes,
+          ...(errors.length ? { errors: { messages: errors } } : {}),
         };
         ctx.heartbeat(state);
         if (state.caughtUp || Date.now() >= until) return state;

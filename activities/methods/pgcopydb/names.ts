@@ -7,9 +7,9 @@
  * in the source database (0.10 cannot rename it): one source database carries one pgcopydb
  * migration at a time.
  */
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { describeUrl } from '../../database/pg';
+import { ownSessionsPrefix, shortHash } from '../../names';
 import type { TargetBaseline } from '../../database/target-reset';
 
 export interface PgcopydbRun {
@@ -40,7 +40,7 @@ export interface PgcopydbNames {
 
 /** Slot and origin names are [a-z0-9_], at most 63 bytes; the hash keeps sanitized ids apart. */
 export function pgcopydbNames(migrationId: string): PgcopydbNames {
-  const hash = createHash('sha256').update(migrationId).digest('hex').slice(0, 8);
+  const hash = shortHash(migrationId, 8);
   const clean = migrationId
     .toLowerCase()
     .replace(/[^a-z0-9_]+/g, '_')
@@ -50,14 +50,14 @@ export function pgcopydbNames(migrationId: string): PgcopydbNames {
   return {
     slotName: name,
     origin: name,
-    applicationName: `pgmig-${migrationId}`.slice(0, 50) + '-pgcopydb',
+    applicationName: `${ownSessionsPrefix(migrationId)}-pgcopydb`,
     sentinel: 'pgcopydb.sentinel',
   };
 }
 
 /** Our own sessions: a name that the prefix of pgcopydb's (terminated on retries) does not match. */
 export function adminAppName(run: PgcopydbRun, role: 'admin' | 'status' | 'cli' | 'slot'): string {
-  return `pgmig-${run.migrationId}`.slice(0, 50) + `-pgc-${role}`;
+  return `${ownSessionsPrefix(run.migrationId)}-pgc-${role}`;
 }
 
 /** How messages name a database: never with its credentials. */
