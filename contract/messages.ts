@@ -23,6 +23,7 @@ export const MAX_RECORDED_CHARS = 200;
 export const MAX_PROBLEM_CHARS = 500;
 
 /** Control characters other than tab and line breaks: no place in a reason. */
+// eslint-disable-next-line no-control-regex
 const REASON_CONTROL_CHARACTERS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]/u;
 
 /** `text` cut to `max` characters, saying how long it was; control characters shown as U+FFFD. */

@@ -81,6 +81,8 @@ export interface CompensationRecord {
   state: 'completed' | 'failed';
   durationMs: number;
   error?: string;
+  /** What the undo found worth telling (e.g. objects of other roles the target reset kept). */
+  detail?: string;
 }
 
 export interface PendingGate {

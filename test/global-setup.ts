@@ -1,18 +1,18 @@
 /**
  * Once per `npm test`: bring the local stack up (idempotent: a running stack is reused) and bundle
- * the workflow code once, so each test file's worker starts in well under a second.
+ * the workflow code once, so each test file's worker starts in well under a second. The workflow
+ * tests (test/workflow) run against the stack's Temporal server.
  */
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
-import { stackEnvPath, stackUp } from '../stack';
+import type { TestProject } from 'vitest/node';
+import { loadStackEnv, stackUp } from '../stack';
+import { bundleWorkflows } from './helpers/bundle';
 
-export function workflowBundlePath(): string {
-  return path.join(path.dirname(stackEnvPath()), 'workflow-bundle.js');
-}
+export { workflowBundlePath } from './helpers/bundle';
 
-export default async function setup(): Promise<void> {
+export default async function setup(project: TestProject): Promise<void> {
   await stackUp({ log: (line: string) => console.log(`[stack] ${line}`) });
-  const { code } = await bundleWorkflowCode({ workflowsPath: path.resolve(__dirname, '../workflows') });
-  writeFileSync(workflowBundlePath(), code);
+  await bundleWorkflows();
+  const env = loadStackEnv();
+  project.provide('temporalAddress', env.TEMPORAL_ADDRESS);
+  project.provide('temporalNamespace', env.TEMPORAL_NAMESPACE || 'default');
 }

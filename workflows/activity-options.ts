@@ -6,6 +6,7 @@
 import { ActivityCancellationType, proxyActivities, proxyLocalActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { MigrationActivities } from '../activities';
 import type { RehearsalActivities } from '../activities/rehearsal';
+import { ACCESS_FAILURE_TYPES } from '../contract/failures';
 
 type Activities = MigrationActivities & RehearsalActivities;
 
@@ -13,7 +14,13 @@ type Activities = MigrationActivities & RehearsalActivities;
 const regular: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: '30s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '10s',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
+  },
 };
 
 export const PROFILES = {
@@ -25,7 +32,13 @@ export const PROFILES = {
   freezeCopyWindow: {
     ...regular,
     heartbeatTimeout: '3s',
-    retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 5 },
+    retry: {
+      initialInterval: '200ms',
+      backoffCoefficient: 2,
+      maximumInterval: '5s',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
+    },
   },
   /**
    * The CDC write-freeze window as local activities: run by the worker that runs the workflow task,
@@ -34,50 +47,80 @@ export const PROFILES = {
   window: {
     startToCloseTimeout: '2 minutes',
     localRetryThreshold: '10s',
-    retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 5 },
+    retry: {
+      initialInterval: '200ms',
+      backoffCoefficient: 2,
+      maximumInterval: '5s',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
+    },
   },
   /** Long steps that heartbeat: schema copies, starting replication (a DMS instance takes 5-15 minutes), DMS cleanup. */
   long: {
     startToCloseTimeout: '24 hours',
     heartbeatTimeout: '30s',
-    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
+    retry: {
+      initialInterval: '2s',
+      backoffCoefficient: 2,
+      maximumInterval: '30s',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
+    },
   },
   /** Lag polling heartbeats every 200 ms: a dead worker is noticed (and replaced) within 10 s. */
   lagPolling: {
     startToCloseTimeout: '10 minutes',
     heartbeatTimeout: '10s',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '10s',
+      maximumAttempts: 10,
+      nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
+    },
   },
   /** A drain that outlasts a local activity (pgcopydb applies up to its endpos in 10-20 s). */
   slowDrain: {
     startToCloseTimeout: '30 minutes',
-    retry: { initialInterval: '1s', maximumAttempts: 3 },
+    retry: { initialInterval: '1s', maximumAttempts: 3, nonRetryableErrorTypes: ACCESS_FAILURE_TYPES },
   },
   /** A clone-and-follow for the whole replication: hours or days; a cancelled run stops its processes before the undos. */
   cloneFollow: {
     startToCloseTimeout: '7 days',
     heartbeatTimeout: '1 minute',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
+    retry: {
+      initialInterval: '5s',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
+    },
   },
   /** One attempt: a retry would take its snapshots later than the freeze point, when the target may hold new writes. */
   freezePointVerification: {
     startToCloseTimeout: '12 hours',
     heartbeatTimeout: '5s',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: { maximumAttempts: 1 },
+    retry: { maximumAttempts: 1, nonRetryableErrorTypes: ACCESS_FAILURE_TYPES },
   },
   /** The freeze-copy: on cancellation, wait until pg_dump / pg_restore are stopped before compensating. */
   copy: {
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     startToCloseTimeout: '24 hours',
     heartbeatTimeout: '5s',
-    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
+    retry: {
+      initialInterval: '2s',
+      backoffCoefficient: 2,
+      maximumInterval: '30s',
+      maximumAttempts: 3,
+      nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
+    },
   },
   verification: {
     startToCloseTimeout: '12 hours',
     heartbeatTimeout: '3s',
-    retry: { initialInterval: '200ms', maximumAttempts: 3 },
+    retry: { initialInterval: '200ms', maximumAttempts: 3, nonRetryableErrorTypes: ACCESS_FAILURE_TYPES },
   },
   /** Undos keep trying: a rollback that gives up leaves the world half-changed. */
   undo: {
@@ -89,20 +132,38 @@ export const PROFILES = {
   appControl: {
     startToCloseTimeout: '5 minutes',
     heartbeatTimeout: '30s',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '20s', maximumAttempts: 10 },
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '20s',
+      maximumAttempts: 10,
+      nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
+    },
   },
   /** Route 53 changes wait for INSYNC and health gates bake: minutes, heartbeating. */
   traffic: {
     startToCloseTimeout: '30 minutes',
     heartbeatTimeout: '1 minute',
-    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 10 },
+    retry: {
+      initialInterval: '2s',
+      backoffCoefficient: 2,
+      maximumInterval: '30s',
+      maximumAttempts: 10,
+      nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
+    },
   },
   /** Rehearsal snapshots and restores: on cancellation, wait until pg_dump / pg_restore are stopped before tearing down. */
   snapshot: {
     startToCloseTimeout: '12 hours',
     heartbeatTimeout: '1 minute',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 3 },
+    retry: {
+      initialInterval: '2s',
+      backoffCoefficient: 2,
+      maximumInterval: '30s',
+      maximumAttempts: 3,
+      nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
+    },
   },
   /** Rehearsal teardown keeps trying, like an undo, with room for an RDS instance deletion. */
   teardown: {
@@ -113,7 +174,13 @@ export const PROFILES = {
   /** Short calls without heartbeats (rehearsal bookkeeping). */
   quick: {
     startToCloseTimeout: '2 minutes',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '10s',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
+    },
   },
 } satisfies Record<string, ActivityOptions | Parameters<typeof proxyLocalActivities>[0]>;
 

@@ -10,12 +10,12 @@
  * return: from then on the application's writes land on the target, and nothing here rolls them back.
  * The phases live in ./migration/, one module each; this file is the runbook.
  */
-import { ApplicationFailure, isCancellation, patched } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, patched } from '@temporalio/workflow';
 import { checkMigrationInput, formatProblems, HARDENED_INPUT_PATCH, type MigrationInputDraft } from '../contract/input';
 import type { MigrationResult } from '../signals';
 import { freezeAndCopy } from './migration/freeze-copy';
 import { installHandlers } from './migration/handlers';
-import { holdThenDecommission } from './migration/hold';
+import { dropRollbackPath, holdThenDecommission } from './migration/hold';
 import { DatabaseLeases } from './migration/lease';
 import { copyAndFollow, drainAndStop } from './migration/replication';
 import { MigrationRun } from './migration/run';
@@ -99,6 +99,15 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     const message = failureMessage(err);
     if (!isCancellation(err)) return await run.fail(message);
     await run.compensate();
+    if (run.goLiveAttempted && patched('cancel-after-go-live')) {
+      // Past the point of no return nothing is undone: the application stays live on the target, and
+      // only the rollback path (reverse replication) is dropped so it does not hold WAL forever.
+      if (input.hold?.reverseReplication) await CancellationScope.nonCancellable(() => dropRollbackPath(run, 'completed'));
+      const note = 'cancelled after go-live: the application stays live on the target';
+      progress.phase('completed', note);
+      progress.outcome('completed', note);
+      throw err;
+    }
     progress.phase('rolled-back', 'cancelled');
     progress.outcome('rolled-back', 'cancelled');
     throw err;

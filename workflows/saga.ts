@@ -19,6 +19,7 @@ export type UndoKind = 'application' | 'cleanup';
 export class Compensations {
   private readonly undos: { step: string; undo: () => Promise<unknown>; kind: UndoKind }[] = [];
 
+  /** `undo` may resolve to a string: it is kept as the record's detail. */
   register(step: string, undo: () => Promise<unknown>, kind: UndoKind = 'cleanup'): void {
     this.undos.push({ step, undo, kind });
   }
@@ -44,8 +45,8 @@ export class Compensations {
         const started = Date.now();
         let record: CompensationRecord;
         try {
-          await undo();
-          record = { step, state: 'completed', durationMs: Date.now() - started };
+          const detail = await undo();
+          record = { step, state: 'completed', durationMs: Date.now() - started, ...(typeof detail === 'string' ? { detail } : {}) };
         } catch (err) {
           record = { step, state: 'failed', durationMs: Date.now() - started, error: failureMessage(err) };
         }

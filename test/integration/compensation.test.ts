@@ -222,13 +222,10 @@ describe('compensation after a failure at each forward step', () => {
     const migrationId = `pools-${sandbox.id.replace(/_/g, '-')}`;
     try {
       await expect(
-        new MockActivityEnvironment().run(sandbox.realActivities.verifyCopy, {
-          migrationId,
-          source: { env: sandbox.sourceRef },
-          target: { env: ref },
-          tables: [],
-          jobs: 4,
-        }),
+        new MockActivityEnvironment().run(
+          (args: Parameters<MigrationActivities['verifyCopy']>[0]) => sandbox.realActivities.verifyCopy(args),
+          { migrationId, source: { env: sandbox.sourceRef }, target: { env: ref }, tables: [], jobs: 4 },
+        ),
       ).rejects.toThrow(/cannot reach the server \(ECONNREFUSED\)/);
     } finally {
       delete process.env[ref];

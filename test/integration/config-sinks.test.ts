@@ -415,3 +415,62 @@ describe('heroku sink (Platform API stand-in)', () => {
     expect(heroku.app('locked-app').configVars.DATABASE_URL).toBe(oldUrl);
   });
 });
+
+describe('check(): preflight, without side effects, each problem naming its field', () => {
+  let heroku: HerokuStandIn;
+  beforeAll(async () => {
+    heroku = await startHerokuStandIn({ tokens: [herokuToken] });
+  });
+  afterAll(() => heroku.close());
+  const herokuSink = (app: string, c = clients()) =>
+    openConfigSink(ConfigSink.parse({ type: 'heroku', app, token: { env: 'HEROKU_TEST_TOKEN' }, apiUrl: heroku.url }), c);
+
+  it('ssm: a present or absent parameter is usable (an absent one is created at the swap), nothing is written', async () => {
+    const name = `/pgmig-test/${run}/check/DATABASE_URL`;
+    const sink = openConfigSink(ConfigSink.parse({ type: 'ssm', name }), clients());
+    expect(await sink.check()).toEqual([]);
+    await ssm.send(new PutParameterCommand({ Name: name, Value: 'postgres://x@y/z', Type: 'SecureString' }));
+    expect(await sink.check()).toEqual([]);
+    const described = await ssm.send(
+      new DescribeParametersCommand({ ParameterFilters: [{ Key: 'Name', Option: 'Equals', Values: [name] }] }),
+    );
+    expect(described.Parameters?.[0]?.Version).toBe(1);
+  });
+
+  it('secrets-manager: a missing secret, or jsonKey on a value that is not JSON, is a problem', async () => {
+    const { oldUrl, secrets } = urls();
+    const missing = `pgmig-test/${run}/check-missing`;
+    expect(await openConfigSink(ConfigSink.parse({ type: 'secrets-manager', secretId: missing }), clients()).check()).toEqual([
+      `configSink.secretId: Secrets Manager secret ${missing} does not exist (the sink changes an existing secret: create it first)`,
+    ]);
+    const id = `pgmig-test/${run}/check-plain`;
+    await sm.send(new CreateSecretCommand({ Name: id, SecretString: oldUrl }));
+    expect(await openConfigSink(ConfigSink.parse({ type: 'secrets-manager', secretId: id }), clients()).check()).toEqual([]);
+    const problems = await openConfigSink(
+      ConfigSink.parse({ type: 'secrets-manager', secretId: id, jsonKey: 'DATABASE_URL' }),
+      clients(),
+    ).check();
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^configSink\.jsonKey: .*is not a JSON object/);
+    expectNoSecret(problems, secrets);
+    const stages = await sm.send(new DescribeSecretCommand({ SecretId: id }));
+    expect(Object.keys(stages.VersionIdsToStages ?? {})).toHaveLength(1);
+  });
+
+  it('heroku: a plain config var needs PGMIG_SECRET_KEY; an unknown app or a wrong token is a problem; nothing is changed', async () => {
+    const { oldUrl } = urls();
+    const app = heroku.seedApp('check-plain', { configVars: { DATABASE_URL: oldUrl } });
+    expect(await herokuSink('check-plain').check()).toEqual([]);
+    const [noKey] = await herokuSink('check-plain', clients({ PGMIG_SECRET_KEY: undefined })).check();
+    expect(noKey).toMatch(/^configSink\.attachmentName: .*PGMIG_SECRET_KEY is not set on this worker/);
+    heroku.seedApp('check-addon', { configVars: {} });
+    heroku.seedPostgres('check-addon', { url: oldUrl });
+    expect(await herokuSink('check-addon', clients({ PGMIG_SECRET_KEY: undefined })).check()).toEqual([]);
+    const [unknown] = await herokuSink('no-such-app').check();
+    expect(unknown).toMatch(/^configSink\.app: Heroku API GET \/apps\/no-such-app\/addon-attachments: 404/);
+    const [wrong] = await herokuSink('check-plain', clients({ HEROKU_TEST_TOKEN: 'HRKU-wrong' })).check();
+    expect(wrong).toMatch(/^configSink\.app: .*401/);
+    expect(app.configVars).toEqual({ DATABASE_URL: oldUrl });
+    expect(app.releases).toBe(0);
+  });
+});

@@ -4,7 +4,7 @@
  * hold ends the decommission gate decides whether the rollback path is dropped (no-go or timeout:
  * hold again).
  */
-import { condition, isCancellation } from '@temporalio/workflow';
+import { condition, isCancellation, patched } from '@temporalio/workflow';
 import type { ReverseArgs } from '../../activities';
 import { durationMs, type MigrationInput } from '../../contract/input';
 import type { MigrationResult, MigrationStatus } from '../../signals';
@@ -49,18 +49,32 @@ export async function holdThenDecommission(
       continue;
     }
     progress.phase('awaiting-decommission');
+    // While the decommission gate is open a rollback is refused (reject decommission to hold again, then
+    // ask): an accepted request would otherwise be dropped by an approval of the gate.
+    run.holding = false;
     const decision = await gates.wait('decommission');
     if (decision.approved) break;
+    run.holding = true;
     gates.reopen('decommission');
     held.until = new Date(Date.now() + holdMs).toISOString();
   }
-  run.holding = false;
   progress.phase('decommissioning');
-  if (reverse) await progress.step('stop-reverse-replication', 'decommissioning', () => regular.stopReverseReplication(reverse));
-  await progress.step('drop-markers', 'decommissioning', () => long.dropReplicationLeftovers(cdcArgs));
+  await dropRollbackPath(run, 'decommissioning');
   // The rollback path is given up: e.g. on Heroku the old add-on is detached from the app.
   await progress.step('release-config', 'decommissioning', () => regular.releaseConfig({ migrationId, sink: input.configSink }));
   return undefined;
+}
+
+/** Reverse replication stopped and the markers dropped: the rollback path given up, the application untouched. */
+export async function dropRollbackPath(run: MigrationRun, phase: 'decommissioning' | 'completed'): Promise<void> {
+  const { input, plan, progress } = run;
+  const cdcArgs = run.cdcArgs;
+  const sourceReplicationUrl = input.hold?.reverseReplication ? input.source.replicationUrl : undefined;
+  if (sourceReplicationUrl) {
+    const reverse = { ...cdcArgs, sourceReplicationUrl, tables: plan.source.tables };
+    await progress.step('stop-reverse-replication', phase, () => regular.stopReverseReplication(reverse));
+  }
+  await progress.step('drop-markers', phase, () => long.dropReplicationLeftovers(cdcArgs));
 }
 
 /**
@@ -88,8 +102,11 @@ async function rollBackAfterGoLive(
   let frozenAt: number;
   let unfrozenAt: number;
   try {
-    rollbackUndo.register('unfreeze-target', () =>
-      undo.unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: plan.target.readOnlySettings }),
+    // All of the rollback's undos give the application its target back: one group, plain reverse order.
+    rollbackUndo.register(
+      'unfreeze-target',
+      () => undo.unfreezeTarget({ migrationId, url: target, roles: targetRoles, prior: plan.target.readOnlySettings }),
+      'application',
     );
     ({ frozenAt } = await progress.step('rollback-freeze-target', 'rolling-back', () =>
       window.freezeTarget({ migrationId, url: target, roles: targetRoles, drainTimeoutMs: durationMs(input.freeze.drainTimeout) }),
@@ -101,8 +118,12 @@ async function rollBackAfterGoLive(
     await progress.step('rollback-sequences', 'rolling-back', () =>
       window.reconcileSequences({ migrationId, source: target, target: source }),
     );
-    rollbackUndo.register('swap-config-to-target', () =>
-      undo.swapConfig({ migrationId, sink: input.configSink, appUrl: run.appUrl, urlParams: input.target.urlParams }),
+    // Back to the target, then one restart, so no process stays on the read-only source.
+    if (patched('rollback-undo-restarts')) run.appControl.registerRestartUndo(rollbackUndo);
+    rollbackUndo.register(
+      'swap-config-to-target',
+      () => undo.swapConfig({ migrationId, sink: input.configSink, appUrl: run.appUrl, urlParams: input.target.urlParams }),
+      'application',
     );
     await progress.step('rollback-config', 'rolling-back', () => window.restoreConfig({ migrationId, sink: input.configSink }));
     await run.appControl.restart();

@@ -65,6 +65,9 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
         maxLagBytes,
         maxLagSeconds: input.replication.maxLagSeconds,
         reportAfterMs: 30_000,
+        // The bound on replication errors runs on across calls and workers: it starts when they began.
+        errorTimeoutMs: durationMs(input.replication.errorTimeout),
+        ...(run.status.replication?.errors?.since ? { errorsSince: run.status.replication.errors.since } : {}),
       });
       run.status.replication = { ...state, updatedAt: new Date(Date.now()).toISOString() };
       const lag = state.lagSeconds !== undefined ? `${state.lagSeconds ?? '?'} s` : `${state.lagBytes ?? '?'} bytes`;

@@ -80,7 +80,14 @@ export function registerTargetReset(run: MigrationRun): void {
         'skipped: go-live was attempted, the target may hold application writes; left intact for inspection',
       );
     }
-    await undo.resetTarget({ migrationId, target, baseline });
+    const reset = await undo.resetTarget({ migrationId, target, baseline });
+    const told = [
+      ...(reset.keptForeign?.length ? [`kept objects of other roles: ${reset.keptForeign.join(', ')}`] : []),
+      ...(reset.droppedForeign?.length
+        ? [`dropped with the migration's objects they depended on: ${reset.droppedForeign.join(', ')}`]
+        : []),
+    ];
+    return told.length ? told.join('; ') : undefined;
   });
 }
 

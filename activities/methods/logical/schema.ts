@@ -4,7 +4,7 @@
  * (indexes, foreign keys, triggers: faster to build once than to maintain during the copy).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from 'pg';
 import { appName, workDir } from '../../names';
@@ -81,9 +81,11 @@ async function schemaDump(args: SchemaArgs): Promise<{ files: SchemaFiles; recre
  */
 export async function removeSchemaDump(migrationId: string): Promise<string[]> {
   const p = schemaPaths(migrationId);
-  if (!existsSync(p.dir)) return [];
+  const removed = existsSync(p.dir);
   await rm(p.dir, { recursive: true, force: true });
-  return [`schema dump ${p.dir}`];
+  // The work dir itself too once nothing else is in it (a method's own files go with its dropOwn first).
+  await rmdir(path.dirname(p.dir)).catch(() => undefined);
+  return removed ? [`schema dump ${p.dir}`] : [];
 }
 
 /**

