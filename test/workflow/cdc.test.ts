@@ -4,19 +4,13 @@
  * test, the window's steps as local activities, and a cutover no-go undoing the replication.
  */
 import type { WorkflowHandle } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { MigrationInputDraft } from '../../contract/input';
 import { approveUpdate, rejectUpdate, statusQuery } from '../../signals';
 import { TABLES_WITH_KEYS, type ActivityName, type Fakes } from './fakes';
-import { connectToTestServer, migrationInput, settle, waitForStatus, withWorker, type TestServer } from './harness';
+import { migrationInput, settle, waitForStatus, withWorker, useTestServer } from './harness';
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await connectToTestServer();
-});
-afterAll(async () => {
-  await server?.close();
-});
+const server = useTestServer();
 
 /** The write-freeze window of a CDC method: local activities, in this order. */
 const WINDOW: ActivityName[] = [
@@ -68,7 +62,7 @@ function expectWindowLocal(fakes: Fakes, names: ActivityName[]) {
 
 describe.concurrent('CDC methods on fake activities', () => {
   it('logical: replica identity, schema, replication, catch-up, cutover gate, the window, go-live gate, cleanup', async () => {
-    await withWorker(server, {}, async ({ fakes, start }) => {
+    await withWorker(server(), {}, async ({ fakes, start }) => {
       const input = cdcInput('logical', { replication: { tablesWithoutPrimaryKey: 'replica-identity-full' } });
       const handle = await start(input);
       await approveBothGates(fakes, handle);
@@ -143,7 +137,7 @@ describe.concurrent('CDC methods on fake activities', () => {
   });
 
   it('pgcopydb: one long clone-and-follow beside the workflow, ended by the drain; cutover then go-live', async () => {
-    await withWorker(server, { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
+    await withWorker(server(), { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
       const handle = await start(cdcInput('pgcopydb'));
       await waitForStatus(handle, (s) => s.pendingGate?.gate === 'cutover', 'the cutover gate');
       // Still following while the workflow waits at the gate.
@@ -193,7 +187,7 @@ describe.concurrent('CDC methods on fake activities', () => {
   });
 
   it('dms: the logical sequence with the DMS task (method dms in every CDC call), lag in seconds', async () => {
-    await withWorker(server, { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
+    await withWorker(server(), { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
       const input = cdcInput('dms', { replication: { maxLagSeconds: 3 } });
       const handle = await start(input);
       await approveBothGates(fakes, handle);
@@ -234,7 +228,7 @@ describe.concurrent('CDC methods on fake activities', () => {
   });
 
   it('logical cutover no-go: nothing frozen, replication and target undone in reverse order, rolled back', async () => {
-    await withWorker(server, {}, async ({ fakes, start }) => {
+    await withWorker(server(), {}, async ({ fakes, start }) => {
       const handle = await start(cdcInput('logical', { replication: { tablesWithoutPrimaryKey: 'replica-identity-full' } }));
       await waitForStatus(handle, (s) => s.pendingGate?.gate === 'cutover', 'the cutover gate');
       await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'carol', gate: 'cutover', reason: 'lag too spiky' }] });
@@ -267,7 +261,7 @@ describe.concurrent('CDC methods on fake activities', () => {
   });
 
   it('pgcopydb cutover no-go: the running clone-and-follow is cancelled and has stopped before the undos run', async () => {
-    await withWorker(server, { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
+    await withWorker(server(), { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
       const handle = await start(cdcInput('pgcopydb'));
       await waitForStatus(handle, (s) => s.pendingGate?.gate === 'cutover', 'the cutover gate');
       await vi.waitFor(() => expect(fakes.events).toEqual(['pgcopydb:started']));
@@ -293,7 +287,7 @@ describe.concurrent('CDC methods on fake activities', () => {
   });
 
   it('logical go-live no-go after the window: production first (config, source writable), then target and replication', async () => {
-    await withWorker(server, { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
+    await withWorker(server(), { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
       const handle = await start(cdcInput('logical', { gates: { cutover: { timeout: '1m' }, 'go-live': { timeout: '1m' } } }));
       await handle.executeUpdate(approveUpdate, { args: [{ approver: 'carol', gate: 'cutover' }] });
       await waitForStatus(handle, (s) => s.pendingGate?.gate === 'go-live', 'the go-live gate');

@@ -5,32 +5,15 @@
  * its source back, then the cleanup), each group in reverse order of registration; a failure of
  * go-live itself rolls forward instead.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { approveUpdate, rejectUpdate, statusQuery } from '../../signals';
 import type { ActivityName } from './fakes';
-import { connectToTestServer, latch, migrationInput, settle, waitForPhase, waitForStatus, withWorker, type TestServer } from './harness';
+import { latch, migrationInput, settle, waitForPhase, waitForStatus, withWorker, useTestServer, DUMP_RESTORE_FORWARD } from './harness';
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await connectToTestServer();
-});
-afterAll(async () => {
-  await server?.close();
-});
+const server = useTestServer();
 
 /** The forward activities in order. The databases are leased right after preflight (not a step of its own in status). */
-const FORWARD: ActivityName[] = [
-  'preflight',
-  'acquireLease',
-  'freezeSource',
-  'copyDumpRestore',
-  'reconcileSequences',
-  'verifyCopy',
-  'freezeTarget',
-  'swapConfig',
-  'smokeTest',
-  'unfreezeTarget',
-];
+const FORWARD: ActivityName[] = [...DUMP_RESTORE_FORWARD];
 /** The status step of each forward activity. */
 const STEP_OF: Partial<Record<ActivityName, string>> = {
   preflight: 'preflight',
@@ -68,7 +51,7 @@ const ALL_UNDOS = undosAfter('smokeTest');
 describe.concurrent('dump-restore on fake activities', () => {
   it('go-live approved ahead of time: the forward steps in order, then completed', async () => {
     const copying = latch();
-    await withWorker(server, { pauses: { copyDumpRestore: copying.promise } }, async ({ fakes, start }) => {
+    await withWorker(server(), { pauses: { copyDumpRestore: copying.promise } }, async ({ fakes, start }) => {
       const input = migrationInput({ gates: { 'go-live': { timeout: '1m', approvers: ['alice'] } } });
       const handle = await start(input);
       await waitForPhase(handle, 'copying');
@@ -118,7 +101,7 @@ describe.concurrent('dump-restore on fake activities', () => {
   });
 
   it('go-live gate timeout: no-go, every undo (production first, each group in reverse order of registration), rolled back', async () => {
-    await withWorker(server, {}, async ({ fakes, start }) => {
+    await withWorker(server(), {}, async ({ fakes, start }) => {
       const handle = await start(migrationInput({ gates: { 'go-live': { timeout: '1s' } } }));
       const { result, failure } = await settle(handle);
       expect(failure).toBeUndefined();
@@ -139,7 +122,7 @@ describe.concurrent('dump-restore on fake activities', () => {
   });
 
   it('go-live rejected at the gate: the same undos, the approver and reason in the result', async () => {
-    await withWorker(server, {}, async ({ fakes, start }) => {
+    await withWorker(server(), {}, async ({ fakes, start }) => {
       const handle = await start(migrationInput({ gates: { 'go-live': { timeout: '1m', approvers: ['bob'] } } }));
       const open = await waitForStatus(handle, (s) => s.pendingGate?.gate === 'go-live', 'the go-live gate');
       expect(open.phase).toBe('awaiting-go-live');
@@ -159,7 +142,7 @@ describe.concurrent('dump-restore on fake activities', () => {
   const failing = FORWARD.filter((a) => a !== 'acquireLease' && a !== 'unfreezeTarget');
 
   it.each(failing)('a failure after %s runs exactly the undos registered before it, production first', async (after) => {
-    await withWorker(server, { failAfter: { activity: after } }, async ({ fakes, start }) => {
+    await withWorker(server(), { failAfter: { activity: after } }, async ({ fakes, start }) => {
       const handle = await start(migrationInput());
       const { result, failure } = await settle(handle);
       expect(failure?.type).toBe('MigrationFailed');
@@ -181,7 +164,7 @@ describe.concurrent('dump-restore on fake activities', () => {
   });
 
   it('a failure after go-live itself (unfreezeTarget) rolls forward: the target made writable, nothing undone', async () => {
-    await withWorker(server, { failAfter: { activity: 'unfreezeTarget' } }, async ({ fakes, start }) => {
+    await withWorker(server(), { failAfter: { activity: 'unfreezeTarget' } }, async ({ fakes, start }) => {
       const handle = await start(migrationInput());
       // Approved ahead of time, so that go-live is reached.
       await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });

@@ -3,22 +3,16 @@
  * have, by someone not on the gate's list, twice, or with no gate open are refused with a reason
  * (Updates answer it; a refused Signal is recorded in status), and none of them changes the run.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { approveSignal, approveUpdate, rejectUpdate, rollbackUpdate, statusQuery } from '../../signals';
-import { connectToTestServer, latch, migrationInput, refusalOf, settle, waitForPhase, withWorker, type TestServer } from './harness';
+import { latch, migrationInput, refusalOf, settle, waitForPhase, withWorker, useTestServer } from './harness';
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await connectToTestServer();
-});
-afterAll(async () => {
-  await server?.close();
-});
+const server = useTestServer();
 
 describe.concurrent('gate decisions on fake activities', () => {
   it('refuses unknown gates, unlisted approvers, a second decision and decisions with no gate open', async () => {
     const copying = latch();
-    await withWorker(server, { pauses: { copyDumpRestore: copying.promise } }, async ({ fakes, start }) => {
+    await withWorker(server(), { pauses: { copyDumpRestore: copying.promise } }, async ({ fakes, start }) => {
       const handle = await start(migrationInput({ gates: { 'go-live': { timeout: '1m', approvers: ['alice', 'bob'] } } }));
       await waitForPhase(handle, 'copying');
       const approve = (payload: { approver: string; gate?: string }) => refusalOf(handle.executeUpdate(approveUpdate, { args: [payload] }));
@@ -65,7 +59,7 @@ describe.concurrent('gate decisions on fake activities', () => {
   });
 
   it('a CDC migration has a cutover gate; an approval by signal is recorded as such', async () => {
-    await withWorker(server, {}, async ({ start }) => {
+    await withWorker(server(), {}, async ({ start }) => {
       const handle = await start(
         migrationInput({
           method: 'logical',

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { Client, Connection, WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import type { MigrationInputDraft } from '../../contract/input';
 import type { RehearsalInputDraft } from '../../contract/rehearsal';
 import { statusQuery, type MigrationResult, type MigrationStatus } from '../../signals';
@@ -28,6 +28,35 @@ export interface TestServer {
   nativeConnection: NativeConnection;
   close: () => Promise<void>;
 }
+
+/** A file's connection to the test server: opened before its tests, closed after them. */
+export function useTestServer(): () => TestServer {
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    server = await connectToTestServer();
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  return () => {
+    if (!server) throw new Error('the test server is not connected yet');
+    return server;
+  };
+}
+
+/** The forward activities of a dump-restore migration, in order (the lease right after preflight). */
+export const DUMP_RESTORE_FORWARD = [
+  'preflight',
+  'acquireLease',
+  'freezeSource',
+  'copyDumpRestore',
+  'reconcileSequences',
+  'verifyCopy',
+  'freezeTarget',
+  'swapConfig',
+  'smokeTest',
+  'unfreezeTarget',
+] as const;
 
 /** Connections to the server the global setup provided (once per test file). */
 export async function connectToTestServer(): Promise<TestServer> {

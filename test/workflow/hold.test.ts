@@ -3,41 +3,15 @@
  * gate (approved ahead of time, or a no-go that holds again), and the `rollback` Update during the
  * hold with reverse replication (lossless switch back; a failed rollback undone, the hold going on).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { MigrationInputDraft } from '../../contract/input';
 import { approveUpdate, rejectUpdate, rollbackUpdate, statusQuery } from '../../signals';
 import { TABLES_WITH_KEYS, type ActivityName } from './fakes';
-import {
-  connectToTestServer,
-  migrationInput,
-  refusalOf,
-  settle,
-  waitForPhase,
-  waitForStatus,
-  withWorker,
-  type TestServer,
-} from './harness';
+import { useTestServer, migrationInput, refusalOf, settle, waitForPhase, waitForStatus, withWorker, DUMP_RESTORE_FORWARD } from './harness';
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await connectToTestServer();
-});
-afterAll(async () => {
-  await server?.close();
-});
+const server = useTestServer();
 
-const DUMP_RESTORE: ActivityName[] = [
-  'preflight',
-  'acquireLease',
-  'freezeSource',
-  'copyDumpRestore',
-  'reconcileSequences',
-  'verifyCopy',
-  'freezeTarget',
-  'swapConfig',
-  'smokeTest',
-  'unfreezeTarget',
-];
+const DUMP_RESTORE: ActivityName[] = [...DUMP_RESTORE_FORWARD];
 
 const withReverse = (hold: NonNullable<MigrationInputDraft['hold']>): Partial<MigrationInputDraft> => ({
   source: { url: { env: 'FAKE_SOURCE_URL' }, replicationUrl: { env: 'FAKE_SOURCE_REPLICATION_URL' } },
@@ -53,7 +27,7 @@ const stepStart = (steps: { name: string; startedAt: string }[], name: string) =
 
 describe.concurrent('the hold on fake activities', () => {
   it('decommission approved ahead of time: the hold lasts its duration, then the rollback path is dropped', async () => {
-    await withWorker(server, {}, async ({ fakes, start }) => {
+    await withWorker(server(), {}, async ({ fakes, start }) => {
       const handle = await start(migrationInput({ hold: { duration: '1s' } }));
       await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
       await handle.executeUpdate(approveUpdate, { args: [{ approver: 'dave', gate: 'decommission' }] });
@@ -75,7 +49,7 @@ describe.concurrent('the hold on fake activities', () => {
   });
 
   it('decommission no-go holds again; approved the second time', async () => {
-    await withWorker(server, {}, async ({ fakes, start }) => {
+    await withWorker(server(), {}, async ({ fakes, start }) => {
       const handle = await start(
         migrationInput({ hold: { duration: '1s' }, gates: { 'go-live': { timeout: '1m' }, decommission: { timeout: '1m' } } }),
       );
@@ -106,7 +80,7 @@ describe.concurrent('the hold on fake activities', () => {
   });
 
   it('rollback during the hold with reverse replication: target frozen, drained back, config back, source writable', async () => {
-    await withWorker(server, {}, async ({ fakes, start }) => {
+    await withWorker(server(), {}, async ({ fakes, start }) => {
       const input = migrationInput(withReverse({ duration: '1h' }));
       const handle = await start(input);
       // Not before the hold: writes have not moved yet.
@@ -164,7 +138,7 @@ describe.concurrent('the hold on fake activities', () => {
   });
 
   it('a rollback that fails is undone and the hold goes on', async () => {
-    await withWorker(server, { failAfter: { activity: 'drainReverse' } }, async ({ fakes, start }) => {
+    await withWorker(server(), { failAfter: { activity: 'drainReverse' } }, async ({ fakes, start }) => {
       const handle = await start(migrationInput(withReverse({ duration: '1h' })));
       await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
       await waitForPhase(handle, 'holding');
@@ -186,7 +160,7 @@ describe.concurrent('the hold on fake activities', () => {
 
   /** An accepted rollback would be dropped by an approval of the gate: while it is open, a rollback is refused. */
   it('refuses a rollback while the decommission gate is open', async () => {
-    await withWorker(server, { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
+    await withWorker(server(), { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
       const handle = await start(migrationInput(withReverse({ duration: '1s' })));
       await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
       await waitForPhase(handle, 'awaiting-decommission');
@@ -205,7 +179,7 @@ describe.concurrent('the hold on fake activities', () => {
 
   /** Past the point of no return nothing is undone; only the rollback path is dropped. */
   it('a cancellation during the hold leaves the target live, reports it, and drops the rollback path', async () => {
-    await withWorker(server, {}, async ({ fakes, start }) => {
+    await withWorker(server(), {}, async ({ fakes, start }) => {
       const handle = await start(migrationInput(withReverse({ duration: '1h' })));
       await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
       await waitForPhase(handle, 'holding');

@@ -4,20 +4,14 @@
  */
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RehearsalInputDraft } from '../../contract/rehearsal';
 import { AUTOMATIC_APPROVER } from '../../contract/rehearsal';
 import { rehearsalStatusQuery, type RehearsalSummary } from '../../signals/rehearsal';
 import type { ActivityName } from './fakes';
-import { connectToTestServer, migrationInput, withWorker, type TestServer } from './harness';
+import { migrationInput, withWorker, useTestServer } from './harness';
 
-let server: TestServer;
-beforeAll(async () => {
-  server = await connectToTestServer();
-});
-afterAll(async () => {
-  await server?.close();
-});
+const server = useTestServer();
 
 const rehearsalInput = (): RehearsalInputDraft => ({
   migration: migrationInput({ method: 'auto', downtimeBudget: '30s', gates: { 'go-live': { timeout: '1m', approvers: ['alice'] } } }),
@@ -42,7 +36,7 @@ const TEARDOWN: ActivityName[] = ['dropScratchDatabase', 'dropScratchDatabase', 
 
 describe.concurrent('rehearseMigration on fake activities', () => {
   it('passes: snapshot, the child migration approved automatically, teardown in reverse, report', async () => {
-    await withWorker(server, {}, async ({ fakes, startRehearsal }) => {
+    await withWorker(server(), {}, async ({ fakes, startRehearsal }) => {
       const input = rehearsalInput();
       const handle = await startRehearsal(input);
       const workflowId = handle.workflowId;
@@ -69,7 +63,7 @@ describe.concurrent('rehearseMigration on fake activities', () => {
       expect(preflight.input.source).toEqual({ url: { env: 'FAKE_SCRATCH_URL', database: dropped[1] } });
       expect(preflight.input.configSink.path).toMatch(/staging\.env$/);
 
-      const child = await server.client.workflow.getHandle(`${workflowId}-migration`).result();
+      const child = await server().client.workflow.getHandle(`${workflowId}-migration`).result();
       expect(child.outcome).toBe('completed');
       expect(child.decisions).toEqual([expect.objectContaining({ gate: 'go-live', approver: AUTOMATIC_APPROVER, via: 'signal' })]);
       const status = await handle.query(rehearsalStatusQuery);
@@ -83,7 +77,7 @@ describe.concurrent('rehearseMigration on fake activities', () => {
   });
 
   it('a child migration that fails is undone, the scratch resources torn down all the same, the rehearsal failed', async () => {
-    await withWorker(server, { failAfter: { activity: 'verifyCopy' } }, async ({ fakes, startRehearsal }) => {
+    await withWorker(server(), { failAfter: { activity: 'verifyCopy' } }, async ({ fakes, startRehearsal }) => {
       const handle = await startRehearsal(rehearsalInput());
       const err = await handle.result().then(
         () => undefined,

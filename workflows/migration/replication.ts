@@ -94,11 +94,11 @@ function lostItsWorker(err: unknown): boolean {
 
 /**
  * The full comparison on freeze-point snapshots, beside the window. A verification whose worker died
- * is started again with fresh snapshots while they still describe the freeze point (nothing has gone
- * live: the application has written to neither side since the freeze); after go-live it is reported
- * as not run, never as failed.
+ * before it took its snapshots is started again: the workflow waits for the snapshots before going
+ * live, so fresh ones still describe the freeze point. Once snapshots were taken the window goes on
+ * and the target may take writes, so a lost verification is then reported as not run, never as failed.
  */
-function verifyBeside(run: MigrationRun, drainTimeoutMs: number, attempt = 1): Promise<boolean> {
+function verifyBeside(run: MigrationRun, drainTimeoutMs: number, snapshotTaken: () => boolean, attempt = 1): Promise<boolean> {
   const { input, plan, status } = run;
   return run
     .runInBackground(() =>
@@ -121,8 +121,12 @@ function verifyBeside(run: MigrationRun, drainTimeoutMs: number, attempt = 1): P
       },
       (err: unknown) => {
         if (lostItsWorker(err) && !run.compensating && patched('verification-survives-a-worker')) {
-          if (!run.goLiveAttempted && attempt < 3) return verifyBeside(run, drainTimeoutMs, attempt + 1);
-          const why = run.goLiveAttempted ? 'the target has taken writes since go-live' : 'three attempts lost their worker';
+          if (!snapshotTaken() && !run.goLiveAttempted && attempt < 3) return verifyBeside(run, drainTimeoutMs, snapshotTaken, attempt + 1);
+          const why = snapshotTaken()
+            ? 'its snapshots went with it (the target may have taken writes since)'
+            : run.goLiveAttempted
+              ? 'the target has taken writes since go-live'
+              : 'three attempts lost their worker';
           status.verification = { state: 'not-run', detail: `not run: its worker was lost and ${why} (${failureMessage(err)})` };
           run.verification = 'not-run';
           return false;
@@ -151,7 +155,7 @@ export async function drainAndStop(run: MigrationRun, replication: Replication):
   status.verification = { state: 'running' };
   // Waits for the drain marker on its own, then snapshots both sides and signals: it runs beside the window.
   // Its own scope: a rollback cancels it first, so its snapshots do not hold locks the undos need.
-  const fullVerification = verifyBeside(run, drainTimeoutMs);
+  const fullVerification = verifyBeside(run, drainTimeoutMs, () => snapshotTaken);
   const drain = run.method.slowDrain ? activities.slowDrain : window;
   await progress.step('drain', 'draining', () => drain.drainReplication({ ...cdcArgs, timeoutMs: drainTimeoutMs }));
   const follower = replication.follower;
