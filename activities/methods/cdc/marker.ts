@@ -27,18 +27,6 @@ export async function ensureMarker(client: Client, migrationId: string): Promise
 }
 
 /**
- * A small committed change in the migrated database (marker row 0; the cutover uses row 1). A follower
- * that measures its position by the last transaction it applied (pgcopydb 0.10) otherwise looks further
- * and further behind while other databases of the cluster write WAL and this one is quiet.
- */
-export async function touchMarker(client: Client, migrationId: string): Promise<void> {
-  await client.query('SET default_transaction_read_only = off');
-  await client.query(
-    `INSERT INTO ${replicationNames(migrationId).marker} (id) VALUES (0) ON CONFLICT (id) DO UPDATE SET at = clock_timestamp()`,
-  );
-}
-
-/**
  * Commits a marker row on the (frozen) source with the migration's own writable session and waits
  * until the target has applied it: then the target holds every commit the source ever acknowledged.
  */

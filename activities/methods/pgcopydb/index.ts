@@ -8,10 +8,9 @@ import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import type { CdcArgs, ActivityContext } from '../../context';
-import { withClient } from '../../database/pg';
 import type { TargetBaseline } from '../../database/target-reset';
 import { workDir } from '../../names';
-import { ensureMarker, touchMarker } from '../cdc/marker';
+import { ensureMarker } from '../cdc/marker';
 import { pause, type ReplicationMethod, type ReplicationState } from '../method';
 import { cleanupPgcopydb, logFile, pgcopydbStreaming, runCloneFollow, setEndpos, type PgcopydbRun } from './clone-follow';
 import { lastErrors } from './process';
@@ -44,7 +43,7 @@ async function recentLogErrors(run: PgcopydbRun): Promise<string[]> {
   }
 }
 
-export function pgcopydbMethod({ admin, endpoints, both }: ActivityContext): ReplicationMethod {
+export function pgcopydbMethod({ endpoints, both }: ActivityContext): ReplicationMethod {
   /** Slot and origin names come from the migration id; the work dir is this worker's. */
   const runOf = async (args: CdcArgs & { jobs?: number; baseline?: TargetBaseline }): Promise<PgcopydbRun> => {
     const [sourceUrl, targetUrl] = await endpoints(args);
@@ -73,14 +72,8 @@ export function pgcopydbMethod({ admin, endpoints, both }: ActivityContext): Rep
       const ctx = Context.current();
       const run = await runOf(args);
       const until = Date.now() + args.reportAfterMs;
-      let touchedAt = 0;
       for (;;) {
         const s = await pgcopydbStreaming(run);
-        if (s.streaming && Date.now() - touchedAt >= 2_000) {
-          // Its position moves only with a transaction of this database: give it one to apply.
-          await withClient(run.sourceUrl, admin(args.migrationId, 'source'), (c) => touchMarker(c, args.migrationId));
-          touchedAt = Date.now();
-        }
         // pgcopydb reports no per-table progress: the clone is one unit, done when it streams.
         const errors = await recentLogErrors(run);
         const state: ReplicationState = {
