@@ -2,44 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { formatLease, parseLease } from '../../activities/database/lease';
 import { checkMigrationInput, type MigrationInput } from '../../contract/input';
-import { buildPlan, type DatabaseInventory } from '../../contract/plan';
+import { buildPlan } from '../../contract/plan';
+import { inventory } from '../helpers/inventory';
 
 const holder = { workflowId: 'wf-a', runId: 'run-1', namespace: 'default', migrationId: 'shop', since: '2025-01-01T00:00:00.000Z' };
-
-function inventory(overrides: Partial<DatabaseInventory> = {}): DatabaseInventory {
-  return {
-    serverVersion: '15.4',
-    serverVersionNum: 150004,
-    database: 'db',
-    currentUser: 'app',
-    isSuperuser: false,
-    ownsDatabase: true,
-    encoding: 'UTF8',
-    sizeBytes: 1024,
-    walLevel: 'logical',
-    maxConnections: 100,
-    connectionsInUse: 5,
-    tables: [],
-    sequences: [],
-    extensions: [],
-    availableExtensions: [],
-    largeObjects: 0,
-    preparedTransactions: 0,
-    schemas: ['public'],
-    userObjects: 0,
-    readOnlySettings: [],
-    canReplicate: true,
-    canSubscribe: true,
-    maxReplicationSlots: 10,
-    replicationSlotsUsed: 0,
-    maxWalSenders: 10,
-    walSendersUsed: 0,
-    walBytesPerSecond: 0,
-    identityColumns: 0,
-    generatedColumns: 0,
-    ...overrides,
-  };
-}
 
 function input(): MigrationInput {
   const checked = checkMigrationInput({

@@ -1,41 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkMigrationInput, type MigrationInput } from '../../contract/input';
-import { buildPlan, estimateDumpRestoreMs, type DatabaseInventory } from '../../contract/plan';
-
-function inventory(overrides: Partial<DatabaseInventory> = {}): DatabaseInventory {
-  return {
-    serverVersion: '15.4',
-    serverVersionNum: 150004,
-    database: 'db',
-    currentUser: 'app',
-    isSuperuser: false,
-    ownsDatabase: true,
-    encoding: 'UTF8',
-    sizeBytes: 100 * 1024 * 1024,
-    walLevel: 'logical',
-    maxConnections: 100,
-    connectionsInUse: 5,
-    tables: [],
-    sequences: [],
-    extensions: ['plpgsql'],
-    availableExtensions: ['plpgsql', 'citext'],
-    largeObjects: 0,
-    preparedTransactions: 0,
-    schemas: ['public'],
-    userObjects: 0,
-    readOnlySettings: [],
-    canReplicate: true,
-    canSubscribe: true,
-    maxReplicationSlots: 10,
-    replicationSlotsUsed: 0,
-    maxWalSenders: 10,
-    walSendersUsed: 0,
-    walBytesPerSecond: 0,
-    identityColumns: 0,
-    generatedColumns: 0,
-    ...overrides,
-  };
-}
+import { buildPlan, estimateDumpRestoreMs } from '../../contract/plan';
+import { inventory } from '../helpers/inventory';
 
 function input(extra: Record<string, unknown> = {}): MigrationInput {
   const checked = checkMigrationInput({
