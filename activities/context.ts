@@ -28,7 +28,7 @@ export interface ActivityDeps extends SecretClients, AppControlDeps, TrafficDeps
 /** Arguments of the replication activities: the endpoints, the method, and the role that owns the subscription. */
 export interface CdcArgs {
   /** Which replication method; absent means logical (histories recorded before DMS existed). */
-  method?: 'logical' | 'dms' | 'pgcopydb';
+  method?: 'logical' | 'dms' | 'pgcopydb' | 'triggers';
   migrationId: string;
   source: SecretRef;
   target: SecretRef;

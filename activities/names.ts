@@ -22,6 +22,6 @@ export function ownSessionsPrefix(migrationId: string): string {
   return fitName(`pgmig-${migrationId}`, 50, { id: migrationId, separator: '-' });
 }
 
-export function appName(migrationId: string, role: 'dump' | 'restore' | 'verify' | 'admin'): string {
+export function appName(migrationId: string, role: 'dump' | 'restore' | 'verify' | 'admin' | 'copy'): string {
   return `${ownSessionsPrefix(migrationId)}-${role}`;
 }

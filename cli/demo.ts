@@ -14,8 +14,8 @@ import { formatBytes, formatMs } from '../contract/plan';
 import type { MigrationResult } from '../signals';
 import { AppWriter } from '../stack/app-writer';
 import { seedDemoData } from '../stack/demo-data';
-import { Client } from 'pg';
-import { createTargetDatabase, databaseUrl, stackEnvPath, stackUp, type StackEnv } from '../stack';
+import { Client, escapeIdentifier } from 'pg';
+import { createSourceDatabase, createTargetDatabase, databaseUrl, stackEnvPath, stackUp, type StackEnv } from '../stack';
 import { migrationStartOptions, taskQueue } from '../signals/task-queue';
 import { createMigrationWorker } from '../workers/worker';
 import { temporalClient, uiLink } from './connection';
@@ -30,15 +30,17 @@ export interface DemoOptions {
 }
 
 /** A previous demo leaves the source read-only (it is the rollback reference); the sandbox starts writable. */
-async function unfreezeDemoSource(env: StackEnv): Promise<void> {
+async function unfreezeDemoSource(env: StackEnv, source: DemoSource): Promise<void> {
   const admin = new Client({
-    connectionString: databaseUrl(env.SOURCE_ADMIN_URL, 'appdb'),
+    connectionString: databaseUrl(env.SOURCE_ADMIN_URL, source.database),
     options: '-c default_transaction_read_only=off',
   });
   await admin.connect();
   try {
-    await admin.query('ALTER DATABASE appdb RESET default_transaction_read_only');
-    await admin.query('ALTER ROLE app IN DATABASE appdb RESET default_transaction_read_only');
+    await admin.query(`ALTER DATABASE ${escapeIdentifier(source.database)} RESET default_transaction_read_only`);
+    await admin.query(
+      `ALTER ROLE ${escapeIdentifier(source.role)} IN DATABASE ${escapeIdentifier(source.database)} RESET default_transaction_read_only`,
+    );
   } catch (err) {
     if ((err as { code?: string }).code !== '3D000') throw err; // no appdb yet: nothing to unfreeze
   } finally {
@@ -46,13 +48,35 @@ async function unfreezeDemoSource(env: StackEnv): Promise<void> {
   }
 }
 
+interface DemoSource {
+  database: string;
+  role: string;
+}
+
+/**
+ * The source database of the demo: `appdb` owned by `app` (which has REPLICATION, as on a Heroku plan
+ * with logical replication), or for `--method triggers` `herokudb` owned by `heroku_app`, a plain owner
+ * as Heroku's credential really is: no slot, no subscription, only its tables.
+ */
+async function demoSource(env: StackEnv, method: DemoOptions['method']): Promise<DemoSource & { url: string }> {
+  if (method !== 'triggers') return { database: 'appdb', role: 'app', url: env.SOURCE_DATABASE_URL };
+  const exists = new Client({ connectionString: env.SOURCE_ADMIN_URL });
+  await exists.connect();
+  const found = await exists.query(`SELECT 1 FROM pg_database WHERE datname = 'herokudb'`).finally(() => exists.end());
+  const url = found.rowCount
+    ? databaseUrl(env.SOURCE_HEROKU_DATABASE_URL, 'herokudb')
+    : await createSourceDatabase(env, 'herokudb', { heroku: true });
+  return { database: 'herokudb', role: 'heroku_app', url };
+}
+
 export async function runDemo(opts: DemoOptions): Promise<number> {
   const print = (line: string) => console.log(line);
   print('== local stack');
   const env = await stackUp();
   for (const [k, v] of Object.entries(env)) if (!/URL|SECRET|ACCESS_KEY/.test(k) || k === 'TEMPORAL_UI_URL') process.env[k] ??= v;
+  const source = await demoSource(env, opts.method);
   // Secrets the migration input references by name, visible to this process's worker only.
-  process.env.SOURCE_DATABASE_URL = env.SOURCE_DATABASE_URL;
+  process.env.SOURCE_DATABASE_URL = source.url;
   process.env.TARGET_DATABASE_URL = env.TARGET_DATABASE_URL;
   // The local target is a plain PostgreSQL 15, where only a superuser may CREATE SUBSCRIPTION (RDS's master user can).
   process.env.TARGET_REPLICATION_URL = databaseUrl(env.TARGET_ADMIN_URL, 'appdb');
@@ -60,17 +84,17 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   print(`   Temporal UI ${env.TEMPORAL_UI_URL}`);
 
   print(`== demo data (scale ${opts.scale})`);
-  await unfreezeDemoSource(env);
-  const seeded = await seedDemoData(env.SOURCE_DATABASE_URL, { scale: opts.scale });
+  await unfreezeDemoSource(env, source);
+  const seeded = await seedDemoData(source.url, { scale: opts.scale });
   print(
-    `   source appdb: ${seeded.tables.length} tables, ${seeded.tables.reduce((n, t) => n + t.rows, 0)} rows, ${formatBytes(seeded.totalBytes)}`,
+    `   source ${source.database} (role ${source.role}): ${seeded.tables.length} tables, ${seeded.tables.reduce((n, t) => n + t.rows, 0)} rows, ${formatBytes(seeded.totalBytes)}`,
   );
   await createTargetDatabase(env, 'appdb');
   print('   target appdb: empty');
 
   // The application's config: it starts on the source; the migration swaps it to the target.
   const appEnv = path.join(path.dirname(stackEnvPath()), 'demo-app.env');
-  writeFileSync(appEnv, `# written by npm run demo: the stand-in application's configuration\nDATABASE_URL=${env.SOURCE_DATABASE_URL}\n`, {
+  writeFileSync(appEnv, `# written by npm run demo: the stand-in application's configuration\nDATABASE_URL=${source.url}\n`, {
     mode: 0o600,
   });
   const app = new AppWriter(() => (existsSync(appEnv) ? parse(readFileSync(appEnv, 'utf8')).DATABASE_URL : undefined));

@@ -183,7 +183,11 @@ program
   .option('--auto-approve', 'approve the go-live gate without asking')
   .option('--scale <n>', 'demo dataset scale (100,000 bulk rows per unit)', '2')
   .option('--jobs <n>', 'pg_dump / pg_restore parallel jobs', '2')
-  .option('--method <method>', 'auto, dump-restore or logical', 'auto')
+  .option(
+    '--method <method>',
+    'auto, dump-restore, logical, pgcopydb or triggers (a Heroku-like source: its role has no REPLICATION)',
+    'auto',
+  )
   .option('--approver <name>', 'name recorded for the approval', defaultApprover)
   .action(async (opts: { autoApprove?: boolean; scale: string; jobs: string; approver: string; method: string }) => {
     process.exitCode = await runDemo({

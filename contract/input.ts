@@ -259,9 +259,9 @@ function urlParamsProblems(params: Record<string, string>, issue: Issue): void {
 
 const roleName = z.string().min(1).max(63);
 
-export const METHODS = ['auto', 'dump-restore', 'logical', 'pgcopydb', 'dms'] as const;
+export const METHODS = ['auto', 'dump-restore', 'logical', 'pgcopydb', 'dms', 'triggers'] as const;
 /** Methods that stream changes (CDC) and so cut over with a short freeze: they have a `cutover` gate. */
-export const CDC_METHODS = ['logical', 'pgcopydb', 'dms'] as const;
+export const CDC_METHODS = ['logical', 'pgcopydb', 'dms', 'triggers'] as const;
 export type MigrationMethod = Exclude<(typeof METHODS)[number], 'auto'>;
 
 export const GATES = ['cutover', 'go-live', 'traffic', 'decommission'] as const;
@@ -409,12 +409,22 @@ export const MigrationInput = z
           .number()
           .min(0)
           .default(5)
-          .describe('dms: catch-up is done once CloudWatch CDCLatencySource and CDCLatencyTarget are at most this many seconds.'),
+          .describe(
+            'dms: catch-up is done once CloudWatch CDCLatencySource and CDCLatencyTarget are at most this many seconds; triggers: once the oldest change not yet applied is at most this old.',
+          ),
+        maxLagChanges: z
+          .number()
+          .int()
+          .min(0)
+          .default(10_000)
+          .describe(
+            'triggers: catch-up is done (and the cutover gate opens) once at most this many captured row changes wait to be applied.',
+          ),
         tablesWithoutPrimaryKey: z
           .enum(['refuse', 'replica-identity-full'])
           .default('refuse')
           .describe(
-            'CDC methods: refuse tables without a primary key (UPDATE/DELETE on them would fail on the source), or set REPLICA IDENTITY FULL on them for the migration.',
+            'CDC methods: refuse tables without a primary key (UPDATE/DELETE on them would fail on the source), or set REPLICA IDENTITY FULL on them for the migration (triggers: a unique NOT NULL index serves as the key; otherwise such tables are matched on the whole row).',
           ),
         drainTimeout: duration(DURATION_LIMITS.replicationDrainTimeout)
           .default('30s')
@@ -428,7 +438,14 @@ export const MigrationInput = z
           ),
       })
       .strict()
-      .default({ maxLagBytes: 1024 * 1024, maxLagSeconds: 5, tablesWithoutPrimaryKey: 'refuse', drainTimeout: '30s', errorTimeout: '60s' }),
+      .default({
+        maxLagBytes: 1024 * 1024,
+        maxLagSeconds: 5,
+        maxLagChanges: 10_000,
+        tablesWithoutPrimaryKey: 'refuse',
+        drainTimeout: '30s',
+        errorTimeout: '60s',
+      }),
     verify: z
       .object({
         fullBeforeGoLive: z

@@ -13,15 +13,35 @@ export interface MethodTraits {
   shape: 'freeze-copy' | 'replication';
   /** The workflow copies the schema around the initial copy (pre-data + keys before, indexes after); pgcopydb does it inside its clone. */
   schemaSteps: boolean;
-  /** The copy and the follow are one long activity running beside the workflow until the drain's end position. */
-  followsBeside: boolean;
+  /**
+   * What runs beside the workflow until the drain's end: the copy and the follow in one long activity
+   * (`runPgcopydb`: pgcopydb's clone and follow; `copyAndApply`: the triggers method's snapshot copy, then
+   * its apply of the captured changes), and the step the drain waits on for it to end. Absent: the method's
+   * replication runs by itself (a subscription, a DMS task).
+   */
+  follower?: { activity: 'runPgcopydb' | 'copyAndApply'; exitStep: string };
   /** Its drain can outlast a local activity (pgcopydb 0.10 applies up to its end position in 10-20 s). */
   slowDrain: boolean;
+  /** Tables without a key get REPLICA IDENTITY FULL on the source for the migration (logical decoding needs it; triggers match rows themselves). */
+  replicaIdentity: boolean;
 }
 
 export const METHOD_TRAITS: Record<MigrationMethod, MethodTraits> = {
-  'dump-restore': { shape: 'freeze-copy', schemaSteps: false, followsBeside: false, slowDrain: false },
-  logical: { shape: 'replication', schemaSteps: true, followsBeside: false, slowDrain: false },
-  pgcopydb: { shape: 'replication', schemaSteps: false, followsBeside: true, slowDrain: true },
-  dms: { shape: 'replication', schemaSteps: true, followsBeside: false, slowDrain: false },
+  'dump-restore': { shape: 'freeze-copy', schemaSteps: false, slowDrain: false, replicaIdentity: false },
+  logical: { shape: 'replication', schemaSteps: true, slowDrain: false, replicaIdentity: true },
+  pgcopydb: {
+    shape: 'replication',
+    schemaSteps: false,
+    follower: { activity: 'runPgcopydb', exitStep: 'pgcopydb-exit' },
+    slowDrain: true,
+    replicaIdentity: true,
+  },
+  dms: { shape: 'replication', schemaSteps: true, slowDrain: false, replicaIdentity: true },
+  triggers: {
+    shape: 'replication',
+    schemaSteps: true,
+    follower: { activity: 'copyAndApply', exitStep: 'apply-exit' },
+    slowDrain: false,
+    replicaIdentity: false,
+  },
 };

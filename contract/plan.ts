@@ -12,6 +12,8 @@ export interface TableInventory {
   estimatedRows: number;
   bytes: number;
   hasPrimaryKey: boolean;
+  /** A unique index on NOT NULL columns only (not partial, no expression): the triggers method's key when there is no primary key. */
+  hasUniqueKey?: boolean;
   unlogged: boolean;
   partitioned: boolean;
   /** A partition of a partitioned table (its root is published / verified instead for CDC). */
@@ -65,6 +67,8 @@ export interface DatabaseInventory {
   canReplicate: boolean;
   /** PostgreSQL 15 needs a superuser to CREATE SUBSCRIPTION (RDS: rds_superuser; 16+: pg_create_subscription). */
   canSubscribe: boolean;
+  /** May SET session_replication_role (superuser; RDS's rds_superuser; 15+: GRANT SET ON PARAMETER): appliers skip FK checks and user triggers. */
+  canSetReplicationRole?: boolean;
   maxReplicationSlots: number;
   replicationSlotsUsed: number;
   maxWalSenders: number;
@@ -73,8 +77,25 @@ export interface DatabaseInventory {
   walBytesPerSecond: number;
   identityColumns: number;
   generatedColumns: number;
+  /** Sessions of other roles that may write here and that this role can neither see nor end: the freeze would not hold them. */
+  unendableSessions?: UnendableSessions[];
   /** Another migration's lease on this database (absent: free, or this migration's own). Set by preflight. */
   lease?: SeenLease;
+}
+
+/** Roles with sessions the freeze cannot end, and how many each (`activities/database/freeze.ts`). */
+export interface UnendableSessions {
+  role: string;
+  sessions: number;
+}
+
+/** Why such sessions make the freeze a pretence, and what to do about them. */
+export function describeUnendable(currentUser: string, found: UnendableSessions[]): string {
+  return (
+    `${found.map((f) => `${f.sessions} session(s) of role "${f.role}"`).join(', ')} may write to the database, and "${currentUser}" can neither see when they began nor end them ` +
+    `(it needs membership in those roles or pg_signal_backend), so they would keep writing through the freeze; stop those clients ` +
+    `(on Heroku: the dynos or credentials using them, or heroku pg:killall) or grant "${currentUser}" pg_signal_backend`
+  );
 }
 
 /** Who holds a database for a migration: one migration per database at a time (`activities/database/lease.ts`). */
@@ -217,6 +238,46 @@ export function logicalReplicationProblems(
   return problems;
 }
 
+/** Tables the triggers method cannot match rows of by a key: neither a primary key nor a unique NOT NULL index. */
+export function withoutCaptureKey(tables: TableInventory[]): TableInventory[] {
+  return tables.filter((t) => !t.isPartition && !t.hasPrimaryKey && !t.hasUniqueKey);
+}
+
+/** The triggers method needs only ownership of the tables (what a Heroku credential has); why it cannot run here (empty: it can). */
+export function triggerCaptureProblems(input: MigrationInput, source: DatabaseInventory): string[] {
+  const problems: string[] = [];
+  if (source.serverVersionNum < 130000) {
+    problems.push(
+      `source PostgreSQL ${source.serverVersion}: the triggers method needs 13 or later (transaction ids and snapshots as values: pg_current_xact_id, pg_visible_in_snapshot)`,
+    );
+  }
+  const notOwned = source.tables.filter((t) => t.owner !== source.currentUser && !t.isPartition);
+  if (notOwned.length && !source.isSuperuser) {
+    problems.push(`table(s) ${names(notOwned)} are not owned by "${source.currentUser}", which cannot create the capture triggers on them`);
+  }
+  const keyless = withoutCaptureKey(source.tables);
+  if (keyless.length && input.replication.tablesWithoutPrimaryKey === 'refuse') {
+    problems.push(
+      `table(s) ${names(keyless)} have no primary key and no unique index on NOT NULL columns, so their changed rows cannot be found on the target; add a key, or set replication.tablesWithoutPrimaryKey to "replica-identity-full" (rows matched on all their columns)`,
+    );
+  }
+  if (source.largeObjects > 0) {
+    problems.push(
+      `${source.largeObjects} large object(s): no trigger sees them, and the triggers method does not copy them yet; move them to bytea columns or use dump-restore`,
+    );
+  }
+  return problems;
+}
+
+/** What capture costs the source: every captured statement writes its rows again (as JSON) into the change log. */
+function captureCost(input: MigrationInput, source: DatabaseInventory): string {
+  const rate = source.walBytesPerSecond;
+  const copyMs = estimateDumpRestoreMs(source.sizeBytes, input.parallelJobs) / 2;
+  return rate > 0
+    ? `capture writes each changed row a second time (into the change log, as JSON): expect about 2x the source's WAL (${formatBytes(rate)}/s measured, so ~${formatBytes(2 * rate)}/s) and a change log that grows by ~${formatBytes(rate)}/s until applied: ~${formatBytes((rate * copyMs) / 1000)} of disk during the initial copy (~${formatMs(copyMs)}), pruned as the target applies it`
+    : 'capture writes each changed row a second time (into the change log, as JSON): about 2x the WAL of each write; no writes were measured during preflight, so the change log should stay small';
+}
+
 export function buildPlan(
   input: MigrationInput,
   source: DatabaseInventory,
@@ -232,6 +293,7 @@ export function buildPlan(
   const dumpEstimate = estimateDumpRestoreMs(source.sizeBytes, input.parallelJobs);
   const budgetMs = input.downtimeBudget ? durationMs(input.downtimeBudget) : undefined;
   const cdcProblems = logicalReplicationProblems(input, source, target, input.method === 'auto' ? 'logical' : input.method);
+  const captureProblems = triggerCaptureProblems(input, source);
   let method: MigrationMethod;
   if (input.method === 'auto') {
     const dumpFits = source.sizeBytes <= DUMP_RESTORE_COMFORT_BYTES && (budgetMs === undefined || dumpEstimate <= budgetMs);
@@ -241,16 +303,19 @@ export function buildPlan(
         `auto: source is ${formatBytes(source.sizeBytes)} (under ~20 GB)${budgetMs !== undefined ? ` and the estimated freeze ${formatMs(dumpEstimate)} fits downtimeBudget ${input.downtimeBudget}` : ''}: the simplest method that fits`,
       );
     } else {
-      method = 'logical';
+      // Native logical replication where the source allows it; else trigger-based capture, which needs only table ownership (Heroku).
+      method = cdcProblems.length && !captureProblems.length ? 'triggers' : 'logical';
       methodReasons.push(
         source.sizeBytes > DUMP_RESTORE_COMFORT_BYTES
           ? `auto: source is ${formatBytes(source.sizeBytes)}, too large to freeze for a dump-restore (~${formatMs(dumpEstimate)})`
           : `auto: a dump-restore would freeze writes for ~${formatMs(dumpEstimate)}, over downtimeBudget ${input.downtimeBudget}`,
       );
       methodReasons.push(
-        cdcProblems.length
-          ? 'logical replication is the near-zero-downtime method, but it is not possible here (see blockers)'
-          : 'native logical replication is available (wal_level=logical, replication privilege, free slots): copy and catch-up happen while the application runs',
+        method === 'triggers'
+          ? `native logical replication is not possible here (${cdcProblems.join('; ')}): trigger-based change capture needs only ownership of the tables, so copy and catch-up happen while the application runs`
+          : cdcProblems.length
+            ? 'logical replication is the near-zero-downtime method, but it is not possible here (see blockers), nor is trigger-based capture'
+            : 'native logical replication is available (wal_level=logical, replication privilege, free slots): copy and catch-up happen while the application runs',
       );
     }
   } else {
@@ -259,7 +324,15 @@ export function buildPlan(
   }
   const cdc = (CDC_METHODS as readonly string[]).includes(method);
   const estimate = cdc ? CDC_CUTOVER_ESTIMATE_MS : dumpEstimate;
-  if (cdc) {
+  if (method === 'triggers') {
+    blockers.push(...captureProblems);
+    methodReasons.push(captureCost(input, source));
+    if (target.canSetReplicationRole === false) {
+      warnings.push(
+        `target role "${target.currentUser}" may not SET session_replication_role: the captured changes are applied with the target's user triggers disabled (and foreign keys checked), in change order`,
+      );
+    }
+  } else if (cdc) {
     blockers.push(...cdcProblems);
     if (source.walBytesPerSecond > 0) {
       methodReasons.push(
@@ -345,6 +418,7 @@ export function buildPlan(
       );
     }
   }
+  if (source.unendableSessions?.length) blockers.push(`source: ${describeUnendable(source.currentUser, source.unendableSessions)}`);
   if (source.preparedTransactions > 0) {
     blockers.push(`source has ${source.preparedTransactions} prepared transaction(s); commit or roll them back before migrating`);
   }

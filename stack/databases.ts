@@ -68,14 +68,16 @@ export async function dropDatabase(adminUrl: string, dbName: string): Promise<vo
 }
 
 /**
- * (Re)create `dbName` on the source cluster, owned by `app`, with the same default
- * privileges for app_worker as appdb. Returns its URL for the `app` role.
+ * (Re)create `dbName` on the source cluster, owned by `app` (or, `heroku: true`, by `heroku_app`: an
+ * owner without REPLICATION, as Heroku's credential really is), with the same default privileges for
+ * app_worker as appdb. Returns its URL for the owning role.
  */
-export async function createSourceDatabase(env: StackEnv, dbName: string): Promise<string> {
+export async function createSourceDatabase(env: StackEnv, dbName: string, opts: { heroku?: boolean } = {}): Promise<string> {
+  const owner = opts.heroku ? 'heroku_app' : 'app';
   await dropDatabase(env.SOURCE_ADMIN_URL, dbName);
-  await withClient(env.SOURCE_ADMIN_URL, (c) => c.query(`CREATE DATABASE ${ident(dbName)} OWNER app`));
-  await withClient(databaseUrl(env.SOURCE_ADMIN_URL, dbName), (c) => applySourceDatabaseGrants(c, dbName));
-  return databaseUrl(env.SOURCE_DATABASE_URL, dbName);
+  await withClient(env.SOURCE_ADMIN_URL, (c) => c.query(`CREATE DATABASE ${ident(dbName)} OWNER ${ident(owner)}`));
+  await withClient(databaseUrl(env.SOURCE_ADMIN_URL, dbName), (c) => applySourceDatabaseGrants(c, dbName, owner));
+  return databaseUrl(opts.heroku ? env.SOURCE_HEROKU_DATABASE_URL : env.SOURCE_DATABASE_URL, dbName);
 }
 
 /** (Re)create `dbName` on the target cluster, owned by `rds_master`. Returns its URL for `rds_master`. */

@@ -1,7 +1,7 @@
 /**
  * What each cluster holds once it runs, so that the pair behaves like the real services: the
  * source like Heroku Postgres (an owning, non-superuser `app` role with REPLICATION, `app_worker`,
- * wal2json), the target like Amazon RDS (`rds_master` in `rds_superuser`, no superuser). Every
+ * wal2json; and `heroku_app`, an owner without REPLICATION as Heroku's credential really is), the target like Amazon RDS (`rds_master` in `rds_superuser`, no superuser). Every
  * step is idempotent: it runs on each `up`, on new and existing clusters alike.
  */
 import { Client } from 'pg';
@@ -27,12 +27,12 @@ async function ensureDatabase(client: Client, db: string, owner: string): Promis
   if (exists.rowCount === 0) await client.query(`CREATE DATABASE ${ident(db)} OWNER ${ident(owner)}`);
 }
 
-/** Heroku-like defaults inside one source database: app_worker gets DML on whatever `app` creates. */
-export async function applySourceDatabaseGrants(client: Client, db: string): Promise<void> {
+/** Heroku-like defaults inside one source database: app_worker gets DML on whatever its owner creates. */
+export async function applySourceDatabaseGrants(client: Client, db: string, owner = 'app'): Promise<void> {
   await client.query(`GRANT CONNECT ON DATABASE ${ident(db)} TO app_worker`);
-  await client.query('ALTER DEFAULT PRIVILEGES FOR ROLE app GRANT USAGE ON SCHEMAS TO app_worker');
-  await client.query('ALTER DEFAULT PRIVILEGES FOR ROLE app GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO app_worker');
-  await client.query('ALTER DEFAULT PRIVILEGES FOR ROLE app GRANT USAGE, SELECT ON SEQUENCES TO app_worker');
+  await client.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${ident(owner)} GRANT USAGE ON SCHEMAS TO app_worker`);
+  await client.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${ident(owner)} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO app_worker`);
+  await client.query(`ALTER DEFAULT PRIVILEGES FOR ROLE ${ident(owner)} GRANT USAGE, SELECT ON SEQUENCES TO app_worker`);
 }
 
 /**
@@ -76,6 +76,8 @@ async function bootstrapSource(c: ClusterLayout, port: number, s: Secrets): Prom
     // Heroku's default credential: owns the database, not a superuser; REPLICATION for logical replication.
     await ensureRole(admin, 'app', 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE REPLICATION', s.app);
     await ensureRole(admin, 'app_worker', 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION', s.appWorker);
+    // What Heroku really gives: it owns its database and tables, nothing more (no slot, no subscription).
+    await ensureRole(admin, 'heroku_app', 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION', s.herokuApp);
     await ensureDatabase(admin, 'appdb', 'app');
     await allowWal2jsonOutputPlugin(admin);
   } finally {
@@ -101,6 +103,8 @@ async function bootstrapTarget(c: ClusterLayout, port: number, s: Secrets): Prom
     );
     await ensureRole(admin, 'rds_master', 'LOGIN NOSUPERUSER CREATEDB CREATEROLE NOREPLICATION', s.rdsMaster);
     await admin.query('GRANT rds_superuser TO rds_master WITH ADMIN OPTION');
+    // RDS lets rds_superuser set session_replication_role (appliers such as DMS and the triggers method use it).
+    await admin.query('GRANT SET ON PARAMETER session_replication_role TO rds_superuser');
     await ensureDatabase(admin, 'appdb', 'rds_master');
   } finally {
     await admin.end();

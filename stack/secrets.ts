@@ -10,6 +10,8 @@ export interface Secrets {
   sourceAdmin: string;
   app: string;
   appWorker: string;
+  /** heroku_app: a plain owner without REPLICATION, as Heroku's default credential really is (method triggers). */
+  herokuApp: string;
   targetAdmin: string;
   rdsMaster: string;
 }
@@ -25,6 +27,7 @@ export function loadOrCreateSecrets(file: string): Secrets {
     sourceAdmin: existing.sourceAdmin ?? newPassword(),
     app: existing.app ?? newPassword(),
     appWorker: existing.appWorker ?? newPassword(),
+    herokuApp: existing.herokuApp ?? newPassword(),
     targetAdmin: existing.targetAdmin ?? newPassword(),
     rdsMaster: existing.rdsMaster ?? newPassword(),
   };

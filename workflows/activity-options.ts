@@ -97,6 +97,24 @@ export const PROFILES = {
       nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
     },
   },
+  /**
+   * The triggers method's copy and apply beside the workflow until the drain's marker. Heartbeats every
+   * second and a 5 s heartbeat timeout: during the drain (writes frozen) a dead worker's apply resumes on
+   * another within seconds, from the watermark it committed on the target. A change the target refuses
+   * fails non-retryable from the activity itself.
+   */
+  captureApply: {
+    startToCloseTimeout: '30 days',
+    heartbeatTimeout: '5s',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: {
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '30s',
+      maximumAttempts: 20,
+      nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
+    },
+  },
   /** One attempt: a retry would take its snapshots later than the freeze point, when the target may hold new writes. */
   freezePointVerification: {
     startToCloseTimeout: '12 hours',
@@ -192,6 +210,7 @@ export const activities = {
   lagPolling: proxyActivities<Activities>(PROFILES.lagPolling),
   slowDrain: proxyActivities<Activities>(PROFILES.slowDrain),
   cloneFollow: proxyActivities<Activities>(PROFILES.cloneFollow),
+  captureApply: proxyActivities<Activities>(PROFILES.captureApply),
   freezePointVerification: proxyActivities<Activities>(PROFILES.freezePointVerification),
   copy: proxyActivities<Activities>(PROFILES.copy),
   verification: proxyActivities<Activities>(PROFILES.verification),

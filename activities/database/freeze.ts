@@ -7,7 +7,8 @@
 import { Context, heartbeat } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
-import type { RoleReadOnlySetting } from '../../contract/plan';
+import { describeUnendable, type RoleReadOnlySetting, type UnendableSessions } from '../../contract/plan';
+import { USER_SCHEMA } from './inventory';
 import { connect, databaseName, describeUrl, qi, withClient } from './pg';
 
 export interface FreezeOptions {
@@ -45,6 +46,30 @@ async function preFreezeSessions(client: Client, since: string, ownPrefix: strin
     [since, ownPrefix],
   );
   return res.rows as { pid: number; state: string | null; usename: string }[];
+}
+
+/**
+ * Sessions in this database that could go on writing after the freeze because the connected role can
+ * neither see when they began nor end them: another role's sessions (pg_stat_activity hides their
+ * start, state and type, and pg_terminate_backend needs that role's privileges or pg_signal_backend),
+ * of a role that may write some table here. A session opened before the freeze keeps its writable
+ * default, so such a session would write to a source whose data is already being copied. Superusers'
+ * sessions are left out: they are administrators', not the application's.
+ */
+export async function sessionsBeyondTheFreeze(client: Client): Promise<UnendableSessions[]> {
+  const res = await client.query<UnendableSessions>(
+    `SELECT a.usename AS role, count(*)::int AS sessions
+       FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid
+      WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND NOT r.rolsuper
+        AND NOT pg_has_role(current_user, a.usesysid, 'USAGE')
+        AND NOT pg_has_role(current_user, 'pg_signal_backend', 'USAGE')
+        AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+        AND EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMA}
+                       AND has_table_privilege(a.usesysid, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE'))
+      GROUP BY 1 ORDER BY 1`,
+  );
+  return res.rows;
 }
 
 async function terminate(client: Client, pids: number[]): Promise<number> {
@@ -86,6 +111,12 @@ export async function freezeDatabase(url: string, opts: FreezeOptions): Promise<
     await client.query(`ALTER DATABASE ${qi(db)} SET default_transaction_read_only = on`);
     for (const role of opts.roles) {
       await client.query(`ALTER ROLE ${qi(role)} IN DATABASE ${qi(db)} SET default_transaction_read_only = on`);
+    }
+    // Preflight refused such sessions; one that connected since would make this freeze a pretence.
+    const unendable = await sessionsBeyondTheFreeze(client);
+    if (unendable.length) {
+      const who = (await client.query('SELECT current_user AS u')).rows[0].u as string;
+      throw ApplicationFailure.nonRetryable(`${opts.label}: ${describeUnendable(who, unendable)}`, 'FreezeNotEffective');
     }
     // Sessions opened before the ALTER keep their old (writable) default: drain, then terminate them.
     let terminated = 0;

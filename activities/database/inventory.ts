@@ -1,11 +1,13 @@
 /** Read-only inventory of one database: what preflight plans with and what compensation compares against. */
 import type { Client } from 'pg';
 import type { DatabaseInventory, SequenceInventory, TableInventory } from '../../contract/plan';
+import { isOwnSchemaSql } from '../methods/cdc/marker';
+import { sessionsBeyondTheFreeze } from './freeze';
 
-/** `_pgmig` holds the migration's own cutover marker: never part of the user's data. */
-const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', '_pgmig') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'`;
+/** The user's schemas: not the system's, not the migration's own (its marker, its change capture). */
+export const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema') AND NOT ${isOwnSchemaSql('n.nspname')} AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'`;
 /** Objects that belong to an extension are the extension's business, not the migration's. */
-const NOT_EXTENSION_MEMBER = (cls: string, oid: string) =>
+export const NOT_EXTENSION_MEMBER = (cls: string, oid: string) =>
   `NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '${cls}'::regclass AND e.objid = ${oid} AND e.deptype = 'e')`;
 
 export async function listTables(client: Client): Promise<TableInventory[]> {
@@ -13,6 +15,8 @@ export async function listTables(client: Client): Promise<TableInventory[]> {
     SELECT n.nspname AS schema, c.relname AS name, greatest(c.reltuples, 0)::bigint AS est,
            pg_total_relation_size(c.oid) AS bytes,
            EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'p') AS has_pk,
+           EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+                      AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey) k JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k WHERE NOT a.attnotnull)) AS has_unique_key,
            c.relpersistence = 'u' AS unlogged, c.relkind = 'p' AS partitioned,
            c.relispartition AS is_partition, c.relreplident AS replident, pg_get_userbyid(c.relowner) AS owner
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -24,6 +28,7 @@ export async function listTables(client: Client): Promise<TableInventory[]> {
     estimatedRows: Number(r.est),
     bytes: Number(r.bytes),
     hasPrimaryKey: r.has_pk,
+    hasUniqueKey: r.has_unique_key,
     unlogged: r.unlogged,
     partitioned: r.partitioned,
     isPartition: r.is_partition,
@@ -79,6 +84,13 @@ export const CAN_SUBSCRIBE_SQL = `((SELECT rolsuper FROM pg_roles WHERE rolname 
   OR (current_setting('server_version_num')::int >= 160000 AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pg_create_subscription') AND pg_has_role(current_user, 'pg_create_subscription', 'MEMBER'))
   OR (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser') AND pg_has_role(current_user, 'rds_superuser', 'MEMBER')))`;
 
+/** Whether the connected role may SET session_replication_role: superuser, or (15+) GRANT SET ON PARAMETER (RDS's rds_superuser has it). */
+async function canSetReplicationRole(client: Client, superuser: boolean, versionNum: number): Promise<boolean> {
+  if (superuser) return true;
+  if (versionNum < 150000) return false; // has_parameter_privilege is new in 15: before, only superusers may
+  return (await client.query<{ ok: boolean }>(`SELECT has_parameter_privilege('session_replication_role', 'SET') AS ok`)).rows[0].ok;
+}
+
 /** `sampleWalRateMs`: measure the WAL write rate over that long (the source's write rate, for CDC planning). */
 export async function inventoryDatabase(client: Client, opts: { sampleWalRateMs?: number } = {}): Promise<DatabaseInventory> {
   const facts = (
@@ -96,6 +108,7 @@ export async function inventoryDatabase(client: Client, opts: { sampleWalRateMs?
              (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())::int AS prepared,
              (SELECT rolsuper OR rolreplication FROM pg_roles WHERE rolname = current_user) AS can_replicate,
              ${CAN_SUBSCRIBE_SQL} AS can_subscribe,
+
              current_setting('max_replication_slots')::int AS max_slots,
              (SELECT count(*) FROM pg_replication_slots)::int AS slots_used,
              current_setting('max_wal_senders')::int AS max_senders,
@@ -154,6 +167,8 @@ export async function inventoryDatabase(client: Client, opts: { sampleWalRateMs?
     readOnlySettings: readOnly.rows.map((r) => ({ role: r.role, database: r.database, value: r.value })),
     canReplicate: facts.can_replicate,
     canSubscribe: facts.can_subscribe,
+    canSetReplicationRole: await canSetReplicationRole(client, facts.superuser, facts.version_num),
+    unendableSessions: await sessionsBeyondTheFreeze(client),
     maxReplicationSlots: facts.max_slots,
     replicationSlotsUsed: facts.slots_used,
     maxWalSenders: facts.max_senders,

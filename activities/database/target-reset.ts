@@ -10,7 +10,7 @@
  * An object someone created as the target role itself cannot be told apart and is dropped.
  */
 import type { Client } from 'pg';
-import { listUserSchemas } from './inventory';
+import { listUserSchemas, NOT_EXTENSION_MEMBER, USER_SCHEMA } from './inventory';
 import { qi, qname } from './pg';
 
 export interface TargetBaseline {
@@ -29,9 +29,6 @@ export interface ResetResult {
   droppedForeign?: string[];
 }
 
-const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', '_pgmig') AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'`;
-const NOT_EXTENSION_MEMBER = (cls: string, oid: string) =>
-  `NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '${cls}'::regclass AND e.objid = ${oid} AND e.deptype = 'e')`;
 const FOREIGN = (owner: string) => `${owner} <> (SELECT oid FROM pg_roles WHERE rolname = current_user)`;
 
 /** Objects owned by other roles than the one connected (the migration's), outside the baseline. */

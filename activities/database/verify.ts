@@ -10,6 +10,7 @@
  */
 import type { Client } from 'pg';
 import type { TableInventory } from '../../contract/plan';
+import { isOwnSchemaSql } from '../methods/cdc/marker';
 import { qname } from './pg';
 import { checkSequencesAhead, type SequenceCheck } from './sequences';
 
@@ -46,7 +47,7 @@ export async function columnSignature(client: Client): Promise<Map<string, strin
     SELECT table_schema || '.' || table_name AS tbl,
            string_agg(column_name || ' ' || data_type || CASE WHEN is_nullable = 'NO' THEN ' not null' ELSE '' END, ', ' ORDER BY ordinal_position) AS cols
       FROM information_schema.columns
-     WHERE table_schema NOT IN ('pg_catalog', 'information_schema', '_pgmig', 'pgcopydb')
+     WHERE table_schema NOT IN ('pg_catalog', 'information_schema', 'pgcopydb') AND NOT ${isOwnSchemaSql('table_schema')}
      GROUP BY 1`);
   return new Map(res.rows.map((r) => [r.tbl as string, r.cols as string]));
 }

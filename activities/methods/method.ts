@@ -15,8 +15,12 @@ export interface ReplicationState {
   tablesReady: number;
   /** logical, pgcopydb: WAL bytes not yet confirmed by the subscriber. */
   lagBytes: number | null;
-  /** dms: CloudWatch CDC latency (the larger of source and target), seconds. */
+  /** dms: CloudWatch CDC latency (the larger of source and target), seconds; triggers: age of the oldest change not yet applied. */
   lagSeconds?: number | null;
+  /** triggers: captured row changes not yet applied on the target. */
+  lagChanges?: number | null;
+  /** triggers: the initial copy while it runs (bytes and rows so far, rate, ETA). */
+  copy?: CopyProgress;
   caughtUp: boolean;
   /** Present while replication reports errors: what is known of them, for `status.replication`. */
   errors?: ReplicationErrors;
@@ -39,9 +43,23 @@ export interface ReplicationErrors {
 /** How long replication may report errors without progress before the step fails (replication.errorTimeout). */
 export const DEFAULT_ERROR_TIMEOUT_MS = 60_000;
 
+/** Progress of a copy for status and heartbeats: what is done of the total, the rate, the time left. */
+export interface CopyProgress {
+  tablesDone: number;
+  tablesTotal: number;
+  bytesDone: number;
+  /** The source's tables' size at preflight (an estimate: pg_total_relation_size counts indexes too). */
+  bytesTotal: number;
+  rows: number;
+  percent: number;
+  bytesPerSecond: number;
+  etaSeconds: number | null;
+}
+
 export interface WatchArgs extends CdcArgs {
   maxLagBytes: number;
   maxLagSeconds?: number;
+  maxLagChanges?: number;
   /** Return after this long even when not caught up, so the workflow can refresh `status`. */
   reportAfterMs: number;
   /** Fail (non-retryable, with the error text) after errors without progress for this long; default 60 s. */
@@ -50,12 +68,18 @@ export interface WatchArgs extends CdcArgs {
   errorsSince?: string;
 }
 
+export interface StartArgs extends CdcArgs {
+  tables: TableInventory[];
+  /** replication.tablesWithoutPrimaryKey (absent in histories recorded before the triggers method: refuse). */
+  tablesWithoutPrimaryKey?: 'refuse' | 'replica-identity-full';
+}
+
 export interface ReplicationMethod {
   /** Starts copying and streaming changes (the schema is already on the target). Idempotent. */
-  start?(args: CdcArgs & { tables: TableInventory[] }): Promise<{ replication: string[]; tables: number }>;
+  start?(args: StartArgs): Promise<{ replication: string[]; tables: number }>;
   /** Copies schema and data and follows changes in one long call, until the drain's end position. */
   cloneAndFollow?(
-    args: CdcArgs & { jobs: number; baseline: TargetBaseline },
+    args: CdcArgs & { jobs: number; baseline: TargetBaseline; tables?: TableInventory[] },
   ): Promise<{ mode: string; elapsedMs: number; attempts: number }>;
   /** Polls the copy and the lag (heartbeating) until caught up or `reportAfterMs` passed. */
   watch(args: WatchArgs): Promise<ReplicationState>;

@@ -22,8 +22,9 @@ import { dmsMethod } from './dms';
 import { logicalMethod } from './logical';
 import { dropReplicationLeftovers } from './logical/replication';
 import { copySchemaAfterData, copySchemaBeforeData, removeSchemaDump } from './logical/schema';
-import type { ReplicationMethod, ReplicationState, WatchArgs } from './method';
+import type { ReplicationMethod, ReplicationState, StartArgs, WatchArgs } from './method';
 import { pgcopydbMethod } from './pgcopydb';
+import { triggersMethod } from './triggers';
 
 export function createReplicationActivities(context: ActivityContext) {
   const { deps, endpoints, both } = context;
@@ -31,6 +32,7 @@ export function createReplicationActivities(context: ActivityContext) {
     logical: logicalMethod(context),
     pgcopydb: pgcopydbMethod(context),
     dms: dmsMethod(context),
+    triggers: triggersMethod(context),
   };
   const methodOf = (args: CdcArgs) => methods[args.method ?? 'logical'];
   /** A step the method does not have is a bug in the workflow, not something a retry fixes. */
@@ -43,6 +45,15 @@ export function createReplicationActivities(context: ActivityContext) {
     ): Promise<{ mode: string; elapsedMs: number; attempts: number }> {
       const method = methodOf(args);
       if (!method.cloneAndFollow) throw missing(args, 'clone-and-follow');
+      return method.cloneAndFollow(args);
+    },
+
+    /** The triggers method's snapshot copy and its apply of the captured changes, beside the workflow until the drain's marker. */
+    async copyAndApply(
+      args: CdcArgs & { jobs: number; baseline: TargetBaseline; tables: TableInventory[] },
+    ): Promise<{ mode: string; elapsedMs: number; attempts: number }> {
+      const method = methodOf(args);
+      if (!method.cloneAndFollow) throw missing(args, 'copy-and-apply');
       return method.cloneAndFollow(args);
     },
 
@@ -84,7 +95,7 @@ export function createReplicationActivities(context: ActivityContext) {
       );
     },
 
-    async startReplication(args: CdcArgs & { tables: TableInventory[] }): Promise<{ replication: string[]; tables: number }> {
+    async startReplication(args: StartArgs): Promise<{ replication: string[]; tables: number }> {
       const method = methodOf(args);
       if (!method.start) throw missing(args, 'start');
       const start = method.start.bind(method);

@@ -49,6 +49,8 @@ export interface Sandbox {
   input: (overrides?: Partial<MigrationInputDraft>) => MigrationInputDraft;
   /** An input for the logical method (tables without a primary key get REPLICA IDENTITY FULL). */
   logicalInput: (overrides?: Partial<MigrationInputDraft>) => MigrationInputDraft;
+  /** An input for the triggers method (tables without a key matched on the whole row). */
+  triggersInput: (overrides?: Partial<MigrationInputDraft>) => MigrationInputDraft;
   start: (input: MigrationInputDraft, workflowId?: string) => Promise<WorkflowHandle>;
   /** Restart the in-process worker with other activities (e.g. one that fails after a step). */
   useActivities: (activities: object) => Promise<void>;
@@ -73,10 +75,12 @@ export async function query<T = Record<string, unknown>>(url: string, sql: strin
   }
 }
 
-export async function openSandbox(name: string, opts: { scale?: number } = {}): Promise<Sandbox> {
+/** `heroku`: the source database is owned by `heroku_app`, a plain owner without REPLICATION, as Heroku's credential really is. */
+export async function openSandbox(name: string, opts: { scale?: number; heroku?: boolean } = {}): Promise<Sandbox> {
   const env = loadStackEnv();
   const id = `${name}_${randomBytes(3).toString('hex')}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
-  const sourceUrl = await createSourceDatabase(env, `src_${id}`);
+  const owner = opts.heroku ? 'heroku_app' : 'app';
+  const sourceUrl = await createSourceDatabase(env, `src_${id}`, { heroku: !!opts.heroku });
   const targetUrl = await createTargetDatabase(env, `tgt_${id}`);
   await seedDemoData(sourceUrl, { scale: opts.scale ?? 1 });
   const sourceRef = `TEST_SOURCE_URL_${id.toUpperCase()}`;
@@ -164,6 +168,13 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
         replication: { tablesWithoutPrimaryKey: 'replica-identity-full' },
         ...overrides,
       }),
+    triggersInput: (overrides = {}) =>
+      sandbox.input({
+        method: 'triggers',
+        gates: { cutover: { timeout: '2m' }, 'go-live': { timeout: '2m' } },
+        replication: { tablesWithoutPrimaryKey: 'replica-identity-full' },
+        ...overrides,
+      }),
     start: (input, workflowId) =>
       client.workflow.start('migrateDatabase', {
         ...migrationStartOptions(taskQueue),
@@ -178,7 +189,7 @@ export async function openSandbox(name: string, opts: { scale?: number } = {}): 
     resetForNextMigration: async () => {
       await createTargetDatabase(env, `tgt_${id}`);
       // A completed migration leaves the source read-only as its rollback reference.
-      for (const target of [`DATABASE "src_${id}"`, `ROLE app IN DATABASE "src_${id}"`, `ROLE app_worker IN DATABASE "src_${id}"`]) {
+      for (const target of [`DATABASE "src_${id}"`, `ROLE ${owner} IN DATABASE "src_${id}"`, `ROLE app_worker IN DATABASE "src_${id}"`]) {
         await query(env.SOURCE_ADMIN_URL, `ALTER ${target} RESET default_transaction_read_only`);
       }
       await query(sandbox.sourceAdminUrl, `DELETE FROM public.audit_log WHERE event = 'app-write'`);

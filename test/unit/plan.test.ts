@@ -100,6 +100,63 @@ describe('buildPlan', () => {
     expect(plan.methodReasons.join(' ')).toMatch(/too large to freeze.*native logical replication is available.*2\.0 MB\/s of WAL/);
   });
 
+  it('auto picks trigger capture for a source without logical replication (Heroku), with what capture costs', () => {
+    const heroku = inventory({ sizeBytes: 50 * 1024 ** 3, walLevel: 'replica', canReplicate: false, walBytesPerSecond: 1024 * 1024 });
+    const plan = buildPlan(input({ downtimeBudget: '30s' }), heroku, inventory({ canSetReplicationRole: true }));
+    expect(plan.method).toBe('triggers');
+    expect(plan.blockers).toEqual([]);
+    const why = plan.methodReasons.join(' ');
+    expect(why).toMatch(/not possible here \(source wal_level is replica.*no REPLICATION privilege\): trigger-based change capture/);
+    expect(why).toMatch(/about 2x the source's WAL \(1\.0 MB\/s measured, so ~2\.0 MB\/s\).*~428\.2 MB of disk during the initial copy/);
+    // A small Heroku database still gets the simplest method that fits.
+    expect(buildPlan(input({ downtimeBudget: '10m' }), inventory({ canReplicate: false }), inventory()).method).toBe('dump-restore');
+    // Where capture cannot run either, auto stays on logical and its blockers say why.
+    const neither = buildPlan(
+      input({ downtimeBudget: '30s' }),
+      { ...heroku, serverVersionNum: 120000, serverVersion: '12.0' },
+      inventory(),
+    );
+    expect(neither.method).toBe('logical');
+    expect(neither.blockers.join('\n')).toMatch(/no REPLICATION privilege/);
+  });
+
+  it('triggers: refuses tables it cannot find rows of, tables it may not add triggers to, large objects; a unique NOT NULL index is a key', () => {
+    const table = (name: string, extra: Record<string, unknown>) => ({
+      schema: 'public',
+      name,
+      estimatedRows: 1,
+      bytes: 1,
+      hasPrimaryKey: false,
+      unlogged: false,
+      partitioned: false,
+      isPartition: false,
+      replicaIdentity: 'd' as const,
+      owner: 'app',
+      ...extra,
+    });
+    const tables = [
+      table('events', {}),
+      table('codes', { hasUniqueKey: true }),
+      table('cache', { hasPrimaryKey: true, unlogged: true }),
+      table('theirs', { hasPrimaryKey: true, owner: 'other' }),
+    ];
+    const source = inventory({ canReplicate: false, largeObjects: 2, tables });
+    const plan = buildPlan(input({ method: 'triggers' }), source, inventory({ canSetReplicationRole: false }));
+    const text = plan.blockers.join('\n');
+    expect(text).toMatch(/table\(s\) public\.events have no primary key and no unique index on NOT NULL columns/);
+    expect(text).not.toMatch(/codes|cache/);
+    expect(text).toMatch(/public\.theirs are not owned by "app", which cannot create the capture triggers/);
+    expect(text).toMatch(/2 large object\(s\)/);
+    expect(text).not.toMatch(/REPLICATION|wal_level|slot/);
+    expect(plan.warnings.join(' ')).toMatch(/may not SET session_replication_role/);
+    const whole = buildPlan(
+      input({ method: 'triggers', replication: { tablesWithoutPrimaryKey: 'replica-identity-full' } }),
+      inventory({ canReplicate: false, tables: [tables[0]] }),
+      inventory({ canSetReplicationRole: true }),
+    );
+    expect(whole.blockers).toEqual([]);
+  });
+
   it('refuses what logical replication would silently get wrong', () => {
     const tables = [
       {

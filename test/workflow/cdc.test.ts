@@ -23,9 +23,9 @@ const WINDOW: ActivityName[] = [
   'smokeTest',
 ];
 /** Activities that run beside the workflow, whose start is not ordered against the steps around them. */
-const BESIDE: ActivityName[] = ['verifyAtFreezePoint', 'runPgcopydb'];
+const BESIDE: ActivityName[] = ['verifyAtFreezePoint', 'runPgcopydb', 'copyAndApply'];
 
-const cdcInput = (method: 'logical' | 'pgcopydb' | 'dms', overrides: Partial<MigrationInputDraft> = {}) =>
+const cdcInput = (method: 'logical' | 'pgcopydb' | 'dms' | 'triggers', overrides: Partial<MigrationInputDraft> = {}) =>
   migrationInput({
     method,
     target: { url: { env: 'FAKE_TARGET_URL' }, replicationUrl: { env: 'FAKE_TARGET_REPLICATION_URL' } },
@@ -183,6 +183,52 @@ describe.concurrent('CDC methods on fake activities', () => {
         'reconcile-sequences',
       ]);
       expect(steps).not.toContain('copy-schema');
+    });
+  });
+
+  it('triggers: schema, capture, then the snapshot copy and apply beside the workflow until the drain; keys of its own', async () => {
+    await withWorker(server(), { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
+      const handle = await start(cdcInput('triggers', { replication: { tablesWithoutPrimaryKey: 'replica-identity-full' } }));
+      await waitForStatus(handle, (s) => s.pendingGate?.gate === 'cutover', 'the cutover gate');
+      // Still applying while the workflow waits at the gate.
+      await vi.waitFor(() => expect(fakes.events).toEqual(['apply:started']));
+      await approveBothGates(fakes, handle);
+      const { result, failure } = await settle(handle);
+      expect(failure).toBeUndefined();
+      expect(fakes.names({ except: BESIDE })).toEqual([
+        'preflight',
+        'acquireLease',
+        'copySchema',
+        'startReplication', // capture installed on the source
+        'waitForReplication', // initial copy (by copyAndApply, beside)
+        'copySchemaAfterData',
+        'waitForReplication', // catch-up
+        ...WINDOW,
+        'unfreezeTarget',
+        'dropReplicationLeftovers',
+        'releaseLease',
+      ]);
+      // No REPLICA IDENTITY change on the source: the triggers match rows themselves.
+      expect(fakes.names()).not.toContain('setReplicaIdentityFull');
+      expect(fakes.calls.find((c) => c.name === 'startReplication')!.args).toMatchObject({
+        method: 'triggers',
+        tablesWithoutPrimaryKey: 'replica-identity-full',
+      });
+      const t = fakes.timeline;
+      expect(t.indexOf('apply:started')).toBeGreaterThan(t.indexOf('startReplication'));
+      expect(t.indexOf('apply:reached-endpos')).toBeGreaterThan(t.indexOf('drainReplication'));
+      expect(t.indexOf('apply:reached-endpos')).toBeLessThan(t.indexOf('reconcileSequences'));
+      // The apply ends at the marker within a local activity's time: the whole window is local.
+      expectWindowLocal(fakes, [...WINDOW, 'unfreezeTarget']);
+      expect(fakes.calls.find((c) => c.name === 'copyAndApply')!.args).toMatchObject({ method: 'triggers', jobs: 2 });
+      expect(result.method).toBe('triggers');
+      const steps = result.steps.map((s) => s.name);
+      expect(steps.slice(steps.indexOf('freeze-source'), steps.indexOf('reconcile-sequences') + 1)).toEqual([
+        'freeze-source',
+        'drain',
+        'apply-exit',
+        'reconcile-sequences',
+      ]);
     });
   });
 

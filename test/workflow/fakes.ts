@@ -143,6 +143,24 @@ export function fakeActivities(opts: FakeOptions): Fakes {
   });
   const unfrozen = () => ({ unfrozenAt: Date.now(), reconnectedSessions: 0 });
 
+  /** Copy and follow beside the workflow until the drain's marker; heartbeats so that a rollback's cancellation reaches it. */
+  const followUntilDrained = async (label: string) => {
+    const ctx = Context.current();
+    event(`${label}:started`);
+    const started = Date.now();
+    try {
+      while (!drained) {
+        ctx.heartbeat({ stage: 'following' });
+        await ctx.sleep(50);
+      }
+    } catch (err) {
+      event(`${label}:cancelled`);
+      throw err;
+    }
+    event(`${label}:reached-endpos`);
+    return { mode: label, elapsedMs: Date.now() - started, attempts: 1 };
+  };
+
   const base: AllFakes = {
     // --- migrateDatabase ---
     preflight: async ({ input }) => buildPlan(input, inventory('app', tables, tables.length), inventory('rds_master', [], 0)),
@@ -167,23 +185,8 @@ export function fakeActivities(opts: FakeOptions): Fakes {
       { name: 'write', ok: true, detail: 'committed', ms: 1 },
     ],
     // --- CDC ---
-    runPgcopydb: async () => {
-      // Clone and follow until the drain set its endpos; heartbeats so that a rollback's cancellation reaches it.
-      const ctx = Context.current();
-      event('pgcopydb:started');
-      const started = Date.now();
-      try {
-        while (!drained) {
-          ctx.heartbeat({ stage: 'following' });
-          await ctx.sleep(50);
-        }
-      } catch (err) {
-        event('pgcopydb:cancelled');
-        throw err;
-      }
-      event('pgcopydb:reached-endpos');
-      return { mode: 'clone-follow', elapsedMs: Date.now() - started, attempts: 1 };
-    },
+    runPgcopydb: () => followUntilDrained('pgcopydb'),
+    copyAndApply: () => followUntilDrained('apply'),
     setReplicaIdentityFull: async (args) => args.tables.map((t) => `${t.schema}.${t.name}`),
     restoreReplicaIdentity: async () => undefined,
     copySchema: async () => ({ objects: tables.length * 3 }),

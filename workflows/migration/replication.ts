@@ -19,7 +19,7 @@ const { regular, long, lagPolling, undo, window } = activities;
 /** A replication that has caught up, waiting for the cutover. */
 export interface Replication {
   /** The clone-and-follow running beside the workflow (methods that follow beside it). */
-  follower?: { done: Promise<void>; failure: () => Error | undefined };
+  follower?: { done: Promise<void>; failure: () => Error | undefined; exitStep: string };
   /** Tables given REPLICA IDENTITY FULL for the migration's sake: restored after go-live. */
   identityChanged: ReturnType<typeof withoutReplicaIdentity>;
 }
@@ -29,7 +29,10 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
   const { input, plan, progress, saga } = run;
   const cdcArgs = run.cdcArgs;
   const noIdentity = withoutReplicaIdentity(plan.source.tables);
-  const identityChanged = noIdentity.length > 0 && input.replication.tablesWithoutPrimaryKey === 'replica-identity-full' ? noIdentity : [];
+  const identityChanged =
+    run.method.replicaIdentity && noIdentity.length > 0 && input.replication.tablesWithoutPrimaryKey === 'replica-identity-full'
+      ? noIdentity
+      : [];
   if (identityChanged.length) {
     saga.register('restore-replica-identity', () => undo.restoreReplicaIdentity({ ...cdcArgs, tables: identityChanged }));
     await progress.step('replica-identity', 'preparing-source', () =>
@@ -40,20 +43,33 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
   saga.register('stop-replication', () => undo.stopReplication(cdcArgs));
 
   const replication: Replication = { identityChanged };
-  if (run.method.followsBeside) {
+  if (run.method.schemaSteps) {
+    await progress.step('copy-schema', 'copying', () => long.copySchema({ ...cdcArgs, baseline: targetBaseline(run) }));
+    await progress.step('start-replication', 'copying', () =>
+      long.startReplication({
+        ...cdcArgs,
+        tables: plan.source.tables,
+        tablesWithoutPrimaryKey: input.replication.tablesWithoutPrimaryKey,
+      }),
+    );
+  }
+  const follower = run.method.follower;
+  if (follower) {
     let failure: Error | undefined;
+    const followArgs = { ...cdcArgs, jobs: input.parallelJobs, baseline: targetBaseline(run) };
     const done = run
-      .runInBackground(() => activities.cloneFollow.runPgcopydb({ ...cdcArgs, jobs: input.parallelJobs, baseline: targetBaseline(run) }))
+      .runInBackground(() =>
+        follower.activity === 'copyAndApply'
+          ? activities.captureApply.copyAndApply({ ...followArgs, tables: plan.source.tables })
+          : activities.cloneFollow.runPgcopydb(followArgs),
+      )
       .then(
         () => undefined,
         (err: unknown) => {
           failure = err instanceof Error ? err : new Error(String(err));
         },
       );
-    replication.follower = { done, failure: () => failure };
-  } else {
-    await progress.step('copy-schema', 'copying', () => long.copySchema({ ...cdcArgs, baseline: targetBaseline(run) }));
-    await progress.step('start-replication', 'copying', () => long.startReplication({ ...cdcArgs, tables: plan.source.tables }));
+    replication.follower = { done, failure: () => failure, exitStep: follower.exitStep };
   }
 
   const watch = async (maxLagBytes: number, done: (s: ReplicationState) => boolean) => {
@@ -64,13 +80,19 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
         ...cdcArgs,
         maxLagBytes,
         maxLagSeconds: input.replication.maxLagSeconds,
+        maxLagChanges: input.replication.maxLagChanges,
         reportAfterMs: 30_000,
         // The bound on replication errors runs on across calls and workers: it starts when they began.
         errorTimeoutMs: durationMs(input.replication.errorTimeout),
         ...(run.status.replication?.errors?.since ? { errorsSince: run.status.replication.errors.since } : {}),
       });
       run.status.replication = { ...state, updatedAt: new Date(Date.now()).toISOString() };
-      const lag = state.lagSeconds !== undefined ? `${state.lagSeconds ?? '?'} s` : `${state.lagBytes ?? '?'} bytes`;
+      const lag =
+        state.lagChanges !== undefined
+          ? `${state.lagChanges ?? '?'} changes, ${state.lagSeconds ?? '?'} s`
+          : state.lagSeconds !== undefined
+            ? `${state.lagSeconds ?? '?'} s`
+            : `${state.lagBytes ?? '?'} bytes`;
       progress.phase(run.status.phase, `${state.tablesReady}/${state.tablesTotal} tables ready, lag ${lag}`);
       if (done(state)) return state;
     }
@@ -161,7 +183,7 @@ export async function drainAndStop(run: MigrationRun, replication: Replication):
   const follower = replication.follower;
   if (follower) {
     // It applied up to its end position (the marker arrived): it ends on its own now.
-    await progress.step('pgcopydb-exit', 'draining', async () => {
+    await progress.step(follower.exitStep, 'draining', async () => {
       await follower.done;
       const failure = follower.failure();
       if (failure) throw failure;

@@ -9,6 +9,13 @@ import { qi, qname } from '../../database/pg';
 import { fitName } from '../../names';
 
 export const MARKER_SCHEMA = '_pgmig';
+/**
+ * The migration's own schemas, never part of the user's data: `_pgmig` (markers, apply state) and
+ * `_pgmig_*` (the triggers method's change capture). `column` names a schema name in SQL.
+ */
+export const isOwnSchemaSql = (column: string) => `(${column} = '${MARKER_SCHEMA}' OR ${column} LIKE '\\_pgmig\\_%')`;
+/** The same as a pg_dump --exclude-schema pattern (the marker schema itself is dumped: the target needs its table). */
+export const CAPTURE_SCHEMA_PATTERN = '_pgmig_*';
 
 /** Publication, subscription and slot names: [a-z0-9_], within 50 characters (a hash of the id when longer). */
 export function replicationNames(migrationId: string) {

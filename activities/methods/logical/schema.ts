@@ -10,13 +10,18 @@ import type { Client } from 'pg';
 import { appName, workDir } from '../../names';
 import { countUserObjects } from '../../database/inventory';
 import { libpqEnv, terminateByApplicationName } from '../../database/pg';
-import { ensureMarker, MARKER_SCHEMA } from '../cdc/marker';
+import { CAPTURE_SCHEMA_PATTERN, ensureMarker, MARKER_SCHEMA } from '../cdc/marker';
 import { pgBinary, runProgram } from '../../processes';
 import { resetTargetToBaseline, type TargetBaseline } from '../../database/target-reset';
 
-/** Splits `pg_restore -l` output: primary keys / unique constraints before the copy, the rest after. */
+/**
+ * Splits `pg_restore -l` output: primary keys / unique constraints before the copy, the rest after;
+ * without the triggers method's capture triggers (`_pgmig...`, the last word before the owner), which
+ * belong to the source alone.
+ */
 export function splitPostData(list: string): { keys: string; rest: string } {
-  const entries = list.split('\n').filter((l) => l.trim() && !l.startsWith(';'));
+  const isCapture = (l: string) => /^\d+; \d+ \d+ TRIGGER .* _pgmig\S* \S+$/.test(l);
+  const entries = list.split('\n').filter((l) => l.trim() && !l.startsWith(';') && !isCapture(l));
   const isKey = (l: string) => /^\d+; \d+ \d+ CONSTRAINT /.test(l);
   return { keys: entries.filter(isKey).join('\n') + '\n', rest: entries.filter((l) => !isKey(l)).join('\n') + '\n' };
 }
@@ -48,10 +53,14 @@ async function dumpSchema(args: SchemaArgs): Promise<SchemaFiles> {
   const scratch = await mkdtemp(path.join(parent, 'schema.tmp-'));
   try {
     const dump = path.join(scratch, 'schema.dump');
-    await runProgram(pgBinary('pg_dump'), ['--format=custom', '--schema-only', `--file=${dump}`], {
-      env: libpqEnv(args.sourceUrl, appName(args.migrationId, 'dump')),
-      signal: args.signal,
-    });
+    await runProgram(
+      pgBinary('pg_dump'),
+      ['--format=custom', '--schema-only', `--exclude-schema=${CAPTURE_SCHEMA_PATTERN}`, `--file=${dump}`],
+      {
+        env: libpqEnv(args.sourceUrl, appName(args.migrationId, 'dump')),
+        signal: args.signal,
+      },
+    );
     const listing = path.join(scratch, 'post-data.list');
     await runProgram(pgBinary('pg_restore'), ['--list', '--section=post-data', `--file=${listing}`, dump], {
       env: {},

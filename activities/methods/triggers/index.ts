@@ -1,0 +1,157 @@
+/**
+ * The `triggers` method: change capture by statement-level triggers in the source database, which is
+ * all a Heroku credential allows (it owns its tables; no REPLICATION, no slot). The capture goes in
+ * first (`start`), then one long activity beside the workflow copies every table from one snapshot and
+ * applies the captured changes to the target in commit order until the drain's marker has arrived
+ * (`cloneAndFollow`). The apply keeps its watermark on the target, in the transaction of each batch, so
+ * a retry on any worker resumes exactly after the last batch applied.
+ */
+import { Context } from '@temporalio/activity';
+import type { Client } from 'pg';
+import type { ActivityContext, CdcArgs } from '../../context';
+import { withClient } from '../../database/pg';
+import { appName } from '../../names';
+import { ensureMarker, replicationNames } from '../cdc/marker';
+import type { CopyProgress, ReplicationMethod, ReplicationState } from '../method';
+import { applyUntil, type ApplyProgress } from './apply';
+import { installCapture, removeCapture } from './capture';
+import type { TableRef } from './keys';
+import { captureLag } from './log';
+import { markerTableRef } from './names';
+import { snapshotCopy, type SnapshotCopyProgress } from './snapshot-copy';
+import { readApplyState } from './state';
+
+/** The captured tables: partition trees are captured at their root. */
+const capturedTables = (tables: { schema: string; name: string; isPartition: boolean }[]): TableRef[] =>
+  tables.filter((t) => !t.isPartition).map((t) => ({ schema: t.schema, name: t.name }));
+
+/** Percent, rate and time left of a copy, for heartbeats and `status.replication.copy`. */
+export function copyProgress(p: SnapshotCopyProgress, elapsedMs: number): CopyProgress {
+  const bytesPerSecond = elapsedMs > 0 ? Math.round((p.bytes / elapsedMs) * 1000) : 0;
+  const fraction = p.tablesDone === p.tablesTotal ? 1 : p.bytesTotal > 0 ? Math.min(0.99, p.bytes / p.bytesTotal) : 0;
+  return {
+    tablesDone: p.tablesDone,
+    tablesTotal: p.tablesTotal,
+    bytesDone: p.bytes,
+    bytesTotal: p.bytesTotal,
+    rows: p.rows,
+    percent: Math.round(fraction * 1000) / 10,
+    bytesPerSecond,
+    etaSeconds: fraction >= 1 ? 0 : bytesPerSecond > 0 ? Math.round(Math.max(0, p.bytesTotal - p.bytes) / bytesPerSecond) : null,
+  };
+}
+
+export function triggersMethod({ endpoints, admin }: ActivityContext): ReplicationMethod {
+  /** One administrative session on each side: spared by the freeze, so the drain's last changes still apply. */
+  const sessions = async <T>(args: CdcArgs, label: string, fn: (source: Client, target: Client) => Promise<T>) => {
+    const [sourceUrl, targetUrl] = await endpoints(args);
+    return withClient(sourceUrl, admin(args.migrationId, `source (${label})`), (s) =>
+      withClient(targetUrl, admin(args.migrationId, `target (${label})`), (t) => fn(s, t)),
+    );
+  };
+  const markerApplied = async (target: Client, migrationId: string) =>
+    (await target.query(`SELECT 1 FROM ${replicationNames(migrationId).marker} WHERE id = 1`)).rowCount === 1;
+
+  return {
+    /** Capture on the source (the cutover marker table included): from its commit on, every change is logged. */
+    async start(args) {
+      const tables = capturedTables(args.tables);
+      const installed = await sessions(args, 'capture', async (s) => {
+        await ensureMarker(s, args.migrationId);
+        return installCapture(s, {
+          migrationId: args.migrationId,
+          direction: 'forward',
+          tables: [...tables, markerTableRef(args.migrationId)],
+          policy: args.tablesWithoutPrimaryKey ?? 'refuse',
+        });
+      });
+      return {
+        replication: [`change capture ${installed.schema} on ${installed.installed.length + installed.alreadyInstalled.length} table(s)`],
+        tables: tables.length,
+      };
+    },
+
+    /**
+     * The copy from one snapshot (unless an earlier attempt finished it), then the apply until the
+     * drain's marker is on the target. Heartbeats every second with the copy's or the apply's progress.
+     */
+    async cloneAndFollow(args) {
+      const ctx = Context.current();
+      const started = Date.now();
+      const [sourceUrl, targetUrl] = await endpoints(args);
+      const tables = [...capturedTables(args.tables ?? []), markerTableRef(args.migrationId)];
+      let details: unknown = { stage: 'starting' };
+      const timer = setInterval(() => ctx.heartbeat(details), 1_000);
+      try {
+        const state = await withClient(targetUrl, admin(args.migrationId, 'target'), (t) => readApplyState(t, args.migrationId, 'forward'));
+        if (!state?.copiedAt) {
+          const copyStarted = Date.now();
+          await snapshotCopy({
+            migrationId: args.migrationId,
+            direction: 'forward',
+            sourceUrl,
+            targetUrl,
+            applicationName: appName(args.migrationId, 'copy'),
+            tables,
+            jobs: Math.max(1, args.jobs),
+            signal: ctx.cancellationSignal,
+            onProgress: (p) => {
+              details = { stage: 'initial copy', copy: copyProgress(p, Date.now() - copyStarted) };
+            },
+          });
+        }
+        const result = await sessions(args, 'apply', (s, t) =>
+          applyUntil(s, t, {
+            migrationId: args.migrationId,
+            direction: 'forward',
+            signal: ctx.cancellationSignal,
+            stop: () => markerApplied(t, args.migrationId),
+            onProgress: (p: ApplyProgress) => {
+              details = { stage: 'applying', ...p };
+            },
+          }),
+        );
+        if (result.reason === 'aborted') ctx.cancellationSignal.throwIfAborted();
+        return { mode: `copy and apply (${result.mode})`, elapsedMs: Date.now() - started, attempts: ctx.info.attempt };
+      } finally {
+        clearInterval(timer);
+      }
+    },
+
+    /** The copy's progress and the apply's backlog, read from the target's apply state and the source's log. */
+    async watch(args): Promise<ReplicationState> {
+      const ctx = Context.current();
+      const until = Date.now() + args.reportAfterMs;
+      const total = capturedTables((args as { tables?: { schema: string; name: string; isPartition: boolean }[] }).tables ?? []).length;
+      return sessions(args, 'watch', async (s, t) => {
+        for (;;) {
+          const state = await readApplyState(t, args.migrationId, 'forward');
+          const copied = !!state?.copiedAt;
+          const lag = copied ? await captureLag(s, t, args.migrationId, 'forward') : undefined;
+          const reported: ReplicationState = {
+            tablesTotal: Math.max(1, total),
+            tablesReady: copied ? Math.max(1, total) : 0,
+            lagBytes: null,
+            lagSeconds: lag ? Math.round(lag.lagSeconds * 10) / 10 : null,
+            lagChanges: lag ? lag.pendingChanges : null,
+            caughtUp: !!lag && lag.pendingChanges <= (args.maxLagChanges ?? 10_000) && lag.lagSeconds <= (args.maxLagSeconds ?? 5),
+          };
+          ctx.heartbeat(reported);
+          if (reported.caughtUp || Date.now() >= until) return reported;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      });
+    },
+
+    /** The apply ended by itself at the marker; the capture goes after go-live (dropOwn), not inside the window. */
+    stopInWindow: () => Promise.resolve([]),
+
+    /** The capture on the source and the apply state on the target. Idempotent. */
+    async dropOwn(args) {
+      return sessions(args, 'cleanup', async (s, t) => [
+        ...(await removeCapture(s, args.migrationId, 'forward')).map((d) => `${d} (source)`),
+        ...(await removeCapture(t, args.migrationId, 'forward')).map((d) => `${d} (target)`),
+      ]);
+    },
+  };
+}
