@@ -565,11 +565,12 @@ export const MigrationInput = z
   })
   .strict()
   .superRefine((input, ctx) => {
-    if (input.hold?.reverseReplication && !input.source.replicationUrl) {
+    // The triggers method carries the hold's writes back by capture on the target, applied by the migration's own session: no subscriber.
+    if (input.hold?.reverseReplication && !input.source.replicationUrl && input.method !== 'triggers') {
       ctx.addIssue({
         code: 'custom',
         path: ['source', 'replicationUrl'],
-        message: 'required when hold.reverseReplication is on (the role that subscribes on the source)',
+        message: 'required when hold.reverseReplication is on (the role that subscribes on the source), except with method triggers',
       });
     }
     if (input.traffic && input.traffic.steps[input.traffic.steps.length - 1] !== 100) {

@@ -22,26 +22,34 @@ export interface MethodTraits {
   follower?: { activity: 'runPgcopydb' | 'copyAndApply'; exitStep: string };
   /** Its drain can outlast a local activity (pgcopydb 0.10 applies up to its end position in 10-20 s). */
   slowDrain: boolean;
+  /**
+   * How the hold carries the target's writes back to the source for a lossless rollback: a subscription
+   * on the source (a role that may subscribe, source.replicationUrl), or the method's own capture on the
+   * target applied to the source beside the workflow (triggers: Heroku cannot subscribe).
+   */
+  reverse: 'subscription' | 'capture';
   /** Tables without a key get REPLICA IDENTITY FULL on the source for the migration (logical decoding needs it; triggers match rows themselves). */
   replicaIdentity: boolean;
 }
 
 export const METHOD_TRAITS: Record<MigrationMethod, MethodTraits> = {
-  'dump-restore': { shape: 'freeze-copy', schemaSteps: false, slowDrain: false, replicaIdentity: false },
-  logical: { shape: 'replication', schemaSteps: true, slowDrain: false, replicaIdentity: true },
+  'dump-restore': { shape: 'freeze-copy', schemaSteps: false, slowDrain: false, replicaIdentity: false, reverse: 'subscription' },
+  logical: { shape: 'replication', schemaSteps: true, slowDrain: false, replicaIdentity: true, reverse: 'subscription' },
   pgcopydb: {
     shape: 'replication',
     schemaSteps: false,
     follower: { activity: 'runPgcopydb', exitStep: 'pgcopydb-exit' },
     slowDrain: true,
     replicaIdentity: true,
+    reverse: 'subscription',
   },
-  dms: { shape: 'replication', schemaSteps: true, slowDrain: false, replicaIdentity: true },
+  dms: { shape: 'replication', schemaSteps: true, slowDrain: false, replicaIdentity: true, reverse: 'subscription' },
   triggers: {
     shape: 'replication',
     schemaSteps: true,
     follower: { activity: 'copyAndApply', exitStep: 'apply-exit' },
     slowDrain: false,
     replicaIdentity: false,
+    reverse: 'capture',
   },
 };

@@ -246,9 +246,9 @@ export function withoutCaptureKey(tables: TableInventory[]): TableInventory[] {
 /** The triggers method needs only ownership of the tables (what a Heroku credential has); why it cannot run here (empty: it can). */
 export function triggerCaptureProblems(input: MigrationInput, source: DatabaseInventory): string[] {
   const problems: string[] = [];
-  if (source.serverVersionNum < 130000) {
+  if (source.serverVersionNum < 140000) {
     problems.push(
-      `source PostgreSQL ${source.serverVersion}: the triggers method needs 13 or later (transaction ids and snapshots as values: pg_current_xact_id, pg_visible_in_snapshot)`,
+      `source PostgreSQL ${source.serverVersion}: the triggers method needs 14 or later (transaction ids and snapshots as values, CREATE OR REPLACE TRIGGER)`,
     );
   }
   const notOwned = source.tables.filter((t) => t.owner !== source.currentUser && !t.isPartition);
@@ -436,7 +436,14 @@ export function buildPlan(
     blockers.push(`target has ${freeTarget} free connections; parallelJobs=${input.parallelJobs} needs ${input.parallelJobs + 2}`);
   }
 
-  if (input.hold?.reverseReplication) {
+  if (input.hold?.reverseReplication && method === 'triggers') {
+    // The same capture runs on the target: the same keys (the schema is the source's), no subscription on the source.
+    if (target.canSetReplicationRole === false || !source.canSetReplicationRole) {
+      warnings.push(
+        `a rollback during the hold applies the target's changes to the source as "${source.currentUser}", which may not SET session_replication_role: foreign keys are checked in change order and the user triggers it owns are off during each batch (those of other roles would fire)`,
+      );
+    }
+  } else if (input.hold?.reverseReplication) {
     const noIdentity = withoutReplicaIdentity(source.tables);
     if (noIdentity.length && input.replication.tablesWithoutPrimaryKey === 'refuse') {
       blockers.push(

@@ -157,6 +157,14 @@ describe('buildPlan', () => {
     expect(whole.blockers).toEqual([]);
   });
 
+  it('refuses sessions of other roles the source role can neither see nor end: they would write through the freeze', () => {
+    const source = inventory({ unendableSessions: [{ role: 'app_worker', sessions: 2 }] });
+    const plan = buildPlan(input({ method: 'dump-restore' }), source, inventory());
+    expect(plan.blockers.join('\n')).toMatch(
+      /source: 2 session\(s\) of role "app_worker" may write to the database, and "app" can neither see when they began nor end them .*pg_signal_backend/,
+    );
+  });
+
   it('refuses what logical replication would silently get wrong', () => {
     const tables = [
       {

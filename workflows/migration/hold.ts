@@ -25,9 +25,8 @@ export async function holdThenDecommission(
 ): Promise<MigrationResult | undefined> {
   const { input, plan, progress, status, gates, migrationId } = run;
   const holdMs = durationMs(hold.duration);
-  const cdcArgs = run.cdcArgs;
-  const sourceReplicationUrl = hold.reverseReplication ? input.source.replicationUrl : undefined;
-  const reverse = sourceReplicationUrl ? { ...cdcArgs, sourceReplicationUrl, tables: plan.source.tables } : undefined;
+  const reverseArgs = run.reverse;
+  const reverse = reverseArgs ? { ...reverseArgs, tables: plan.source.tables } : undefined;
   run.holding = true;
   const held: HoldStatus = { until: new Date(Date.now() + holdMs).toISOString(), reverseReplication: !!reverse };
   status.hold = held;
@@ -67,12 +66,15 @@ export async function holdThenDecommission(
 
 /** Reverse replication stopped and the markers dropped: the rollback path given up, the application untouched. */
 export async function dropRollbackPath(run: MigrationRun, phase: 'decommissioning' | 'completed'): Promise<void> {
-  const { input, plan, progress } = run;
+  const { plan, progress } = run;
   const cdcArgs = run.cdcArgs;
-  const sourceReplicationUrl = input.hold?.reverseReplication ? input.source.replicationUrl : undefined;
-  if (sourceReplicationUrl) {
-    const reverse = { ...cdcArgs, sourceReplicationUrl, tables: plan.source.tables };
-    await progress.step('stop-reverse-replication', phase, () => regular.stopReverseReplication(reverse));
+  const reverseArgs = run.reverse;
+  if (reverseArgs) {
+    const reverse = { ...reverseArgs, tables: plan.source.tables };
+    await progress.step('stop-reverse-replication', phase, async () => {
+      await run.reverseApply?.stop();
+      return regular.stopReverseReplication(reverse);
+    });
   }
   await progress.step('drop-markers', phase, () => long.dropReplicationLeftovers(cdcArgs));
 }
@@ -138,7 +140,10 @@ async function rollBackAfterGoLive(
     return undefined;
   }
   // Writes land on the source again; reverse replication has nothing more to carry.
-  await progress.step('rollback-stop-reverse', 'rolled-back', () => regular.stopReverseReplication(reverse));
+  await progress.step('rollback-stop-reverse', 'rolled-back', async () => {
+    await run.reverseApply?.stop(); // it ended at the rollback marker: this only waits for its end
+    return regular.stopReverseReplication(reverse);
+  });
   hold.rollback.windowMs = unfrozenAt - frozenAt;
   await progress.step('drop-markers', 'rolled-back', () => long.dropReplicationLeftovers({ migrationId, source, target }));
   const reason = `rolled back during the hold by ${request.approver}${request.reason ? `: ${request.reason}` : ''}`;

@@ -3,7 +3,7 @@
  * activities running beside it. Every phase module reads and updates it; nothing else is shared.
  */
 import { ApplicationFailure, CancellationScope, patched, workflowInfo } from '@temporalio/workflow';
-import type { CdcArgs } from '../../activities';
+import type { CdcArgs, ReverseArgs } from '../../activities';
 import { durationMs, type GateName, type MigrationInput } from '../../contract/input';
 import { METHOD_TRAITS, type MethodTraits } from '../../contract/methods';
 import { fitName } from '../../contract/names';
@@ -53,6 +53,8 @@ export class MigrationRun {
   goLiveAttempted = false;
   /** A rollback after go-live is possible only while the hold lasts and reverse replication runs. */
   holding = false;
+  /** The apply of the target's captured changes to the source during the hold (methods whose reverse is a capture). */
+  reverseApply?: { done: Promise<unknown>; stop: () => Promise<void> };
   rollbackRequest?: RollbackRequest;
   /** Set once the undos start: nothing new may start beside the workflow then. */
   compensating = false;
@@ -148,10 +150,39 @@ export class MigrationRun {
 
   /** Runs `work` beside the workflow, in a scope a rollback cancels and waits for (so no undo races it). */
   runInBackground<T>(work: () => Promise<T>): Promise<T> {
+    return this.runBeside(work).done;
+  }
+
+  /** The same, with a way to stop it earlier: cancels it and resolves once it ended. */
+  runBeside<T>(work: () => Promise<T>): { done: Promise<T>; stop: () => Promise<void> } {
     const scope = new CancellationScope();
-    const promise = scope.run(work);
-    this.background.push({ scope, settled: promise.catch(() => undefined) });
-    return promise;
+    const done = scope.run(work);
+    const settled = done.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.background.push({ scope, settled });
+    return {
+      done,
+      stop: async () => {
+        scope.cancel();
+        await CancellationScope.nonCancellable(() => settled);
+      },
+    };
+  }
+
+  /**
+   * The rollback path of the hold (hold.reverseReplication): a subscription on the source, by the role
+   * of source.replicationUrl; or, for a method that captures changes itself (triggers), the same
+   * capture on the target applied to the source by the migration's own session.
+   */
+  get reverse(): ReverseArgs | undefined {
+    if (!this.input.hold?.reverseReplication) return undefined;
+    if (this.method.reverse === 'capture') {
+      return { ...this.cdcArgs, tablesWithoutPrimaryKey: this.input.replication.tablesWithoutPrimaryKey };
+    }
+    const sourceReplicationUrl = this.input.source.replicationUrl;
+    return sourceReplicationUrl ? { ...this.cdcArgs, sourceReplicationUrl } : undefined;
   }
 
   /**

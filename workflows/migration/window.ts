@@ -111,14 +111,15 @@ export async function switchApplication(run: MigrationRun, cutover: Cutover): Pr
   const { input, plan, migrationId, target, saga, progress } = run;
   const acts = windowActivities(run);
   const targetRoles = [plan.target.currentUser];
-  const sourceReplicationUrl = input.hold?.reverseReplication ? input.source.replicationUrl : undefined;
-  const reverse = sourceReplicationUrl ? { ...run.cdcArgs, sourceReplicationUrl } : undefined;
+  const reverse = run.reverse;
   if (reverse) {
     // Before the target takes its first write, so the rollback path carries every one of them.
     saga.register('stop-reverse-replication', () => undo.stopReverseReplication({ ...reverse, tables: plan.source.tables }));
     await progress.step('start-reverse-replication', 'preparing-rollback', () =>
       activities.regular.startReverseReplication({ ...reverse, tables: plan.source.tables, appRoles: plan.appRoles }),
     );
+    // A capture is applied to the source beside the workflow for as long as the rollback path lasts.
+    if (run.method.reverse === 'capture') run.reverseApply = run.runBeside(() => activities.captureApply.applyReverse(reverse));
   }
 
   // The application must not write to the target before go-live: a rollback would lose those writes.

@@ -8,10 +8,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
-import { enterReplicaMode, type ApplyMode } from './apply-mode';
+import { disableUserTriggers, enableUserTriggers, enterReplicaMode, type ApplyMode } from './apply-mode';
 import { changeStatements, loadTargetTable, planSteps, truncateFallbackSql, truncateSql, type LogRow, type TargetTable } from './apply-sql';
 import { observeLog, SafeHorizon } from './horizon';
-import type { CaptureTable } from './keys';
+import type { CaptureTable, TableRef } from './keys';
 import { captureLag, pruneLog, type CaptureLag } from './log';
 import { captureNames, type CaptureDirection, type CaptureNames } from './names';
 import { readApplyState } from './state';
@@ -86,6 +86,16 @@ async function tableOf(capture: Client, apply: Client, names: CaptureNames, cont
   const table = await loadTargetTable(apply, rel, reg.rows[0].key, reg.rows[0].key_columns);
   context.tables.set(rel, table);
   return table;
+}
+
+/** Schema and name of tables named as the log names them (`qname`), resolved by the apply side's catalog. */
+async function tableRefs(apply: Client, rels: string[]): Promise<TableRef[]> {
+  const res = await apply.query<TableRef>(
+    `SELECT n.nspname AS schema, c.relname AS name FROM unnest($1::text[]) AS r(rel)
+       JOIN pg_class c ON c.oid = to_regclass(r.rel) JOIN pg_namespace n ON n.oid = c.relnamespace`,
+    [rels],
+  );
+  return res.rows;
 }
 
 /** Applies one step (a log row, or the TRUNCATE rows of one statement) inside the batch's transaction. */
@@ -166,6 +176,9 @@ export async function applyBatch(capture: Client, apply: Client, opts: ApplyBatc
     }
     // Deferrable constraints are checked at commit, as on the source where each statement saw its own end state.
     await apply.query('SET CONSTRAINTS ALL DEFERRED');
+    // Where the role may not skip triggers (origin mode), the user's triggers on the tables it owns are off
+    // for this transaction only: its DDL commits with the batch, so no other session ever sees them off.
+    const disabled = mode === 'origin' ? await disableUserTriggers(apply, await tableRefs(apply, [...tables.keys()])) : [];
     for (const step of steps) {
       try {
         await applyStep(
@@ -179,6 +192,7 @@ export async function applyBatch(capture: Client, apply: Client, opts: ApplyBatc
         throw new ApplyError(step[0].id, step.map((r) => r.rel).join(', '), err);
       }
     }
+    await enableUserTriggers(apply, disabled);
     await apply.query(`UPDATE ${names.applyState} SET watermark = $1, applied_at = now(), mode = $2`, [upTo, mode]);
     await apply.query('COMMIT');
   } catch (err) {

@@ -15,15 +15,10 @@ import { ensureMarker, replicationNames } from '../cdc/marker';
 import type { CopyProgress, ReplicationMethod, ReplicationState } from '../method';
 import { applyUntil, type ApplyProgress } from './apply';
 import { installCapture, removeCapture } from './capture';
-import type { TableRef } from './keys';
 import { captureLag } from './log';
-import { markerTableRef } from './names';
+import { capturedTables } from './names';
 import { snapshotCopy, type SnapshotCopyProgress } from './snapshot-copy';
 import { readApplyState } from './state';
-
-/** The captured tables: partition trees are captured at their root. */
-const capturedTables = (tables: { schema: string; name: string; isPartition: boolean }[]): TableRef[] =>
-  tables.filter((t) => !t.isPartition).map((t) => ({ schema: t.schema, name: t.name }));
 
 /** Percent, rate and time left of a copy, for heartbeats and `status.replication.copy`. */
 export function copyProgress(p: SnapshotCopyProgress, elapsedMs: number): CopyProgress {
@@ -55,19 +50,19 @@ export function triggersMethod({ endpoints, admin }: ActivityContext): Replicati
   return {
     /** Capture on the source (the cutover marker table included): from its commit on, every change is logged. */
     async start(args) {
-      const tables = capturedTables(args.tables);
+      const tables = capturedTables(args.migrationId, args.tables);
       const installed = await sessions(args, 'capture', async (s) => {
         await ensureMarker(s, args.migrationId);
         return installCapture(s, {
           migrationId: args.migrationId,
           direction: 'forward',
-          tables: [...tables, markerTableRef(args.migrationId)],
+          tables,
           policy: args.tablesWithoutPrimaryKey ?? 'refuse',
         });
       });
       return {
         replication: [`change capture ${installed.schema} on ${installed.installed.length + installed.alreadyInstalled.length} table(s)`],
-        tables: tables.length,
+        tables: tables.length - 1,
       };
     },
 
@@ -79,7 +74,7 @@ export function triggersMethod({ endpoints, admin }: ActivityContext): Replicati
       const ctx = Context.current();
       const started = Date.now();
       const [sourceUrl, targetUrl] = await endpoints(args);
-      const tables = [...capturedTables(args.tables ?? []), markerTableRef(args.migrationId)];
+      const tables = capturedTables(args.migrationId, args.tables ?? []);
       let details: unknown = { stage: 'starting' };
       const timer = setInterval(() => ctx.heartbeat(details), 1_000);
       try {
@@ -122,7 +117,7 @@ export function triggersMethod({ endpoints, admin }: ActivityContext): Replicati
     async watch(args): Promise<ReplicationState> {
       const ctx = Context.current();
       const until = Date.now() + args.reportAfterMs;
-      const total = capturedTables((args as { tables?: { schema: string; name: string; isPartition: boolean }[] }).tables ?? []).length;
+      const total = 0;
       return sessions(args, 'watch', async (s, t) => {
         for (;;) {
           const state = await readApplyState(t, args.migrationId, 'forward');

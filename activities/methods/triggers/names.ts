@@ -9,6 +9,7 @@
  * Apply side: one apply-state row in table `_pgmig.<base>_apply` (the marker schema, which
  * inventories, verification and dumps already treat as the migration's own).
  */
+import type { TableInventory } from '../../../contract/plan';
 import { qname } from '../../database/pg';
 import { fitName } from '../../names';
 import { MARKER_SCHEMA, replicationNames } from '../cdc/marker';
@@ -52,4 +53,9 @@ export type CaptureNames = ReturnType<typeof captureNames>;
 /** The migration's cutover marker table: capture it with the user's tables (the drain waits for its row). */
 export function markerTableRef(migrationId: string): TableRef {
   return { schema: MARKER_SCHEMA, name: replicationNames(migrationId).markerTable };
+}
+
+/** The tables captured on either side: partition trees at their root (the capture expands them), and the cutover marker. */
+export function capturedTables(migrationId: string, tables: Pick<TableInventory, 'schema' | 'name' | 'isPartition'>[]): TableRef[] {
+  return [...tables.filter((t) => !t.isPartition).map((t) => ({ schema: t.schema, name: t.name })), markerTableRef(migrationId)];
 }
