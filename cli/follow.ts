@@ -5,7 +5,7 @@
  */
 import { createInterface } from 'node:readline/promises';
 import { defaultPayloadConverter, type WorkflowHandle } from '@temporalio/client';
-import { formatBytes, formatMs } from '../contract/plan';
+import { describeCopyProgress, formatBytes, formatMs } from '../contract/plan';
 import { approveUpdate, rejectUpdate, statusQuery, type MigrationStatus } from '../signals';
 
 export interface FollowOptions {
@@ -24,6 +24,10 @@ async function heartbeatLine(handle: WorkflowHandle): Promise<string | undefined
     if (!payload) continue;
     const d = defaultPayloadConverter.fromPayload<Record<string, number | string>>(payload);
     const name = activity.activityType?.name ?? 'activity';
+    // The triggers method's copy and apply (copyAndApply): the copy's percent, rate and ETA, then the apply's lag.
+    const copy = (d as { copy?: Parameters<typeof describeCopyProgress>[0] }).copy;
+    if (copy) return `  ${name}: ${describeCopyProgress(copy)}`;
+    if ('pendingChanges' in d) return `  ${name}: ${d.stage}, lag ${d.pendingChanges} changes, ${Number(d.lagSeconds).toFixed(1)} s`;
     if ('stage' in d && 'tablesTotal' in d) {
       return `  ${name}: ${d.stage} ${d.tablesDone}/${d.tablesTotal} tables${Number(d.dumpBytes) ? `, dump ${formatBytes(Number(d.dumpBytes))}` : ''}, ${formatMs(Number(d.elapsedMs))}${Number(d.attempt) > 1 ? ` (attempt ${d.attempt})` : ''}`;
     }

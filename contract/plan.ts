@@ -170,6 +170,18 @@ export function formatMs(msValue: number): string {
   return `${(msValue / 60_000).toFixed(1)} min`;
 }
 
+/** A copy's progress in one line: `copy 45.2% (3/11 tables, 12.0 MB/s, ETA 14 s)`. */
+export function describeCopyProgress(copy: {
+  percent: number;
+  tablesDone: number;
+  tablesTotal: number;
+  bytesPerSecond: number;
+  etaSeconds: number | null;
+}): string {
+  const eta = copy.etaSeconds === null ? 'ETA unknown' : `ETA ${formatMs(copy.etaSeconds * 1000)}`;
+  return `copy ${copy.percent}% (${copy.tablesDone}/${copy.tablesTotal} tables, ${formatBytes(copy.bytesPerSecond)}/s, ${eta})`;
+}
+
 /** Cutover window of a CDC method measured on the local stack (freeze, drain, sequences, swap, smoke): see bench/. */
 export const CDC_CUTOVER_ESTIMATE_MS = 1_000;
 

@@ -5,7 +5,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { GateName, MigrationMethod } from '../contract/input';
 import type { MigrationPlan } from '../contract/plan';
-import type { ReplicationErrors } from '../activities/methods/method';
+import type { CopyProgress, ReplicationErrors } from '../activities/methods/method';
 
 /**
  * The payload of `approve` / `reject`; checked by `checkDecision` (contract/messages.ts): approver
@@ -128,6 +128,10 @@ export interface MigrationStatus {
     tablesTotal?: number;
     lagBytes?: number | null;
     lagSeconds?: number | null;
+    /** triggers: captured row changes not yet applied. */
+    lagChanges?: number | null;
+    /** triggers: the initial copy's progress (percent, rate, time left). */
+    copy?: CopyProgress;
     caughtUp?: boolean;
     /** While replication reports errors: their text (or where to look), counters, workers, since when. */
     errors?: ReplicationErrors;

@@ -153,6 +153,11 @@ describe('triggers migration from a source without logical replication', () => {
     console.log(
       `triggers cutover: write-freeze window ${result.freezeWindow.durationMs} ms, longest application write gap ${writes.longestGapMs} ms`,
     );
+    // The copy's progress, as the status query shows it (percent, rate, time left), and the lag in changes and seconds.
+    expect(status.replication?.copy).toMatchObject({ percent: 100, etaSeconds: 0 });
+    expect(status.replication?.copy?.bytesDone).toBeGreaterThan(1_000_000);
+    expect(status.replication?.copy?.bytesPerSecond).toBeGreaterThan(0);
+    expect(status.replication?.lagChanges).toEqual(expect.any(Number));
     expect(churn.stoppedBy).toMatch(/read-only/);
     expect(churn.keyChanges).toBeGreaterThan(3);
     expect(churn.truncates).toBeGreaterThan(0);

@@ -7,7 +7,7 @@
 import { ActivityFailure, ApplicationFailure, condition, patched, setHandler, TimeoutFailure } from '@temporalio/workflow';
 import type { ReplicationState } from '../../activities';
 import { durationMs } from '../../contract/input';
-import { withoutReplicaIdentity } from '../../contract/plan';
+import { describeCopyProgress, withoutReplicaIdentity } from '../../contract/plan';
 import { verificationSnapshotTakenSignal } from '../../signals';
 import { activities } from '../activity-options';
 import { failureMessage } from '../progress';
@@ -93,7 +93,11 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
           : state.lagSeconds !== undefined
             ? `${state.lagSeconds ?? '?'} s`
             : `${state.lagBytes ?? '?'} bytes`;
-      progress.phase(run.status.phase, `${state.tablesReady}/${state.tablesTotal} tables ready, lag ${lag}`);
+      const copying = state.copy && state.copy.percent < 100 ? state.copy : undefined;
+      progress.phase(
+        run.status.phase,
+        copying ? describeCopyProgress(copying) : `${state.tablesReady}/${state.tablesTotal} tables ready, lag ${lag}`,
+      );
       if (done(state)) return state;
     }
   };

@@ -18,7 +18,7 @@ import { installCapture, removeCapture } from './capture';
 import { captureLag } from './log';
 import { capturedTables } from './names';
 import { snapshotCopy, type SnapshotCopyProgress } from './snapshot-copy';
-import { readApplyState } from './state';
+import { readApplyState, recordCopyProgress } from './state';
 
 /** Percent, rate and time left of a copy, for heartbeats and `status.replication.copy`. */
 export function copyProgress(p: SnapshotCopyProgress, elapsedMs: number): CopyProgress {
@@ -81,18 +81,33 @@ export function triggersMethod({ endpoints, admin }: ActivityContext): Replicati
         const state = await withClient(targetUrl, admin(args.migrationId, 'target'), (t) => readApplyState(t, args.migrationId, 'forward'));
         if (!state?.copiedAt) {
           const copyStarted = Date.now();
-          await snapshotCopy({
-            migrationId: args.migrationId,
-            direction: 'forward',
-            sourceUrl,
-            targetUrl,
-            applicationName: appName(args.migrationId, 'copy'),
-            tables,
-            jobs: Math.max(1, args.jobs),
-            signal: ctx.cancellationSignal,
-            onProgress: (p) => {
-              details = { stage: 'initial copy', copy: copyProgress(p, Date.now() - copyStarted) };
-            },
+          // The progress goes to the apply state too, every 2 s, where the watch (another activity) reads it.
+          await withClient(targetUrl, admin(args.migrationId, 'target (progress)'), async (t) => {
+            let latest: CopyProgress | undefined;
+            let recorded: CopyProgress | undefined;
+            const record = async () => {
+              if (latest && latest !== recorded) await recordCopyProgress(t, args.migrationId, 'forward', (recorded = latest));
+            };
+            const recorder = setInterval(() => void record().catch(() => undefined), 2_000);
+            try {
+              await snapshotCopy({
+                migrationId: args.migrationId,
+                direction: 'forward',
+                sourceUrl,
+                targetUrl,
+                applicationName: appName(args.migrationId, 'copy'),
+                tables,
+                jobs: Math.max(1, args.jobs),
+                signal: ctx.cancellationSignal,
+                onProgress: (p) => {
+                  latest = copyProgress(p, Date.now() - copyStarted);
+                  details = { stage: 'initial copy', copy: latest };
+                },
+              });
+            } finally {
+              clearInterval(recorder);
+            }
+            await record();
           });
         }
         const result = await sessions(args, 'apply', (s, t) =>
@@ -117,22 +132,27 @@ export function triggersMethod({ endpoints, admin }: ActivityContext): Replicati
     async watch(args): Promise<ReplicationState> {
       const ctx = Context.current();
       const until = Date.now() + args.reportAfterMs;
-      const total = 0;
       return sessions(args, 'watch', async (s, t) => {
         for (;;) {
           const state = await readApplyState(t, args.migrationId, 'forward');
           const copied = !!state?.copiedAt;
+          const copy = state?.copyProgress ?? undefined;
           const lag = copied ? await captureLag(s, t, args.migrationId, 'forward') : undefined;
+          // Tables as the copy counts them (leaf tables and the marker); one unit until the copy has reported.
+          const total = copy?.tablesTotal ?? 1;
           const reported: ReplicationState = {
-            tablesTotal: Math.max(1, total),
-            tablesReady: copied ? Math.max(1, total) : 0,
+            tablesTotal: total,
+            tablesReady: copied ? total : Math.min(copy?.tablesDone ?? 0, total - 1),
+            ...(copy ? { copy: copied ? { ...copy, tablesDone: total, percent: 100, etaSeconds: 0 } : copy } : {}),
             lagBytes: null,
             lagSeconds: lag ? Math.round(lag.lagSeconds * 10) / 10 : null,
             lagChanges: lag ? lag.pendingChanges : null,
             caughtUp: !!lag && lag.pendingChanges <= (args.maxLagChanges ?? 10_000) && lag.lagSeconds <= (args.maxLagSeconds ?? 5),
           };
           ctx.heartbeat(reported);
-          if (reported.caughtUp || Date.now() >= until) return reported;
+          // While copying, back every 10 s so that `status` shows the copy's progress (not every 30 s).
+          const copyingReportDue = !copied && Date.now() >= until - args.reportAfterMs + 10_000;
+          if (reported.caughtUp || copyingReportDue || Date.now() >= until) return reported;
           await new Promise((r) => setTimeout(r, 500));
         }
       });

@@ -7,6 +7,7 @@
 import type { Client } from 'pg';
 import { qi } from '../../database/pg';
 import { MARKER_SCHEMA } from '../cdc/marker';
+import type { CopyProgress } from '../method';
 import type { ApplyMode } from './apply-mode';
 import { captureNames, type CaptureDirection } from './names';
 
@@ -20,6 +21,8 @@ export interface ApplyState {
   copiedAt: Date | null;
   mode: ApplyMode | null;
   appliedAt: Date | null;
+  /** The copy's progress as last recorded (percent, rate, ETA), for `status` while it runs. */
+  copyProgress: CopyProgress | null;
 }
 
 async function ensureApplyState(apply: Client, migrationId: string, direction: CaptureDirection): Promise<string> {
@@ -35,7 +38,8 @@ async function ensureApplyState(apply: Client, migrationId: string, direction: C
        copy_started_at timestamptz,
        copied_at timestamptz,
        mode text,
-       applied_at timestamptz)`,
+       applied_at timestamptz,
+       copy_progress jsonb)`,
   );
   return table;
 }
@@ -48,6 +52,16 @@ export async function recordCopyStart(apply: Client, migrationId: string, direct
        ON CONFLICT (one) DO UPDATE SET copy_snapshot = $1, copy_started_at = now(), copied_at = NULL, watermark = 0, applied_at = NULL`,
     [snapshot],
   );
+}
+
+/** Where the copy is, for the watch (another activity, perhaps on another worker). */
+export async function recordCopyProgress(
+  apply: Client,
+  migrationId: string,
+  direction: CaptureDirection,
+  progress: CopyProgress,
+): Promise<void> {
+  await apply.query(`UPDATE ${captureNames(migrationId, direction).applyState} SET copy_progress = $1`, [JSON.stringify(progress)]);
 }
 
 export async function markCopied(apply: Client, migrationId: string, direction: CaptureDirection): Promise<void> {
@@ -70,7 +84,7 @@ export async function readApplyState(apply: Client, migrationId: string, directi
   if (!exists.rows[0].present) return null;
   const res = await apply.query<ApplyState>(
     `SELECT watermark::text AS watermark, copy_snapshot AS "copySnapshot", copy_started_at AS "copyStartedAt",
-            copied_at AS "copiedAt", mode, applied_at AS "appliedAt"
+            copied_at AS "copiedAt", mode, applied_at AS "appliedAt", copy_progress AS "copyProgress"
        FROM ${table}`,
   );
   return res.rows[0] ?? null;
