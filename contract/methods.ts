@@ -28,6 +28,8 @@ export interface MethodTraits {
    * target applied to the source beside the workflow (triggers: Heroku cannot subscribe).
    */
   reverse: 'subscription' | 'capture';
+  /** Large objects, which it cannot follow, are copied inside the write-freeze window (their size is in the estimate). */
+  largeObjectsInWindow?: boolean;
   /** Tables without a key get REPLICA IDENTITY FULL on the source for the migration (logical decoding needs it; triggers match rows themselves). */
   replicaIdentity: boolean;
 }
@@ -51,5 +53,6 @@ export const METHOD_TRAITS: Record<MigrationMethod, MethodTraits> = {
     slowDrain: false,
     replicaIdentity: false,
     reverse: 'capture',
+    largeObjectsInWindow: true,
   },
 };

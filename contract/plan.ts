@@ -4,6 +4,7 @@
  */
 import type { MigrationInput, MigrationMethod } from './input';
 import { CDC_METHODS, durationMs } from './input';
+import { METHOD_TRAITS } from './methods';
 
 export interface TableInventory {
   schema: string;
@@ -56,6 +57,8 @@ export interface DatabaseInventory {
   /** Extensions the server could install (pg_available_extensions); used on the target. */
   availableExtensions: string[];
   largeObjects: number;
+  /** Size of pg_largeobject (all large objects of the database, on disk). */
+  largeObjectBytes?: number;
   preparedTransactions: number;
   /** Schemas other than the system ones; recorded on the target so compensation knows what it created. */
   schemas: string[];
@@ -273,11 +276,6 @@ export function triggerCaptureProblems(input: MigrationInput, source: DatabaseIn
       `table(s) ${names(keyless)} have no primary key and no unique index on NOT NULL columns, so their changed rows cannot be found on the target; add a key, or set replication.tablesWithoutPrimaryKey to "replica-identity-full" (rows matched on all their columns)`,
     );
   }
-  if (source.largeObjects > 0) {
-    problems.push(
-      `${source.largeObjects} large object(s): no trigger sees them, and the triggers method does not copy them yet; move them to bytea columns or use dump-restore`,
-    );
-  }
   return problems;
 }
 
@@ -335,7 +333,17 @@ export function buildPlan(
     methodReasons.push(`forced by input: ${input.method}`);
   }
   const cdc = (CDC_METHODS as readonly string[]).includes(method);
-  const estimate = cdc ? CDC_CUTOVER_ESTIMATE_MS : dumpEstimate;
+  // Large objects a method cannot follow are copied inside its window.
+  const largeObjectsMs =
+    METHOD_TRAITS[method].largeObjectsInWindow && source.largeObjects > 0
+      ? Math.round(((source.largeObjectBytes ?? 0) / DUMP_RESTORE_BYTES_PER_SECOND) * 1000) + source.largeObjects
+      : 0;
+  const estimate = cdc ? CDC_CUTOVER_ESTIMATE_MS + largeObjectsMs : dumpEstimate;
+  if (largeObjectsMs > 0) {
+    warnings.push(
+      `${source.largeObjects} large object(s) (${formatBytes(source.largeObjectBytes ?? 0)}): no trigger sees them, so they are copied inside the write-freeze window (~${formatMs(largeObjectsMs)} of the estimate)`,
+    );
+  }
   if (method === 'triggers') {
     blockers.push(...captureProblems);
     methodReasons.push(captureCost(input, source));

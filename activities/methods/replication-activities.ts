@@ -11,6 +11,7 @@ import type { Client } from 'pg';
 import type { TableInventory } from '../../contract/plan';
 import type { ActivityContext, CdcArgs } from '../context';
 import { verificationFailure } from '../database/activities';
+import { copyLargeObjects } from '../database/large-objects';
 import { connect, withClient } from '../database/pg';
 import type { TargetBaseline } from '../database/target-reset';
 import { openSnapshotPool, schemaChanges, verifyCopy, type VerificationReport } from '../database/verify';
@@ -130,6 +131,11 @@ export function createReplicationActivities(context: ActivityContext) {
         }
         return drained;
       });
+    },
+
+    /** In the write-freeze window, for methods that cannot follow them (triggers): the large objects, which cannot change now. */
+    async copyLargeObjects(args: CdcArgs): Promise<{ objects: number; bytes: number }> {
+      return both(args, (s, t) => copyLargeObjects(s, t));
     },
 
     /** In the write-freeze window: only what must stop before the target takes writes; the rest goes after go-live. */

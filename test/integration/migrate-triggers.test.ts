@@ -85,6 +85,9 @@ beforeAll(async () => {
   await query(sandbox.sourceUrl, 'CREATE TABLE public.churn (id int PRIMARY KEY, v text NOT NULL)');
   await query(sandbox.sourceUrl, 'CREATE TABLE public.scratch (id int PRIMARY KEY, v text)');
   await query(sandbox.sourceUrl, 'CREATE TABLE public.late (id int PRIMARY KEY, v text)');
+  // Large objects, which no trigger sees: copied inside the window.
+  for (const text of ['first', 'second', 'x'.repeat(300_000)])
+    await query(sandbox.sourceUrl, `SELECT lo_from_bytea(0, convert_to($1, 'UTF8'))`, [text]);
   const [role] = await query<{ rolreplication: boolean; rolsuper: boolean }>(
     sandbox.sourceUrl,
     'SELECT rolreplication, rolsuper FROM pg_roles WHERE rolname = current_user',
@@ -142,6 +145,7 @@ describe('triggers migration from a source without logical replication', () => {
       'drain',
       'apply-exit',
       'reconcile-sequences',
+      'copy-large-objects',
       'stop-replication',
       'freeze-target',
       'swap-config',
@@ -184,6 +188,14 @@ describe('triggers migration from a source without logical replication', () => {
       `SELECT count(*)::int AS n FROM public.churn WHERE v = 'touched by the late transaction'`,
     );
     expect(touched.n).toBe(touchedOnSource.n);
+  });
+
+  it('copied the large objects, which no trigger sees, inside the window', async () => {
+    const objects = (url: string) =>
+      query(url, `SELECT oid::int8 AS oid, md5(lo_get(oid)) AS md5 FROM pg_largeobject_metadata ORDER BY oid`);
+    const onSource = await objects(sandbox.sourceAdminUrl);
+    expect(onSource).toHaveLength(3);
+    expect(await objects(sandbox.targetAdminUrl)).toEqual(onSource);
   });
 
   it('reconciles sequences so new inserts on the target do not collide', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkMigrationInput, type MigrationInput } from '../../contract/input';
-import { buildPlan, estimateDumpRestoreMs } from '../../contract/plan';
+import { buildPlan, CDC_CUTOVER_ESTIMATE_MS, estimateDumpRestoreMs } from '../../contract/plan';
 import { inventory } from '../helpers/inventory';
 
 function input(extra: Record<string, unknown> = {}): MigrationInput {
@@ -140,15 +140,19 @@ describe('buildPlan', () => {
       table('cache', { hasPrimaryKey: true, unlogged: true }),
       table('theirs', { hasPrimaryKey: true, owner: 'other' }),
     ];
-    const source = inventory({ canReplicate: false, largeObjects: 2, tables });
+    const source = inventory({ canReplicate: false, largeObjects: 2, largeObjectBytes: 10 * 1024 * 1024, tables });
     const plan = buildPlan(input({ method: 'triggers' }), source, inventory({ canSetReplicationRole: false }));
     const text = plan.blockers.join('\n');
     expect(text).toMatch(/table\(s\) public\.events have no primary key and no unique index on NOT NULL columns/);
     expect(text).not.toMatch(/codes|cache/);
     expect(text).toMatch(/public\.theirs are not owned by "app", which cannot create the capture triggers/);
-    expect(text).toMatch(/2 large object\(s\)/);
-    expect(text).not.toMatch(/REPLICATION|wal_level|slot/);
+    expect(text).not.toMatch(/REPLICATION|wal_level|slot|large object/);
     expect(plan.warnings.join(' ')).toMatch(/may not SET session_replication_role/);
+    // Large objects go inside the window: in the estimate, and said so.
+    expect(plan.warnings.join(' ')).toMatch(
+      /2 large object\(s\) \(10\.0 MB\): no trigger sees them, so they are copied inside the write-freeze window/,
+    );
+    expect(plan.estimatedDowntimeMs).toBeGreaterThan(CDC_CUTOVER_ESTIMATE_MS + 100);
     const whole = buildPlan(
       input({ method: 'triggers', replication: { tablesWithoutPrimaryKey: 'replica-identity-full' } }),
       inventory({ canReplicate: false, tables: [tables[0]] }),

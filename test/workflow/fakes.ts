@@ -209,6 +209,7 @@ export function fakeActivities(opts: FakeOptions): Fakes {
     startReverseReplication: async () => ['publication pgmig_reverse_pub', 'subscription pgmig_reverse_sub'],
     drainReverse: async () => ({ waitedMs: 2 }),
     applyReverse: async () => ({ watermark: '0' }),
+    copyLargeObjects: async () => ({ objects: 0, bytes: 0 }),
     stopReverseReplication: async () => ['subscription pgmig_reverse_sub', 'publication pgmig_reverse_pub'],
     verifyAtFreezePoint: async (args) => {
       // As the real one: snapshots taken, the workflow told, then the comparison.

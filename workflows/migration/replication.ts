@@ -194,6 +194,10 @@ export async function drainAndStop(run: MigrationRun, replication: Replication):
     });
   }
   await reconcileSequences(run, window);
+  if (run.method.largeObjectsInWindow && run.plan.source.largeObjects > 0) {
+    // Reset with the rest of the target by reset-target (registered before the copy began).
+    await progress.step('copy-large-objects', 'draining', () => window.copyLargeObjects(cdcArgs));
+  }
   await progress.step('stop-replication', 'stopping-replication', () => window.stopSubscription(cdcArgs));
 
   return {
