@@ -99,16 +99,24 @@ describe('capture statements', () => {
     expect(w.update).not.toContain('EXCEPT');
   });
 
-  it('attach them as the argument of four statement triggers, transition tables on all but TRUNCATE', () => {
-    const ddl = triggerDdl(captureNames('m', 'forward'), keyed);
-    expect(ddl).toHaveLength(4);
-    expect(ddl[0]).toMatch(
+  it('write them into one function per table and operation, attached by four statement triggers, transition tables on all but TRUNCATE', () => {
+    const names = captureNames('m', 'forward');
+    const ddl = triggerDdl(names, keyed);
+    const triggers = ddl.filter((d) => d.startsWith('CREATE OR REPLACE TRIGGER'));
+    expect(triggers).toHaveLength(4);
+    expect(triggers[0]).toMatch(
       /^CREATE OR REPLACE TRIGGER "_pgmig_cap_f_m_i" AFTER INSERT ON "Odd ""s"""."it's" REFERENCING NEW TABLE AS pgmig_new FOR EACH STATEMENT/,
     );
-    expect(ddl[1]).toContain('REFERENCING OLD TABLE AS pgmig_old NEW TABLE AS pgmig_new');
-    expect(ddl[3]).toMatch(
-      /AFTER TRUNCATE ON "Odd ""s"""\."it's" FOR EACH STATEMENT EXECUTE FUNCTION "_pgmig_cap_f_m"\."capture"\('INSERT INTO/,
+    expect(triggers[1]).toContain('REFERENCING OLD TABLE AS pgmig_old NEW TABLE AS pgmig_new');
+    expect(triggers[3]).toBe(
+      `CREATE OR REPLACE TRIGGER "_pgmig_cap_f_m_t" AFTER TRUNCATE ON "Odd ""s"""."it's" FOR EACH STATEMENT EXECUTE FUNCTION ${names.functionFor(keyed.rel, 't')}()`,
     );
+    // The statement is the function's body (its plan is kept), quoted with a tag the table's name cannot end early.
+    const truncateFn = ddl.find((d) => d.includes(`FUNCTION ${names.functionFor(keyed.rel, 't')}() RETURNS trigger`))!;
+    expect(truncateFn).toContain(`AS $pgmig0$BEGIN ${captureStatements(names.log, keyed).truncate}; RETURN NULL; END$pgmig0$`);
+    expect(ddl).toContain(`REVOKE ALL ON FUNCTION ${names.functionFor(keyed.rel, 'u')}() FROM PUBLIC`);
+    const sly = triggerDdl(names, { ...keyed, name: 'a$pgmig0$b', rel: '"public"."a$pgmig0$b"' });
+    expect(sly.find((d) => d.includes('RETURNS trigger'))).toMatch(/AS \$pgmig1\$BEGIN .*\$pgmig1\$$/s);
   });
 });
 

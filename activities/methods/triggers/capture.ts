@@ -3,10 +3,10 @@
  * that offer no logical replication (Heroku Postgres): statement-level AFTER triggers with transition
  * tables append each statement's rows to a log table, one INSERT ... SELECT per statement.
  *
- * - One trigger function, SECURITY DEFINER and owned by the installing role, so roles that write the
+ * - Trigger functions SECURITY DEFINER and owned by the installing role, so roles that write the
  *   tables (app_worker) need no privilege on the log; every grant on the capture schema is revoked.
- *   It runs the statement its trigger passes as argument: the statements are built here, with the
- *   table's key columns, and stay the same for the life of the capture.
+ *   One per table and operation, with its statement (built here from the table's key columns) written
+ *   in, so PL/pgSQL keeps its plan.
  * - Rows are aggregated CHUNK_ROWS at a time into one log row, so a huge statement never reaches
  *   json's 1 GB limit (which would fail the application's statement).
  * - json, not jsonb: json keeps the text of json columns as written (jsonb would normalise it) and is
@@ -52,16 +52,43 @@ export function captureStatements(log: string, table: CaptureTable) {
   };
 }
 
-/** CREATE OR REPLACE TRIGGER for the four triggers of `table`. */
+/** A dollar-quote tag that does not occur in `body` (a table name could hold any text). */
+function dollarTag(body: string): string {
+  let n = 0;
+  while (body.includes(`$pgmig${n}$`)) n++;
+  return `$pgmig${n}$`;
+}
+
+/**
+ * The four trigger functions of `table` (its statements written in, so their plans are kept), owned by
+ * the installing role and executable by it alone, and CREATE OR REPLACE TRIGGER for its four triggers.
+ * Settings that change how to_json renders values are pinned, so every writer's session logs the same text.
+ */
 export function triggerDdl(names: CaptureNames, table: CaptureTable): string[] {
   const s = captureStatements(names.log, table);
   const t = names.triggers;
-  const run = (sql: string) => `FOR EACH STATEMENT EXECUTE FUNCTION ${names.function}(${escapeLiteral(sql)})`;
+  const fn = (op: 'i' | 'u' | 'd' | 't', sql: string) => {
+    const body = `BEGIN ${sql}; RETURN NULL; END`;
+    const tag = dollarTag(body);
+    const name = names.functionFor(table.rel, op);
+    return [
+      `CREATE OR REPLACE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+         SET search_path = pg_catalog, pg_temp SET extra_float_digits = 1 SET bytea_output = 'hex' SET IntervalStyle = 'postgres'
+       AS ${tag}${body}${tag}`,
+      // Nobody but the owner may attach it: it writes the log as the owner.
+      `REVOKE ALL ON FUNCTION ${name}() FROM PUBLIC`,
+    ];
+  };
+  const run = (op: 'i' | 'u' | 'd' | 't') => `FOR EACH STATEMENT EXECUTE FUNCTION ${names.functionFor(table.rel, op)}()`;
   return [
-    `CREATE OR REPLACE TRIGGER ${qi(t.insert)} AFTER INSERT ON ${table.rel} REFERENCING NEW TABLE AS ${NEW} ${run(s.insert)}`,
-    `CREATE OR REPLACE TRIGGER ${qi(t.update)} AFTER UPDATE ON ${table.rel} REFERENCING OLD TABLE AS ${OLD} NEW TABLE AS ${NEW} ${run(s.update)}`,
-    `CREATE OR REPLACE TRIGGER ${qi(t.delete)} AFTER DELETE ON ${table.rel} REFERENCING OLD TABLE AS ${OLD} ${run(s.delete)}`,
-    `CREATE OR REPLACE TRIGGER ${qi(t.truncate)} AFTER TRUNCATE ON ${table.rel} ${run(s.truncate)}`,
+    ...fn('i', s.insert),
+    ...fn('u', s.update),
+    ...fn('d', s.delete),
+    ...fn('t', s.truncate),
+    `CREATE OR REPLACE TRIGGER ${qi(t.insert)} AFTER INSERT ON ${table.rel} REFERENCING NEW TABLE AS ${NEW} ${run('i')}`,
+    `CREATE OR REPLACE TRIGGER ${qi(t.update)} AFTER UPDATE ON ${table.rel} REFERENCING OLD TABLE AS ${OLD} NEW TABLE AS ${NEW} ${run('u')}`,
+    `CREATE OR REPLACE TRIGGER ${qi(t.delete)} AFTER DELETE ON ${table.rel} REFERENCING OLD TABLE AS ${OLD} ${run('d')}`,
+    `CREATE OR REPLACE TRIGGER ${qi(t.truncate)} AFTER TRUNCATE ON ${table.rel} ${run('t')}`,
   ];
 }
 
@@ -86,12 +113,6 @@ async function createCaptureObjects(client: Client, names: CaptureNames): Promis
     await client.query(`ALTER SEQUENCE ${names.logSequence} OWNED BY ${names.log}.id`);
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${names.registry} (rel text PRIMARY KEY, key text NOT NULL, key_columns text[] NOT NULL)`,
-    );
-    // Settings that change how to_json renders values are pinned, so every writer's session logs the same text.
-    await client.query(
-      `CREATE OR REPLACE FUNCTION ${names.function}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-         SET search_path = pg_catalog, pg_temp SET extra_float_digits = 1 SET bytea_output = 'hex' SET IntervalStyle = 'postgres'
-       AS $fn$ BEGIN EXECUTE TG_ARGV[0]; RETURN NULL; END $fn$`,
     );
     // Default privileges may have granted writers access to the new objects: nobody but the owner may
     // touch the log, and nobody but the owner may attach the function (it runs its argument as the owner).
@@ -163,8 +184,8 @@ export async function installCapture(client: Client, opts: InstallCaptureOptions
   const existing = await client.query<{ schema: string; name: string; n: number }>(
     `SELECT n.nspname AS schema, c.relname AS name, count(*)::int AS n
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE t.tgfoid = to_regprocedure($1) GROUP BY 1, 2`,
-    [`${names.function}()`],
+      WHERE t.tgname = ANY($1) AND t.tgfoid IN (SELECT oid FROM pg_proc WHERE pronamespace = to_regnamespace($2)) GROUP BY 1, 2`,
+    [Object.values(names.triggers), qi(names.schema)],
   );
   const complete = new Set(existing.rows.filter((r) => r.n === 4).map((r) => qname(r.schema, r.name)));
   const result: InstallCaptureResult = { schema: names.schema, installed: [], alreadyInstalled: [] };
@@ -217,9 +238,9 @@ export async function removeCapture(
   const triggers = await client.query<{ schema: string; name: string; triggers: string[] }>(
     `SELECT n.nspname AS schema, c.relname AS name, array_agg(t.tgname::text ORDER BY t.tgname) AS triggers
        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE t.tgname = ANY($1) OR t.tgfoid = to_regprocedure($2)
+      WHERE t.tgname = ANY($1) OR t.tgfoid IN (SELECT oid FROM pg_proc WHERE pronamespace = to_regnamespace($2))
       GROUP BY 1, 2 ORDER BY 1, 2`,
-    [Object.values(names.triggers), `${names.function}()`],
+    [Object.values(names.triggers), qi(names.schema)],
   );
   const blocked: { table: string; holders: LockHolder[] }[] = [];
   for (const t of triggers.rows) {
@@ -241,10 +262,14 @@ export async function removeCapture(
     [qi(names.schema), names.applyState],
   );
   if (present.rows[0].schema) {
-    await client.query(`DROP FUNCTION IF EXISTS ${names.function}()`);
+    const functions = await client.query<{ fn: string }>(
+      `SELECT p.oid::regprocedure::text AS fn FROM pg_proc p WHERE p.pronamespace = to_regnamespace($1)`,
+      [qi(names.schema)],
+    );
+    for (const { fn } of functions.rows) await client.query(`DROP FUNCTION IF EXISTS ${fn}`);
     await client.query(`DROP TABLE IF EXISTS ${names.log}, ${names.registry}`);
     await client.query(`DROP SCHEMA ${qi(names.schema)}`);
-    dropped.push(`schema ${names.schema} (change log, registry, trigger function)`);
+    dropped.push(`schema ${names.schema} (change log, registry, ${functions.rowCount} trigger functions)`);
   }
   if (present.rows[0].state) {
     await client.query(`DROP TABLE ${names.applyState}`);
