@@ -416,7 +416,7 @@ export const MigrationInput = z
           .number()
           .int()
           .min(0)
-          .default(10_000)
+          .default(1_000)
           .describe(
             'triggers: catch-up is done (and the cutover gate opens) once at most this many captured row changes wait to be applied.',
           ),
@@ -441,7 +441,7 @@ export const MigrationInput = z
       .default({
         maxLagBytes: 1024 * 1024,
         maxLagSeconds: 5,
-        maxLagChanges: 10_000,
+        maxLagChanges: 1_000,
         tablesWithoutPrimaryKey: 'refuse',
         drainTimeout: '30s',
         errorTimeout: '60s',

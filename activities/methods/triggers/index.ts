@@ -147,7 +147,7 @@ export function triggersMethod({ endpoints, admin }: ActivityContext): Replicati
             lagBytes: null,
             lagSeconds: lag ? Math.round(lag.lagSeconds * 10) / 10 : null,
             lagChanges: lag ? lag.pendingChanges : null,
-            caughtUp: !!lag && lag.pendingChanges <= (args.maxLagChanges ?? 10_000) && lag.lagSeconds <= (args.maxLagSeconds ?? 5),
+            caughtUp: !!lag && lag.pendingChanges <= (args.maxLagChanges ?? 1_000) && lag.lagSeconds <= (args.maxLagSeconds ?? 5),
           };
           ctx.heartbeat(reported);
           // While copying, back every 10 s so that `status` shows the copy's progress (not every 30 s).
