@@ -85,8 +85,11 @@ export class Gates {
     }
   }
 
-  /** Opens the gate and waits for a decision or the timeout (no-go). */
-  async wait(gate: GateName): Promise<GateDecision> {
+  /**
+   * Opens the gate and waits for a decision or the timeout (no-go). `unless`: what the decision would be
+   * about has failed meanwhile (a replication beside the workflow died): the wait ends by throwing it.
+   */
+  async wait(gate: GateName, opts: { unless?: () => Error | undefined } = {}): Promise<GateDecision> {
     const settings = this.settings[gate]!;
     const openedAt = Date.now();
     this.status.pendingGate = {
@@ -104,7 +107,16 @@ export class Gates {
         { key: AwaitingApprovalKey, value: true },
         { key: AwaitingGateKey, value: gate },
       ]);
-      const inTime = await condition(() => this.decided.has(gate), settings.timeoutMs);
+      const inTime = await condition(() => this.decided.has(gate) || opts.unless?.() !== undefined, settings.timeoutMs);
+      const failed = this.decided.has(gate) ? undefined : opts.unless?.();
+      if (failed) {
+        upsertSearchAttributes([
+          { key: AwaitingApprovalKey, value: false },
+          { key: AwaitingGateKey, value: null },
+        ]);
+        this.status.pendingGate = undefined;
+        throw failed;
+      }
       if (!inTime) {
         const timeout: GateDecision = {
           gate,

@@ -17,7 +17,7 @@ import { freezeAndCopy } from './migration/freeze-copy';
 import { installHandlers } from './migration/handlers';
 import { dropRollbackPath, holdThenDecommission } from './migration/hold';
 import { DatabaseLeases } from './migration/lease';
-import { copyAndFollow, drainAndStop } from './migration/replication';
+import { awaitCutover, copyAndFollow, drainAndStop } from './migration/replication';
 import { MigrationRun } from './migration/run';
 import { goLive, switchApplication, type Cutover } from './migration/window';
 import { activities } from './activity-options';
@@ -62,7 +62,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     } else {
       const replication = await copyAndFollow(run);
       progress.phase('awaiting-cutover');
-      const go = await gates.wait('cutover');
+      const go = await awaitCutover(run, replication);
       if (!go.approved) return await run.rollBack(go);
       cutover = await drainAndStop(run, replication);
     }

@@ -333,3 +333,47 @@ export async function expectEveryAckedWriteOnce(url: string, writes: WriterStats
   expect(writes.acked.filter((w) => counts.get(w.seq) !== 1)).toEqual([]);
   expect(counts.size).toBe(writes.acked.length);
 }
+
+/**
+ * The migrations' own objects in a database (`_pgmig` markers and apply states, `_pgmig_cap_*` change
+ * capture): triggers (by name, or calling a function of those schemas), schemas, and functions.
+ */
+export async function migrationObjects(url: string) {
+  return {
+    triggers: await query<{ rel: string; tgname: string }>(
+      url,
+      `SELECT t.tgrelid::regclass::text AS rel, t.tgname FROM pg_trigger t
+        WHERE t.tgname LIKE '\\_pgmig%'
+           OR t.tgfoid IN (SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname LIKE '\\_pgmig%')
+        ORDER BY 1, 2`,
+    ),
+    schemas: await query<{ nspname: string }>(url, `SELECT nspname FROM pg_namespace WHERE nspname LIKE '\\_pgmig%' ORDER BY 1`),
+    functions: await query<{ f: string }>(
+      url,
+      `SELECT n.nspname || '.' || p.proname AS f FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname LIKE '\\_pgmig%' ORDER BY 1`,
+    ),
+  };
+}
+
+/**
+ * The sessions of any migration (application_name `pgmig-...`) in `url`'s database, with the locks each
+ * holds or waits for. A session whose end was just sent can stay listed a few milliseconds: it is looked
+ * for again for up to `graceMs`; a leaked one stays.
+ */
+export async function migrationSessions(url: string, graceMs = 2000) {
+  const list = () =>
+    query<{ pid: number; application_name: string; state: string | null; locks: string[] | null }>(
+      url,
+      `SELECT a.pid, a.application_name, a.state,
+              (SELECT array_agg(l.locktype || ' ' || coalesce(l.relation::regclass::text, '') || ' ' || l.mode || CASE WHEN l.granted THEN '' ELSE ' (waiting)' END)
+                 FROM pg_locks l WHERE l.pid = a.pid) AS locks
+         FROM pg_stat_activity a WHERE a.datname = current_database() AND a.application_name LIKE 'pgmig-%' ORDER BY a.pid`,
+    );
+  let sessions = await list();
+  for (const until = Date.now() + graceMs; sessions.length && Date.now() < until;) {
+    await new Promise((r) => setTimeout(r, 100));
+    sessions = await list();
+  }
+  return sessions;
+}

@@ -8,7 +8,7 @@ import { ActivityFailure, ApplicationFailure, condition, patched, setHandler, Ti
 import type { ReplicationState } from '../../activities';
 import { durationMs } from '../../contract/input';
 import { describeCopyProgress, withoutReplicaIdentity } from '../../contract/plan';
-import { verificationSnapshotTakenSignal } from '../../signals';
+import { verificationSnapshotTakenSignal, type GateDecision } from '../../signals';
 import { activities } from '../activity-options';
 import { failureMessage } from '../progress';
 import type { MigrationRun } from './run';
@@ -113,6 +113,17 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
   return replication;
 }
 
+/**
+ * The cutover decision, unless what runs beside the workflow (pgcopydb's follow, the triggers method's
+ * apply) dies first: then the wait ends with its failure, before anything is frozen, rather than at a
+ * drain that would wait out its timeout with writes frozen and blame the marker.
+ */
+export function awaitCutover(run: MigrationRun, replication: Replication): Promise<GateDecision> {
+  const follower = replication.follower;
+  const watched = follower && patched('cutover-ends-when-the-follower-fails');
+  return run.gates.wait('cutover', watched ? { unless: follower.failure } : {});
+}
+
 /** A verification that did not fail on the data but lost its worker (heartbeat or start-to-close timeout). */
 function lostItsWorker(err: unknown): boolean {
   return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
@@ -172,6 +183,9 @@ function verifyBeside(run: MigrationRun, drainTimeoutMs: number, snapshotTaken: 
 export async function drainAndStop(run: MigrationRun, replication: Replication): Promise<Cutover> {
   const { input, progress, status } = run;
   const cdcArgs = run.cdcArgs;
+  // Approved ahead of time, the gate did not wait: a follower that died by now is not frozen for.
+  const dead = replication.follower?.failure();
+  if (dead && patched('cutover-ends-when-the-follower-fails')) throw dead;
   const frozen = await freezeSource(run, window);
   const drainTimeoutMs = durationMs(input.replication.drainTimeout);
   let snapshotTaken = false;
