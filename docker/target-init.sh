@@ -11,6 +11,8 @@ GRANT pg_monitor, pg_signal_backend, pg_read_all_settings, pg_read_all_stats, pg
   TO rds_superuser;
 CREATE ROLE rds_master WITH LOGIN NOSUPERUSER CREATEDB CREATEROLE NOREPLICATION PASSWORD :'master_pw';
 GRANT rds_superuser TO rds_master WITH ADMIN OPTION;
+-- RDS lets rds_superuser set session_replication_role (appliers such as DMS and the triggers method use it).
+GRANT SET ON PARAMETER session_replication_role TO rds_superuser;
 CREATE DATABASE appdb OWNER rds_master;
 SQL
 

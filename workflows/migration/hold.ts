@@ -39,6 +39,8 @@ export async function holdThenDecommission(
     }
   }
   for (;;) {
+    // Each round holds for the whole duration again (after the go-live decision, a failed rollback, a rejected decommission).
+    held.until = new Date(Date.now() + holdMs).toISOString();
     progress.phase('holding', `source kept as the rollback target until ${held.until}`);
     await condition(() => run.rollbackRequest !== undefined, holdMs);
     if (run.rollbackRequest && reverse) {
@@ -55,7 +57,6 @@ export async function holdThenDecommission(
     if (decision.approved) break;
     run.holding = true;
     gates.reopen('decommission');
-    held.until = new Date(Date.now() + holdMs).toISOString();
   }
   progress.phase('decommissioning');
   await dropRollbackPath(run, 'decommissioning');
