@@ -4,6 +4,7 @@
  * test, the window's steps as local activities, and a cutover no-go undoing the replication.
  */
 import type { WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it, vi } from 'vitest';
 import type { MigrationInputDraft } from '../../contract/input';
 import { approveUpdate, rejectUpdate, statusQuery } from '../../signals';
@@ -303,6 +304,32 @@ describe.concurrent('CDC methods on fake activities', () => {
       ]);
       expect(result.freezeWindow).toEqual({});
       expect(result.decisions).toEqual([expect.objectContaining({ gate: 'cutover', approved: false })]);
+    });
+  });
+
+  it('triggers: an apply that dies at the cutover gate ends the wait with its error, before anything is frozen', async () => {
+    let failApply = () => undefined as void;
+    const dies = new Promise<void>((resolve) => (failApply = resolve));
+    const overrides = {
+      copyAndApply: async () => {
+        await dies;
+        throw ApplicationFailure.nonRetryable(
+          'cannot apply change 151 of the log to "public"."audit_log": check constraint',
+          'ApplyFailed',
+        );
+      },
+    };
+    await withWorker(server(), { tables: TABLES_WITH_KEYS, overrides }, async ({ fakes, start }) => {
+      const handle = await start(cdcInput('triggers'));
+      await waitForStatus(handle, (s) => s.pendingGate?.gate === 'cutover', 'the cutover gate');
+      failApply();
+      const { result, failure } = await settle(handle);
+      expect(failure?.message).toMatch(/cannot apply change 151 of the log/);
+      expect(result.outcome).toBe('failed');
+      expect(fakes.names()).not.toContain('freezeSource');
+      expect(result.freezeWindow).toEqual({});
+      expect(result.compensations.map((c) => c.step)).toEqual(['stop-replication', 'reset-target']);
+      expect((await handle.query(statusQuery)).pendingGate).toBeUndefined();
     });
   });
 
