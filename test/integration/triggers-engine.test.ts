@@ -16,7 +16,7 @@ import { CHUNK_ROWS, installCapture, removeCapture } from '../../activities/meth
 import type { TableRef } from '../../activities/methods/triggers/keys';
 import { captureLag } from '../../activities/methods/triggers/log';
 import { captureNames, markerTableRef } from '../../activities/methods/triggers/names';
-import { snapshotCopy } from '../../activities/methods/triggers/snapshot-copy';
+import { snapshotCopy, type SnapshotCopyOptions } from '../../activities/methods/triggers/snapshot-copy';
 import { readApplyState } from '../../activities/methods/triggers/state';
 import { createSourceDatabase, createTargetDatabase, databaseUrl, dropDatabase, loadStackEnv, type StackEnv } from '../../stack';
 
@@ -52,6 +52,20 @@ async function pair(name: string): Promise<Pair> {
     targetAdmin: databaseUrl(env.TARGET_ADMIN_URL, db.target),
     targetDb: db.target,
   };
+}
+
+/** The initial copy of `tables` from the pair's source to its target (or `targetUrl`). */
+function copy(p: Pair, tables: TableRef[], jobs: number, extra: Partial<SnapshotCopyOptions> = {}, targetUrl = p.target) {
+  return snapshotCopy({
+    migrationId: p.migrationId,
+    direction: 'forward',
+    sourceUrl: p.source,
+    targetUrl,
+    applicationName: 'triggers-engine-copy',
+    tables,
+    jobs,
+    ...extra,
+  });
 }
 
 /** A session with the migration's settings (the same rendering of values on both sides). */
@@ -326,17 +340,7 @@ describe('triggers engine', () => {
     await truncateAndRefill(app, 200_000);
 
     const copyProgress: number[] = [];
-    const copied = await snapshotCopy({
-      migrationId: p.migrationId,
-      direction: 'forward',
-      sourceUrl: p.source,
-      targetUrl: p.target,
-      applicationName: 'triggers-engine-copy',
-      tables,
-      jobs: 2,
-      onProgress: (pr) => copyProgress.push(pr.tablesDone),
-      progressEveryMs: 0,
-    });
+    const copied = await copy(p, tables, 2, { onProgress: (pr) => copyProgress.push(pr.tablesDone), progressEveryMs: 0 });
     expect(copied.tablesDone).toBe(copied.tablesTotal);
     expect(copied.rows).toBeGreaterThan(25_000);
     expect(copyProgress.at(-1)).toBe(copied.tablesTotal);
@@ -393,15 +397,7 @@ describe('triggers engine', () => {
     const t = await open(p.source, 'late');
     await t.query('BEGIN');
     await t.query('INSERT INTO public.side VALUES (1)');
-    await snapshotCopy({
-      migrationId: p.migrationId,
-      direction: 'forward',
-      sourceUrl: p.source,
-      targetUrl: p.target,
-      applicationName: 'triggers-engine-copy',
-      tables,
-      jobs: 1,
-    });
+    await copy(p, tables, 1);
     const context = new ApplyContext();
     const batch = () => applyBatch(source, target, { migrationId: p.migrationId, direction: 'forward', context, horizonWaitMs: 20 });
     const value = async (id: number) => (await target.query<{ v: string }>('SELECT v FROM public.h WHERE id = $1', [id])).rows[0].v;
@@ -448,36 +444,20 @@ describe('triggers engine', () => {
     await ensureMarker(await open(p.target), p.migrationId);
     const tables = [{ schema: 'public', name: 'bag' }, { schema: 'public', name: 'accounts' }, markerTableRef(p.migrationId)];
     await installCapture(capture, { migrationId: p.migrationId, direction: 'forward', tables, policy: 'replica-identity-full' });
-    const copy = {
-      migrationId: p.migrationId,
-      direction: 'forward' as const,
-      sourceUrl: p.source,
-      targetUrl: p.target,
-      applicationName: 'triggers-engine-aborted-copy',
-      tables,
-      jobs: 2,
-    };
     // A copy aborted at its first bytes fails with the abort's reason and leaves no session behind.
     const stopCopy = new AbortController();
-    const aborted = snapshotCopy({
-      ...copy,
+    const abortedCopy = 'triggers-engine-aborted-copy';
+    const aborted = copy(p, tables, 2, {
+      applicationName: abortedCopy,
       progressEveryMs: 0,
       signal: stopCopy.signal,
       onProgress: () => stopCopy.abort(new Error('cancelled')),
     });
     await expect(aborted).rejects.toThrow('cancelled');
     for (const admin of [p.sourceAdmin, p.targetAdmin]) {
-      expect(await sql(admin, `SELECT pid FROM pg_stat_activity WHERE application_name = $1`, [copy.applicationName])).toEqual([]);
+      expect(await sql(admin, `SELECT pid FROM pg_stat_activity WHERE application_name = $1`, [abortedCopy])).toEqual([]);
     }
-    await snapshotCopy({
-      migrationId: p.migrationId,
-      direction: 'forward',
-      sourceUrl: p.source,
-      targetUrl: p.target,
-      applicationName: 'triggers-engine-copy',
-      tables,
-      jobs: 2,
-    });
+    await copy(p, tables, 2);
     for (let i = 0; i < 150; i++) {
       await capture.query(
         [
@@ -645,15 +625,7 @@ describe('triggers engine', () => {
     // Only the role's own table's trigger is touched.
     const disabled = await disableUserTriggers(apply, userTables);
     expect(disabled).toEqual([{ schema: 'public', table: 'audited', trigger: 'audit', enabled: 'O' }]);
-    const copied = await snapshotCopy({
-      migrationId: p.migrationId,
-      direction: 'forward',
-      sourceUrl: p.source,
-      targetUrl: plainUrl.toString(),
-      applicationName: 'triggers-engine-copy',
-      tables,
-      jobs: 1,
-    });
+    const copied = await copy(p, tables, 1, {}, plainUrl.toString());
     expect(copied.mode).toBe('origin');
     await capture.query(
       `UPDATE public.audited SET v = v || '!' WHERE id <= 10; UPDATE public.theirs SET v = v || '!' WHERE id <= 10; DELETE FROM public.audited WHERE id > 15`,
@@ -681,15 +653,7 @@ describe('triggers engine', () => {
     const apply = await open(p.target, 'apply');
     const tables = [{ schema: 'public', name: 't' }];
     await installCapture(capture, { migrationId: p.migrationId, direction: 'forward', tables, policy: 'refuse' });
-    await snapshotCopy({
-      migrationId: p.migrationId,
-      direction: 'forward',
-      sourceUrl: p.source,
-      targetUrl: p.target,
-      applicationName: 'triggers-engine-copy',
-      tables,
-      jobs: 1,
-    });
+    await copy(p, tables, 1);
     await capture.query(`INSERT INTO public.t VALUES (1, 'good')`);
     await capture.query(`INSERT INTO public.t VALUES (2, 'bad')`);
     const failed = await applyUntil(capture, apply, { migrationId: p.migrationId, direction: 'forward', maxLogRows: 1 }).catch(

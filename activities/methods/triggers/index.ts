@@ -6,6 +6,7 @@
  * (`cloneAndFollow`). The apply keeps its watermark on the target, in the transaction of each batch, so
  * a retry on any worker resumes exactly after the last batch applied.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import type { Client } from 'pg';
 import type { ActivityContext, CdcArgs } from '../../context';
@@ -153,7 +154,9 @@ export function triggersMethod({ endpoints, admin }: ActivityContext): Replicati
           // While copying, back every 10 s so that `status` shows the copy's progress (not every 30 s).
           const copyingReportDue = !copied && Date.now() >= until - args.reportAfterMs + 10_000;
           if (reported.caughtUp || copyingReportDue || Date.now() >= until) return reported;
-          await new Promise((r) => setTimeout(r, 500));
+          // A cancelled migration (its heartbeat brings the cancellation) does not keep a session open while it compensates.
+          await sleep(500, undefined, { signal: ctx.cancellationSignal }).catch(() => undefined);
+          ctx.cancellationSignal.throwIfAborted();
         }
       });
     },
