@@ -8,7 +8,16 @@ import { reverseNames } from '../../activities/methods/logical/reverse';
 import type { MigrationInputDraft } from '../../contract/input';
 import { approveUpdate, rejectUpdate, rollbackUpdate, statusQuery, type MigrationResult } from '../../signals';
 import { AppWriter } from '../../stack/app-writer';
-import { expectEveryAckedWriteOnce, openSandbox, query, recordHistory, sourceWritable, type Sandbox, untilPhase } from '../helpers/harness';
+import {
+  expectEveryAckedWriteOnce,
+  openSandbox,
+  query,
+  recordHistory,
+  sourceWritable,
+  type Sandbox,
+  untilPhase,
+  untilStatus,
+} from '../helpers/harness';
 
 let sandbox: Sandbox;
 
@@ -140,11 +149,13 @@ describe('hold, reverse replication and rollback', () => {
       gates: { 'go-live': { timeout: '2m', approvers: ['alice'] }, decommission: { timeout: '1s' } },
     });
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
-    for (let i = 0; i < 400; i++) {
-      const status = await handle.query(statusQuery);
-      if (status.decisions.some((d) => d.gate === 'decommission' && d.via === 'timeout') && status.phase === 'awaiting-decommission') break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    // The whole migration comes first (a loaded machine takes tens of seconds), then the 1 s hold and the 1 s gate.
+    await untilStatus(
+      handle,
+      (status) =>
+        status.decisions.some((d) => d.gate === 'decommission' && d.via === 'timeout') && status.phase === 'awaiting-decommission',
+      'the decommission gate open again after its timeout',
+    );
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'bob', gate: 'decommission' }] });
     const result = (await handle.result()) as MigrationResult;
     expect(result.outcome).toBe('completed');
