@@ -12,6 +12,7 @@ import type { RehearsalActivities } from '../../activities/rehearsal';
 import { scratchNames } from '../../contract/rehearsal';
 import { buildPlan, type DatabaseInventory, type TableInventory } from '../../contract/plan';
 import { verificationSnapshotTakenSignal } from '../../signals';
+import { inventory as fixtureInventory } from '../helpers/inventory';
 
 type AllActivities = MigrationActivities & RehearsalActivities;
 export type ActivityName = Extract<keyof AllActivities, string>;
@@ -76,19 +77,14 @@ export const DEFAULT_TABLES: TableInventory[] = [
 ];
 export const TABLES_WITH_KEYS: TableInventory[] = DEFAULT_TABLES.filter((t) => t.hasPrimaryKey);
 
+/** The shared fixture inventory (test/helpers/inventory.ts) of a database `role` owns, holding `tables`. */
 function inventory(role: string, tables: TableInventory[], userObjects: number): DatabaseInventory {
-  return {
+  return fixtureInventory({
     serverVersion: '15.8',
     serverVersionNum: 150008,
     database: 'appdb',
     currentUser: role,
-    isSuperuser: false,
-    ownsDatabase: true,
-    encoding: 'UTF8',
     sizeBytes: 40 * 1024 * 1024,
-    walLevel: 'logical',
-    maxConnections: 100,
-    connectionsInUse: 5,
     tables,
     sequences: tables.map((t) => ({
       schema: t.schema,
@@ -96,23 +92,11 @@ function inventory(role: string, tables: TableInventory[], userObjects: number):
       lastValue: t.estimatedRows,
       ownedBy: { schema: t.schema, table: t.name, column: 'id' },
     })),
-    extensions: ['plpgsql'],
     availableExtensions: ['plpgsql', 'pgcrypto'],
-    largeObjects: 0,
-    preparedTransactions: 0,
     schemas: userObjects ? ['public', 'shop'] : ['public'],
     userObjects,
-    readOnlySettings: [],
-    canReplicate: true,
-    canSubscribe: true,
-    maxReplicationSlots: 10,
-    replicationSlotsUsed: 0,
-    maxWalSenders: 10,
-    walSendersUsed: 0,
     walBytesPerSecond: 2048,
-    identityColumns: 0,
-    generatedColumns: 0,
-  };
+  });
 }
 
 const report = (tables: TableInventory[]) => ({
