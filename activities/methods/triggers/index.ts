@@ -9,7 +9,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import type { Client } from 'pg';
-import type { ActivityContext, CdcArgs } from '../../context';
+import type { ActivityContext } from '../../context';
 import { withClient } from '../../database/pg';
 import { appName } from '../../names';
 import { ensureMarker, replicationNames } from '../cdc/marker';
@@ -37,14 +37,8 @@ export function copyProgress(p: SnapshotCopyProgress, elapsedMs: number): CopyPr
   };
 }
 
-export function triggersMethod({ endpoints, admin }: ActivityContext): ReplicationMethod {
-  /** One administrative session on each side: spared by the freeze, so the drain's last changes still apply. */
-  const sessions = async <T>(args: CdcArgs, label: string, fn: (source: Client, target: Client) => Promise<T>) => {
-    const [sourceUrl, targetUrl] = await endpoints(args);
-    return withClient(sourceUrl, admin(args.migrationId, `source (${label})`), (s) =>
-      withClient(targetUrl, admin(args.migrationId, `target (${label})`), (t) => fn(s, t)),
-    );
-  };
+export function triggersMethod({ endpoints, admin, both }: ActivityContext): ReplicationMethod {
+  // `both`: the migration's administrative sessions, which the freeze spares, so the drain's last changes still apply.
   const markerApplied = async (target: Client, migrationId: string) =>
     (await target.query(`SELECT 1 FROM ${replicationNames(migrationId).marker} WHERE id = 1`)).rowCount === 1;
 
@@ -52,7 +46,7 @@ export function triggersMethod({ endpoints, admin }: ActivityContext): Replicati
     /** Capture on the source (the cutover marker table included): from its commit on, every change is logged. */
     async start(args) {
       const tables = capturedTables(args.migrationId, args.tables);
-      const installed = await sessions(args, 'capture', async (s) => {
+      const installed = await both(args, async (s) => {
         await ensureMarker(s, args.migrationId);
         return installCapture(s, {
           migrationId: args.migrationId,
@@ -111,7 +105,7 @@ export function triggersMethod({ endpoints, admin }: ActivityContext): Replicati
             await record();
           });
         }
-        const result = await sessions(args, 'apply', (s, t) =>
+        const result = await both(args, (s, t) =>
           applyUntil(s, t, {
             migrationId: args.migrationId,
             direction: 'forward',
@@ -133,7 +127,7 @@ export function triggersMethod({ endpoints, admin }: ActivityContext): Replicati
     async watch(args): Promise<ReplicationState> {
       const ctx = Context.current();
       const until = Date.now() + args.reportAfterMs;
-      return sessions(args, 'watch', async (s, t) => {
+      return both(args, async (s, t) => {
         for (;;) {
           const state = await readApplyState(t, args.migrationId, 'forward');
           const copied = !!state?.copiedAt;
@@ -166,7 +160,7 @@ export function triggersMethod({ endpoints, admin }: ActivityContext): Replicati
 
     /** The capture on the source and the apply state on the target. Idempotent. */
     async dropOwn(args) {
-      return sessions(args, 'cleanup', async (s, t) => [
+      return both(args, async (s, t) => [
         ...(await removeCapture(s, args.migrationId, 'forward')).map((d) => `${d} (source)`),
         ...(await removeCapture(t, args.migrationId, 'forward')).map((d) => `${d} (target)`),
       ]);

@@ -9,26 +9,18 @@ import type { Client } from 'pg';
 
 export type LockMode = 'SHARE ROW EXCLUSIVE' | 'ACCESS EXCLUSIVE';
 
-/** The lock modes each requested mode conflicts with (PostgreSQL's conflict table). */
+/** The lock modes each requested mode conflicts with (PostgreSQL's conflict table): ACCESS EXCLUSIVE conflicts with every mode. */
+const SHARE_ROW_EXCLUSIVE_CONFLICTS = [
+  'RowExclusiveLock',
+  'ShareUpdateExclusiveLock',
+  'ShareLock',
+  'ShareRowExclusiveLock',
+  'ExclusiveLock',
+  'AccessExclusiveLock',
+];
 const CONFLICTS: Record<LockMode, string[]> = {
-  'SHARE ROW EXCLUSIVE': [
-    'RowExclusiveLock',
-    'ShareUpdateExclusiveLock',
-    'ShareLock',
-    'ShareRowExclusiveLock',
-    'ExclusiveLock',
-    'AccessExclusiveLock',
-  ],
-  'ACCESS EXCLUSIVE': [
-    'AccessShareLock',
-    'RowShareLock',
-    'RowExclusiveLock',
-    'ShareUpdateExclusiveLock',
-    'ShareLock',
-    'ShareRowExclusiveLock',
-    'ExclusiveLock',
-    'AccessExclusiveLock',
-  ],
+  'SHARE ROW EXCLUSIVE': SHARE_ROW_EXCLUSIVE_CONFLICTS,
+  'ACCESS EXCLUSIVE': ['AccessShareLock', 'RowShareLock', ...SHARE_ROW_EXCLUSIVE_CONFLICTS],
 };
 
 export interface LockWindowOptions {
