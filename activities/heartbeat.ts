@@ -5,7 +5,14 @@
  */
 import { Context } from '@temporalio/activity';
 
-export async function keepAlive<T>(work: () => Promise<T>, details?: () => unknown, everyMs = 1_000): Promise<T> {
+/**
+ * How often activities heartbeat. The window's steps have a 2 s heartbeat timeout: four beats fit in it,
+ * so a busy event loop is not taken for a dead worker, and the worker sends at most one every 500 ms
+ * (its maxHeartbeatThrottleInterval).
+ */
+export const HEARTBEAT_EVERY_MS = 500;
+
+export async function keepAlive<T>(work: () => Promise<T>, details?: () => unknown, everyMs = HEARTBEAT_EVERY_MS): Promise<T> {
   let ctx: Context;
   try {
     ctx = Context.current();

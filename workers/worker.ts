@@ -58,11 +58,13 @@ export async function createMigrationWorker(opts: MigrationWorkerOptions): Promi
     taskQueue: opts.taskQueue ?? taskQueue(),
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: path.resolve(__dirname, '../workflows') }),
     activities: opts.activities ?? { ...createActivities(deps), ...createRehearsalActivities(deps) },
-    // Copy progress reaches `status` / the CLI every couple of seconds instead of every 0.8 x heartbeat timeout.
-    maxHeartbeatThrottleInterval: '2s',
-    // A dead worker's sticky workflow tasks go to another worker after 1 s instead of 10: inside the
-    // write-freeze window every second counts (see WORKFLOW_TASK_TIMEOUT). A live worker polls its sticky queue at once.
-    stickyQueueScheduleToStartTimeout: '1s',
+    // Heartbeats reach the server every 500 ms (activities beat at HEARTBEAT_EVERY_MS): the window's 2 s
+    // heartbeat timeout then tolerates three lost beats, and copy progress reaches `status` promptly.
+    maxHeartbeatThrottleInterval: '500ms',
+    // A dead worker's sticky workflow tasks go to another worker after 500 ms instead of 10 s: inside the
+    // write-freeze window every second counts (see WORKFLOW_TASK_TIMEOUT). A live worker polls its sticky
+    // queue at once; a late one costs a replay, not a failure.
+    stickyQueueScheduleToStartTimeout: '500ms',
     ...(opts.identity ? { identity: opts.identity } : {}),
   });
 }

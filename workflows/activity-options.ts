@@ -26,12 +26,12 @@ const regular: ActivityOptions = {
 export const PROFILES = {
   regular,
   /**
-   * The freeze-copy's window steps (dump-restore keeps them as regular activities, as its recorded
-   * histories have them): they heartbeat every second, so a dead worker is replaced within seconds.
+   * The freeze-copy's window steps as regular activities, for histories recorded before they became
+   * local: they heartbeat every 500 ms from their start, so a 2 s heartbeat timeout finds a dead worker.
    */
   freezeCopyWindow: {
     ...regular,
-    heartbeatTimeout: '3s',
+    heartbeatTimeout: '2s',
     retry: {
       initialInterval: '200ms',
       backoffCoefficient: 2,
@@ -41,8 +41,9 @@ export const PROFILES = {
     },
   },
   /**
-   * The CDC write-freeze window as local activities: run by the worker that runs the workflow task,
-   * without a server round trip per step. Retried the same way, bounded so a stuck step fails fast.
+   * The write-freeze window's short steps as local activities: run by the worker that runs the workflow
+   * task, without a server round trip per step; a dead worker is replaced at the workflow task timeout.
+   * Retried the same way, bounded so a stuck step fails fast.
    */
   window: {
     startToCloseTimeout: '2 minutes',
@@ -99,26 +100,30 @@ export const PROFILES = {
   },
   /**
    * The triggers method's copy and apply beside the workflow until the drain's marker. Heartbeats every
-   * second and a 5 s heartbeat timeout: during the drain (writes frozen) a dead worker's apply resumes on
+   * 500 ms and a 2 s heartbeat timeout: during the drain (writes frozen) a dead worker's apply resumes on
    * another within seconds, from the watermark it committed on the target. A change the target refuses
    * fails non-retryable from the activity itself.
    */
   captureApply: {
     startToCloseTimeout: '30 days',
-    heartbeatTimeout: '5s',
+    heartbeatTimeout: '2s',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: {
-      initialInterval: '1s',
+      initialInterval: '200ms',
       backoffCoefficient: 2,
       maximumInterval: '30s',
       maximumAttempts: 20,
       nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
     },
   },
-  /** One attempt: a retry would take its snapshots later than the freeze point, when the target may hold new writes. */
+  /**
+   * One attempt: a retry would take its snapshots later than the freeze point, when the target may hold
+   * new writes (the workflow starts a new one while that is still safe). The window waits for its
+   * snapshots, so a dead worker is found as fast as the window's other steps.
+   */
   freezePointVerification: {
     startToCloseTimeout: '12 hours',
-    heartbeatTimeout: '5s',
+    heartbeatTimeout: '2s',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { maximumAttempts: 1, nonRetryableErrorTypes: ACCESS_FAILURE_TYPES },
   },
@@ -135,9 +140,10 @@ export const PROFILES = {
       nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
     },
   },
+  /** Inside dump-restore's window: found dead as quickly as the window's other steps. */
   verification: {
     startToCloseTimeout: '12 hours',
-    heartbeatTimeout: '3s',
+    heartbeatTimeout: '2s',
     retry: { initialInterval: '200ms', maximumAttempts: 3, nonRetryableErrorTypes: ACCESS_FAILURE_TYPES },
   },
   /** Undos keep trying: a rollback that gives up leaves the world half-changed. */

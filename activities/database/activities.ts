@@ -10,7 +10,7 @@ import type { MigrationInput, SecretRef } from '../../contract/input';
 import { buildPlan, type MigrationPlan, type RoleReadOnlySetting, type TableInventory } from '../../contract/plan';
 import type { WindowEdge } from '../../signals';
 import type { ActivityContext } from '../context';
-import { keepAlive } from '../heartbeat';
+import { HEARTBEAT_EVERY_MS, keepAlive } from '../heartbeat';
 import { appName, workDir } from '../names';
 import { redact } from '../secrets';
 import { freezeDatabase, unfreezeDatabase, type FreezeResult, type UnfreezeResult } from './freeze';
@@ -213,7 +213,7 @@ export function createDatabaseActivities({ deps, resolve, admin, endpoints }: Ac
       const ctx = Context.current();
       // Heartbeat on a timer too: one large table's checksum can outlast the heartbeat timeout.
       const progress = { tablesDone: 0, tablesTotal: args.tables.length };
-      const timer = setInterval(() => ctx.heartbeat(progress), 1_000);
+      const timer = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
       const report = await withPools(sourceUrl, targetUrl, Math.max(1, args.jobs), args.migrationId, (s, t) =>
         verifyCopy({
           sourcePool: s,

@@ -15,7 +15,7 @@ import { copyLargeObjects } from '../database/large-objects';
 import { connect, withClient } from '../database/pg';
 import type { TargetBaseline } from '../database/target-reset';
 import { openSnapshotPool, schemaChanges, verifyCopy, type VerificationReport } from '../database/verify';
-import { keepAlive } from '../heartbeat';
+import { HEARTBEAT_EVERY_MS, keepAlive } from '../heartbeat';
 import { appName } from '../names';
 import { drainToMarker, waitForMarker } from './cdc/marker';
 import { restoreReplicaIdentity, setReplicaIdentityFull } from './cdc/replica-identity';
@@ -175,7 +175,7 @@ export function createReplicationActivities(context: ActivityContext) {
       // Frequent heartbeats, from the start (the drain can outlast the heartbeat timeout), carry the
       // cancellation of a rollback here quickly; closing the connections then ends the snapshots and
       // releases their locks.
-      const timer = setInterval(() => ctx.heartbeat(progress), 1_000);
+      const timer = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
       let sources: Client[];
       let targets: Client[];
       try {

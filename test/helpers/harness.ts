@@ -76,8 +76,11 @@ export async function query<T = Record<string, unknown>>(url: string, sql: strin
 }
 
 /** `heroku`: the source database is owned by `heroku_app`, a plain owner without REPLICATION, as Heroku's credential really is. */
-export async function openSandbox(name: string, opts: { scale?: number; heroku?: boolean } = {}): Promise<Sandbox> {
-  const env = loadStackEnv();
+export async function openSandbox(
+  name: string,
+  opts: { scale?: number; heroku?: boolean; /** another Temporal server than the stack's */ temporalAddress?: string } = {},
+): Promise<Sandbox> {
+  const env = { ...loadStackEnv(), ...(opts.temporalAddress ? { TEMPORAL_ADDRESS: opts.temporalAddress } : {}) };
   const id = `${name}_${randomBytes(3).toString('hex')}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
   const owner = opts.heroku ? 'heroku_app' : 'app';
   const sourceUrl = await createSourceDatabase(env, `src_${id}`, { heroku: !!opts.heroku });

@@ -28,7 +28,7 @@ beforeAll(async () => {
   writes = await app.stop();
   status = await handle.query(statusQuery);
   historyJson = await historyText(handle);
-  await recordHistory(handle, 'dump-restore-completed');
+  await recordHistory(handle, 'dump-restore-completed-local-window');
 });
 
 afterAll(async () => {

@@ -1,4 +1,7 @@
-/** dump-restore's window runs as regular activities: a dead worker is found by a 3 s heartbeat timeout. */
+/**
+ * dump-restore's window: its short steps are local activities (a dead worker is found by the 3 s
+ * workflow task timeout), its verification a regular activity with a 2 s heartbeat timeout.
+ */
 import { windowCrashSuite } from '../helpers/window-crash';
 
-windowCrashSuite('dump-restore', ['freezeSource', 'unfreezeTarget']);
+windowCrashSuite('dump-restore', (process.env.CRASH_STEPS ?? 'freezeSource,verifyCopy,swapConfig,unfreezeTarget').split(','));

@@ -65,7 +65,9 @@ describe.concurrent('dump-restore on fake activities', () => {
       const { result, failure } = await settle(handle);
       expect(failure).toBeUndefined();
       expect(fakes.names()).toEqual([...FORWARD, ...END]);
-      expect(fakes.calls.every((c) => !c.local)).toBe(true); // dump-restore keeps regular activities (its recorded histories)
+      // The window's short steps are local (a dead worker costs the workflow task timeout); copy and verification are not.
+      const local = new Set(['freezeSource', 'reconcileSequences', 'freezeTarget', 'swapConfig', 'smokeTest', 'unfreezeTarget']);
+      expect(fakes.calls.filter((c) => c.local).map((c) => c.name)).toEqual(fakes.names().filter((n) => local.has(n)));
       expect(result).toMatchObject({
         migrationId: input.migrationId,
         outcome: 'completed',

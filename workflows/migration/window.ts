@@ -3,7 +3,7 @@
  * quiesced first), reconcile sequences, switch the application to the target (frozen too, so a
  * rollback loses nothing), and go live, the point of no return. Each step registers its undo first.
  */
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
 import type { MigrationActivities } from '../../activities';
 import { durationMs } from '../../contract/input';
 import { activities } from '../activity-options';
@@ -30,9 +30,15 @@ export interface Cutover {
   fullVerification?: Promise<boolean>;
 }
 
-/** The freeze-copy runs its window as regular activities (as its recorded histories do); replication methods run it locally. */
+/**
+ * The window's short steps run as local activities for every method: a dead worker then costs the 3 s
+ * workflow task timeout, where a regular activity costs its heartbeat timeout, a retry timer (about 4 s
+ * together on the server) and the dead worker's sticky queue. Freeze-copy histories from before ran them
+ * as regular activities, and replay so.
+ */
 export function windowActivities(run: MigrationRun): WindowActivities {
-  return run.method.shape === 'freeze-copy' ? activities.freezeCopyWindow : activities.window;
+  if (run.method.shape !== 'freeze-copy' || patched('freeze-copy-window-local')) return activities.window;
+  return activities.freezeCopyWindow;
 }
 
 export async function freezeSource(run: MigrationRun, acts: WindowActivities): Promise<Frozen> {

@@ -11,6 +11,7 @@ import { Context } from '@temporalio/activity';
 import type { Client } from 'pg';
 import type { ActivityContext } from '../../context';
 import { withClient } from '../../database/pg';
+import { HEARTBEAT_EVERY_MS } from '../../heartbeat';
 import { appName } from '../../names';
 import { ensureMarker, replicationNames } from '../cdc/marker';
 import type { CopyProgress, ReplicationMethod, ReplicationState } from '../method';
@@ -71,7 +72,7 @@ export function triggersMethod({ endpoints, admin, both }: ActivityContext): Rep
       const [sourceUrl, targetUrl] = await endpoints(args);
       const tables = capturedTables(args.migrationId, args.tables ?? []);
       let details: unknown = { stage: 'starting' };
-      const timer = setInterval(() => ctx.heartbeat(details), 1_000);
+      const timer = setInterval(() => ctx.heartbeat(details), HEARTBEAT_EVERY_MS);
       try {
         const state = await withClient(targetUrl, admin(args.migrationId, 'target'), (t) => readApplyState(t, args.migrationId, 'forward'));
         if (!state?.copiedAt) {

@@ -7,6 +7,7 @@
 import { Context } from '@temporalio/activity';
 import type { Client } from 'pg';
 import type { TableInventory } from '../../../contract/plan';
+import { HEARTBEAT_EVERY_MS } from '../../heartbeat';
 import { replicationNames } from '../cdc/marker';
 import { applyUntil } from './apply';
 import { installCapture, removeCapture } from './capture';
@@ -34,7 +35,7 @@ export async function startReverseCapture(
 export async function applyReverse(target: Client, source: Client, migrationId: string): Promise<{ watermark: string }> {
   const ctx = Context.current();
   let details: unknown = { stage: 'applying the target changes to the source' };
-  const timer = setInterval(() => ctx.heartbeat(details), 1_000);
+  const timer = setInterval(() => ctx.heartbeat(details), HEARTBEAT_EVERY_MS);
   try {
     const { marker } = replicationNames(migrationId);
     const result = await applyUntil(target, source, {
