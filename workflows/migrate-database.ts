@@ -15,7 +15,7 @@ import { checkMigrationInput, formatProblems, HARDENED_INPUT_PATCH, type Migrati
 import type { MigrationResult } from '../signals';
 import { freezeAndCopy } from './migration/freeze-copy';
 import { installHandlers } from './migration/handlers';
-import { dropRollbackPath, holdThenDecommission } from './migration/hold';
+import { dropRollbackPath, holdThenDecommission, releaseWithoutHold } from './migration/hold';
 import { DatabaseLeases } from './migration/lease';
 import { awaitCutover, copyAndFollow, drainAndStop } from './migration/replication';
 import { MigrationRun } from './migration/run';
@@ -85,6 +85,8 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     if (input.hold) {
       const rolledBack = await holdThenDecommission(run, input.hold, decideAfterResume);
       if (rolledBack) return rolledBack;
+    } else {
+      await releaseWithoutHold(run);
     }
     // Completed, with what the operator must know: neither undoes the application's writes on the target.
     const notes = [

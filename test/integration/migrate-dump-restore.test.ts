@@ -2,6 +2,8 @@
  * A complete dump-restore migration of the demo data on the real stack, with the stand-in
  * application writing the whole time.
  */
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tableFingerprint } from '../../activities/database/verify';
 import { Client } from 'pg';
@@ -54,9 +56,16 @@ describe('dump-restore migration', () => {
       'swap-config',
       'smoke-test',
       'go-live',
+      'release-config',
     ]);
     expect(status.steps.every((s) => s.state === 'completed' && typeof s.durationMs === 'number')).toBe(true);
     expect(result.freezeWindow.durationMs).toBeGreaterThan(0);
+  });
+
+  it('keeps no copy of the source URL (with its password) beside the config file once completed without a hold', () => {
+    const dir = path.dirname(sandbox.configFile);
+    expect(readdirSync(dir).filter((f) => f.includes('.pgmig-'))).toEqual([]);
+    expect(sandbox.configText()).not.toContain(`/src_${sandbox.id}`);
   });
 
   it('leaves the target equal to the source, table by table (counts and checksums)', async () => {

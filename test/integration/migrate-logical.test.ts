@@ -70,6 +70,7 @@ describe('logical replication migration', () => {
       'go-live',
       'drop-replication',
       'restore-replica-identity',
+      'release-config',
     ]);
     expect(status.replication).toMatchObject({ caughtUp: true });
     expect(result.freezeWindow.durationMs).toBeGreaterThan(0);

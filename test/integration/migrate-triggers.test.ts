@@ -152,6 +152,7 @@ describe('triggers migration from a source without logical replication', () => {
       'smoke-test',
       'go-live',
       'drop-replication',
+      'release-config',
     ]);
     console.log(status.steps.map((s) => `${s.name} ${s.durationMs}ms`).join(', '));
     console.log(

@@ -71,6 +71,7 @@ describe('a rehearsal of the demo migration (dump-restore on a logical snapshot)
       'swap-config',
       'smoke-test',
       'go-live',
+      'release-config',
       'teardown',
       OVERHEAD_PHASE,
     ]);

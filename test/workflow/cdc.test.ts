@@ -82,6 +82,7 @@ describe.concurrent('CDC methods on fake activities', () => {
         'unfreezeTarget',
         'dropReplicationLeftovers',
         'restoreReplicaIdentity',
+        'releaseConfig', // no hold: the previous value's record goes
         'releaseLease',
       ]);
       expectWindowLocal(fakes, [...WINDOW, 'unfreezeTarget']);
@@ -129,6 +130,7 @@ describe.concurrent('CDC methods on fake activities', () => {
         'go-live',
         'drop-replication',
         'restore-replica-identity',
+        'release-config',
       ]);
       const status = await handle.query(statusQuery);
       expect(status.verification).toMatchObject({ state: 'passed' });
@@ -154,6 +156,7 @@ describe.concurrent('CDC methods on fake activities', () => {
         ...WINDOW,
         'unfreezeTarget',
         'dropReplicationLeftovers',
+        'releaseConfig', // no hold: the previous value's record goes
         'releaseLease',
       ]);
       expect(fakes.names().filter((n) => n === 'runPgcopydb')).toHaveLength(1);
@@ -207,6 +210,7 @@ describe.concurrent('CDC methods on fake activities', () => {
         ...WINDOW,
         'unfreezeTarget',
         'dropReplicationLeftovers',
+        'releaseConfig', // no hold: the previous value's record goes
         'releaseLease',
       ]);
       // No REPLICA IDENTITY change on the source: the triggers match rows themselves.
@@ -251,6 +255,7 @@ describe.concurrent('CDC methods on fake activities', () => {
         ...WINDOW,
         'unfreezeTarget',
         'dropReplicationLeftovers',
+        'releaseConfig', // no hold: the previous value's record goes
         'releaseLease',
       ]);
       expectWindowLocal(fakes, [...WINDOW, 'unfreezeTarget']);

@@ -64,7 +64,7 @@ describe.concurrent('dump-restore on fake activities', () => {
 
       const { result, failure } = await settle(handle);
       expect(failure).toBeUndefined();
-      expect(fakes.names()).toEqual([...FORWARD, ...END]);
+      expect(fakes.names()).toEqual([...FORWARD, 'releaseConfig', ...END]); // no hold: the previous value's record goes
       // The window's short steps are local (a dead worker costs the workflow task timeout); copy and verification are not.
       const local = new Set(['freezeSource', 'reconcileSequences', 'freezeTarget', 'swapConfig', 'smokeTest', 'unfreezeTarget']);
       expect(fakes.calls.filter((c) => c.local).map((c) => c.name)).toEqual(fakes.names().filter((n) => local.has(n)));
@@ -78,7 +78,7 @@ describe.concurrent('dump-restore on fake activities', () => {
         compensations: [],
         decisions: [{ gate: 'go-live', approved: true, approver: 'alice', reason: 'rehearsed', via: 'update' }],
       });
-      expect(result.steps.map((s) => s.name)).toEqual(STEPS);
+      expect(result.steps.map((s) => s.name)).toEqual([...STEPS, 'release-config']);
       expect(result.steps.every((s) => s.state === 'completed')).toBe(true);
       // The window runs from the source's freeze to the target's unfreeze, as the activities measured them.
       expect(result.freezeWindow.durationMs).toBe(result.freezeWindow.unfrozenAt! - result.freezeWindow.frozenAt!);

@@ -47,6 +47,7 @@ describe.concurrent('rehearseMigration on fake activities', () => {
       expect(fakes.names()).toEqual([
         'prepareLogicalSnapshot',
         ...CHILD,
+        'releaseConfig',
         'releaseLease',
         'rehearsalChildStatus',
         ...TEARDOWN,

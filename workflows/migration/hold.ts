@@ -65,6 +65,17 @@ export async function holdThenDecommission(
   return undefined;
 }
 
+/**
+ * Without a hold there is no rollback path past go-live, so the sink's record of the previous value goes
+ * at completion (an env file's backup holds the source's password in clear). Heroku's release would
+ * destroy the old add-on: that stays for the operator to decommission.
+ */
+export async function releaseWithoutHold(run: MigrationRun): Promise<void> {
+  const { input, migrationId, progress } = run;
+  if (input.configSink.type === 'heroku' || !patched('release-config-without-hold')) return;
+  await progress.step('release-config', 'completed', () => regular.releaseConfig({ migrationId, sink: input.configSink }));
+}
+
 /** Reverse replication stopped and the markers dropped: the rollback path given up, the application untouched. */
 export async function dropRollbackPath(run: MigrationRun, phase: 'decommissioning' | 'completed'): Promise<void> {
   const { plan, progress } = run;
