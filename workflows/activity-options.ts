@@ -140,10 +140,13 @@ export const PROFILES = {
       nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
     },
   },
-  /** Inside dump-restore's window: found dead as quickly as the window's other steps. */
+  /**
+   * Inside dump-restore's window, a regular activity (it reports progress): three 500 ms beats fit in its
+   * 1.5 s heartbeat timeout, so a dead worker costs about as much as one running the window's local steps.
+   */
   verification: {
     startToCloseTimeout: '12 hours',
-    heartbeatTimeout: '2s',
+    heartbeatTimeout: '1.5s',
     retry: { initialInterval: '200ms', maximumAttempts: 3, nonRetryableErrorTypes: ACCESS_FAILURE_TYPES },
   },
   /** Undos keep trying: a rollback that gives up leaves the world half-changed. */
