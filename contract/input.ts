@@ -340,6 +340,9 @@ export const HerokuSink = HerokuAppRef.extend({
     ),
 }).strict();
 
+/** dump-restore's copy engine as asked for (`auto`: pgcopydb where the worker has it). */
+export type CopyEngine = 'auto' | 'pgcopydb' | 'pg-dump';
+
 export const ConfigSink = z.discriminatedUnion('type', [EnvFileSink, SsmSink, SecretsManagerSink, HerokuSink]);
 export type ConfigSink = z.infer<typeof ConfigSink>;
 
@@ -381,7 +384,29 @@ export const MigrationInput = z
       })
       .strict(),
     method: z.enum(METHODS).default('auto'),
-    parallelJobs: z.number().int().min(1).max(64).default(2).describe('pg_dump / pg_restore -j'),
+    parallelJobs: z
+      .number()
+      .int()
+      .min(1)
+      .max(64)
+      .default(2)
+      .describe('Parallel jobs of the copy (pgcopydb --table-jobs and --index-jobs, pg_dump / pg_restore -j) and of verification'),
+    copy: z
+      .object({
+        engine: z
+          .enum(['auto', 'pgcopydb', 'pg-dump'])
+          .default('auto')
+          .describe(
+            "dump-restore's copy: `pgcopydb` clone (table data streamed from source to target, tables and indexes in parallel, large tables split), `pg-dump` (pg_dump -Fd to the worker's disk, then pg_restore), or `auto`: pgcopydb where the worker has it",
+          ),
+        splitTablesLargerThan: z
+          .string()
+          .regex(/^\d+\s*(kB|MB|GB|TB)$/, 'a size such as "512MB" or "2GB" (kB, MB, GB, TB)')
+          .default('1GB')
+          .describe('pgcopydb: a table larger than this is copied by several jobs at once, in key ranges (--split-tables-larger-than)'),
+      })
+      .strict()
+      .default({ engine: 'auto', splitTablesLargerThan: '1GB' }),
     downtimeBudget: duration(DURATION_LIMITS.downtimeBudget)
       .optional()
       .describe(

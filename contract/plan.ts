@@ -127,6 +127,8 @@ export interface PreflightChecks {
   unalterableAppRoles?: { role: string; reason: string }[];
   /** Why the config sink is unusable from this worker, each beginning with its field (`configSink.path: ...`). */
   configSink?: string[];
+  /** dump-restore's copy engine on this worker (copy.engine resolved), or why the one asked for is missing. */
+  copyEngine?: { engine: 'pgcopydb' | 'pg-dump' } | { problem: string };
 }
 
 export interface MigrationPlan {
@@ -398,6 +400,10 @@ export function buildPlan(
     );
   }
   blockers.push(...(checks.configSink ?? []));
+  if (method === 'dump-restore' && checks.copyEngine) {
+    if ('problem' in checks.copyEngine) blockers.push(checks.copyEngine.problem);
+    else methodReasons.push(`copy engine: ${checks.copyEngine.engine} (copy.engine "${input.copy.engine}"), verification during the copy`);
+  }
 
   // --- target must be empty and at least the source's major version ---
   if (target.userObjects > 0) {

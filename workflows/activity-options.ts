@@ -127,11 +127,15 @@ export const PROFILES = {
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { maximumAttempts: 1, nonRetryableErrorTypes: ACCESS_FAILURE_TYPES },
   },
-  /** The freeze-copy: on cancellation, wait until pg_dump / pg_restore are stopped before compensating. */
+  /**
+   * The freeze-copy, inside the write-freeze window: on cancellation, wait until pgcopydb / pg_dump /
+   * pg_restore are stopped before compensating. Its programs run outside the worker's event loop, which
+   * beats every 500 ms: a 2 s heartbeat timeout finds a dead worker within seconds.
+   */
   copy: {
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     startToCloseTimeout: '24 hours',
-    heartbeatTimeout: '5s',
+    heartbeatTimeout: '2s',
     retry: {
       initialInterval: '2s',
       backoffCoefficient: 2,

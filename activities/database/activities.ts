@@ -15,6 +15,7 @@ import { appName, workDir } from '../names';
 import { redact } from '../secrets';
 import { freezeDatabase, unfreezeDatabase, type FreezeResult, type UnfreezeResult } from './freeze';
 import { openConfigSink } from '../config-sinks';
+import { copyEngineOnThisWorker } from '../methods/dump-restore/engine';
 import { CAN_SUBSCRIBE_SQL, inventoryDatabase } from './inventory';
 import { withSeenLease } from './lease';
 import { connect, terminateByApplicationName, withClient } from './pg';
@@ -129,7 +130,7 @@ export function createDatabaseActivities({ deps, resolve, admin, endpoints }: Ac
         roles.length ? withClient(sourceUrl, { ...admin(args.migrationId, 'source'), ...reach }, (c) => checkAppRoles(c, roles)) : {},
         openConfigSink(args.input.configSink, deps).check(),
       ]);
-      return buildPlan(args.input, source, target, { ...appRoles, configSink });
+      return buildPlan(args.input, source, target, { ...appRoles, configSink, copyEngine: copyEngineOnThisWorker(args.input.copy.engine) });
     },
 
     async freezeSource(args: FreezeArgs): Promise<FreezeResult> {

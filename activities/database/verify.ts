@@ -63,6 +63,43 @@ export function diffSchemas(source: Map<string, string>, target: Map<string, str
   return problems;
 }
 
+/** One table's fingerprints side by side. */
+export function compareTable(
+  t: Pick<TableInventory, 'schema' | 'name'>,
+  s: { rows: number; checksum: string },
+  d: { rows: number; checksum: string },
+): TableVerification {
+  return {
+    table: `${t.schema}.${t.name}`,
+    sourceRows: s.rows,
+    targetRows: d.rows,
+    sourceChecksum: s.checksum,
+    targetChecksum: d.checksum,
+    match: s.rows === d.rows && s.checksum === d.checksum,
+  };
+}
+
+/** Partitioned parents hold no rows of their own; their leaves are checked one by one. */
+export function tablesWithRows(tables: TableInventory[]): TableInventory[] {
+  return tables.filter((t) => !t.partitioned);
+}
+
+export function verificationReport(
+  results: TableVerification[],
+  schemaDifferences: string[],
+  sequenceProblems: SequenceCheck[] = [],
+): VerificationReport {
+  const mismatches = results.filter((r) => !r.match);
+  return {
+    ok: mismatches.length === 0 && schemaDifferences.length === 0 && sequenceProblems.length === 0,
+    tablesChecked: results.length,
+    rowsChecked: results.reduce((n, r) => n + r.targetRows, 0),
+    mismatches,
+    schemaDifferences,
+    sequenceProblems,
+  };
+}
+
 /**
  * Checks tables with `concurrency` table pairs in flight; `sourcePool` and `targetPool` each hold
  * that many connections. `onTable` reports progress.
@@ -77,36 +114,20 @@ export async function verifyCopy(args: {
 }): Promise<VerificationReport> {
   const [sourceSig, targetSig] = await Promise.all([columnSignature(args.sourcePool[0]), columnSignature(args.targetPool[0])]);
   const schemaDifferences = diffSchemas(sourceSig, targetSig);
-  // Partitioned parents hold no rows of their own; their leaves are checked one by one.
-  const queue = args.tables.filter((t) => !t.partitioned);
+  const queue = tablesWithRows(args.tables);
   const results: TableVerification[] = [];
   let next = 0;
   const worker = async (source: Client, target: Client) => {
     while (next < queue.length) {
       const t = queue[next++];
       const [s, d] = await Promise.all([tableFingerprint(source, t.schema, t.name), tableFingerprint(target, t.schema, t.name)]);
-      results.push({
-        table: `${t.schema}.${t.name}`,
-        sourceRows: s.rows,
-        targetRows: d.rows,
-        sourceChecksum: s.checksum,
-        targetChecksum: d.checksum,
-        match: s.rows === d.rows && s.checksum === d.checksum,
-      });
+      results.push(compareTable(t, s, d));
       args.onTable(results.length, queue.length);
     }
   };
   await Promise.all(args.sourcePool.map((s, i) => worker(s, args.targetPool[i])));
   const sequenceProblems = args.checkSequences === false ? [] : (await checkSequencesAhead(args.targetPool[0])).filter((c) => !c.ok);
-  const mismatches = results.filter((r) => !r.match);
-  return {
-    ok: mismatches.length === 0 && schemaDifferences.length === 0 && sequenceProblems.length === 0,
-    tablesChecked: results.length,
-    rowsChecked: results.reduce((n, r) => n + r.targetRows, 0),
-    mismatches,
-    schemaDifferences,
-    sequenceProblems,
-  };
+  return verificationReport(results, schemaDifferences, sequenceProblems);
 }
 
 /**

@@ -55,9 +55,8 @@ async function expectWorldRestored(): Promise<void> {
 const steps: [keyof MigrationActivities, string[]][] = [
   ['freezeSource', ['unfreeze-source']],
   // Production first: the application's config and a writable source, then the target's cleanup.
-  ['copyDumpRestore', ['unfreeze-source', 'reset-target']],
+  ['copyAndVerify', ['unfreeze-source', 'reset-target']],
   ['reconcileSequences', ['unfreeze-source', 'reset-target']],
-  ['verifyCopy', ['unfreeze-source', 'reset-target']],
   ['freezeTarget', ['unfreeze-source', 'unfreeze-target', 'reset-target']],
   ['swapConfig', ['restore-config', 'unfreeze-source', 'unfreeze-target', 'reset-target']],
   ['smokeTest', ['restore-config', 'unfreeze-source', 'unfreeze-target', 'reset-target']],
@@ -109,7 +108,7 @@ describe('compensation after a failure at each forward step', () => {
       (err: unknown) => err,
     );
     expect(error).toBeInstanceOf(WorkflowFailedError);
-    expect((error as WorkflowFailedError).cause?.message).toContain('injected failure after copyDumpRestore');
+    expect((error as WorkflowFailedError).cause?.message).toContain('injected failure after copyAndVerify');
     const status = await handle.query(statusQuery);
     expect(status.compensations.map((c) => [c.step, c.state]).sort()).toEqual(undone.map((u) => [u, 'completed']).sort());
   }
@@ -132,12 +131,12 @@ describe('compensation after a failure at each forward step', () => {
     try {
       await sandbox.useActivities({
         ...real,
-        copyDumpRestore: async (...args: Parameters<typeof real.copyDumpRestore>) => {
-          await real.copyDumpRestore(...args);
+        copyAndVerify: async (...args: Parameters<typeof real.copyAndVerify>) => {
+          await real.copyAndVerify(...args);
           // The password is rotated under the migration; it comes back 6 s later (a rotation rolled back, say).
           await query(admin, `ALTER ROLE ${role} PASSWORD '${password}-rotated'`);
           putBack = new Promise((r) => setTimeout(r, 6_000)).then(() => query(admin, `ALTER ROLE ${role} PASSWORD '${password}'`));
-          throw ApplicationFailure.nonRetryable('injected failure after copyDumpRestore', 'InjectedFailure');
+          throw ApplicationFailure.nonRetryable('injected failure after copyAndVerify', 'InjectedFailure');
         },
         resetTarget: async (...args: Parameters<typeof real.resetTarget>) => {
           try {
@@ -167,15 +166,15 @@ describe('compensation after a failure at each forward step', () => {
     let reset: ResetResult | undefined;
     await sandbox.useActivities({
       ...real,
-      copyDumpRestore: async (...args: Parameters<typeof real.copyDumpRestore>) => {
-        await real.copyDumpRestore(...args);
+      copyAndVerify: async (...args: Parameters<typeof real.copyAndVerify>) => {
+        await real.copyAndVerify(...args);
         // Someone else (a DBA, as postgres) uses the target during the copy: a table of their own, a view on a copied table.
         await query(
           sandbox.targetAdminUrl,
           `CREATE TABLE public.dba_notes (note text); INSERT INTO public.dba_notes VALUES ('keep me');
            CREATE VIEW public.dba_customer_count AS SELECT count(*) AS n FROM shop.customers`,
         );
-        throw ApplicationFailure.nonRetryable('injected failure after copyDumpRestore', 'InjectedFailure');
+        throw ApplicationFailure.nonRetryable('injected failure after copyAndVerify', 'InjectedFailure');
       },
       resetTarget: async (...args: Parameters<typeof real.resetTarget>) => (reset = await real.resetTarget(...args)),
     });
@@ -193,23 +192,24 @@ describe('compensation after a failure at each forward step', () => {
     await expectWorldRestored();
   });
 
-  it('copyDumpRestore does not reuse a complete dump another run left on this worker (its source was not frozen since)', async () => {
+  it('the pg-dump engine does not reuse a complete dump another run left on this worker (its source was not frozen since)', async () => {
     const dir = workDir(sandbox.input().migrationId!);
     await mkdir(path.join(dir, 'dump'), { recursive: true });
     await writeFile(path.join(dir, 'dump', 'toc.dat'), 'not a dump of this run');
     await writeFile(path.join(dir, 'dump.complete'), 'run 00000000-0000-0000-0000-000000000000');
     const real = sandbox.realActivities;
-    let copied: Awaited<ReturnType<typeof real.copyDumpRestore>> | undefined;
+    let copied: Awaited<ReturnType<typeof real.copyAndVerify>> | undefined;
     await sandbox.useActivities({
       ...real,
-      copyDumpRestore: async (...args: Parameters<typeof real.copyDumpRestore>) => {
-        copied = await real.copyDumpRestore(...args);
-        throw ApplicationFailure.nonRetryable('injected failure after copyDumpRestore', 'InjectedFailure');
+      copyAndVerify: async (...args: Parameters<typeof real.copyAndVerify>) => {
+        copied = await real.copyAndVerify(...args);
+        throw ApplicationFailure.nonRetryable('injected failure after copyAndVerify', 'InjectedFailure');
       },
     });
-    const handle = await sandbox.start(sandbox.input());
+    const handle = await sandbox.start(sandbox.input({ copy: { engine: 'pg-dump' } }));
     await expectCompensated(handle, ['reset-target', 'unfreeze-source']);
-    expect(copied?.reusedDump).toBe(false);
+    // A reused foreign dump would have failed the restore; this one dumped anew and verified.
+    expect(copied).toMatchObject({ engine: 'pg-dump', report: { ok: true } });
     expect(existsSync(dir)).toBe(false);
     await expectWorldRestored();
   });

@@ -51,7 +51,6 @@ describe('dump-restore migration', () => {
       'freeze-source',
       'copy',
       'reconcile-sequences',
-      'verify',
       'freeze-target',
       'swap-config',
       'smoke-test',

@@ -44,7 +44,7 @@ describe('worker killed during the copy', () => {
       workflowId: `${sandbox.id}-restart`,
       args: [sandbox.input()],
     });
-    // Wait until pg_dump or pg_restore of this migration is connected (they carry its application_name).
+    // Wait until pg_dump, pg_restore or pgcopydb's COPY of this migration is connected (they carry its application_name).
     let stage: string | undefined;
     const appName = `pgmig-${sandbox.input().migrationId}`;
     for (let i = 0; i < 1200 && !stage; i++) {
@@ -58,8 +58,14 @@ describe('worker killed during the copy', () => {
         `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`,
         [`${appName}-restore`],
       );
+      const [clone] = await query<{ n: number }>(
+        sandbox.targetAdminUrl,
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'copy %'`,
+        [`${appName}-copy`],
+      );
       if (dump.n > 0) stage = 'dump';
       else if (restore.n > 0) stage = 'restore';
+      else if (clone.n > 0) stage = 'pgcopydb copy';
       else await new Promise((r) => setTimeout(r, 20));
     }
     expect(stage).toBeDefined();
@@ -74,7 +80,7 @@ describe('worker killed during the copy', () => {
     expect(result.rowsCopied).toBeGreaterThan(400_000);
     // The copy really ran twice: the dead worker's attempt, then the new one's.
     const history = await handle.fetchHistory();
-    const copyScheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'copyDumpRestore')!;
+    const copyScheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'copyAndVerify')!;
     const copyStarted = history.events!.find(
       (e) =>
         e.activityTaskStartedEventAttributes &&

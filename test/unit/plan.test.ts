@@ -252,4 +252,15 @@ describe('buildPlan: what preflight checked beside the inventories', () => {
     });
     expect(plan.blockers).toEqual(['configSink.path: directory /nowhere does not exist on this worker (w1)']);
   });
+
+  it("names dump-restore's copy engine, and blocks when the one asked for is not on the worker", () => {
+    const dumpRestore = input({ method: 'dump-restore', copy: { engine: 'pgcopydb' } });
+    const found = buildPlan(dumpRestore, inventory(), inventory(), { copyEngine: { engine: 'pgcopydb' } });
+    expect(found.blockers).toEqual([]);
+    expect(found.methodReasons).toContain('copy engine: pgcopydb (copy.engine "pgcopydb"), verification during the copy');
+    const missing = buildPlan(dumpRestore, inventory(), inventory(), {
+      copyEngine: { problem: 'copy.engine: "pgcopydb", but pgcopydb is not installed' },
+    });
+    expect(missing.blockers).toEqual(['copy.engine: "pgcopydb", but pgcopydb is not installed']);
+  });
 });

@@ -18,9 +18,8 @@ const FORWARD: ActivityName[] = [...DUMP_RESTORE_FORWARD];
 const STEP_OF: Partial<Record<ActivityName, string>> = {
   preflight: 'preflight',
   freezeSource: 'freeze-source',
-  copyDumpRestore: 'copy',
+  copyAndVerify: 'copy',
   reconcileSequences: 'reconcile-sequences',
-  verifyCopy: 'verify',
   freezeTarget: 'freeze-target',
   swapConfig: 'swap-config',
   smokeTest: 'smoke-test',
@@ -33,7 +32,7 @@ const END: ActivityName[] = ['releaseLease'];
 /** Each undo, in the order registered: the forward activity it is registered before, its kind, the activity it calls. */
 const UNDOS: { step: string; before: ActivityName; kind: 'application' | 'cleanup'; calls: ActivityName }[] = [
   { step: 'unfreeze-source', before: 'freezeSource', kind: 'application', calls: 'unfreezeSource' },
-  { step: 'reset-target', before: 'copyDumpRestore', kind: 'cleanup', calls: 'resetTarget' },
+  { step: 'reset-target', before: 'copyAndVerify', kind: 'cleanup', calls: 'resetTarget' },
   { step: 'unfreeze-target', before: 'freezeTarget', kind: 'cleanup', calls: 'unfreezeTarget' },
   { step: 'restore-config', before: 'swapConfig', kind: 'application', calls: 'restoreConfig' },
 ];
@@ -51,7 +50,7 @@ const ALL_UNDOS = undosAfter('smokeTest');
 describe.concurrent('dump-restore on fake activities', () => {
   it('go-live approved ahead of time: the forward steps in order, then completed', async () => {
     const copying = latch();
-    await withWorker(server(), { pauses: { copyDumpRestore: copying.promise } }, async ({ fakes, start }) => {
+    await withWorker(server(), { pauses: { copyAndVerify: copying.promise } }, async ({ fakes, start }) => {
       const input = migrationInput({ gates: { 'go-live': { timeout: '1m', approvers: ['alice'] } } });
       const handle = await start(input);
       await waitForPhase(handle, 'copying');
@@ -95,7 +94,12 @@ describe.concurrent('dump-restore on fake activities', () => {
         roles: ['app'],
         drainTimeoutMs: 5000,
       });
-      expect(arg('copyDumpRestore')).toMatchObject({ jobs: 2, tablesTotal: 3, baseline: { schemas: ['public'] } });
+      expect(arg('copyAndVerify')).toMatchObject({
+        jobs: 2,
+        engine: 'auto',
+        splitTablesLargerThan: '1GB',
+        baseline: { schemas: ['public'] },
+      });
       expect(arg('freezeTarget')).toMatchObject({ url: input.target.url, roles: ['rds_master'] });
       expect(arg('swapConfig')).toMatchObject({ sink: input.configSink, appUrl: input.target.url, urlParams: {} });
       expect(arg('unfreezeTarget')).toMatchObject({ url: input.target.url, roles: ['rds_master'], prior: [] });

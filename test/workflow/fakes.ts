@@ -153,6 +153,7 @@ export function fakeActivities(opts: FakeOptions): Fakes {
     freezeTarget: async () => frozen(),
     unfreezeTarget: async () => unfrozen(),
     copyDumpRestore: async () => ({ dumpMs: 5, restoreMs: 7, dumpBytes: 4096, reusedDump: false, resetBeforeRestore: false }),
+    copyAndVerify: async () => ({ engine: 'pgcopydb' as const, copyMs: 12, verifyAfterCopyMs: 3, bytes: 4096, report: report(tables) }),
     resetTarget: async () => ({ droppedSchemas: ['shop'], droppedObjects: tables.length, droppedExtensions: [] }),
     reconcileSequences: async () => [{ sequence: 'shop.orders_id_seq', sourceValue: 1200, targetColumnMax: 1200, setTo: 1200 }],
     verifyCopy: async () => report(tables),

@@ -12,7 +12,7 @@ const server = useTestServer();
 describe.concurrent('gate decisions on fake activities', () => {
   it('refuses unknown gates, unlisted approvers, a second decision and decisions with no gate open', async () => {
     const copying = latch();
-    await withWorker(server(), { pauses: { copyDumpRestore: copying.promise } }, async ({ fakes, start }) => {
+    await withWorker(server(), { pauses: { copyAndVerify: copying.promise } }, async ({ fakes, start }) => {
       const handle = await start(migrationInput({ gates: { 'go-live': { timeout: '1m', approvers: ['alice', 'bob'] } } }));
       await waitForPhase(handle, 'copying');
       const approve = (payload: { approver: string; gate?: string }) => refusalOf(handle.executeUpdate(approveUpdate, { args: [payload] }));

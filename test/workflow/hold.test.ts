@@ -106,9 +106,8 @@ describe.concurrent('the hold on fake activities', () => {
         'preflight',
         'acquireLease',
         'freezeSource',
-        'copyDumpRestore',
+        'copyAndVerify',
         'reconcileSequences',
-        'verifyCopy',
         'startReverseReplication', // before the target takes its first write
         'freezeTarget',
         'swapConfig',
@@ -125,10 +124,13 @@ describe.concurrent('the hold on fake activities', () => {
         'releaseLease', // kept through the hold until the very end
       ]);
       // The rollback's window runs as local activities; sequences now flow from the target to the source.
-      const rollbackCalls = fakes.calls.slice(11, 16);
+      const rollbackCalls = fakes.calls.slice(10, 15);
       expect(rollbackCalls.every((c) => c.local)).toBe(true);
       expect(rollbackCalls[2].args).toMatchObject({ source: input.target.url, target: input.source.url });
-      expect(fakes.calls[6].args).toMatchObject({ sourceReplicationUrl: { env: 'FAKE_SOURCE_REPLICATION_URL' }, appRoles: ['app'] });
+      expect(fakes.calls.find((c) => c.name === 'startReverseReplication')?.args).toMatchObject({
+        sourceReplicationUrl: { env: 'FAKE_SOURCE_REPLICATION_URL' },
+        appRoles: ['app'],
+      });
       expect(result.compensations).toEqual([]);
       const status = await handle.query(statusQuery);
       expect(status.hold?.rollback).toMatchObject({ requestedBy: 'alice', reason: 'p99 latency doubled' });

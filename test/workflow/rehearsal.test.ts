@@ -24,9 +24,8 @@ const CHILD: ActivityName[] = [
   'preflight',
   'acquireLease',
   'freezeSource',
-  'copyDumpRestore',
+  'copyAndVerify',
   'reconcileSequences',
-  'verifyCopy',
   'freezeTarget',
   'swapConfig',
   'smokeTest',
@@ -78,7 +77,7 @@ describe.concurrent('rehearseMigration on fake activities', () => {
   });
 
   it('a child migration that fails is undone, the scratch resources torn down all the same, the rehearsal failed', async () => {
-    await withWorker(server(), { failAfter: { activity: 'verifyCopy' } }, async ({ fakes, startRehearsal }) => {
+    await withWorker(server(), { failAfter: { activity: 'copyAndVerify' } }, async ({ fakes, startRehearsal }) => {
       const handle = await startRehearsal(rehearsalInput());
       const err = await handle.result().then(
         () => undefined,
@@ -87,11 +86,11 @@ describe.concurrent('rehearseMigration on fake activities', () => {
       expect(err).toBeInstanceOf(WorkflowFailedError);
       const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
       expect(cause.type).toBe('RehearsalFailed');
-      expect(cause.message).toContain('injected failure after verifyCopy');
+      expect(cause.message).toContain('injected failure after copyAndVerify');
       expect((cause.details?.[0] as RehearsalSummary).outcome).toBe('failed');
       expect(fakes.names()).toEqual([
         'prepareLogicalSnapshot',
-        ...CHILD.slice(0, CHILD.indexOf('verifyCopy') + 1),
+        ...CHILD.slice(0, CHILD.indexOf('copyAndVerify') + 1),
         'unfreezeSource', // the child's own compensation, production first
         'resetTarget',
         'releaseLease',

@@ -42,6 +42,42 @@ async function directoryBytes(dir: string): Promise<number> {
   return total;
 }
 
+/**
+ * What a previous attempt left is ended first: its pg_dump / pg_restore / pgcopydb sessions (they may
+ * still run on a dead worker's host), then the target back to its preflight baseline. True when the
+ * target had to be reset.
+ */
+export async function startOver(args: { migrationId: string; sourceUrl: string; targetUrl: string; baseline: TargetBaseline }) {
+  await withClient(args.sourceUrl, { label: 'source', applicationName: appName(args.migrationId, 'admin') }, async (c) => {
+    await terminateByApplicationName(c, appName(args.migrationId, 'dump'));
+    await terminateByApplicationName(c, appName(args.migrationId, 'copy'));
+  });
+  return withClient(args.targetUrl, { label: 'target', applicationName: appName(args.migrationId, 'admin') }, async (c) => {
+    await terminateByApplicationName(c, appName(args.migrationId, 'restore'));
+    await terminateByApplicationName(c, appName(args.migrationId, 'copy'));
+    if ((await countUserObjects(c)) === 0) return false;
+    await resetTargetToBaseline(c, args.baseline);
+    return true;
+  });
+}
+
+/**
+ * The dump's table-data items by id (`pg_restore -l`: "3350; 0 16400 TABLE DATA public accounts owner"),
+ * matched against the known tables (names may hold spaces, so the list line alone is ambiguous).
+ */
+async function tableDataItems(dumpDir: string, env: NodeJS.ProcessEnv, tables: { schema: string; name: string }[]) {
+  const items = new Map<string, { schema: string; name: string }>();
+  await runProgram(pgBinary('pg_restore'), ['--list', dumpDir], {
+    env,
+    stdout: (line) => {
+      const m = /^(\d+); \d+ \d+ TABLE DATA (.*)$/.exec(line);
+      const table = m && tables.find((t) => m[2].startsWith(`${t.schema} ${t.name} `));
+      if (table) items.set(m[1], table);
+    },
+  });
+  return items;
+}
+
 export async function dumpRestore(args: {
   migrationId: string;
   sourceUrl: string;
@@ -49,6 +85,11 @@ export async function dumpRestore(args: {
   jobs: number;
   tablesTotal: number;
   baseline: TargetBaseline;
+  /** The tables whose data may be reported in as the restore goes (parallel restores report each item). */
+  tables?: { schema: string; name: string }[];
+  onTableCopied?: (t: { schema: string; name: string }) => void;
+  /** Progress goes here instead of into this activity's heartbeats (the caller heartbeats more than the copy). */
+  onProgress?: (p: CopyProgress) => void;
 }): Promise<DumpRestoreResult> {
   const ctx = Context.current();
   const started = Date.now();
@@ -60,7 +101,7 @@ export async function dumpRestore(args: {
     elapsedMs: 0,
     attempt: ctx.info.attempt,
   };
-  const beat = () => ctx.heartbeat({ ...progress, elapsedMs: Date.now() - started });
+  const beat = () => (args.onProgress ?? ((p: CopyProgress) => ctx.heartbeat(p)))({ ...progress, elapsedMs: Date.now() - started });
   beat();
   const timer = setInterval(beat, 1000);
   try {
@@ -68,20 +109,7 @@ export async function dumpRestore(args: {
     const dumpDir = path.join(dir, 'dump');
     const marker = `${dumpDir}.complete`;
 
-    // A previous attempt's pg_dump / pg_restore may still be running on a dead worker's host.
-    await withClient(args.sourceUrl, { label: 'source', applicationName: appName(args.migrationId, 'admin') }, (c) =>
-      terminateByApplicationName(c, appName(args.migrationId, 'dump')),
-    );
-    const resetBeforeRestore = await withClient(
-      args.targetUrl,
-      { label: 'target', applicationName: appName(args.migrationId, 'admin') },
-      async (c) => {
-        await terminateByApplicationName(c, appName(args.migrationId, 'restore'));
-        if ((await countUserObjects(c)) === 0) return false;
-        await resetTargetToBaseline(c, args.baseline);
-        return true;
-      },
-    );
+    const resetBeforeRestore = await startOver(args);
 
     const jobs = String(args.jobs);
     // The marker names the run that completed the dump: only that run's source freeze covers it.
@@ -118,6 +146,8 @@ export async function dumpRestore(args: {
 
     progress.stage = 'restore';
     progress.tablesDone = 0;
+    const restoreEnv = libpqEnv(args.targetUrl, appName(args.migrationId, 'restore'));
+    const items = args.onTableCopied ? await tableDataItems(dumpDir, restoreEnv, args.tables ?? []) : new Map<string, never>();
     const restoreStarted = Date.now();
     await runProgram(
       pgBinary('pg_restore'),
@@ -132,10 +162,13 @@ export async function dumpRestore(args: {
         dumpDir,
       ],
       {
-        env: libpqEnv(args.targetUrl, appName(args.migrationId, 'restore')),
+        env: restoreEnv,
         signal: ctx.cancellationSignal,
         onLine: (line) => {
           if (/finished item \d+ TABLE DATA|processing data for table/.test(line)) progress.tablesDone += 1;
+          const finished = /finished item (\d+) TABLE DATA/.exec(line);
+          const table = finished && items.get(finished[1]);
+          if (table) args.onTableCopied?.(table);
         },
       },
     );

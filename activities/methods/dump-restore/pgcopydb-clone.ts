@@ -1,0 +1,143 @@
+/**
+ * The freeze-copy by `pgcopydb clone` without follow: the schema's pre-data, then table data streamed
+ * from source to target by `jobs` COPY processes (tables larger than `splitTablesLargerThan` in key
+ * ranges by several at once), indexes and constraints built by `jobs` more as tables complete, then
+ * the post-data. Nothing goes through the worker's disk but pgcopydb's small work directory.
+ *
+ * pgcopydb marks each table's data done in `<dir>/run/tables/<oid>.done` (a table split in parts:
+ * `<oid>.<part>.done`, then `<oid>.idx` when its indexes are queued, after its last part); the table's
+ * name and size are in `<dir>/schema.json`. Those files feed progress and the verification that
+ * overlaps the copy.
+ */
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pgBinary, runProgram } from '../../processes';
+
+export interface ClonedTable {
+  schema: string;
+  name: string;
+  bytes: number;
+}
+
+export interface CloneProgress {
+  tablesDone: number;
+  tablesTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+export const PGCOPYDB = process.env.PGCOPYDB_BIN || 'pgcopydb';
+
+interface SchemaJson {
+  tables?: { oid: number; schema: string; name: string; bytes: number }[];
+}
+
+/** Watches pgcopydb's work directory: which tables have their data in, and their bytes. */
+class CloneWatcher {
+  private tables = new Map<number, ClonedTable>();
+  private readonly done = new Set<number>();
+
+  constructor(
+    private readonly dir: string,
+    private readonly onTableCopied: (t: ClonedTable) => void,
+  ) {}
+
+  async poll(): Promise<void> {
+    if (!this.tables.size) {
+      const file = path.join(this.dir, 'schema.json');
+      if (!existsSync(file)) return;
+      const parsed = JSON.parse(await readFile(file, 'utf8').catch(() => '{}')) as SchemaJson;
+      for (const t of parsed.tables ?? []) this.tables.set(t.oid, { schema: t.schema, name: t.name, bytes: t.bytes });
+      if (!this.tables.size) return;
+    }
+    const runDir = path.join(this.dir, 'run', 'tables');
+    const allDone = existsSync(path.join(this.dir, 'run', 'tables.done'));
+    const entries = existsSync(runDir) ? await readdir(runDir) : [];
+    const finished = new Set(entries.flatMap((e) => (/^\d+\.(done|idx)$/.exec(e) ? [Number(e.split('.')[0])] : [])));
+    for (const [oid, table] of this.tables) {
+      if (this.done.has(oid) || !(allDone || finished.has(oid))) continue;
+      this.done.add(oid);
+      this.onTableCopied(table);
+    }
+  }
+
+  progress(): CloneProgress {
+    let bytesDone = 0;
+    let bytesTotal = 0;
+    for (const [oid, t] of this.tables) {
+      bytesTotal += t.bytes;
+      if (this.done.has(oid)) bytesDone += t.bytes;
+    }
+    return { tablesDone: this.done.size, tablesTotal: this.tables.size, bytesDone, bytesTotal };
+  }
+}
+
+/** pgcopydb runs pg_dump / pg_restore from PATH: the newest installed PostgreSQL binaries first. */
+function pathWithPgBinaries(): string {
+  const dump = pgBinary('pg_dump');
+  return [path.isAbsolute(dump) ? path.dirname(dump) : undefined, process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin']
+    .filter(Boolean)
+    .join(':');
+}
+
+export async function pgcopydbClone(args: {
+  sourceUrl: string;
+  targetUrl: string;
+  /** Its work directory (removed and made anew by the caller). */
+  dir: string;
+  jobs: number;
+  splitTablesLargerThan: string;
+  applicationName: string;
+  signal?: AbortSignal;
+  onTableCopied: (t: ClonedTable) => void;
+  onProgress: (p: CloneProgress) => void;
+}): Promise<CloneProgress> {
+  const watcher = new CloneWatcher(args.dir, args.onTableCopied);
+  const report = () => args.onProgress(watcher.progress());
+  let polling = Promise.resolve();
+  const timer = setInterval(() => {
+    polling = polling.then(() => watcher.poll().then(report, () => undefined));
+  }, 200);
+  const jobs = String(args.jobs);
+  try {
+    await runProgram(
+      PGCOPYDB,
+      [
+        'clone',
+        '--dir',
+        args.dir,
+        '--table-jobs',
+        jobs,
+        '--index-jobs',
+        jobs,
+        '--split-tables-larger-than',
+        args.splitTablesLargerThan.replace(/\s+/g, ''),
+        '--no-owner',
+        '--no-acl',
+      ],
+      {
+        // Connection strings in the environment (pgcopydb hands its children the URI without the password): none in argv.
+        env: {
+          PATH: pathWithPgBinaries(),
+          HOME: args.dir,
+          TMPDIR: args.dir,
+          XDG_DATA_HOME: args.dir,
+          PGCOPYDB_SOURCE_PGURI: args.sourceUrl,
+          PGCOPYDB_TARGET_PGURI: args.targetUrl,
+          PGAPPNAME: args.applicationName,
+          PGCONNECT_TIMEOUT: '10',
+        },
+        signal: args.signal,
+        group: true,
+      },
+    );
+  } finally {
+    clearInterval(timer);
+    await polling;
+  }
+  // Whatever the last poll did not see yet: the clone is complete.
+  await watcher.poll();
+  report();
+  return watcher.progress();
+}
