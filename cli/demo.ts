@@ -9,7 +9,7 @@ import path from 'node:path';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { WorkflowFailedError } from '@temporalio/client';
 import { parse } from 'dotenv';
-import type { MigrationInputDraft, MigrationMethod } from '../contract/input';
+import type { CopyEngine, MigrationInputDraft, MigrationMethod } from '../contract/input';
 import { formatBytes, formatMs } from '../contract/plan';
 import type { MigrationResult } from '../signals';
 import { AppWriter } from '../stack/app-writer';
@@ -26,6 +26,8 @@ export interface DemoOptions {
   method: MigrationMethod | 'auto';
   scale: number;
   jobs: number;
+  /** dump-restore's copy engine (copy.engine). */
+  copyEngine?: CopyEngine;
   approver: string;
 }
 
@@ -121,6 +123,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     replication: { tablesWithoutPrimaryKey: 'replica-identity-full' },
     gates: { cutover: { timeout: '15m' }, 'go-live': { timeout: '15m' } },
     parallelJobs: opts.jobs,
+    ...(opts.copyEngine ? { copy: { engine: opts.copyEngine } } : {}),
     freeze: { drainTimeout: '2s' },
     configSink: { type: 'env-file', path: appEnv, key: 'DATABASE_URL' },
   };

@@ -27,6 +27,11 @@ async function heartbeatLine(handle: WorkflowHandle): Promise<string | undefined
     // The triggers method's copy and apply (copyAndApply): the copy's percent, rate and ETA, then the apply's lag.
     const copy = (d as { copy?: Parameters<typeof describeCopyProgress>[0] }).copy;
     if (copy) return `  ${name}: ${describeCopyProgress(copy)}`;
+    // The freeze-copy (copyAndVerify): the engine's percent, rate and ETA, and the tables verified so far.
+    if ('engine' in d && 'percent' in d) {
+      const p = d as unknown as Parameters<typeof describeCopyProgress>[0] & { engine: string; stage: string; tablesVerified: number };
+      return `  ${name}: ${p.engine} ${describeCopyProgress(p)}, ${p.tablesVerified}/${p.tablesTotal} tables verified${p.stage === 'copying' ? '' : ` (${p.stage})`}`;
+    }
     if ('pendingChanges' in d) return `  ${name}: ${d.stage}, lag ${d.pendingChanges} changes, ${Number(d.lagSeconds).toFixed(1)} s`;
     if ('stage' in d && 'tablesTotal' in d) {
       return `  ${name}: ${d.stage} ${d.tablesDone}/${d.tablesTotal} tables${Number(d.dumpBytes) ? `, dump ${formatBytes(Number(d.dumpBytes))}` : ''}, ${formatMs(Number(d.elapsedMs))}${Number(d.attempt) > 1 ? ` (attempt ${d.attempt})` : ''}`;

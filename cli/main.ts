@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { checkMigrationInput, formatProblems, MigrationInput, type MigrationMethod } from '../contract/input';
+import { checkMigrationInput, formatProblems, MigrationInput, type CopyEngine, type MigrationMethod } from '../contract/input';
 import { formatMs } from '../contract/plan';
 import { checkDecision, checkRollback } from '../contract/messages';
 import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, rollbackUpdate, statusQuery, type ApprovalPayload } from '../signals';
@@ -182,19 +182,26 @@ program
   .description('run a complete migration of the demo dataset on the local stack')
   .option('--auto-approve', 'approve the go-live gate without asking')
   .option('--scale <n>', 'demo dataset scale (100,000 bulk rows per unit)', '2')
-  .option('--jobs <n>', 'pg_dump / pg_restore parallel jobs', '2')
+  .option('--jobs <n>', 'parallel jobs of the copy and the verification', '2')
+  .option('--copy-engine <engine>', "dump-restore's copy: auto (pgcopydb where installed), pgcopydb or pg-dump", 'auto')
   .option(
     '--method <method>',
     'auto, dump-restore, logical, pgcopydb or triggers (a Heroku-like source: its role has no REPLICATION)',
     'auto',
   )
   .option('--approver <name>', 'name recorded for the approval', defaultApprover)
-  .action(async (opts: { autoApprove?: boolean; scale: string; jobs: string; approver: string; method: string }) => {
+  .action(async (opts: { autoApprove?: boolean; scale: string; jobs: string; approver: string; method: string; copyEngine: string }) => {
+    if (!['auto', 'pgcopydb', 'pg-dump'].includes(opts.copyEngine)) {
+      console.error(`--copy-engine: "${opts.copyEngine}" is not one of auto, pgcopydb, pg-dump`);
+      process.exitCode = 2;
+      return;
+    }
     process.exitCode = await runDemo({
       autoApprove: !!opts.autoApprove,
       method: opts.method as MigrationMethod | 'auto',
       scale: Number(opts.scale),
       jobs: Number(opts.jobs),
+      copyEngine: opts.copyEngine as CopyEngine,
       approver: opts.approver,
     });
   });

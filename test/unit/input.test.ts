@@ -19,7 +19,16 @@ describe('migration input validation', () => {
       configSink: { key: 'DATABASE_URL' },
       gates: { 'go-live': { timeout: '30m' } },
       target: { urlParams: {} },
+      copy: { engine: 'auto', splitTablesLargerThan: '1GB' },
     });
+  });
+
+  it('refuses an unknown copy engine and a split size without a unit, naming the fields', () => {
+    const checked = checkMigrationInput({ ...valid, copy: { engine: 'rsync', splitTablesLargerThan: '512' } });
+    expect(checked.ok).toBe(false);
+    if (checked.ok) return;
+    expect(checked.problems.map((p) => p.field).sort()).toEqual(['copy.engine', 'copy.splitTablesLargerThan']);
+    expect(checkMigrationInput({ ...valid, copy: { engine: 'pg-dump', splitTablesLargerThan: '2 GB' } }).ok).toBe(true);
   });
 
   it('refuses a literal URL without repeating it', () => {

@@ -55,7 +55,6 @@ export async function copyAndVerify(args: {
   const ctx = Context.current();
   const engine = resolveEngine(args.engine);
   const started = Date.now();
-  const bytesTotal = args.tables.reduce((n, t) => n + t.bytes, 0);
   const progress: FreezeCopyProgress = {
     engine,
     stage: 'preparing',
@@ -63,7 +62,7 @@ export async function copyAndVerify(args: {
     tablesTotal: args.tables.filter((t) => !t.partitioned).length,
     tablesVerified: 0,
     bytesDone: 0,
-    bytesTotal,
+    bytesTotal: args.tables.reduce((n, t) => n + t.bytes, 0),
     rows: 0,
     percent: 0,
     bytesPerSecond: 0,
@@ -75,13 +74,10 @@ export async function copyAndVerify(args: {
     const elapsed = Date.now() - copyStarted;
     progress.elapsedMs = Date.now() - started;
     progress.bytesPerSecond = elapsed > 0 ? Math.round((progress.bytesDone / elapsed) * 1000) : 0;
-    progress.percent = bytesTotal > 0 ? Math.min(100, Math.round((progress.bytesDone / bytesTotal) * 1000) / 10) : 0;
-    progress.etaSeconds =
-      progress.stage === 'done'
-        ? 0
-        : progress.bytesPerSecond > 0
-          ? Math.round((bytesTotal - progress.bytesDone) / progress.bytesPerSecond)
-          : null;
+    const { bytesDone, bytesTotal } = progress;
+    progress.percent = bytesTotal > 0 ? Math.min(100, Math.round((bytesDone / bytesTotal) * 1000) / 10) : 0;
+    const left = Math.max(0, bytesTotal - bytesDone);
+    progress.etaSeconds = progress.stage === 'done' ? 0 : progress.bytesPerSecond > 0 ? Math.round(left / progress.bytesPerSecond) : null;
     ctx.heartbeat(progress);
   };
   beat();
@@ -117,7 +113,13 @@ export async function copyAndVerify(args: {
             applicationName: appName(args.migrationId, 'copy'),
             signal: ctx.cancellationSignal,
             onTableCopied: (t) => verifier.tableCopied(t.schema, t.name),
-            onProgress: (p) => Object.assign(progress, { tablesDone: p.tablesDone, bytesDone: p.bytesDone }),
+            // pgcopydb's own sizes (table data only) once it has them: the plan's count indexes too.
+            onProgress: (p) =>
+              Object.assign(progress, {
+                tablesDone: p.tablesDone,
+                bytesDone: p.bytesDone,
+                bytesTotal: p.bytesTotal || progress.bytesTotal,
+              }),
           });
           bytes = cloned.bytesDone;
         } else {
@@ -131,7 +133,7 @@ export async function copyAndVerify(args: {
             },
             // The dump is most of the work before any table is restored: its bytes count as half the way.
             onProgress: (p) => {
-              if (p.stage === 'dump') progress.bytesDone = Math.min(bytesTotal / 2, p.dumpBytes / 2);
+              if (p.stage === 'dump') progress.bytesDone = Math.min(progress.bytesTotal / 2, p.dumpBytes / 2);
             },
           });
           bytes = dumped.dumpBytes;
@@ -141,7 +143,7 @@ export async function copyAndVerify(args: {
         throw err;
       }
       const copyMs = Date.now() - copyStarted;
-      progress.bytesDone = bytesTotal;
+      progress.bytesDone = progress.bytesTotal;
       progress.tablesDone = progress.tablesTotal;
       progress.stage = 'verifying the last tables';
       const copyEnded = Date.now();
