@@ -15,7 +15,7 @@ import { appName, workDir } from '../names';
 import { redact } from '../secrets';
 import { freezeDatabase, unfreezeDatabase, type FreezeResult, type UnfreezeResult } from './freeze';
 import { openConfigSink } from '../config-sinks';
-import { copyEngineOnThisWorker } from '../methods/dump-restore/engine';
+import { copyEngineOnThisWorker, tablesBytes } from '../methods/dump-restore/engine';
 import { CAN_SUBSCRIBE_SQL, inventoryDatabase } from './inventory';
 import { withSeenLease } from './lease';
 import { connect, terminateByApplicationName, withClient } from './pg';
@@ -130,7 +130,11 @@ export function createDatabaseActivities({ deps, resolve, admin, endpoints }: Ac
         roles.length ? withClient(sourceUrl, { ...admin(args.migrationId, 'source'), ...reach }, (c) => checkAppRoles(c, roles)) : {},
         openConfigSink(args.input.configSink, deps).check(),
       ]);
-      return buildPlan(args.input, source, target, { ...appRoles, configSink, copyEngine: copyEngineOnThisWorker(args.input.copy.engine) });
+      return buildPlan(args.input, source, target, {
+        ...appRoles,
+        configSink,
+        copyEngine: copyEngineOnThisWorker(args.input.copy.engine, tablesBytes(source.tables)),
+      });
     },
 
     async freezeSource(args: FreezeArgs): Promise<FreezeResult> {

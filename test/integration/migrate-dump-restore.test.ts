@@ -22,7 +22,10 @@ beforeAll(async () => {
   const app = new AppWriter(() => sandbox.configuredUrl(), 10);
   app.start();
   await new Promise((r) => setTimeout(r, 300));
-  const handle = await sandbox.start(sandbox.input({ gates: { 'go-live': { timeout: '2m', approvers: ['alice'] } } }));
+  // pgcopydb forced: `auto` takes pg_dump for a database this small (the compensation tests run that engine).
+  const handle = await sandbox.start(
+    sandbox.input({ copy: { engine: 'pgcopydb' }, gates: { 'go-live': { timeout: '2m', approvers: ['alice'] } } }),
+  );
   // Approve ahead of time: the gate opens only after the smoke tests pass, and then goes live at once.
   await handle.executeUpdate('approve', { args: [{ approver: 'alice', gate: 'go-live', reason: 'rehearsed twice' }] });
   result = (await handle.result()) as MigrationResult;

@@ -36,58 +36,69 @@ afterAll(async () => {
 });
 
 describe('worker killed during the copy', () => {
-  it('resumes on a new worker and completes', async () => {
-    const queue = `${sandbox.taskQueue}-processes`;
-    const first = startWorkerProcess(queue);
-    const handle = await sandbox.client.workflow.start('migrateDatabase', {
-      taskQueue: queue,
-      workflowId: `${sandbox.id}-restart`,
-      args: [sandbox.input()],
-    });
-    // Wait until pg_dump, pg_restore or pgcopydb's COPY of this migration is connected (they carry its application_name).
-    let stage: string | undefined;
-    const appName = `pgmig-${sandbox.input().migrationId}`;
-    for (let i = 0; i < 1200 && !stage; i++) {
-      const [dump] = await query<{ n: number }>(
-        sandbox.sourceAdminUrl,
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`,
-        [`${appName}-dump`],
-      );
-      const [restore] = await query<{ n: number }>(
-        sandbox.targetAdminUrl,
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`,
-        [`${appName}-restore`],
-      );
-      const [clone] = await query<{ n: number }>(
-        sandbox.targetAdminUrl,
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'copy %'`,
-        [`${appName}-copy`],
-      );
-      if (dump.n > 0) stage = 'dump';
-      else if (restore.n > 0) stage = 'restore';
-      else if (clone.n > 0) stage = 'pgcopydb copy';
-      else await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(stage).toBeDefined();
-    first.kill('SIGKILL');
-    startWorkerProcess(queue);
+  it.each(['pg-dump', 'pgcopydb'] as const)(
+    'resumes on a new worker and completes (copy engine %s)',
+    async (engine) => {
+      if (engine === 'pgcopydb') {
+        // The first run left the source read-only (its rollback reference) and the target full.
+        await sandbox.resetForNextMigration();
+      }
+      const queue = `${sandbox.taskQueue}-processes-${engine}`;
+      const first = startWorkerProcess(queue);
+      const handle = await sandbox.client.workflow.start('migrateDatabase', {
+        taskQueue: queue,
+        workflowId: `${sandbox.id}-restart-${engine}`,
+        args: [sandbox.input({ migrationId: `${sandbox.input().migrationId}-${engine}`, copy: { engine } })],
+      });
+      // Wait until pg_dump, pg_restore or pgcopydb's COPY of this migration is connected (they carry its application_name).
+      let stage: string | undefined;
+      const appName = `pgmig-${sandbox.input().migrationId}-${engine}`;
+      for (let i = 0; i < 1200 && !stage; i++) {
+        const [dump] = await query<{ n: number }>(
+          sandbox.sourceAdminUrl,
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`,
+          [`${appName}-dump`],
+        );
+        const [restore] = await query<{ n: number }>(
+          sandbox.targetAdminUrl,
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`,
+          [`${appName}-restore`],
+        );
+        const [clone] = await query<{ n: number }>(
+          sandbox.targetAdminUrl,
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'copy %'`,
+          [`${appName}-copy`],
+        );
+        if (dump.n > 0) stage = 'dump';
+        else if (restore.n > 0) stage = 'restore';
+        else if (clone.n > 0) stage = 'pgcopydb copy';
+        else await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(stage).toBeDefined();
+      first.kill('SIGKILL');
+      startWorkerProcess(queue);
 
-    await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
+      await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
 
-    const result = (await handle.result()) as MigrationResult;
-    expect(result.outcome).toBe('completed');
-    expect(result.verification).toBe('passed');
-    expect(result.rowsCopied).toBeGreaterThan(400_000);
-    // The copy really ran twice: the dead worker's attempt, then the new one's.
-    const history = await handle.fetchHistory();
-    const copyScheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'copyAndVerify')!;
-    const copyStarted = history.events!.find(
-      (e) =>
-        e.activityTaskStartedEventAttributes &&
-        String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(copyScheduled.eventId),
-    )!;
-    expect(copyStarted.activityTaskStartedEventAttributes!.attempt).toBeGreaterThanOrEqual(2);
-  }, 180_000);
+      const result = (await handle.result()) as MigrationResult;
+      expect(result.outcome).toBe('completed');
+      expect(result.verification).toBe('passed');
+      expect(result.rowsCopied).toBeGreaterThan(400_000);
+      // The copy really ran twice: the dead worker's attempt, then the new one's.
+      const history = await handle.fetchHistory();
+      const copyScheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'copyAndVerify')!;
+      const copyStarted = history.events!.find(
+        (e) =>
+          e.activityTaskStartedEventAttributes &&
+          String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(copyScheduled.eventId),
+      )!;
+      expect(copyStarted.activityTaskStartedEventAttributes!.attempt).toBeGreaterThanOrEqual(2);
+      // The dead worker's pgcopydb (its own process group, not killed with the worker) was stopped by the retry.
+      const { execSync } = await import('node:child_process');
+      expect(execSync('ps -eo args').toString()).not.toContain(`pgmig/${sandbox.input().migrationId}-${engine}/pgcopydb`);
+    },
+    180_000,
+  );
 
   it('resumes lag polling (logical method) on a new worker and cuts over', async () => {
     await sandbox.resetTarget();

@@ -22,7 +22,7 @@ import { appName, workDir } from '../../names';
 import { killProcessesWithArgument } from '../../processes';
 import type { CopyProgress } from '../method';
 import { dumpRestore, startOver } from './dump-restore';
-import { resolveEngine } from './engine';
+import { resolveEngine, tablesBytes } from './engine';
 import { pgcopydbClone } from './pgcopydb-clone';
 
 export interface FreezeCopyResult {
@@ -53,7 +53,8 @@ export async function copyAndVerify(args: {
   baseline: TargetBaseline;
 }): Promise<FreezeCopyResult> {
   const ctx = Context.current();
-  const engine = resolveEngine(args.engine);
+  const bytesTotal = tablesBytes(args.tables);
+  const engine = resolveEngine(args.engine, bytesTotal);
   const started = Date.now();
   const progress: FreezeCopyProgress = {
     engine,
@@ -62,7 +63,7 @@ export async function copyAndVerify(args: {
     tablesTotal: args.tables.filter((t) => !t.partitioned).length,
     tablesVerified: 0,
     bytesDone: 0,
-    bytesTotal: args.tables.reduce((n, t) => n + t.bytes, 0),
+    bytesTotal,
     rows: 0,
     percent: 0,
     bytesPerSecond: 0,
