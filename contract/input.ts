@@ -263,6 +263,9 @@ export const METHODS = ['auto', 'dump-restore', 'logical', 'pgcopydb', 'dms', 't
 /** Methods that stream changes (CDC) and so cut over with a short freeze: they have a `cutover` gate. */
 export const CDC_METHODS = ['logical', 'pgcopydb', 'dms', 'triggers'] as const;
 export type MigrationMethod = Exclude<(typeof METHODS)[number], 'auto'>;
+/** How a logical migration makes its initial copy: the subscription's own (copy_data), or pgcopydb's parallel copy of the slot's exported snapshot. */
+export const INITIAL_COPIES = ['native', 'pgcopydb'] as const;
+export type InitialCopy = (typeof INITIAL_COPIES)[number];
 
 export const GATES = ['cutover', 'go-live', 'traffic', 'decommission'] as const;
 export type GateName = (typeof GATES)[number];
@@ -451,6 +454,12 @@ export const MigrationInput = z
           .describe(
             'CDC methods: refuse tables without a primary key (UPDATE/DELETE on them would fail on the source), or set REPLICA IDENTITY FULL on them for the migration (triggers: a unique NOT NULL index serves as the key; otherwise such tables are matched on the whole row).',
           ),
+        initialCopy: z
+          .enum(INITIAL_COPIES)
+          .default('native')
+          .describe(
+            'logical: how the tables are first copied. `native`: the subscription copies them (copy_data), after the schema. `pgcopydb`: a replication slot exports a snapshot, pgcopydb copies it in parallel (schema, data split across parallelJobs, indexes), then the subscription streams from that slot without a copy; needs pgcopydb on the worker. The `pgcopydb` method always copies this way.',
+          ),
         drainTimeout: duration(DURATION_LIMITS.replicationDrainTimeout)
           .default('30s')
           .describe(
@@ -468,6 +477,7 @@ export const MigrationInput = z
         maxLagSeconds: 5,
         maxLagChanges: 1_000,
         tablesWithoutPrimaryKey: 'refuse',
+        initialCopy: 'native',
         drainTimeout: '30s',
         errorTimeout: '60s',
       }),
@@ -596,6 +606,13 @@ export const MigrationInput = z
         code: 'custom',
         path: ['source', 'replicationUrl'],
         message: 'required when hold.reverseReplication is on (the role that subscribes on the source), except with method triggers',
+      });
+    }
+    if (input.replication.initialCopy === 'pgcopydb' && input.method !== 'logical' && input.method !== 'pgcopydb') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['replication', 'initialCopy'],
+        message: `"pgcopydb" is for method logical (method pgcopydb always copies that way); method ${input.method} makes its own initial copy`,
       });
     }
     if (input.traffic && input.traffic.steps[input.traffic.steps.length - 1] !== 100) {

@@ -3,7 +3,7 @@
  * these traits instead of branching on a method's name. The activities behind each method live in
  * `activities/methods/<method>/`.
  */
-import type { MigrationMethod } from './input';
+import type { MigrationInput, MigrationMethod } from './input';
 
 export interface MethodTraits {
   /**
@@ -14,13 +14,18 @@ export interface MethodTraits {
   /** The workflow copies the schema around the initial copy (pre-data + keys before, indexes after); pgcopydb does it inside its clone. */
   schemaSteps: boolean;
   /**
+   * The initial copy is pgcopydb's parallel copy (schema, data, indexes) of the snapshot a new replication
+   * slot exported (`copySnapshot`), then the subscription streams from that slot without a copy of its own.
+   */
+  snapshotCopy?: boolean;
+  /**
    * What runs beside the workflow until the drain's end: the copy and the follow in one long activity
    * (`runPgcopydb`: pgcopydb's clone and follow; `copyAndApply`: the triggers method's snapshot copy, then
    * its apply of the captured changes), and the step the drain waits on for it to end. Absent: the method's
    * replication runs by itself (a subscription, a DMS task).
    */
   follower?: { activity: 'runPgcopydb' | 'copyAndApply'; exitStep: string };
-  /** Its drain can outlast a local activity (pgcopydb 0.10 applies up to its end position in 10-20 s). */
+  /** Its drain can outlast a local activity (pgcopydb 0.10's follow applied up to its end position in 10-20 s). */
   slowDrain: boolean;
   /**
    * How the hold carries the target's writes back to the source for a lossless rollback: a subscription
@@ -32,18 +37,33 @@ export interface MethodTraits {
   largeObjectsInWindow?: boolean;
   /** Tables without a key get REPLICA IDENTITY FULL on the source for the migration (logical decoding needs it; triggers match rows themselves). */
   replicaIdentity: boolean;
+  /** The method's traits in histories recorded before `patch` changed them: a running migration keeps its commands. */
+  before?: { patch: string; traits: MethodTraits };
 }
 
 export const METHOD_TRAITS: Record<MigrationMethod, MethodTraits> = {
   'dump-restore': { shape: 'freeze-copy', schemaSteps: false, slowDrain: false, replicaIdentity: false, reverse: 'subscription' },
   logical: { shape: 'replication', schemaSteps: true, slowDrain: false, replicaIdentity: true, reverse: 'subscription' },
+  /** From pgcopydb's copy of a slot's snapshot on, exactly a logical migration (sub-second window). */
   pgcopydb: {
     shape: 'replication',
     schemaSteps: false,
-    follower: { activity: 'runPgcopydb', exitStep: 'pgcopydb-exit' },
-    slowDrain: true,
+    snapshotCopy: true,
+    slowDrain: false,
     replicaIdentity: true,
     reverse: 'subscription',
+    before: {
+      // Until then: pgcopydb 0.10's clone --follow beside the workflow, ended by its sentinel's endpos.
+      patch: 'pgcopydb-snapshot-copy-then-subscription',
+      traits: {
+        shape: 'replication',
+        schemaSteps: false,
+        follower: { activity: 'runPgcopydb', exitStep: 'pgcopydb-exit' },
+        slowDrain: true,
+        replicaIdentity: true,
+        reverse: 'subscription',
+      },
+    },
   },
   dms: { shape: 'replication', schemaSteps: true, slowDrain: false, replicaIdentity: true, reverse: 'subscription' },
   triggers: {
@@ -56,3 +76,21 @@ export const METHOD_TRAITS: Record<MigrationMethod, MethodTraits> = {
     largeObjectsInWindow: true,
   },
 };
+
+/**
+ * The traits a migration runs with: its method's, with the initial copy by pgcopydb when the input asks
+ * for it (`replication.initialCopy`), or those of before a change when the history was recorded before
+ * it (`patched` is the workflow's; it is asked only for methods that changed).
+ */
+export function methodTraits(
+  method: MigrationMethod,
+  input: Pick<MigrationInput, 'replication'>,
+  patched: (id: string) => boolean,
+): MethodTraits {
+  const traits = METHOD_TRAITS[method];
+  if (traits.before && !patched(traits.before.patch)) return traits.before.traits;
+  if (traits.shape === 'replication' && !traits.snapshotCopy && input.replication.initialCopy === 'pgcopydb') {
+    return { ...traits, schemaSteps: false, snapshotCopy: true };
+  }
+  return traits;
+}

@@ -129,6 +129,8 @@ export interface PreflightChecks {
   configSink?: string[];
   /** dump-restore's copy engine on this worker (copy.engine resolved), or why the one asked for is missing. */
   copyEngine?: { engine: 'pgcopydb' | 'pg-dump' } | { problem: string };
+  /** Why pgcopydb cannot run on this worker (checked when the initial copy is pgcopydb's). */
+  pgcopydbMissing?: string;
 }
 
 export interface MigrationPlan {
@@ -226,7 +228,7 @@ export function logicalReplicationProblems(
       `source has ${source.maxWalSenders - source.walSendersUsed} free WAL sender(s) (max_wal_senders=${source.maxWalSenders}); ${needed} are needed during the initial copy`,
     );
   }
-  if (method === 'logical' && !target.canSubscribe) {
+  if ((method === 'logical' || method === 'pgcopydb') && !target.canSubscribe) {
     problems.push(
       `target role "${target.currentUser}" cannot CREATE SUBSCRIPTION (PostgreSQL ${target.serverVersion} needs a superuser; on RDS use the master user); set target.replicationUrl`,
     );
@@ -403,6 +405,12 @@ export function buildPlan(
   if (method === 'dump-restore' && checks.copyEngine) {
     if ('problem' in checks.copyEngine) blockers.push(checks.copyEngine.problem);
     else methodReasons.push(`copy engine: ${checks.copyEngine.engine} (copy.engine "${input.copy.engine}"), verification during the copy`);
+  }
+  // The initial copy by pgcopydb runs on the worker: checked at preflight, not found missing after the slot exists.
+  if (checks.pgcopydbMissing && (method === 'pgcopydb' || (method === 'logical' && input.replication.initialCopy === 'pgcopydb'))) {
+    blockers.push(
+      `${method === 'pgcopydb' ? 'method' : 'replication.initialCopy'}: pgcopydb, which makes the initial copy, cannot run on this worker: ${checks.pgcopydbMissing}`,
+    );
   }
 
   // --- target must be empty and at least the source's major version ---

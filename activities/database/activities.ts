@@ -12,10 +12,12 @@ import type { WindowEdge } from '../../signals';
 import type { ActivityContext } from '../context';
 import { HEARTBEAT_EVERY_MS, keepAlive } from '../heartbeat';
 import { appName, workDir } from '../names';
+import { which } from '../processes';
 import { redact } from '../secrets';
 import { freezeDatabase, unfreezeDatabase, type FreezeResult, type UnfreezeResult } from './freeze';
 import { openConfigSink } from '../config-sinks';
 import { copyEngineOnThisWorker, tablesBytes } from '../methods/dump-restore/engine';
+import { PGCOPYDB } from '../methods/dump-restore/pgcopydb-clone';
 import { CAN_SUBSCRIBE_SQL, inventoryDatabase } from './inventory';
 import { withSeenLease } from './lease';
 import { connect, terminateByApplicationName, withClient } from './pg';
@@ -130,10 +132,14 @@ export function createDatabaseActivities({ deps, resolve, admin, endpoints }: Ac
         roles.length ? withClient(sourceUrl, { ...admin(args.migrationId, 'source'), ...reach }, (c) => checkAppRoles(c, roles)) : {},
         openConfigSink(args.input.configSink, deps).check(),
       ]);
+      const needsPgcopydb = args.input.method === 'pgcopydb' || args.input.replication.initialCopy === 'pgcopydb';
       return buildPlan(args.input, source, target, {
         ...appRoles,
         configSink,
         copyEngine: copyEngineOnThisWorker(args.input.copy.engine, tablesBytes(source.tables)),
+        ...(needsPgcopydb && !which(PGCOPYDB)
+          ? { pgcopydbMissing: `${PGCOPYDB} is not installed (Debian: apt-get install pgcopydb; or set PGCOPYDB_BIN)` }
+          : {}),
       });
     },
 

@@ -5,6 +5,7 @@
  * stopReplication) are the same for every method: they find the method by `args.method` and call it.
  * Adding a method is one folder here plus one entry in `contract/methods.ts`.
  */
+import type { InitialCopy } from '../../contract/input';
 import type { TableInventory } from '../../contract/plan';
 import type { CdcArgs } from '../context';
 import type { TargetBaseline } from '../database/target-reset';
@@ -56,6 +57,33 @@ export interface CopyProgress {
   etaSeconds: number | null;
 }
 
+/** What a copy has done so far, counted by its engine (the triggers method's COPY, pgcopydb's clone). */
+export interface CopyCount {
+  tablesDone: number;
+  tablesTotal: number;
+  rows: number;
+  /** Bytes copied so far. */
+  bytes: number;
+  /** The source tables' size on disk (pg_table_size): an estimate of `bytes` at the end. */
+  bytesTotal: number;
+}
+
+/** Percent, rate and time left of a copy, for heartbeats and `status.replication.copy`. */
+export function copyProgress(p: CopyCount, elapsedMs: number): CopyProgress {
+  const bytesPerSecond = elapsedMs > 0 ? Math.round((p.bytes / elapsedMs) * 1000) : 0;
+  const fraction = p.tablesDone === p.tablesTotal ? 1 : p.bytesTotal > 0 ? Math.min(0.99, p.bytes / p.bytesTotal) : 0;
+  return {
+    tablesDone: p.tablesDone,
+    tablesTotal: p.tablesTotal,
+    bytesDone: p.bytes,
+    bytesTotal: p.bytesTotal,
+    rows: p.rows,
+    percent: Math.round(fraction * 1000) / 10,
+    bytesPerSecond,
+    etaSeconds: fraction >= 1 ? 0 : bytesPerSecond > 0 ? Math.round(Math.max(0, p.bytesTotal - p.bytes) / bytesPerSecond) : null,
+  };
+}
+
 export interface WatchArgs extends CdcArgs {
   maxLagBytes: number;
   maxLagSeconds?: number;
@@ -72,12 +100,14 @@ export interface StartArgs extends CdcArgs {
   tables: TableInventory[];
   /** replication.tablesWithoutPrimaryKey (absent in histories recorded before the triggers method: refuse). */
   tablesWithoutPrimaryKey?: 'refuse' | 'replica-identity-full';
+  /** `pgcopydb`: the tables were copied from the exported snapshot of the migration's slot; stream from it without a copy. */
+  initialCopy?: InitialCopy;
 }
 
 export interface ReplicationMethod {
   /** Starts copying and streaming changes (the schema is already on the target). Idempotent. */
   start?(args: StartArgs): Promise<{ replication: string[]; tables: number }>;
-  /** Copies schema and data and follows changes in one long call, until the drain's end position. */
+  /** Copies schema and data and follows changes in one long call, until the drain's marker (triggers). */
   cloneAndFollow?(
     args: CdcArgs & { jobs: number; baseline: TargetBaseline; tables?: TableInventory[] },
   ): Promise<{ mode: string; elapsedMs: number; attempts: number }>;

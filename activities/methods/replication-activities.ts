@@ -24,7 +24,7 @@ import { logicalMethod } from './logical';
 import { dropReplicationLeftovers } from './logical/replication';
 import { copySchemaAfterData, copySchemaBeforeData, removeSchemaDump } from './logical/schema';
 import type { ReplicationMethod, ReplicationState, StartArgs, WatchArgs } from './method';
-import { pgcopydbMethod } from './pgcopydb';
+import { pgcopydbMethod, removeSnapshotCopy, snapshotCopy, type SnapshotCopyArgs } from './pgcopydb';
 import { triggersMethod } from './triggers';
 
 export function createReplicationActivities(context: ActivityContext) {
@@ -40,13 +40,28 @@ export function createReplicationActivities(context: ActivityContext) {
   const missing = (args: CdcArgs, step: string) =>
     ApplicationFailure.nonRetryable(`method ${args.method ?? 'logical'} has no ${step} step`, 'MethodStepMissing');
   const activities = {
-    /** The clone-and-follow of methods that copy and follow in one long call (pgcopydb). */
+    /**
+     * Histories recorded before the patch `pgcopydb-snapshot-copy-then-subscription` ran pgcopydb 0.10's
+     * clone --follow here, which is gone: such a migration rolls back (its undos remove the follow's slot,
+     * origin and sentinel) and is started again.
+     */
     async runPgcopydb(
       args: CdcArgs & { jobs: number; baseline: TargetBaseline },
     ): Promise<{ mode: string; elapsedMs: number; attempts: number }> {
-      const method = methodOf(args);
-      if (!method.cloneAndFollow) throw missing(args, 'clone-and-follow');
-      return method.cloneAndFollow(args);
+      throw ApplicationFailure.nonRetryable(
+        `migration ${args.migrationId} began on pgcopydb 0.10's clone --follow, which this worker no longer runs (the pgcopydb method now copies a slot's snapshot, then subscribes): it rolls back; start it again`,
+        'PgcopydbFollowRemoved',
+      );
+    },
+
+    /**
+     * The initial copy by pgcopydb (method pgcopydb, or logical with replication.initialCopy pgcopydb): a
+     * new slot's exported snapshot copied in parallel, heartbeating its progress. A retry starts over from
+     * a new slot with the target reset to its baseline.
+     */
+    async copySnapshot(args: SnapshotCopyArgs): Promise<{ tables: number; bytes: number; elapsedMs: number; startedOver: boolean }> {
+      const { tables, bytes, elapsedMs, startedOver } = await snapshotCopy(context, args);
+      return { tables, bytes, elapsedMs, startedOver };
     },
 
     /** The triggers method's snapshot copy and its apply of the captured changes, beside the workflow until the drain's marker. */
@@ -143,13 +158,14 @@ export function createReplicationActivities(context: ActivityContext) {
       return methodOf(args).stopInWindow(args);
     },
 
-    /** After go-live (and in the compensation): the method's own objects, slot, publication, markers, and this worker's schema dump. */
+    /** After go-live (and in the compensation): the method's own objects, slot, publication, markers, and this worker's schema dump and copy files. */
     async dropReplicationLeftovers(args: CdcArgs & { keepMarkers?: boolean }): Promise<string[]> {
       const own = await methodOf(args).dropOwn(args);
       return [
         ...own,
         ...(await both(args, (s, t) => dropReplicationLeftovers(s, t, args.migrationId, { keepMarkers: !!args.keepMarkers }))),
         ...(await removeSchemaDump(args.migrationId)),
+        ...(await removeSnapshotCopy(context, args)),
       ];
     },
 

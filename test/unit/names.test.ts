@@ -9,7 +9,8 @@ import { upperId } from '../../activities/config-sinks/names';
 import { replicationNames } from '../../activities/methods/cdc/marker';
 import { dmsResourceNames } from '../../activities/methods/dms/resources';
 import { reverseNames } from '../../activities/methods/logical/reverse';
-import { adminAppName, pgcopydbNames, type PgcopydbRun } from '../../activities/methods/pgcopydb/names';
+import { legacySlotName } from '../../activities/methods/pgcopydb/legacy';
+import { pgcopydbAppName, snapshotAppName } from '../../activities/methods/pgcopydb/names';
 import { appName, fitName, ownSessionsPrefix, shortHash } from '../../activities/names';
 import { sha256Hex } from '../../contract/names';
 
@@ -79,8 +80,8 @@ describe('derived names', () => {
       const repl = replicationNames(id);
       if (legacy.ownSessionsPrefix(id) === `pgmig-${id}`) {
         expect(ownSessionsPrefix(id)).toBe(legacy.ownSessionsPrefix(id));
-        expect(pgcopydbNames(id).applicationName).toBe(legacy.pgcopydbApplicationName(id));
-        expect(adminAppName({ migrationId: id } as PgcopydbRun, 'status')).toBe(legacy.pgcopydbAdmin(id, 'status'));
+        expect(pgcopydbAppName(id)).toBe(legacy.pgcopydbApplicationName(id));
+        expect(snapshotAppName(id)).toBe(legacy.pgcopydbAdmin(id, 'slot'));
       }
       if (legacy.replicationBase(id).length === `pgmig_${id}`.length) expect(repl.slot).toBe(legacy.replicationBase(id));
       if (legacy.replicationBase(id).length <= 46) expect(reverseNames(id).slot).toBe(legacy.reverseBase(id));
@@ -102,9 +103,9 @@ describe('derived names', () => {
         slot: replicationNames(id).slot,
         marker: replicationNames(id).markerTable,
         reverse: reverseNames(id).slot,
-        pgcopydb: pgcopydbNames(id).applicationName,
-        pgcopydbSlot: pgcopydbNames(id).slotName,
-        pgcopydbAdmin: adminAppName({ migrationId: id } as PgcopydbRun, 'status'),
+        pgcopydb: pgcopydbAppName(id),
+        pgcopydbLegacySlot: legacySlotName(id),
+        pgcopydbAdmin: snapshotAppName(id),
         dms: dmsResourceNames({ migrationId: id }).instance,
         heroku: rollbackAttachmentName(id),
       }));

@@ -1,5 +1,5 @@
 /**
- * migrateDatabase with the CDC methods (logical, pgcopydb, dms) on fake activities: each method's
+ * migrateDatabase with the CDC methods (logical, pgcopydb, dms, triggers) on fake activities: each method's
  * activities in order, the cutover gate before the write freeze and the go-live gate after the smoke
  * test, the window's steps as local activities, and a cutover no-go undoing the replication.
  */
@@ -139,56 +139,56 @@ describe.concurrent('CDC methods on fake activities', () => {
     });
   });
 
-  it('pgcopydb: one long clone-and-follow beside the workflow, ended by the drain; cutover then go-live', async () => {
-    await withWorker(server(), { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
-      const handle = await start(cdcInput('pgcopydb'));
-      await waitForStatus(handle, (s) => s.pendingGate?.gate === 'cutover', 'the cutover gate');
-      // Still following while the workflow waits at the gate.
-      await vi.waitFor(() => expect(fakes.events).toEqual(['pgcopydb:started']));
-      await approveBothGates(fakes, handle);
-      const { result, failure } = await settle(handle);
-      expect(failure).toBeUndefined();
-      expect(fakes.names({ except: BESIDE })).toEqual([
-        'preflight',
-        'acquireLease',
-        'waitForReplication', // initial copy: pgcopydb copies schema and data itself
-        'waitForReplication', // catch-up
-        ...WINDOW,
-        'unfreezeTarget',
-        'dropReplicationLeftovers',
-        'releaseConfig', // no hold: the previous value's record goes
-        'releaseLease',
-      ]);
-      expect(fakes.names().filter((n) => n === 'runPgcopydb')).toHaveLength(1);
-      expect(fakes.events).toEqual(['pgcopydb:started', 'pgcopydb:reached-endpos']);
-      // It ran beside the workflow until the drain set its endpos, and the cutover waited for it to end.
-      const t = fakes.timeline;
-      expect(t.indexOf('pgcopydb:reached-endpos')).toBeGreaterThan(t.indexOf('drainReplication'));
-      expect(t.indexOf('pgcopydb:reached-endpos')).toBeLessThan(t.indexOf('reconcileSequences'));
-      // The drain waits 10-20 s for pgcopydb's endpos: a regular activity, not a local one; the rest of the window is local.
-      expect(fakes.calls.find((c) => c.name === 'drainReplication')!.local).toBe(false);
-      expectWindowLocal(fakes, [...WINDOW.filter((n) => n !== 'drainReplication'), 'unfreezeTarget']);
-      for (const name of [
-        'runPgcopydb',
-        'waitForReplication',
-        'drainReplication',
-        'stopSubscription',
-        'dropReplicationLeftovers',
-      ] as const) {
-        expect(fakes.calls.find((c) => c.name === name)!.args, name).toMatchObject({ method: 'pgcopydb' });
-      }
-      expect(result.outcome).toBe('completed');
-      expect(result.method).toBe('pgcopydb');
-      const steps = result.steps.map((s) => s.name);
-      expect(steps.slice(steps.indexOf('freeze-source'), steps.indexOf('reconcile-sequences') + 1)).toEqual([
-        'freeze-source',
-        'drain',
-        'pgcopydb-exit',
-        'reconcile-sequences',
-      ]);
-      expect(steps).not.toContain('copy-schema');
+  for (const [method, initialCopy] of [
+    ['pgcopydb', undefined],
+    ['logical', 'pgcopydb'],
+  ] as const) {
+    it(`${method}${initialCopy ? ` with initialCopy ${initialCopy}` : ''}: pgcopydb copies a slot's snapshot, then the subscription streams from that slot; the window is logical's`, async () => {
+      await withWorker(server(), { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
+        const handle = await start(cdcInput(method, initialCopy ? { replication: { initialCopy } } : {}));
+        await approveBothGates(fakes, handle);
+        const { result, failure } = await settle(handle);
+        expect(failure).toBeUndefined();
+        expect(fakes.names({ except: BESIDE })).toEqual([
+          'preflight',
+          'acquireLease',
+          'copySnapshot', // slot, snapshot and pgcopydb's copy of it (schema, data, indexes)
+          'startReplication', // the subscription, without a copy or a slot of its own
+          'waitForReplication', // initial copy: every table ready at once
+          'waitForReplication', // catch-up
+          ...WINDOW,
+          'unfreezeTarget',
+          'dropReplicationLeftovers',
+          'releaseConfig', // no hold: the previous value's record goes
+          'releaseLease',
+        ]);
+        expect(fakes.names()).not.toContain('runPgcopydb');
+        expect(fakes.calls.find((c) => c.name === 'copySnapshot')!.args).toMatchObject({ method, jobs: 2, baseline: expect.any(Object) });
+        expect(fakes.calls.find((c) => c.name === 'startReplication')!.args).toMatchObject({ method, initialCopy: 'pgcopydb' });
+        // The whole window runs as local activities, the drain included: the sub-second window of logical.
+        expectWindowLocal(fakes, [...WINDOW, 'unfreezeTarget']);
+        expect(result.outcome).toBe('completed');
+        expect(result.method).toBe(method);
+        expect(result.steps.map((s) => s.name)).toEqual([
+          'preflight',
+          'snapshot-copy',
+          'start-replication',
+          'initial-copy',
+          'catch-up',
+          'freeze-source',
+          'drain',
+          'reconcile-sequences',
+          'stop-replication',
+          'freeze-target',
+          'swap-config',
+          'smoke-test',
+          'go-live',
+          'drop-replication',
+          'release-config',
+        ]);
+      });
     });
-  });
+  }
 
   it('triggers: schema, capture, then the snapshot copy and apply beside the workflow until the drain; keys of its own', async () => {
     await withWorker(server(), { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
@@ -338,22 +338,20 @@ describe.concurrent('CDC methods on fake activities', () => {
     });
   });
 
-  it('pgcopydb cutover no-go: the running clone-and-follow is cancelled and has stopped before the undos run', async () => {
+  it('pgcopydb cutover no-go: the subscription, slot and publication go, then the target is reset', async () => {
     await withWorker(server(), { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
       const handle = await start(cdcInput('pgcopydb'));
       await waitForStatus(handle, (s) => s.pendingGate?.gate === 'cutover', 'the cutover gate');
-      await vi.waitFor(() => expect(fakes.events).toEqual(['pgcopydb:started']));
       await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'carol' }] });
       const { result } = await settle(handle);
       expect(result.outcome).toBe('rolled-back');
       expect(result.reason).toBe('cutover rejected by carol');
-      expect(fakes.events).toEqual(['pgcopydb:started', 'pgcopydb:cancelled']);
-      // Stopped before any undo touched what it works on.
-      expect(fakes.timeline.slice(-4)).toEqual(['pgcopydb:cancelled', 'stopReplication', 'resetTarget', 'releaseLease']);
       expect(result.compensations.map((c) => c.step)).toEqual(['stop-replication', 'reset-target']);
-      expect(fakes.names({ except: ['runPgcopydb'] })).toEqual([
+      expect(fakes.names({ except: BESIDE })).toEqual([
         'preflight',
         'acquireLease',
+        'copySnapshot',
+        'startReplication',
         'waitForReplication',
         'waitForReplication',
         'stopReplication',

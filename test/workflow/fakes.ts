@@ -171,6 +171,7 @@ export function fakeActivities(opts: FakeOptions): Fakes {
     ],
     // --- CDC ---
     runPgcopydb: () => followUntilDrained('pgcopydb'),
+    copySnapshot: async () => ({ tables: tables.length, bytes: 4096, elapsedMs: 5, startedOver: false }),
     copyAndApply: () => followUntilDrained('apply'),
     setReplicaIdentityFull: async (args) => args.tables.map((t) => `${t.schema}.${t.name}`),
     restoreReplicaIdentity: async () => undefined,
@@ -188,7 +189,7 @@ export function fakeActivities(opts: FakeOptions): Fakes {
       drained = true;
       return { finalLsn: '0/3000148', waitedMs: 3 };
     },
-    stopSubscription: async (args) => (args.method === 'dms' || args.method === 'pgcopydb' ? [] : ['subscription pgmig_sub']),
+    stopSubscription: async (args) => (args.method === 'dms' ? [] : ['subscription pgmig_sub']),
     dropReplicationLeftovers: async () => ['publication pgmig_pub', 'slot pgmig_slot'],
     stopReplication: async () => ['subscription pgmig_sub', 'slot pgmig_slot', 'publication pgmig_pub'],
     startReverseReplication: async () => ['publication pgmig_reverse_pub', 'subscription pgmig_reverse_sub'],

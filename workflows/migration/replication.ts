@@ -1,5 +1,5 @@
 /**
- * The replication shape (`logical`, `pgcopydb`, `dms`): copy and follow the source's changes while
+ * The replication shape (`logical`, `pgcopydb`, `dms`, `triggers`): copy and follow the source's changes while
  * the application keeps writing, then a window of seconds: freeze, drain to the source's final
  * position, sequences, stop. The method's traits decide which steps it has; the activities behind
  * each step dispatch to the method's implementation.
@@ -43,15 +43,27 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
   saga.register('stop-replication', () => undo.stopReplication(cdcArgs));
 
   const replication: Replication = { identityChanged };
-  if (run.method.schemaSteps) {
-    await progress.step('copy-schema', 'copying', () => long.copySchema({ ...cdcArgs, baseline: targetBaseline(run) }));
-    await progress.step('start-replication', 'copying', () =>
+  const startReplication = () =>
+    progress.step('start-replication', 'copying', () =>
       long.startReplication({
         ...cdcArgs,
         tables: plan.source.tables,
         tablesWithoutPrimaryKey: input.replication.tablesWithoutPrimaryKey,
+        ...(run.method.snapshotCopy ? { initialCopy: 'pgcopydb' as const } : {}),
       }),
     );
+  if (run.method.schemaSteps) {
+    await progress.step('copy-schema', 'copying', () => long.copySchema({ ...cdcArgs, baseline: targetBaseline(run) }));
+    await startReplication();
+  }
+  if (run.method.snapshotCopy) {
+    // The slot, its exported snapshot and pgcopydb's copy of it in one activity (a retry starts over
+    // from a new slot: a snapshot lives only as long as its session); the undos registered above drop
+    // slot and publication and reset the target. Then the subscription streams from that slot.
+    await progress.step('snapshot-copy', 'copying', () =>
+      activities.copy.copySnapshot({ ...cdcArgs, jobs: input.parallelJobs, baseline: targetBaseline(run), tables: plan.source.tables }),
+    );
+    await startReplication();
   }
   const follower = run.method.follower;
   if (follower) {

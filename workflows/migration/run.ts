@@ -5,7 +5,7 @@
 import { ApplicationFailure, CancellationScope, patched, workflowInfo } from '@temporalio/workflow';
 import type { CdcArgs, ReverseArgs } from '../../activities';
 import { durationMs, type GateName, type MigrationInput } from '../../contract/input';
-import { METHOD_TRAITS, type MethodTraits } from '../../contract/methods';
+import { methodTraits, type MethodTraits } from '../../contract/methods';
 import { fitName } from '../../contract/names';
 import type { MigrationPlan } from '../../contract/plan';
 import type { ApprovalPayload, GateDecision, MigrationResult, MigrationStatus, WindowEdge } from '../../signals';
@@ -47,6 +47,7 @@ export class MigrationRun {
   /** What the application connects with after the swap. */
   readonly appUrl: MigrationInput['target']['url'];
   private chosenPlan?: MigrationPlan;
+  private traits?: MethodTraits;
   rowsCopied = 0;
   verification: MigrationResult['verification'] = 'not-run';
   /** Set before the target is unfrozen: from then on its data may hold the application's writes. */
@@ -94,10 +95,13 @@ export class MigrationRun {
 
   set plan(plan: MigrationPlan) {
     this.chosenPlan = plan;
+    this.traits = methodTraits(plan.method, this.input, patched);
   }
 
+  /** The chosen method's traits, settled once with the plan (a method's patch is asked there, in order). */
   get method(): MethodTraits {
-    return METHOD_TRAITS[this.plan.method];
+    if (!this.traits) throw ApplicationFailure.nonRetryable('internal: the method is used before preflight chose it', 'NoPlan');
+    return this.traits;
   }
 
   /** The arguments every replication activity takes: the endpoints, the method, the subscribing role. */

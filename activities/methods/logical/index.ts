@@ -14,7 +14,7 @@ export function logicalMethod({ resolve, admin, subscriberUrl }: ActivityContext
       const [sourceUrl, subUrl] = await Promise.all([resolve(args.source, 'source.url'), subscriberUrl(args)]);
       const started = await withClient(sourceUrl, admin(args.migrationId, 'source'), (s) =>
         withClient(subUrl, admin(args.migrationId, 'target (replication role)'), (sub) =>
-          startLogicalReplication(s, sub, { migrationId: args.migrationId, sourceUrl, tables: args.tables }),
+          startLogicalReplication(s, sub, { migrationId: args.migrationId, sourceUrl, tables: args.tables, initialCopy: args.initialCopy }),
         ),
       );
       return { replication: [`publication ${started.publication}`, `subscription ${started.subscription}`], tables: started.tables };

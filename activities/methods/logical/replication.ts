@@ -3,40 +3,71 @@
  *
  *   schema (see schema.ts) -> PUBLICATION on the source (publish_via_partition_root) -> SUBSCRIPTION
  *   on the target with the initial copy -> every table `ready` -> indexes -> streaming -> drain to the marker.
+ *
+ * Or, with the initial copy by pgcopydb (the `pgcopydb` method, or `replication.initialCopy`): publication,
+ * slot with an exported snapshot, pgcopydb's parallel copy of that snapshot, then the SUBSCRIPTION
+ * streams from the slot without a copy of its own.
  */
+import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
+import type { InitialCopy } from '../../../contract/input';
 import type { TableInventory } from '../../../contract/plan';
 import { qi, qname } from '../../database/pg';
 import { dropMarkers, replicationNames } from '../cdc/marker';
 import { publishableTables } from '../cdc/replica-identity';
 
-/** Idempotent: an existing publication / subscription of this migration is kept. */
-export async function startLogicalReplication(
-  source: Client,
-  subscriber: Client,
-  args: { migrationId: string; sourceUrl: string; tables: TableInventory[] },
-): Promise<{ publication: string; subscription: string; tables: number }> {
-  const names = replicationNames(args.migrationId);
+/**
+ * The publication of the migration's tables and its marker. Made before any slot it is read through:
+ * pgoutput looks the publication up as of the position it decodes. Idempotent.
+ */
+export async function ensurePublication(source: Client, migrationId: string, tables: TableInventory[]): Promise<{ tables: number }> {
+  const names = replicationNames(migrationId);
   await source.query('SET default_transaction_read_only = off');
-  const tables = publishableTables(args.tables).map((t) => qname(t.schema, t.name));
-  tables.push(names.marker);
+  const published = publishableTables(tables).map((t) => qname(t.schema, t.name));
+  published.push(names.marker);
   const hasPublication = (await source.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [names.publication])).rowCount;
   if (!hasPublication) {
     await source.query(
-      `CREATE PUBLICATION ${qi(names.publication)} FOR TABLE ${tables.join(', ')} WITH (publish_via_partition_root = true)`,
+      `CREATE PUBLICATION ${qi(names.publication)} FOR TABLE ${published.join(', ')} WITH (publish_via_partition_root = true)`,
     );
   }
+  return { tables: published.length };
+}
+
+/**
+ * Idempotent: an existing publication / subscription of this migration is kept.
+ * `initialCopy`: `native`, the subscription creates its slot and copies every table (copy_data);
+ * `pgcopydb`, the tables were copied from the exported snapshot of the migration's slot (see
+ * `pgcopydb/snapshot-copy.ts`): the subscription streams from that slot, without a copy.
+ */
+export async function startLogicalReplication(
+  source: Client,
+  subscriber: Client,
+  args: { migrationId: string; sourceUrl: string; tables: TableInventory[]; initialCopy?: InitialCopy },
+): Promise<{ publication: string; subscription: string; tables: number }> {
+  const names = replicationNames(args.migrationId);
+  const fromSnapshotCopy = args.initialCopy === 'pgcopydb';
+  const { tables } = await ensurePublication(source, args.migrationId, args.tables);
   const hasSubscription = (await subscriber.query('SELECT 1 FROM pg_subscription WHERE subname = $1', [names.subscription])).rowCount;
   if (!hasSubscription) {
-    // A slot left by an attempt that died between creating it and creating the subscription.
-    await dropSlot(source, names.slot);
+    if (fromSnapshotCopy) {
+      if (!(await source.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [names.slot])).rowCount) {
+        throw ApplicationFailure.nonRetryable(
+          `the replication slot ${names.slot} of the snapshot copy is gone: the changes since the copy's snapshot are lost; roll back and start the migration again`,
+          'SnapshotSlotLost',
+        );
+      }
+    } else {
+      // A slot left by an attempt that died between creating it and creating the subscription.
+      await dropSlot(source, names.slot);
+    }
     const conninfo = args.sourceUrl.replace(/'/g, "''");
     await subscriber.query(
       `CREATE SUBSCRIPTION ${qi(names.subscription)} CONNECTION '${conninfo}' PUBLICATION ${qi(names.publication)}
-       WITH (slot_name = '${names.slot}', copy_data = true, create_slot = true, streaming = on)`,
+       WITH (slot_name = '${names.slot}', copy_data = ${!fromSnapshotCopy}, create_slot = ${!fromSnapshotCopy}, streaming = on)`,
     );
   }
-  return { publication: names.publication, subscription: names.subscription, tables: tables.length };
+  return { publication: names.publication, subscription: names.subscription, tables };
 }
 
 export interface SyncState {

@@ -1,104 +1,67 @@
 /**
- * The `pgcopydb` method: pgcopydb's clone (schema and data from a slot's exported snapshot) and its
- * follow (wal2json) as one long activity beside the workflow; the drain sets its end position and
- * waits for the shared marker. pgcopydb keeps its state in a work dir on the worker host.
+ * The `pgcopydb` method: pgcopydb's parallel copy of the snapshot a new replication slot exported
+ * (snapshot-copy.ts), then native logical replication from that slot. From the subscription on it is
+ * the `logical` method (watch, drain to the marker, stop, drop): only its start (a subscription
+ * without a copy or a slot of its own) and its leftovers on the worker differ.
+ *
+ * `snapshotCopy` is also what `logical` runs with `replication.initialCopy: pgcopydb`.
  */
-import { existsSync } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
-import type { CdcArgs, ActivityContext } from '../../context';
+import type { TableInventory } from '../../../contract/plan';
+import type { ActivityContext, CdcArgs } from '../../context';
 import type { TargetBaseline } from '../../database/target-reset';
 import { workDir } from '../../names';
-import { ensureMarker } from '../cdc/marker';
-import { pause, type ReplicationMethod, type ReplicationState } from '../method';
-import { cleanupPgcopydb, logFile, pgcopydbStreaming, runCloneFollow, setEndpos, type PgcopydbRun } from './clone-follow';
-import { lastErrors } from './process';
+import { logicalMethod } from '../logical';
+import type { ReplicationMethod } from '../method';
+import { dropLegacyFollow } from './legacy';
+import type { PgcopydbRun } from './names';
+import { copyFromNewSlot, removeCopyLeftovers, type SnapshotCopyResult } from './snapshot-copy';
 
-/**
- * The errors pgcopydb logged since its current attempt started, when its log is on this worker (the
- * clone-and-follow itself fails the migration when pgcopydb cannot go on; these are what it is
- * meanwhile struggling with, for `status.replication`).
- */
-async function recentLogErrors(run: PgcopydbRun): Promise<string[]> {
-  const file = logFile(run);
-  if (!existsSync(file)) return [];
-  try {
-    const { size } = await stat(file);
-    const length = Math.min(size, 64 * 1024);
-    const handle = await open(file, 'r');
-    const buffer = Buffer.alloc(length);
-    try {
-      await handle.read(buffer, 0, length, size - length);
-    } finally {
-      await handle.close();
-    }
-    const lines = buffer.toString('utf8').split('\n');
-    let attempt = lines.length - 1;
-    while (attempt >= 0 && !/^---- \S+ pgcopydb follow /.test(lines[attempt])) attempt--;
-    const errors = lastErrors(lines.slice(attempt + 1).filter((l) => /\b(ERROR|FATAL)\b/.test(l)));
-    return errors ? [`pgcopydb (log on this worker): ${errors}`] : [];
-  } catch {
-    return []; // the log is a convenience
-  }
+/** Tables larger than this are copied in parts by several of the copy's jobs. */
+export const SPLIT_TABLES_LARGER_THAN = '512MB';
+
+export type SnapshotCopyArgs = CdcArgs & { jobs: number; baseline: TargetBaseline; tables: TableInventory[] };
+
+/** The copy's run: its endpoints, this worker's work dir for it, its parallelism. */
+async function runOf({ endpoints }: ActivityContext, args: CdcArgs & { jobs?: number }): Promise<PgcopydbRun> {
+  const [sourceUrl, targetUrl] = await endpoints(args);
+  const jobs = Math.max(1, args.jobs ?? 2);
+  return {
+    migrationId: args.migrationId,
+    sourceUrl,
+    targetUrl,
+    workDir: path.join(workDir(args.migrationId), 'pgcopydb'),
+    tableJobs: jobs,
+    indexJobs: jobs,
+    splitTablesLargerThan: SPLIT_TABLES_LARGER_THAN,
+  };
 }
 
-export function pgcopydbMethod({ endpoints, both }: ActivityContext): ReplicationMethod {
-  /** Slot and origin names come from the migration id; the work dir is this worker's. */
-  const runOf = async (args: CdcArgs & { jobs?: number; baseline?: TargetBaseline }): Promise<PgcopydbRun> => {
-    const [sourceUrl, targetUrl] = await endpoints(args);
-    const jobs = Math.max(1, args.jobs ?? 2);
-    return {
-      migrationId: args.migrationId,
-      sourceUrl,
-      targetUrl,
-      workDir: path.join(workDir(args.migrationId), 'pgcopydb-run'),
-      tableJobs: jobs,
-      indexJobs: jobs,
-      ...(args.baseline ? { baseline: args.baseline } : {}),
-    };
-  };
+/** The copy of a new slot's snapshot, heartbeating its progress (tables and bytes done, rate, ETA). */
+export async function snapshotCopy(context: ActivityContext, args: SnapshotCopyArgs): Promise<SnapshotCopyResult> {
+  const ctx = Context.current();
+  return copyFromNewSlot(await runOf(context, args), {
+    tables: args.tables,
+    baseline: args.baseline,
+    signal: ctx.cancellationSignal,
+    onProgress: (p) => ctx.heartbeat(p),
+  });
+}
 
+/** This worker's files of a snapshot copy and any pgcopydb of it still running here (none: nothing). */
+export async function removeSnapshotCopy(context: ActivityContext, args: CdcArgs): Promise<string[]> {
+  return removeCopyLeftovers(await runOf(context, args));
+}
+
+export function pgcopydbMethod(context: ActivityContext): ReplicationMethod {
+  const logical = logicalMethod(context);
   return {
-    /** Runs until the end position the drain sets, heartbeating; a retry resumes the follow when it can (see clone-follow.ts). */
-    async cloneAndFollow(args) {
-      const ctx = Context.current();
-      const run = await runOf(args);
-      await both(args, (s) => ensureMarker(s, args.migrationId));
-      return runCloneFollow(run, { signal: ctx.cancellationSignal, onProgress: (p) => ctx.heartbeat(p) });
-    },
+    ...logical,
+    /** The subscription streams from the slot whose snapshot pgcopydb copied: no copy, no slot of its own. */
+    start: (args) => logical.start!({ ...args, initialCopy: 'pgcopydb' }),
 
-    async watch(args): Promise<ReplicationState> {
-      const ctx = Context.current();
-      const run = await runOf(args);
-      const until = Date.now() + args.reportAfterMs;
-      for (;;) {
-        const s = await pgcopydbStreaming(run);
-        // pgcopydb reports no per-table progress: the clone is one unit, done when it streams.
-        const errors = await recentLogErrors(run);
-        const state: ReplicationState = {
-          tablesTotal: 1,
-          tablesReady: s.streaming ? 1 : 0,
-          lagBytes: s.lagBytes ?? null,
-          caughtUp: s.streaming && s.lagBytes !== undefined && s.lagBytes <= args.maxLagBytes,
-          ...(errors.length ? { errors: { messages: errors } } : {}),
-        };
-        ctx.heartbeat(state);
-        if (state.caughtUp || Date.now() >= until) return state;
-        await pause(500);
-      }
-    },
-
-    /** pgcopydb applies its last changes only once it knows where to stop. */
-    async atFinalLsn(args, lsn) {
-      await setEndpos(await runOf(args), lsn);
-    },
-
-    /** It stops by itself at its end position. */
-    stopInWindow: () => Promise.resolve([]),
-
-    async dropOwn(args) {
-      return (await cleanupPgcopydb(await runOf(args))).dropped;
-    },
+    /** What a migration begun on pgcopydb 0.10's follow left (the copy's own files go for every method: see removeSnapshotCopy). */
+    dropOwn: (args) => context.both(args, (s, t) => dropLegacyFollow(s, t, args.migrationId)),
   };
 }

@@ -3,22 +3,18 @@
  * how it is stopped (including the leftovers of a killed worker on this host).
  *
  * - Connection strings travel in PGCOPYDB_SOURCE_PGURI / PGCOPYDB_TARGET_PGURI (pgcopydb gives its
- *   pg_dump / pg_restore children the URI without the password): no password in any argv.
- * - PGOPTIONS `-c default_transaction_read_only=off`: pgcopydb writes its sentinel on the source
- *   (LSNs, endpos, apply) and must keep doing so after the caller froze the source with
- *   `default_transaction_read_only` (a client option beats database and role defaults).
- * - pgcopydb runs as a process group leader: its sub-processes (receiver, transform, apply, copy
- *   workers) do not die with it, so every signal goes to the group.
+ *   pg_dump / pg_restore children the URI without the password): no password in any argv; every line
+ *   of its output is redacted before it is logged or put in an error.
+ * - pgcopydb runs as a process group leader: its sub-processes (copy and index workers) do not die
+ *   with it, so every signal goes to the group.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { onStderrLines, pgBinary } from '../../processes';
 import { redact } from '../../secrets';
-import { adminAppName, cloneDir, pgcopydbDir, pgcopydbNames, type PgcopydbRun } from './names';
+import { cloneDir, pgcopydbAppName, type PgcopydbRun } from './names';
 
 const PGCOPYDB = process.env.PGCOPYDB_BIN || 'pgcopydb';
 
@@ -30,7 +26,6 @@ function pgBinDir(): string | undefined {
 
 function pgcopydbEnv(run: PgcopydbRun): NodeJS.ProcessEnv {
   const bin = pgBinDir();
-  const names = pgcopydbNames(run.migrationId);
   return {
     PATH: [bin, process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'].filter(Boolean).join(':'),
     LANG: 'C.UTF-8',
@@ -39,17 +34,15 @@ function pgcopydbEnv(run: PgcopydbRun): NodeJS.ProcessEnv {
     XDG_DATA_HOME: run.workDir,
     PGCOPYDB_SOURCE_PGURI: run.sourceUrl,
     PGCOPYDB_TARGET_PGURI: run.targetUrl,
-    PGAPPNAME: names.applicationName,
+    PGAPPNAME: pgcopydbAppName(run.migrationId),
     PGCONNECT_TIMEOUT: '10',
-    // The sentinel is written on the source even after the caller froze it (see the header).
-    PGOPTIONS: '-c default_transaction_read_only=off',
   };
 }
 
 function spawnFailure(err: unknown): Error {
   if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
     return ApplicationFailure.nonRetryable(
-      `${PGCOPYDB} is not installed on this worker (Debian: apt-get install pgcopydb postgresql-15-wal2json)`,
+      `${PGCOPYDB} is not installed on this worker (Debian: apt-get install pgcopydb; or set PGCOPYDB_BIN)`,
       'PgcopydbMissing',
     );
   }
@@ -61,14 +54,6 @@ function spawnFailure(err: unknown): Error {
 
 /** Errors that no retry can fix: said plainly, non-retryable. */
 const FATAL_PATTERNS: { re: RegExp; why: string }[] = [
-  {
-    re: /may not be used as an output plugin|could not access file "wal2json"/,
-    why: 'the source cannot decode with wal2json (install it, e.g. Debian postgresql-15-wal2json, and on PostgreSQL 15.19+ add it to output_plugin_libraries)',
-  },
-  {
-    re: /permission denied for function pg_replication_origin/,
-    why: 'the target role may not use replication origins (grant EXECUTE on pg_replication_origin_* functions; on RDS use a member of rds_superuser)',
-  },
   {
     re: /must be superuser or replication role|permission denied to create replication slot|must have REPLICATION/,
     why: 'the source role lacks the REPLICATION attribute',
@@ -101,63 +86,7 @@ export function lastErrors(tail: string[]): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Short commands (sentinel create / set, transform)
-
-export interface ProcessOutcome {
-  code: number | null;
-  tail: string[];
-}
-
-/**
- * A pgcopydb command that finishes quickly (sentinel create / set, transform). It gets a scratch
- * TMPDIR of its own: without --dir, pgcopydb writes its pid file into $TMPDIR/pgcopydb, which is the
- * running follow's work dir, and then fails now and then without a word.
- */
-export async function pgcopydbCommand(run: PgcopydbRun, args: string[], signal?: AbortSignal): Promise<ProcessOutcome> {
-  const scratch = await mkdtemp(path.join(os.tmpdir(), 'pgmig-pgcopydb-cli-'));
-  try {
-    return await pgcopydbCommandIn(run, args, scratch, signal);
-  } finally {
-    await rm(scratch, { recursive: true, force: true });
-  }
-}
-
-/** The same, tried up to 3 times: the sentinel commands are idempotent, and 0.10 crashes on a lost connection. */
-export async function pgcopydbCommandRetrying(run: PgcopydbRun, args: string[], signal?: AbortSignal): Promise<ProcessOutcome> {
-  for (let attempt = 1; ; attempt++) {
-    const out = await pgcopydbCommand(run, args, signal);
-    if (out.code === 0 || attempt >= 3 || signal?.aborted) return out;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
-
-async function pgcopydbCommandIn(run: PgcopydbRun, args: string[], scratch: string, signal?: AbortSignal): Promise<ProcessOutcome> {
-  // Its own application_name: a concurrent (re)start terminates the sessions of pgcopydb's by name.
-  const env = { ...pgcopydbEnv(run), TMPDIR: scratch, HOME: scratch, XDG_DATA_HOME: scratch, PGAPPNAME: adminAppName(run, 'cli') };
-  const child = spawn(PGCOPYDB, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const tail: string[] = [];
-  const collect = (chunk: Buffer) => {
-    for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) tail.push(redact(line));
-    while (tail.length > 20) tail.shift();
-  };
-  child.stdout.on('data', collect);
-  child.stderr.on('data', collect);
-  const onAbort = () => child.kill('SIGTERM');
-  signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', (err) => reject(spawnFailure(err)));
-      child.on('close', resolve);
-    });
-    if (code !== 0) tail.push(`(exit code ${code}${child.signalCode ? `, signal ${child.signalCode}` : ''})`);
-    return { code, tail };
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Long-running clone / follow
+// The clone
 
 /** One pgcopydb process (a group leader: its sub-processes are signalled with it), logging to the run's log. */
 export interface Pgcopydb {
@@ -243,7 +172,7 @@ async function waitExit(pid: number, ms: number): Promise<boolean> {
 
 /** Every pgcopydb process on this host whose command line names one of this run's directories. */
 function strayPgcopydbPids(run: PgcopydbRun): number[] {
-  const dirs = [pgcopydbDir(run), cloneDir(run)];
+  const dirs = [cloneDir(run)];
   const pids: number[] = [];
   let entries: string[];
   try {
@@ -266,7 +195,7 @@ function strayPgcopydbPids(run: PgcopydbRun): number[] {
 /** Stops the pgcopydb processes of this run left by a killed worker on this host (they do not die with their parent). */
 export async function stopPreviousPgcopydb(run: PgcopydbRun): Promise<boolean> {
   let stopped = false;
-  for (const dir of [pgcopydbDir(run), cloneDir(run)]) {
+  for (const dir of [cloneDir(run)]) {
     const pid = livePgcopydbPid(dir);
     if (pid === undefined) continue;
     stopped = true;

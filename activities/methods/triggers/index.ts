@@ -14,29 +14,13 @@ import { withClient } from '../../database/pg';
 import { HEARTBEAT_EVERY_MS } from '../../heartbeat';
 import { appName } from '../../names';
 import { ensureMarker, replicationNames } from '../cdc/marker';
-import type { CopyProgress, ReplicationMethod, ReplicationState } from '../method';
+import { copyProgress, type CopyProgress, type ReplicationMethod, type ReplicationState } from '../method';
 import { applyUntil, type ApplyProgress } from './apply';
 import { installCapture, removeCapture } from './capture';
 import { captureLag } from './log';
 import { capturedTables } from './names';
-import { snapshotCopy, type SnapshotCopyProgress } from './snapshot-copy';
+import { snapshotCopy } from './snapshot-copy';
 import { readApplyState, recordCopyProgress } from './state';
-
-/** Percent, rate and time left of a copy, for heartbeats and `status.replication.copy`. */
-export function copyProgress(p: SnapshotCopyProgress, elapsedMs: number): CopyProgress {
-  const bytesPerSecond = elapsedMs > 0 ? Math.round((p.bytes / elapsedMs) * 1000) : 0;
-  const fraction = p.tablesDone === p.tablesTotal ? 1 : p.bytesTotal > 0 ? Math.min(0.99, p.bytes / p.bytesTotal) : 0;
-  return {
-    tablesDone: p.tablesDone,
-    tablesTotal: p.tablesTotal,
-    bytesDone: p.bytes,
-    bytesTotal: p.bytesTotal,
-    rows: p.rows,
-    percent: Math.round(fraction * 1000) / 10,
-    bytesPerSecond,
-    etaSeconds: fraction >= 1 ? 0 : bytesPerSecond > 0 ? Math.round(Math.max(0, p.bytesTotal - p.bytes) / bytesPerSecond) : null,
-  };
-}
 
 export function triggersMethod({ endpoints, admin, both }: ActivityContext): ReplicationMethod {
   // `both`: the migration's administrative sessions, which the freeze spares, so the drain's last changes still apply.
