@@ -1,10 +1,11 @@
 /**
  * The `pgcopydb` method through the workflow, on the demo data while the application inserts,
- * updates and deletes: pgcopydb clones and follows beside the workflow, the drain sets its endpos and
- * waits for the marker, and nothing of pgcopydb (slot, origin, sentinel) is left afterwards.
+ * updates and deletes: a slot's exported snapshot copied by pgcopydb, the subscription streaming from
+ * that slot, logical's window (measured), and nothing of the migration (slot, publication,
+ * subscription, marker, pgcopydb session) left afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pgcopydbNames } from '../../activities/methods/pgcopydb/clone-follow';
+import { replicationNames } from '../../activities/methods/cdc/marker';
 import type { MigrationResult, MigrationStatus } from '../../signals';
 import type { WriterStats } from '../../stack/app-writer';
 import { expectEveryAckedWriteOnce, migrateUnderLoad, openSandbox, query, recordHistory, type Sandbox } from '../helpers/harness';
@@ -18,14 +19,15 @@ beforeAll(async () => {
   sandbox = await openSandbox('pgcopydbwf');
   const run = await migrateUnderLoad(
     sandbox,
-    sandbox.input({
+    sandbox.logicalInput({
       method: 'pgcopydb',
-      replication: { tablesWithoutPrimaryKey: 'replica-identity-full', maxLagBytes: 16 * 1024 * 1024, drainTimeout: '2m' },
+      replication: { tablesWithoutPrimaryKey: 'replica-identity-full', drainTimeout: '30s' },
     }),
     ['cutover', 'go-live'],
   );
   ({ result, status, writes } = run);
-  await recordHistory(run.handle, 'pgcopydb-completed');
+  // A new name: pgcopydb-completed.json is the 0.10 clone --follow's history, replayed as it was.
+  await recordHistory(run.handle, 'pgcopydb-snapshot-completed');
 }, 300_000);
 
 afterAll(async () => {
@@ -33,16 +35,21 @@ afterAll(async () => {
 });
 
 describe('pgcopydb migration', () => {
-  it('completes, verified on the freeze-point snapshots', () => {
+  it('copies a snapshot, subscribes from its slot, and cuts over in logical’s window, verified on the freeze-point snapshots', () => {
     expect(result.outcome).toBe('completed');
     expect(result.method).toBe('pgcopydb');
     expect(result.verification).toBe('passed');
-    expect(status.steps.map((s) => s.name)).toEqual(
-      expect.arrayContaining(['initial-copy', 'catch-up', 'freeze-source', 'drain', 'pgcopydb-exit', 'go-live', 'drop-replication']),
+    const steps = status.steps.map((s) => s.name);
+    expect(steps).toEqual(
+      expect.arrayContaining(['snapshot-copy', 'start-replication', 'initial-copy', 'catch-up', 'freeze-source', 'drain', 'go-live']),
     );
+    expect(steps).not.toContain('pgcopydb-exit');
+    expect(steps.indexOf('snapshot-copy')).toBeLessThan(steps.indexOf('start-replication'));
     console.log(
-      `pgcopydb cutover: write-freeze window ${result.freezeWindow.durationMs} ms; ${status.steps.map((s) => `${s.name} ${s.durationMs}ms`).join(', ')}`,
+      `pgcopydb cutover: write-freeze window ${result.freezeWindow.durationMs} ms, longest application write gap ${writes.longestGapMs} ms; ${status.steps.map((s) => `${s.name} ${s.durationMs}ms`).join(', ')}`,
     );
+    // logical's window: no 10 s sentinel poll any more (0.10's follow took 14-22 s).
+    expect(result.freezeWindow.durationMs).toBeLessThan(3_000);
   });
 
   it('has every acknowledged write on the target exactly once', async () => {
@@ -51,12 +58,14 @@ describe('pgcopydb migration', () => {
     await expectEveryAckedWriteOnce(sandbox.targetUrl, writes);
   });
 
-  it('leaves no slot, replication origin, sentinel or marker', async () => {
-    const names = pgcopydbNames(sandbox.input().migrationId!);
-    expect(
-      await query(sandbox.sourceAdminUrl, 'SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1', [names.slotName]),
-    ).toEqual([]);
-    expect(await query(sandbox.targetAdminUrl, 'SELECT roname FROM pg_replication_origin WHERE roname = $1', [names.origin])).toEqual([]);
+  it('leaves no slot, publication, subscription, marker or pgcopydb session', async () => {
+    const names = replicationNames(sandbox.input().migrationId!);
+    expect(await query(sandbox.sourceAdminUrl, 'SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1', [names.slot])).toEqual(
+      [],
+    );
+    expect(await query(sandbox.sourceAdminUrl, 'SELECT pubname FROM pg_publication WHERE pubname = $1', [names.publication])).toEqual([]);
+    expect(await query(sandbox.targetAdminUrl, 'SELECT subname FROM pg_subscription WHERE subname = $1', [names.subscription])).toEqual([]);
     expect(await query(sandbox.sourceAdminUrl, `SELECT nspname FROM pg_namespace WHERE nspname IN ('pgcopydb', '_pgmig')`)).toEqual([]);
+    expect(await query(sandbox.targetAdminUrl, `SELECT nspname FROM pg_namespace WHERE nspname IN ('pgcopydb', '_pgmig')`)).toEqual([]);
   });
 });

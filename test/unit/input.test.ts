@@ -64,6 +64,18 @@ describe('migration input validation', () => {
     );
   });
 
+  it('takes replication.initialCopy pgcopydb for logical (default native), and refuses it for methods with a copy of their own', () => {
+    const logical = checkMigrationInput({ ...valid, method: 'logical', replication: { initialCopy: 'pgcopydb' } });
+    expect(logical.ok && logical.input.replication.initialCopy).toBe('pgcopydb');
+    const plain = checkMigrationInput({ ...valid, method: 'pgcopydb' });
+    expect(plain.ok && plain.input.replication.initialCopy).toBe('native');
+    const triggers = checkMigrationInput({ ...valid, method: 'triggers', replication: { initialCopy: 'pgcopydb' } });
+    expect(triggers.ok).toBe(false);
+    if (!triggers.ok) expect(triggers.problems.map((p) => p.field)).toEqual(['replication.initialCopy']);
+    const unknown = checkMigrationInput({ ...valid, method: 'logical', replication: { initialCopy: 'pg_dump' } });
+    expect(!unknown.ok && unknown.problems.map((p) => p.field)).toEqual(['replication.initialCopy']);
+  });
+
   it('refuses an unknown method, naming the field', () => {
     const checked = checkMigrationInput({ ...valid, method: 'bucardo' });
     expect(checked.ok).toBe(false);

@@ -263,4 +263,16 @@ describe('buildPlan: what preflight checked beside the inventories', () => {
     });
     expect(missing.blockers).toEqual(['copy.engine: "pgcopydb", but pgcopydb is not installed']);
   });
+
+  it('blocks when the initial copy is pgcopydb and pgcopydb cannot run on this worker, naming the field', () => {
+    const missing = { pgcopydbMissing: 'pgcopydb is not installed on this worker (Debian: apt-get install pgcopydb)' };
+    const target = inventory({ canSubscribe: true });
+    const forMethod = buildPlan(input({ method: 'pgcopydb' }), inventory(), target, missing);
+    expect(forMethod.blockers).toEqual([
+      expect.stringMatching(/^method: pgcopydb, which makes the initial copy, cannot run on this worker: pgcopydb is not installed/),
+    ]);
+    const forLogical = buildPlan(input({ method: 'logical', replication: { initialCopy: 'pgcopydb' } }), inventory(), target, missing);
+    expect(forLogical.blockers).toEqual([expect.stringMatching(/^replication\.initialCopy: pgcopydb, which makes the initial copy/)]);
+    expect(buildPlan(input({ method: 'logical' }), inventory(), target, missing).blockers).toEqual([]);
+  });
 });

@@ -19,7 +19,7 @@ import type { PgcopydbRun } from './names';
 import { copyFromNewSlot, removeCopyLeftovers, type SnapshotCopyResult } from './snapshot-copy';
 
 /** Tables larger than this are copied in parts by several of the copy's jobs. */
-export const SPLIT_TABLES_LARGER_THAN = '512MB';
+export const SPLIT_TABLES_LARGER_THAN = 512 * 1024 * 1024;
 
 export type SnapshotCopyArgs = CdcArgs & { jobs: number; baseline: TargetBaseline; tables: TableInventory[] };
 

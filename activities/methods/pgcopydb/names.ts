@@ -15,8 +15,8 @@ export interface PgcopydbRun {
   workDir: string;
   tableJobs: number;
   indexJobs: number;
-  /** pgcopydb's --split-tables-larger-than: tables above it are copied by several jobs in parts. */
-  splitTablesLargerThan: string;
+  /** pgcopydb's --split-tables-larger-than, in bytes (0: never): tables above it are copied by several jobs in parts. */
+  splitTablesLargerThan: number;
 }
 
 /** application_name of every pgcopydb session (a retry terminates a previous attempt's by prefix). */
