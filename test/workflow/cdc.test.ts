@@ -23,6 +23,10 @@ const WINDOW: ActivityName[] = [
   'swapConfig',
   'smokeTest',
 ];
+/** The window, go-live and what follows without a hold (the previous config value's record goes). */
+const WINDOW_TO_END: ActivityName[] = [...WINDOW, 'unfreezeTarget', 'dropReplicationLeftovers', 'releaseConfig', 'releaseLease'];
+/** The steps of that window, as `status.steps` names them. */
+const WINDOW_STEPS = ['freeze-source', 'drain', 'reconcile-sequences', 'stop-replication', 'freeze-target', 'swap-config', 'smoke-test'];
 /** Activities that run beside the workflow, whose start is not ordered against the steps around them. */
 const BESIDE: ActivityName[] = ['verifyAtFreezePoint', 'runPgcopydb', 'copyAndApply'];
 
@@ -120,13 +124,7 @@ describe.concurrent('CDC methods on fake activities', () => {
         'initial-copy',
         'indexes',
         'catch-up',
-        'freeze-source',
-        'drain',
-        'reconcile-sequences',
-        'stop-replication',
-        'freeze-target',
-        'swap-config',
-        'smoke-test',
+        ...WINDOW_STEPS,
         'go-live',
         'drop-replication',
         'restore-replica-identity',
@@ -156,11 +154,7 @@ describe.concurrent('CDC methods on fake activities', () => {
           'startReplication', // the subscription, without a copy or a slot of its own
           'waitForReplication', // initial copy: every table ready at once
           'waitForReplication', // catch-up
-          ...WINDOW,
-          'unfreezeTarget',
-          'dropReplicationLeftovers',
-          'releaseConfig', // no hold: the previous value's record goes
-          'releaseLease',
+          ...WINDOW_TO_END,
         ]);
         expect(fakes.names()).not.toContain('runPgcopydb');
         expect(fakes.calls.find((c) => c.name === 'copySnapshot')!.args).toMatchObject({ method, jobs: 2, baseline: expect.any(Object) });
@@ -175,13 +169,7 @@ describe.concurrent('CDC methods on fake activities', () => {
           'start-replication',
           'initial-copy',
           'catch-up',
-          'freeze-source',
-          'drain',
-          'reconcile-sequences',
-          'stop-replication',
-          'freeze-target',
-          'swap-config',
-          'smoke-test',
+          ...WINDOW_STEPS,
           'go-live',
           'drop-replication',
           'release-config',
@@ -207,11 +195,7 @@ describe.concurrent('CDC methods on fake activities', () => {
         'waitForReplication', // initial copy (by copyAndApply, beside)
         'copySchemaAfterData',
         'waitForReplication', // catch-up
-        ...WINDOW,
-        'unfreezeTarget',
-        'dropReplicationLeftovers',
-        'releaseConfig', // no hold: the previous value's record goes
-        'releaseLease',
+        ...WINDOW_TO_END,
       ]);
       // No REPLICA IDENTITY change on the source: the triggers match rows themselves.
       expect(fakes.names()).not.toContain('setReplicaIdentityFull');
@@ -252,11 +236,7 @@ describe.concurrent('CDC methods on fake activities', () => {
         'waitForReplication',
         'copySchemaAfterData',
         'waitForReplication',
-        ...WINDOW,
-        'unfreezeTarget',
-        'dropReplicationLeftovers',
-        'releaseConfig', // no hold: the previous value's record goes
-        'releaseLease',
+        ...WINDOW_TO_END,
       ]);
       expectWindowLocal(fakes, [...WINDOW, 'unfreezeTarget']);
       const cdcCalls: ActivityName[] = [
