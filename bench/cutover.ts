@@ -33,7 +33,7 @@ export interface CutoverRun {
   outcome: string;
 }
 
-const COPY_STEPS = new Set(['copy', 'copy-schema', 'start-replication', 'initial-copy', 'indexes']);
+const COPY_STEPS = new Set(['copy', 'copy-schema', 'snapshot-copy', 'start-replication', 'initial-copy', 'indexes']);
 
 export interface CutoverOptions {
   method: MigrationMethod;
@@ -92,7 +92,6 @@ export async function runCutover(bench: BenchWorker, opts: CutoverOptions): Prom
         target: { url: { env: 'BENCH_TARGET_URL' }, replicationUrl: { env: 'BENCH_REPLICATION_URL' } },
         method,
         freeze: { drainTimeout: '1s' },
-        // pgcopydb 0.10 needs 10-20 s (more under load) to apply up to its endpos.
         replication: { tablesWithoutPrimaryKey: 'replica-identity-full', drainTimeout: '5m' },
         configSink: { type: 'env-file', path: configFile },
       },

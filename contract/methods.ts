@@ -20,9 +20,10 @@ export interface MethodTraits {
   snapshotCopy?: boolean;
   /**
    * What runs beside the workflow until the drain's end: the copy and the follow in one long activity
-   * (`runPgcopydb`: pgcopydb's clone and follow; `copyAndApply`: the triggers method's snapshot copy, then
-   * its apply of the captured changes), and the step the drain waits on for it to end. Absent: the method's
-   * replication runs by itself (a subscription, a DMS task).
+   * (`copyAndApply`: the triggers method's snapshot copy, then its apply of the captured changes;
+   * `runPgcopydb`: pgcopydb 0.10's clone and follow, in histories recorded before the snapshot copy), and
+   * the step the drain waits on for it to end. Absent: the method's replication runs by itself (a
+   * subscription, a DMS task).
    */
   follower?: { activity: 'runPgcopydb' | 'copyAndApply'; exitStep: string };
   /** Its drain can outlast a local activity (pgcopydb 0.10's follow applied up to its end position in 10-20 s). */

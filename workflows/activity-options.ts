@@ -80,12 +80,12 @@ export const PROFILES = {
       nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
     },
   },
-  /** A drain that outlasts a local activity (pgcopydb applies up to its endpos in 10-20 s). */
+  /** A drain that outlasts a local activity (histories of pgcopydb 0.10's follow, which applied up to its endpos in 10-20 s). */
   slowDrain: {
     startToCloseTimeout: '30 minutes',
     retry: { initialInterval: '1s', maximumAttempts: 3, nonRetryableErrorTypes: ACCESS_FAILURE_TYPES },
   },
-  /** A clone-and-follow for the whole replication: hours or days; a cancelled run stops its processes before the undos. */
+  /** A clone-and-follow for the whole replication (histories of pgcopydb 0.10's follow); a cancelled run stops its processes before the undos. */
   cloneFollow: {
     startToCloseTimeout: '7 days',
     heartbeatTimeout: '1 minute',
@@ -126,6 +126,22 @@ export const PROFILES = {
     heartbeatTimeout: '2s',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { maximumAttempts: 1, nonRetryableErrorTypes: ACCESS_FAILURE_TYPES },
+  },
+  /**
+   * pgcopydb's copy of a slot's exported snapshot, before the subscription (writes are not frozen): on
+   * cancellation, wait until pgcopydb is stopped before compensating; a retry starts over from a new slot.
+   */
+  snapshotCopy: {
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    startToCloseTimeout: '7 days',
+    heartbeatTimeout: '10s',
+    retry: {
+      initialInterval: '2s',
+      backoffCoefficient: 2,
+      maximumInterval: '1 minute',
+      maximumAttempts: 5,
+      nonRetryableErrorTypes: ACCESS_FAILURE_TYPES,
+    },
   },
   /**
    * The freeze-copy, inside the write-freeze window: on cancellation, wait until pgcopydb / pg_dump /
@@ -226,6 +242,7 @@ export const activities = {
   captureApply: proxyActivities<Activities>(PROFILES.captureApply),
   freezePointVerification: proxyActivities<Activities>(PROFILES.freezePointVerification),
   copy: proxyActivities<Activities>(PROFILES.copy),
+  snapshotCopy: proxyActivities<Activities>(PROFILES.snapshotCopy),
   verification: proxyActivities<Activities>(PROFILES.verification),
   undo: proxyActivities<Activities>(PROFILES.undo),
   appControl: proxyActivities<Activities>(PROFILES.appControl),

@@ -61,7 +61,12 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
     // from a new slot: a snapshot lives only as long as its session); the undos registered above drop
     // slot and publication and reset the target. Then the subscription streams from that slot.
     await progress.step('snapshot-copy', 'copying', () =>
-      activities.copy.copySnapshot({ ...cdcArgs, jobs: input.parallelJobs, baseline: targetBaseline(run), tables: plan.source.tables }),
+      activities.snapshotCopy.copySnapshot({
+        ...cdcArgs,
+        jobs: input.parallelJobs,
+        baseline: targetBaseline(run),
+        tables: plan.source.tables,
+      }),
     );
     await startReplication();
   }

@@ -59,7 +59,7 @@ export class MigrationRun {
   rollbackRequest?: RollbackRequest;
   /** Set once the undos start: nothing new may start beside the workflow then. */
   compensating = false;
-  /** Activities running beside the workflow (verification, pgcopydb): a rollback stops them first. */
+  /** Activities running beside the workflow (verification, the triggers method's apply): a rollback stops them first. */
   private readonly background: { scope: CancellationScope; settled: Promise<unknown> }[] = [];
 
   constructor(readonly input: MigrationInput) {
