@@ -69,3 +69,23 @@ describe('pgcopydb migration', () => {
     expect(await query(sandbox.targetAdminUrl, `SELECT nspname FROM pg_namespace WHERE nspname IN ('pgcopydb', '_pgmig')`)).toEqual([]);
   });
 });
+
+// After the pgcopydb migration's checks: it resets the sandbox for a migration of its own.
+describe('logical with replication.initialCopy pgcopydb', () => {
+  it('copies with pgcopydb, subscribes without a copy, and has every acknowledged write exactly once', async () => {
+    await sandbox.resetForNextMigration();
+    const migrationId = `${sandbox.input().migrationId}-logical`;
+    const run = await migrateUnderLoad(
+      sandbox,
+      sandbox.logicalInput({ migrationId, replication: { tablesWithoutPrimaryKey: 'replica-identity-full', initialCopy: 'pgcopydb' } }),
+      ['cutover', 'go-live'],
+    );
+    expect(run.result).toMatchObject({ outcome: 'completed', method: 'logical', verification: 'passed' });
+    const steps = run.status.steps.map((s) => s.name);
+    expect(steps).toEqual(expect.arrayContaining(['snapshot-copy', 'start-replication']));
+    expect(steps).not.toContain('copy-schema');
+    console.log(`logical with the pgcopydb copy: write-freeze window ${run.result.freezeWindow.durationMs} ms`);
+    await recordHistory(run.handle, 'logical-pgcopydb-copy-completed');
+    await expectEveryAckedWriteOnce(sandbox.targetUrl, run.writes);
+  }, 300_000);
+});

@@ -6,6 +6,7 @@
  * snapshot, and the migration completes with every acknowledged write exactly once.
  */
 import type { WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationActivities } from '../../activities';
 import { replicationNames } from '../../activities/methods/cdc/marker';
@@ -91,6 +92,33 @@ describe('pgcopydb method: compensation', () => {
       }
     }, 240_000);
   }
+
+  it('a cancellation in the middle of the copy stops pgcopydb before the undos and leaves nothing', async () => {
+    const migrationId = `${sandbox.input().migrationId}-cancel`;
+    const handle = await sandbox.start(pgcopydbInput(migrationId));
+    let copying = 0;
+    for (let i = 0; i < 3000 && !copying; i++) {
+      const [n] = await query<{ n: number }>(
+        sandbox.targetAdminUrl,
+        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE 'COPY%'`,
+        [pgcopydbAppName(migrationId)],
+      );
+      copying = n.n;
+      if (!copying) await new Promise((r) => setTimeout(r, 5));
+    }
+    await handle.cancel();
+    const err = await handle.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(copying).toBeGreaterThan(0);
+    expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    const status = await handle.query(statusQuery);
+    expect(status.outcome).toBe('rolled-back');
+    expect(status.steps.find((s) => s.name === 'snapshot-copy')?.state).not.toBe('completed');
+    expect(status.compensations.filter((c) => c.state !== 'completed')).toEqual([]);
+    await expectNothingLeft(migrationId);
+  }, 120_000);
 
   it('a copy that fails mid-way (its snapshot session cut) is retried from a new slot; every acknowledged write arrives once', async () => {
     const migrationId = `${sandbox.input().migrationId}-retry`;

@@ -19,6 +19,7 @@ import type { TargetBaseline } from '../../activities/database/target-reset';
 import { drainToMarker, replicationNames } from '../../activities/methods/cdc/marker';
 import { setReplicaIdentityFull } from '../../activities/methods/cdc/replica-identity';
 import { dropReplicationLeftovers, dropSubscription, startLogicalReplication } from '../../activities/methods/logical/replication';
+import { dropLegacyFollow, legacySlotName } from '../../activities/methods/pgcopydb/legacy';
 import { cloneDir, pgcopydbAppName, snapshotAppName, type PgcopydbRun } from '../../activities/methods/pgcopydb/names';
 import { copyFromNewSlot, removeCopyLeftovers } from '../../activities/methods/pgcopydb/snapshot-copy';
 import type { CopyProgress } from '../../activities/methods/method';
@@ -286,6 +287,20 @@ describe.concurrent('pgcopydb snapshot copy, then a subscription from its slot',
     await cleanup(run);
     await expectNothingLeft(run);
   }, 180_000);
+
+  test("the leftovers of a migration begun on 0.10's follow (slot, sentinel, origin) go with its compensation", async () => {
+    const run = await scenario('legacy');
+    const name = legacySlotName(run.migrationId);
+    await sql(run.sourceAdmin, `SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [name]);
+    await sql(run.sourceAdmin, 'CREATE SCHEMA pgcopydb; CREATE TABLE pgcopydb.sentinel (startpos pg_lsn)');
+    await sql(run.targetAdmin, 'SELECT pg_replication_origin_create($1)', [name]);
+    const dropped = await withClient(run.sourceAdmin, (s) => withClient(run.targetAdmin, (t) => dropLegacyFollow(s, t, run.migrationId)));
+    expect(dropped).toEqual([`pgcopydb 0.10 slot ${name}`, 'pgcopydb.sentinel', `pgcopydb 0.10 replication origin ${name}`]);
+    expect(await withClient(run.sourceAdmin, (s) => withClient(run.targetAdmin, (t) => dropLegacyFollow(s, t, run.migrationId)))).toEqual(
+      [],
+    );
+    expect(await sql(run.sourceAdmin, `SELECT 1 FROM pg_namespace WHERE nspname = 'pgcopydb'`)).toEqual([]);
+  });
 
   test('an aborted copy stops pgcopydb and its sub-processes; cleanup leaves nothing', async () => {
     const run = await scenario('abort', 3);
