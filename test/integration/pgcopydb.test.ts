@@ -76,7 +76,6 @@ async function scenario(name: string, scale = 1): Promise<Scenario> {
     targetUrl,
     workDir: path.join(workRoot, id),
     tableJobs: 2,
-    indexJobs: 2,
     splitTablesLargerThan: 1024 * 1024, // the demo's larger tables are copied in parts (unless a mixed-case one is among them)
     sourceAdmin,
     targetAdmin,

@@ -89,6 +89,12 @@ export async function pgcopydbClone(args: {
   jobs: number;
   splitTablesLargerThan: string;
   applicationName: string;
+  /** Copy this exported snapshot (the `pgcopydb` method's slot) instead of one pgcopydb takes itself. */
+  snapshot?: string;
+  /** A pgcopydb filters file (e.g. schemas it must not copy). */
+  filters?: string;
+  /** Every line pgcopydb logs (for a log file, the current step). */
+  onLine?: (line: string) => void;
   signal?: AbortSignal;
   onTableCopied: (t: ClonedTable) => void;
   onProgress: (p: CloneProgress) => void;
@@ -113,6 +119,8 @@ export async function pgcopydbClone(args: {
         jobs,
         '--split-tables-larger-than',
         args.splitTablesLargerThan.replace(/\s+/g, ''),
+        ...(args.snapshot ? ['--snapshot', args.snapshot] : []),
+        ...(args.filters ? ['--filters', args.filters] : []),
         '--no-owner',
         '--no-acl',
       ],
@@ -129,6 +137,7 @@ export async function pgcopydbClone(args: {
           PGCONNECT_TIMEOUT: '10',
         },
         signal: args.signal,
+        onLine: args.onLine,
         group: true,
       },
     );

@@ -33,7 +33,6 @@ async function runOf({ endpoints }: ActivityContext, args: CdcArgs & { jobs?: nu
     targetUrl,
     workDir: path.join(workDir(args.migrationId), 'pgcopydb'),
     tableJobs: jobs,
-    indexJobs: jobs,
     splitTablesLargerThan: SPLIT_TABLES_LARGER_THAN,
   };
 }

@@ -13,8 +13,8 @@ export interface PgcopydbRun {
   targetUrl: string;
   /** Owned by this method on this worker: the clone's --dir, its filters and its log. */
   workDir: string;
+  /** pgcopydb's --table-jobs and --index-jobs. */
   tableJobs: number;
-  indexJobs: number;
   /** pgcopydb's --split-tables-larger-than, in bytes (0: never): tables above it are copied by several jobs in parts. */
   splitTablesLargerThan: number;
 }

@@ -10,21 +10,42 @@
  * host, terminates its sessions, drops its slot, puts the target back to its baseline and begins again
  * from a new slot. The publication comes first (pgoutput reads it as of the position it decodes).
  */
-import { existsSync, readdirSync, readFileSync, createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { Client, type ClientConfig } from 'pg';
 import type { TableInventory } from '../../../contract/plan';
 import { qi, terminateByApplicationName, withClient } from '../../database/pg';
 import { resetTargetToBaseline, type TargetBaseline } from '../../database/target-reset';
 import { ownSessionsPrefix } from '../../names';
+import { killProcessesWithArgument } from '../../processes';
 import { redact } from '../../secrets';
 import { ensureMarker, MARKER_SCHEMA, replicationNames } from '../cdc/marker';
 import { dropSlot, ensurePublication } from '../logical/replication';
+import { pgcopydbClone, type CloneProgress } from '../dump-restore/pgcopydb-clone';
 import { copyProgress, type CopyProgress } from '../method';
 import { cloneDir, filtersFile, label, logFile, pgcopydbAppName, snapshotAppName, type PgcopydbRun } from './names';
-import { failure, startPgcopydb, stopPreviousPgcopydb, type Pgcopydb } from './process';
+
+/** What no retry fixes when the slot is created: said plainly, non-retryable. */
+const PREREQUISITES: { re: RegExp; why: string }[] = [
+  {
+    re: /must be superuser or replication role|permission denied to create replication slot|must have REPLICATION/,
+    why: 'the source role lacks the REPLICATION attribute',
+  },
+  {
+    re: /logical decoding requires wal_level >= logical|wal_level must be set to "logical"/,
+    why: 'the source does not have wal_level=logical',
+  },
+  { re: /password authentication failed|no pg_hba.conf entry/, why: 'a connection was rejected' },
+];
+
+function slotFailure(what: string, err: unknown): ApplicationFailure {
+  const message = redact((err as Error).message);
+  const prerequisite = PREREQUISITES.find((p) => p.re.test(message));
+  return prerequisite
+    ? ApplicationFailure.nonRetryable(`${what}: ${prerequisite.why}: ${message}`, 'PgcopydbPrerequisite')
+    : ApplicationFailure.retryable(`${what}: ${message}`, 'SlotFailed');
+}
 
 export interface SnapshotCopyResult {
   /** The slot's consistent point: the subscription streams what committed after it. */
@@ -68,7 +89,7 @@ async function createSlotWithSnapshot(run: PgcopydbRun): Promise<SlotSnapshot> {
     return { consistentPoint: row.consistent_point, snapshot: row.snapshot_name, connection };
   } catch (err) {
     await connection.end().catch(() => undefined);
-    throw failure(`creating the replication slot ${slot} on ${label('source', run.sourceUrl)}`, [redact((err as Error).message)]);
+    throw slotFailure(`creating the replication slot ${slot} on ${label('source', run.sourceUrl)}`, err);
   }
 }
 
@@ -78,7 +99,7 @@ async function createSlotWithSnapshot(run: PgcopydbRun): Promise<SlotSnapshot> {
  * the markers on both sides and the publication in place. Returns whether anything was thrown away.
  */
 async function prepare(run: PgcopydbRun, opts: SnapshotCopyOptions): Promise<boolean> {
-  const stopped = await stopPreviousPgcopydb(run);
+  const stopped = (await killProcessesWithArgument(cloneDir(run))) > 0;
   const names = replicationNames(run.migrationId);
   const session = { applicationName: `${ownSessionsPrefix(run.migrationId)}-pgc-admin` };
   return withClient(run.sourceUrl, { ...session, label: 'source' }, (source) =>
@@ -99,42 +120,6 @@ async function prepare(run: PgcopydbRun, opts: SnapshotCopyOptions): Promise<boo
       return stopped || sessions > 0 || hadSlot || hadWork || reset.droppedSchemas.length > 0 || reset.droppedObjects > 0;
     }),
   );
-}
-
-interface CloneTable {
-  oid: number;
-  bytes: number;
-  reltuples: number;
-  parts?: { number: number; total: number }[];
-}
-
-/** What the clone has done, from its work dir: `schema.json` lists the tables, `run/tables/<oid>[.<part>].done` marks a copy done. */
-function cloneCount(run: PgcopydbRun, tables: CloneTable[] | undefined, fallbackBytes: number): CopyProgressCount {
-  const dir = path.join(cloneDir(run), 'run', 'tables');
-  const done = existsSync(dir) ? new Set(readdirSync(dir).filter((f) => f.endsWith('.done'))) : new Set<string>();
-  if (!tables) return { tablesDone: 0, tablesTotal: 0, rows: 0, bytes: 0, bytesTotal: fallbackBytes };
-  let tablesDone = 0;
-  let bytes = 0;
-  let rows = 0;
-  for (const t of tables) {
-    const total = t.parts?.length ? t.parts[0].total : 0;
-    const partsDone = total ? t.parts!.filter((p) => done.has(`${t.oid}.${p.number - 1}.done`)).length : 0;
-    const fraction = done.has(`${t.oid}.done`) ? 1 : total ? partsDone / total : 0;
-    if (fraction >= 1) tablesDone++;
-    bytes += Math.round(t.bytes * fraction);
-    rows += Math.round(Math.max(0, t.reltuples) * fraction);
-  }
-  return { tablesDone, tablesTotal: tables.length, rows, bytes, bytesTotal: tables.reduce((n, t) => n + t.bytes, 0) };
-}
-
-type CopyProgressCount = Parameters<typeof copyProgress>[0];
-
-function readCloneTables(run: PgcopydbRun): CloneTable[] | undefined {
-  try {
-    return (JSON.parse(readFileSync(path.join(cloneDir(run), 'schema.json'), 'utf8')) as { tables: CloneTable[] }).tables;
-  } catch {
-    return undefined; // not written yet (or being written)
-  }
 }
 
 /**
@@ -162,60 +147,49 @@ function stageOf(line: string): string | undefined {
 export async function copyFromNewSlot(run: PgcopydbRun, opts: SnapshotCopyOptions): Promise<SnapshotCopyResult> {
   const started = Date.now();
   let stage = 'preparing: previous attempt, slot, target baseline, publication';
-  const fallbackBytes = opts.tables.filter((t) => !t.partitioned).reduce((n, t) => n + t.bytes, 0);
-  let tables: CloneTable[] | undefined;
-  const report = () => {
-    tables ??= readCloneTables(run);
-    opts.onProgress?.({ ...copyProgress(cloneCount(run, tables, fallbackBytes), Date.now() - started), stage });
-  };
-  const aborted = () =>
-    opts.signal?.reason ?? ApplicationFailure.retryable('the snapshot copy was stopped (activity cancelled)', 'Cancelled');
+  const estimatedRows = new Map(opts.tables.map((t) => [`${t.schema}.${t.name}`, t.estimatedRows]));
+  let count: CloneProgress = { tablesDone: 0, tablesTotal: 0, bytesDone: 0, bytesTotal: opts.tables.reduce((n, t) => n + t.bytes, 0) };
+  let rows = 0;
+  const report = () =>
+    opts.onProgress?.({
+      ...copyProgress(
+        { tablesDone: count.tablesDone, tablesTotal: count.tablesTotal, rows, bytes: count.bytesDone, bytesTotal: count.bytesTotal },
+        Date.now() - started,
+      ),
+      stage,
+    });
   report();
-  const timer = setInterval(report, opts.progressEveryMs ?? 1_000);
+  // Heartbeats from the start: preparing (a target reset) and pgcopydb's schema steps report no table.
+  const timer = setInterval(report, opts.progressEveryMs ?? 500);
   let slot: SlotSnapshot | undefined;
-  let clone: Pgcopydb | undefined;
-  const onAbort = () => clone?.stop('SIGTERM');
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
   await mkdir(run.workDir, { recursive: true, mode: 0o700 });
   const log = createWriteStream(logFile(run), { flags: 'a', mode: 0o600 });
   log.on('error', () => undefined); // the log is a convenience
   try {
     const startedOver = await prepare(run, opts);
-    if (opts.signal?.aborted) throw aborted();
+    if (opts.signal?.aborted) throw opts.signal.reason;
     stage = 'creating the replication slot and its snapshot';
     slot = await createSlotWithSnapshot(run);
     await writeFile(filtersFile(run), `[exclude-schema]\n${MARKER_SCHEMA}\n`);
     stage = `copying snapshot ${slot.snapshot}`;
-    clone = startPgcopydb(
-      run,
-      [
-        'clone',
-        '--dir',
-        cloneDir(run),
-        '--snapshot',
-        slot.snapshot,
-        '--filters',
-        filtersFile(run),
-        '--table-jobs',
-        String(run.tableJobs),
-        '--index-jobs',
-        String(run.indexJobs),
-        '--split-tables-larger-than',
-        `${Math.ceil(splitAbove(run, opts.tables) / (1024 * 1024))}MB`,
-        '--no-owner',
-        '--no-acl',
-      ],
-      log,
-      (line) => {
-        const s = stageOf(line);
-        if (s) stage = s;
+    log.write(`---- ${new Date().toISOString()} pgcopydb clone --snapshot ${slot.snapshot}\n`);
+    count = await pgcopydbClone({
+      sourceUrl: run.sourceUrl,
+      targetUrl: run.targetUrl,
+      dir: cloneDir(run),
+      jobs: run.tableJobs,
+      splitTablesLargerThan: `${Math.ceil(splitAbove(run, opts.tables) / (1024 * 1024))}MB`,
+      applicationName: pgcopydbAppName(run.migrationId),
+      snapshot: slot.snapshot,
+      filters: filtersFile(run),
+      signal: opts.signal,
+      onLine: (line) => {
+        if (!log.writableEnded) log.write(redact(line) + '\n');
+        stage = stageOf(line) ?? stage;
       },
-    );
-    const code = await clone.exited;
-    if (opts.signal?.aborted) throw aborted();
-    if (code !== 0) throw failure(`pgcopydb clone exited with ${code}`, clone.tail);
-    tables = readCloneTables(run);
-    const count = cloneCount(run, tables, fallbackBytes);
+      onTableCopied: (t) => (rows += Math.max(0, estimatedRows.get(`${t.schema}.${t.name}`) ?? 0)),
+      onProgress: (p) => (count = p),
+    });
     stage = 'done';
     report();
     return {
@@ -225,14 +199,8 @@ export async function copyFromNewSlot(run: PgcopydbRun, opts: SnapshotCopyOption
       elapsedMs: Date.now() - started,
       startedOver,
     };
-  } catch (err) {
-    clone?.stop('SIGKILL');
-    if (opts.signal?.aborted) throw aborted();
-    throw err;
   } finally {
     clearInterval(timer);
-    opts.signal?.removeEventListener('abort', onAbort);
-    await clone?.exited.catch(() => undefined);
     // Every copy worker imported the snapshot (or failed): the source may vacuum again.
     await slot?.connection.end().catch(() => undefined);
     log.end();
@@ -245,7 +213,7 @@ export async function copyFromNewSlot(run: PgcopydbRun, opts: SnapshotCopyOption
  */
 export async function removeCopyLeftovers(run: PgcopydbRun): Promise<string[]> {
   const dropped: string[] = [];
-  if (await stopPreviousPgcopydb(run)) dropped.push('pgcopydb process');
+  if (await killProcessesWithArgument(cloneDir(run))) dropped.push('pgcopydb process');
   const session = { applicationName: `${ownSessionsPrefix(run.migrationId)}-pgc-admin` };
   for (const [side, url] of [
     ['source', run.sourceUrl],
