@@ -23,7 +23,7 @@ import { killProcessesWithArgument } from '../../processes';
 import type { CopyProgress } from '../method';
 import { dumpRestore, startOver } from './dump-restore';
 import { resolveEngine, tablesBytes } from './engine';
-import { pgcopydbClone } from './pgcopydb-clone';
+import { pgcopydbClone, sizeInBytes } from './pgcopydb-clone';
 
 export interface FreezeCopyResult {
   engine: 'pgcopydb' | 'pg-dump';
@@ -110,7 +110,8 @@ export async function copyAndVerify(args: {
             targetUrl: args.targetUrl,
             dir,
             jobs: args.jobs,
-            splitTablesLargerThan: args.splitTablesLargerThan,
+            splitTablesLargerThan: sizeInBytes(args.splitTablesLargerThan),
+            tables: args.tables,
             applicationName: appName(args.migrationId, 'copy'),
             signal: ctx.cancellationSignal,
             onTableCopied: (t) => verifier.tableCopied(t.schema, t.name),

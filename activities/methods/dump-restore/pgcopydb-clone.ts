@@ -81,13 +81,37 @@ function pathWithPgBinaries(): string {
     .join(':');
 }
 
+const MB = 1024 * 1024;
+const UNITS: Record<string, number> = { kB: 1024, MB, GB: 1024 * MB, TB: 1024 * 1024 * MB };
+
+/** "512MB", "2 GB" (copy.splitTablesLargerThan's form) in bytes. */
+export function sizeInBytes(size: string): number {
+  const m = /^(\d+)\s*(kB|MB|GB|TB)$/.exec(size.trim());
+  if (!m) throw new Error(`not a size: ${size}`);
+  return Number(m[1]) * UNITS[m[2]];
+}
+
+/**
+ * The split threshold pgcopydb can use on these tables: 0.10 computes a split table's parts with
+ * `pg_table_size('schema.name')` unquoted, which fails on a name that needs quoting (mixed case, say):
+ * when such a table is above the threshold, nothing is split (0).
+ */
+export function splitAbove(thresholdBytes: number, tables: { schema: string; name: string; bytes: number }[]): number {
+  const plain = (name: string) => /^[a-z_][a-z0-9_]*$/.test(name);
+  const blocked = tables.some((t) => t.bytes > thresholdBytes && !(plain(t.schema) && plain(t.name)));
+  return blocked ? 0 : thresholdBytes;
+}
+
 export async function pgcopydbClone(args: {
   sourceUrl: string;
   targetUrl: string;
   /** Its work directory (removed and made anew by the caller). */
   dir: string;
   jobs: number;
-  splitTablesLargerThan: string;
+  /** Tables larger than this many bytes are copied in key ranges by several jobs (when pgcopydb can: see splitAbove). */
+  splitTablesLargerThan: number;
+  /** The tables to copy, with their size (the plan's inventory): what the split threshold is checked against. */
+  tables: { schema: string; name: string; bytes: number }[];
   applicationName: string;
   /** Copy this exported snapshot (the `pgcopydb` method's slot) instead of one pgcopydb takes itself. */
   snapshot?: string;
@@ -106,6 +130,7 @@ export async function pgcopydbClone(args: {
     polling = polling.then(() => watcher.poll().then(report, () => undefined));
   }, 200);
   const jobs = String(args.jobs);
+  const split = splitAbove(args.splitTablesLargerThan, args.tables);
   try {
     await runProgram(
       PGCOPYDB,
@@ -117,8 +142,7 @@ export async function pgcopydbClone(args: {
         jobs,
         '--index-jobs',
         jobs,
-        '--split-tables-larger-than',
-        args.splitTablesLargerThan.replace(/\s+/g, ''),
+        ...(split ? ['--split-tables-larger-than', `${Math.ceil(split / MB)}MB`] : []),
         ...(args.snapshot ? ['--snapshot', args.snapshot] : []),
         ...(args.filters ? ['--filters', args.filters] : []),
         '--no-owner',

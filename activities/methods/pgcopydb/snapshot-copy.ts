@@ -122,17 +122,6 @@ async function prepare(run: PgcopydbRun, opts: SnapshotCopyOptions): Promise<boo
   );
 }
 
-/**
- * The split threshold pgcopydb can use on these tables: 0.10 computes a split table's parts with
- * `pg_table_size('schema.name')` unquoted, which fails on a name that needs quoting (mixed case, say):
- * when such a table is above the threshold, nothing is split.
- */
-export function splitAbove(run: Pick<PgcopydbRun, 'splitTablesLargerThan'>, tables: TableInventory[]): number {
-  const plain = (name: string) => /^[a-z_][a-z0-9_]*$/.test(name);
-  const blocked = tables.some((t) => t.bytes > run.splitTablesLargerThan && !(plain(t.schema) && plain(t.name)));
-  return blocked ? 0 : run.splitTablesLargerThan;
-}
-
 /** The clone's last STEP line, for the heartbeat's `stage`. */
 function stageOf(line: string): string | undefined {
   const msg = line.replace(/^\d\d:\d\d:\d\d \d+ +\w+ +/, '').trim();
@@ -178,7 +167,8 @@ export async function copyFromNewSlot(run: PgcopydbRun, opts: SnapshotCopyOption
       targetUrl: run.targetUrl,
       dir: cloneDir(run),
       jobs: run.tableJobs,
-      splitTablesLargerThan: `${Math.ceil(splitAbove(run, opts.tables) / (1024 * 1024))}MB`,
+      splitTablesLargerThan: run.splitTablesLargerThan,
+      tables: opts.tables,
       applicationName: pgcopydbAppName(run.migrationId),
       snapshot: slot.snapshot,
       filters: filtersFile(run),
