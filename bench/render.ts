@@ -160,6 +160,11 @@ export function cutoverMarkdown(report: CutoverReport, chart: string): string {
       (r) => `| ${r.method} | ${r.scale} | ${seconds(r.productGapMs)} | ${seconds(r.anchorGapMs)} | ${times(r.ratio)} |`,
     ),
     '',
+    ...report.anchors.map(
+      (a) =>
+        `By hand at scale ${a.scale}: schema ${seconds(a.schemaMs)}, initial copy ${seconds(a.initialCopyMs)}, catch-up ${seconds(a.catchUpMs)}; after the freeze the subscriber had received the source's LSN in ${seconds(a.drainReceivedMs)} and confirmed it flushed in ${seconds(a.drainMs)}, of a ${seconds(a.windowMs)} window.`,
+    ),
+    '',
     `![cutover chart](${chart})`,
     '',
     ...OVERHEAD_HEAD,
