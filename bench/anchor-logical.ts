@@ -124,9 +124,13 @@ export async function runLogicalAnchor(
       lost: writes.lost,
     };
   } finally {
+    await target.end().catch(() => undefined);
+    // After a failure the subscription goes with the target database, detached from its slot: the slot is dropped here.
+    await dropDatabase(env.TARGET_ADMIN_URL, targetDb);
+    await source
+      .query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active', [name])
+      .catch(() => undefined);
     await source.query(`DROP PUBLICATION IF EXISTS ${ident(name)}`).catch(() => undefined);
     await source.end().catch(() => undefined);
-    await target.end().catch(() => undefined);
-    await dropDatabase(env.TARGET_ADMIN_URL, targetDb);
   }
 }

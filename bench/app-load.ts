@@ -1,5 +1,5 @@
 /** The stand-in application under load for one cutover: its config file, its writer, and what landed on the target. */
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'dotenv';
@@ -45,6 +45,7 @@ export class AppUnderLoad {
   async finish(targetUrl: string): Promise<AppOutcome> {
     await new Promise((r) => setTimeout(r, 1000));
     const writes = await this.writer.stop();
+    rmSync(path.dirname(this.configFile), { recursive: true, force: true });
     const landed = new Set<number>();
     const target = new Client({ connectionString: targetUrl });
     await target.connect();

@@ -13,7 +13,7 @@
  * N (`--jobs`) defaults to 2, the product's default `parallelJobs`. The order of the contenders is
  * rotated per repeat and per size, so a warm cache favours none of them; the output says which ran first.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatBytes, formatMs } from '../contract/plan';
@@ -177,6 +177,7 @@ async function productCopy(bench: BenchWorker, env: StackEnv, t: CopyTarget, id:
       overhead,
     };
   } finally {
+    rmSync(path.dirname(configFile), { recursive: true, force: true });
     await resetSource(databaseUrl(env.SOURCE_ADMIN_URL, t.sourceDb));
   }
 }
