@@ -16,7 +16,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { formatBytes, formatMs } from '../contract/plan';
+import { formatBytes } from '../contract/plan';
 import { createSourceDatabase, createTargetDatabase, databaseUrl, dropDatabase, stackUp, type StackEnv } from '../stack';
 import { seedDemoData } from '../stack/demo-data';
 import { median, ratio, rotated, type OrchestrationOverhead } from './measure';
@@ -24,6 +24,7 @@ import { resetSource, runProduct } from './product';
 import { dumpAndRestore, pgcopydbClone } from './programs';
 import { machine, type Machine } from './results';
 import { printOverhead } from './cutover';
+import { seconds, times } from './render';
 import { withBenchWorker, type BenchWorker } from './worker';
 
 export const COPY_CONTENDERS = ['product', 'pgcopydb', 'pg_dump+restore'] as const;
@@ -90,9 +91,9 @@ export async function benchCopy(options: CopyReport['options']): Promise<CopyRep
             const run = await copyOnce(bench, { contender, scale, sourceDb, sourceUrl, jobs: options.jobs });
             const full = { ...run, scale, repeat, position };
             mine.push(full);
-            const parts = Object.entries(run.parts).map(([k, v]) => `${k} ${formatMs(v)}`);
+            const parts = Object.entries(run.parts).map(([k, v]) => `${k} ${seconds(v)}`);
             console.log(
-              `  ${contender.padEnd(16)} ${formatMs(run.ms).padEnd(8)} ${parts.join(', ')}${run.outcome ? ` (${run.outcome})` : ''}`,
+              `  ${contender.padEnd(16)} ${seconds(run.ms).padEnd(8)} ${parts.join(', ')}${run.outcome ? ` (${run.outcome})` : ''}`,
             );
           }
         }
@@ -191,7 +192,7 @@ export function printCopySummary(report: CopyReport): void {
   );
   for (const s of report.summary) {
     console.log(
-      `${String(s.scale).padStart(5)}  ${formatBytes(s.databaseBytes).padEnd(9)}  ${formatMs(s.productMs).padEnd(8)}  (${formatMs(s.productCopyMs).padEnd(8)} ${formatMs(s.productVerifyMs).padEnd(8)})  ${formatMs(s.pgcopydbMs).padEnd(8)}  ${formatMs(s.pgDumpRestoreMs).padEnd(15)}  ${`${s.productOverPgcopydb.toFixed(2)}x`.padEnd(16)}  ${`${s.productOverPgDumpRestore.toFixed(2)}x`.padEnd(23)}  ${s.ranFirst.join(', ')}`,
+      `${String(s.scale).padStart(5)}  ${formatBytes(s.databaseBytes).padEnd(9)}  ${seconds(s.productMs).padEnd(8)}  (${seconds(s.productCopyMs).padEnd(8)} ${seconds(s.productVerifyMs).padEnd(8)})  ${seconds(s.pgcopydbMs).padEnd(8)}  ${seconds(s.pgDumpRestoreMs).padEnd(15)}  ${times(s.productOverPgcopydb).padEnd(16)}  ${times(s.productOverPgDumpRestore).padEnd(23)}  ${s.ranFirst.join(', ')}`,
     );
   }
 }
