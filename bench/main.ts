@@ -1,25 +1,57 @@
 /** `npm run bench -- <name> [options]`: benchmarks, kept out of the test suite (they measure, not assert). */
 import { Command } from 'commander';
 import type { MigrationMethod } from '../contract/input';
+import { benchCopy, printCopySummary } from './copy';
 import { benchCutover, CUTOVER_HEADER, summarize } from './cutover';
+import { regenerateReport } from './report';
+import { writeResult } from './results';
 import { benchTriggers } from './triggers';
 import { printTriggersReport } from './triggers-report';
+
+const list = (s: string) => s.split(',').map(Number);
+
+async function saved(report: { kind: string }): Promise<void> {
+  const file = await writeResult(report);
+  console.log(`\nresults: ${file}; rendered: ${(await regenerateReport()).join(', ')} (bench/results/*.md, *.svg, README)`);
+}
 
 const program = new Command('bench');
 program
   .command('cutover')
-  .description('longest application write gap, freeze window, copy time and lost writes per method and size')
+  .description(
+    'longest application write gap, freeze window, copy time and lost writes per method and size, against a logical cutover by hand on the same database and load; orchestration overhead',
+  )
   .option('--methods <list>', 'comma-separated methods', 'logical')
   .option('--scales <list>', 'comma-separated demo dataset scales (100,000 pgbench rows per unit)', '2,20')
   .option('--interval-ms <n>', 'pause between application writes (the write load)', '5')
   .action(async (opts: { methods: string; scales: string; intervalMs: string }) => {
     console.log(CUTOVER_HEADER);
-    const runs = await benchCutover({
+    const report = await benchCutover({
       methods: opts.methods.split(',') as MigrationMethod[],
-      scales: opts.scales.split(',').map(Number),
+      scales: list(opts.scales),
       intervalMs: Number(opts.intervalMs),
     });
-    summarize(runs);
+    summarize(report.runs, report);
+    await saved(report);
+  });
+
+program
+  .command('copy')
+  .description("the product's freeze-copy window (dump-restore) vs a bare pgcopydb clone and pg_dump + pg_restore, same source, per size")
+  .option('--scales <list>', 'comma-separated demo dataset scales, at least 10x apart (100,000 pgbench rows per unit)', '20,200')
+  .option('--jobs <n>', "the tools' -j / --table-jobs / --index-jobs (the product runs its default parallelJobs, 2)", '2')
+  .option('--repeats <n>', 'rounds per size, the order of the contenders rotated each round (medians reported)', '1')
+  .action(async (opts: { scales: string; jobs: string; repeats: string }) => {
+    const report = await benchCopy({ scales: list(opts.scales), jobs: Number(opts.jobs), repeats: Number(opts.repeats) });
+    printCopySummary(report);
+    await saved(report);
+  });
+
+program
+  .command('report')
+  .description("renders bench/results/*.json to Markdown and SVG and regenerates the README's measured results")
+  .action(async () => {
+    console.log(`rendered: ${(await regenerateReport()).join(', ') || 'nothing (no result files)'}`);
   });
 
 program
@@ -38,7 +70,7 @@ program
   .action(async (opts: Record<string, string>) => {
     console.log(CUTOVER_HEADER);
     const report = await benchTriggers({
-      scales: opts.scales.split(',').map(Number),
+      scales: list(opts.scales),
       repeats: Number(opts.repeats),
       intervalMs: Number(opts.intervalMs),
       clients: Number(opts.clients),

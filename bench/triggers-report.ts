@@ -4,6 +4,7 @@ import type { ApplyThroughput } from './apply-throughput';
 import { CAUGHT_UP_LAG_SECONDS } from './apply-throughput';
 import type { CaptureOverhead } from './capture-overhead';
 import type { CutoverRun } from './cutover';
+import { median } from './measure';
 import { CUTOVER_METHODS, WARM_UP_SECONDS, type TriggersBenchOptions, type TriggersBenchReport } from './triggers';
 
 const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a');
@@ -13,12 +14,6 @@ const row = (cells: [string, number][]) =>
     .map(([text, width]) => (width < 0 ? text.padStart(-width) : text.padEnd(width)))
     .join('  ')
     .trimEnd();
-
-function median(values: number[]): number {
-  const v = [...values].sort((a, b) => a - b);
-  if (!v.length) return NaN;
-  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-}
 
 const METRICS = [
   { label: 'longest write gap', of: (r: CutoverRun) => r.longestGapMs },
