@@ -68,7 +68,8 @@ export interface RunOptions {
   group?: boolean;
 }
 
-function signalGroup(pid: number, sig: NodeJS.Signals): void {
+/** Signals a process group (a leader started detached), or the process alone when it leads none. */
+export function signalGroup(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(-pid, sig);
   } catch {

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { signalGroup } from '../activities/processes';
 
 export interface RunResult {
   code: number;
@@ -149,17 +150,7 @@ export function livePidFromFile(file: string, fragments: readonly string[]): num
 
 /** SIGTERM the process group (falls back to the pid), wait, then SIGKILL. */
 export async function killProcess(pid: number, graceMs = 15_000): Promise<void> {
-  const signal = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(-pid, sig);
-    } catch {
-      try {
-        process.kill(pid, sig);
-      } catch {
-        // already gone
-      }
-    }
-  };
+  const signal = (sig: NodeJS.Signals) => signalGroup(pid, sig);
   signal('SIGTERM');
   const deadline = Date.now() + graceMs;
   while (pidAlive(pid) && Date.now() < deadline) await sleep(100);

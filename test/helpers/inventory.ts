@@ -1,5 +1,5 @@
 /** A database inventory as preflight would report it, for the plan's pure tests. */
-import type { DatabaseInventory } from '../../contract/plan';
+import type { DatabaseInventory, TableInventory } from '../../contract/plan';
 
 export function inventory(overrides: Partial<DatabaseInventory> = {}): DatabaseInventory {
   return {
@@ -35,3 +35,18 @@ export function inventory(overrides: Partial<DatabaseInventory> = {}): DatabaseI
     ...overrides,
   };
 }
+
+/** A table as preflight would report it (`rows` estimated rows of 100 bytes each). */
+export const tableInventory = (schema: string, name: string, rows: number, extra: Partial<TableInventory> = {}): TableInventory => ({
+  schema,
+  name,
+  estimatedRows: rows,
+  bytes: rows * 100,
+  hasPrimaryKey: true,
+  unlogged: false,
+  partitioned: false,
+  isPartition: false,
+  replicaIdentity: 'd',
+  owner: 'app',
+  ...extra,
+});

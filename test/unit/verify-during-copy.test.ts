@@ -7,19 +7,9 @@ import type { Client } from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { TableInventory } from '../../contract/plan';
 import { VerificationDuringCopy } from '../../activities/database/verify-during-copy';
+import { tableInventory } from '../helpers/inventory';
 
-const table = (name: string, bytes: number): TableInventory => ({
-  schema: 'public',
-  name,
-  estimatedRows: 0,
-  bytes,
-  hasPrimaryKey: true,
-  unlogged: false,
-  partitioned: false,
-  isPartition: false,
-  replicaIdentity: 'd',
-  owner: 'app',
-});
+const table = (name: string, bytes: number): TableInventory => tableInventory('public', name, bytes / 100);
 
 /** A session answering fingerprint queries from `data` (rows per table), logging each read as `side:table`. */
 function fakeSession(side: string, data: Record<string, number>, log: string[], fail?: string): Client {

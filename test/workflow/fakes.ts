@@ -12,7 +12,7 @@ import type { RehearsalActivities } from '../../activities/rehearsal';
 import { scratchNames } from '../../contract/rehearsal';
 import { buildPlan, type DatabaseInventory, type TableInventory } from '../../contract/plan';
 import { verificationSnapshotTakenSignal } from '../../signals';
-import { inventory as fixtureInventory } from '../helpers/inventory';
+import { inventory as fixtureInventory, tableInventory } from '../helpers/inventory';
 
 type AllActivities = MigrationActivities & RehearsalActivities;
 export type ActivityName = Extract<keyof AllActivities, string>;
@@ -56,19 +56,7 @@ export interface Fakes {
   timeline: string[];
 }
 
-export const table = (schema: string, name: string, rows: number, extra: Partial<TableInventory> = {}): TableInventory => ({
-  schema,
-  name,
-  estimatedRows: rows,
-  bytes: rows * 100,
-  hasPrimaryKey: true,
-  unlogged: false,
-  partitioned: false,
-  isPartition: false,
-  replicaIdentity: 'd',
-  owner: 'app',
-  ...extra,
-});
+export const table = tableInventory;
 
 export const DEFAULT_TABLES: TableInventory[] = [
   table('shop', 'orders', 1200),
