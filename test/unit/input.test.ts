@@ -19,7 +19,7 @@ describe('migration input validation', () => {
       configSink: { key: 'DATABASE_URL' },
       gates: { 'go-live': { timeout: '30m' } },
       target: { urlParams: {} },
-      copy: { engine: 'auto', splitTablesLargerThan: '1GB' },
+      copy: { engine: 'auto' },
     });
   });
 

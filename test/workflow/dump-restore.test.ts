@@ -97,7 +97,6 @@ describe.concurrent('dump-restore on fake activities', () => {
       expect(arg('copyAndVerify')).toMatchObject({
         jobs: 2,
         engine: 'auto',
-        splitTablesLargerThan: '1GB',
         baseline: { schemas: ['public'] },
       });
       expect(arg('freezeTarget')).toMatchObject({ url: input.target.url, roles: ['rds_master'] });

@@ -48,7 +48,7 @@ export async function copyAndVerify(args: {
   targetUrl: string;
   jobs: number;
   engine: CopyEngine;
-  splitTablesLargerThan: string;
+  splitTablesLargerThan?: string;
   tables: TableInventory[];
   baseline: TargetBaseline;
 }): Promise<FreezeCopyResult> {
@@ -110,7 +110,7 @@ export async function copyAndVerify(args: {
             targetUrl: args.targetUrl,
             dir,
             jobs: args.jobs,
-            splitTablesLargerThan: sizeInBytes(args.splitTablesLargerThan),
+            splitTablesLargerThan: args.splitTablesLargerThan ? sizeInBytes(args.splitTablesLargerThan) : 0,
             tables: args.tables,
             applicationName: appName(args.migrationId, 'copy'),
             signal: ctx.cancellationSignal,

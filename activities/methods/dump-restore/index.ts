@@ -25,7 +25,7 @@ export interface CopyAndVerifyArgs {
   target: SecretRef;
   jobs: number;
   engine: CopyEngine;
-  splitTablesLargerThan: string;
+  splitTablesLargerThan?: string;
   tables: TableInventory[];
   baseline: TargetBaseline;
 }
