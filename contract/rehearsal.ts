@@ -158,7 +158,7 @@ export interface ScratchEndpoints {
 }
 
 /** Settings of the migration that the rehearsal carries over as they are: they shape the measured window. */
-const CARRIED = ['parallelJobs', 'freeze', 'replication', 'verify', 'smoke'] as const;
+const CARRIED = ['parallelJobs', 'copy', 'freeze', 'replication', 'verify', 'smoke'] as const;
 /** Settings the rehearsal replaces (endpoints, sink, gates) or applies itself (the budget). */
 const REPLACED = ['migrationId', 'method', 'source', 'target', 'configSink', 'gates', 'downtimeBudget'];
 

@@ -66,7 +66,6 @@ describe('a rehearsal of the demo migration (dump-restore on a logical snapshot)
       'freeze-source',
       'copy',
       'reconcile-sequences',
-      'verify',
       'freeze-target',
       'swap-config',
       'smoke-test',
