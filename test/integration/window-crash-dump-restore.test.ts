@@ -1,7 +1,7 @@
 /**
- * dump-restore's window: its short steps are local activities (a dead worker is found by the 3 s
- * workflow task timeout). The copy (with the verification inside it) is a regular activity that a
- * retry does again in full: not one of these steps.
+ * dump-restore's window runs as regular activities heartbeating every 500 ms (a dead worker is found by
+ * their 2 s heartbeat timeout). The copy (with the verification inside it) is one that a retry does
+ * again in full: not one of these steps.
  */
 import { windowCrashSuite } from '../helpers/window-crash';
 
