@@ -141,10 +141,11 @@ describe('pgcopydb method: compensation', () => {
                 [slot],
               );
               if (!row) return;
-              // Mid-way: pgcopydb is copying table data into the target.
+              // Mid-way: the slot exists and pgcopydb works on the target (its schema or its data). Waiting
+              // for a COPY alone missed it now and then: this small database's data is copied in a blink.
               const [copying] = await query<{ n: number }>(
                 sandbox.targetAdminUrl,
-                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE 'COPY%'`,
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`,
                 [pgcopydbAppName(migrationId)],
               );
               if (!copying.n) return;
