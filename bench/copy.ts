@@ -7,6 +7,9 @@
  *   product          `migrateDatabase` with method `dump-restore` and otherwise its default input; its
  *                    write-freeze window (copy + sequences + verification, from the result), with the
  *                    copy and verify steps' durations beside it
+ *   cdc-copy         `migrateDatabase` with method `pgcopydb`: its initial copy (the `snapshot-copy` step: a slot's
+ *                    exported snapshot copied by `pgcopydb clone --snapshot`), the copy every CDC method can
+ *                    run; the source is not frozen for it, so no verification is inside
  *   pgcopydb         `pgcopydb clone --table-jobs N --index-jobs N --no-owner --no-acl` (no follow)
  *   pg_dump+restore  `pg_dump -Fd -j N` to a scratch directory, then `pg_restore -j N --no-owner --no-acl`
  *
@@ -27,7 +30,7 @@ import { printOverhead } from './cutover';
 import { seconds, times } from './render';
 import { withBenchWorker, type BenchWorker } from './worker';
 
-export const COPY_CONTENDERS = ['product', 'pgcopydb', 'pg_dump+restore'] as const;
+export const COPY_CONTENDERS = ['product', 'cdc-copy', 'pgcopydb', 'pg_dump+restore'] as const;
 export type CopyContender = (typeof COPY_CONTENDERS)[number];
 
 export interface CopyRun {
@@ -36,7 +39,7 @@ export interface CopyRun {
   repeat: number;
   /** 0: ran first in its round. */
   position: number;
-  /** The product: its write-freeze window; the tools: their wall time. */
+  /** The product: its write-freeze window; cdc-copy: its initial copy step; the tools: their wall time. */
   ms: number;
   /** The product's copy and verify steps; pg_dump's and pg_restore's shares. */
   parts: Record<string, number>;
@@ -51,9 +54,13 @@ export interface CopySummary {
   productMs: number;
   productCopyMs: number;
   productVerifyMs: number;
+  /** The pgcopydb method's initial copy (absent from results of before it was measured). */
+  cdcCopyMs?: number;
   pgcopydbMs: number;
   pgDumpRestoreMs: number;
   productOverPgcopydb: number;
+  /** The CDC initial copy's throughput against a bare pgcopydb clone's (pgcopydb's time over its time: 1.0x is as fast). */
+  cdcCopyThroughputVsPgcopydb?: number;
   productOverPgDumpRestore: number;
   /** Which contender ran first, per repeat. */
   ranFirst: CopyContender[];
@@ -114,15 +121,18 @@ export function summarizeCopy(scale: number, databaseBytes: number, runs: Omit<C
   const productMs = of('product');
   const pgcopydbMs = of('pgcopydb');
   const pgDumpRestoreMs = of('pg_dump+restore');
+  const cdcCopyMs = of('cdc-copy');
   return {
     scale,
     databaseBytes,
     productMs,
     productCopyMs: of('product', (r) => r.parts.copy ?? NaN),
     productVerifyMs: of('product', (r) => r.parts.verify ?? NaN),
+    cdcCopyMs,
     pgcopydbMs,
     pgDumpRestoreMs,
     productOverPgcopydb: ratio(productMs, pgcopydbMs),
+    cdcCopyThroughputVsPgcopydb: ratio(pgcopydbMs, cdcCopyMs),
     productOverPgDumpRestore: ratio(productMs, pgDumpRestoreMs),
     ranFirst: runs.filter((r) => r.position === 0).map((r) => r.contender),
   };
@@ -143,7 +153,7 @@ async function copyOnce(bench: BenchWorker, t: CopyTarget): Promise<Pick<CopyRun
   const targetDb = `${id}_tgt`;
   const targetUrl = await createTargetDatabase(env, targetDb);
   try {
-    if (t.contender === 'product') return await productCopy(bench, env, t, id, targetDb, targetUrl);
+    if (t.contender === 'product' || t.contender === 'cdc-copy') return await productCopy(bench, env, t, id, targetDb, targetUrl);
     if (t.contender === 'pgcopydb') {
       const start = Date.now();
       await pgcopydbClone(t.sourceUrl, targetUrl, t.jobs);
@@ -156,13 +166,21 @@ async function copyOnce(bench: BenchWorker, t: CopyTarget): Promise<Pick<CopyRun
   }
 }
 
-async function productCopy(bench: BenchWorker, env: StackEnv, t: CopyTarget, id: string, targetDb: string, targetUrl: string) {
+async function productCopy(
+  bench: BenchWorker,
+  env: StackEnv,
+  t: CopyTarget,
+  id: string,
+  targetDb: string,
+  targetUrl: string,
+): Promise<Pick<CopyRun, 'contender' | 'ms' | 'parts' | 'outcome' | 'overhead'>> {
   const configFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'pgmig-bench-')), 'app.env');
   writeFileSync(configFile, `DATABASE_URL=${t.sourceUrl}\n`);
   try {
+    const cdc = t.contender === 'cdc-copy';
     const { result, overhead } = await runProduct(bench, {
       id,
-      method: 'dump-restore',
+      method: cdc ? 'pgcopydb' : 'dump-restore',
       sourceUrl: t.sourceUrl,
       targetUrl,
       replicationUrl: databaseUrl(env.TARGET_ADMIN_URL, targetDb),
@@ -170,6 +188,10 @@ async function productCopy(bench: BenchWorker, env: StackEnv, t: CopyTarget, id:
     });
     // Since the verification runs inside the copy there is no separate verify step: 0 then.
     const step = (name: string) => result.steps.find((s) => s.name === name)?.durationMs ?? 0;
+    if (cdc) {
+      const copyMs = result.steps.find((s) => s.name === 'snapshot-copy')?.durationMs ?? NaN;
+      return { contender: t.contender, ms: copyMs, parts: {}, outcome: result.outcome };
+    }
     printOverhead(`  product orchestration`, overhead);
     return {
       contender: t.contender,
@@ -189,11 +211,11 @@ export function printCopySummary(report: CopyReport): void {
     `\nfreeze-copy: product (dump-restore write-freeze window) vs the bare tools, -j ${report.options.jobs}, medians of ${report.options.repeats}`,
   );
   console.log(
-    'scale  size       product   (copy     verify)   pgcopydb  pg_dump+restore  product/pgcopydb  product/pg_dump+restore  ran first',
+    'scale  size       product   (copy     verify)   pgcopydb  pg_dump+restore  product/pgcopydb  product/pg_dump+restore  cdc-copy  its throughput/pgcopydb  ran first',
   );
   for (const s of report.summary) {
     console.log(
-      `${String(s.scale).padStart(5)}  ${formatBytes(s.databaseBytes).padEnd(9)}  ${seconds(s.productMs).padEnd(8)}  (${seconds(s.productCopyMs).padEnd(8)} ${seconds(s.productVerifyMs).padEnd(8)})  ${seconds(s.pgcopydbMs).padEnd(8)}  ${seconds(s.pgDumpRestoreMs).padEnd(15)}  ${times(s.productOverPgcopydb).padEnd(16)}  ${times(s.productOverPgDumpRestore).padEnd(23)}  ${s.ranFirst.join(', ')}`,
+      `${String(s.scale).padStart(5)}  ${formatBytes(s.databaseBytes).padEnd(9)}  ${seconds(s.productMs).padEnd(8)}  (${seconds(s.productCopyMs).padEnd(8)} ${seconds(s.productVerifyMs).padEnd(8)})  ${seconds(s.pgcopydbMs).padEnd(8)}  ${seconds(s.pgDumpRestoreMs).padEnd(15)}  ${times(s.productOverPgcopydb).padEnd(16)}  ${times(s.productOverPgDumpRestore).padEnd(23)}  ${seconds(s.cdcCopyMs).padEnd(8)}  ${times(s.cdcCopyThroughputVsPgcopydb).padEnd(23)}  ${s.ranFirst.join(', ')}`,
     );
   }
 }

@@ -84,6 +84,7 @@ export function copyChart(report: CopyReport): string {
         { name: 'product window', value: s.productMs / 1000 },
         { name: 'pgcopydb clone', value: s.pgcopydbMs / 1000 },
         { name: 'pg_dump+restore', value: s.pgDumpRestoreMs / 1000 },
+        ...(s.cdcCopyMs !== undefined ? [{ name: 'CDC initial copy', value: s.cdcCopyMs / 1000 }] : []),
       ],
     })),
   });
@@ -95,13 +96,13 @@ export function copyMarkdown(report: CopyReport, chart: string): string {
   return [
     `### Freeze-copy vs the bare tools (\`npm run bench -- copy --scales ${report.options.scales.join(',')} --repeats ${repeats}\`)`,
     '',
-    `The product's \`dump-restore\` write-freeze window (copy, sequences and verification; its copy and verify steps in brackets) against a bare \`pgcopydb clone --table-jobs ${jobs} --index-jobs ${jobs}\` and \`pg_dump -Fd -j ${jobs}\` + \`pg_restore -j ${jobs}\`, on the same source database, each into a fresh empty database; medians of ${repeats}, the order rotated per round.`,
+    `The product's \`dump-restore\` write-freeze window (copy, sequences and verification; its copy and verify steps in brackets) against a bare \`pgcopydb clone --table-jobs ${jobs} --index-jobs ${jobs}\` and \`pg_dump -Fd -j ${jobs}\` + \`pg_restore -j ${jobs}\`, on the same source database, each into a fresh empty database; medians of ${repeats}, the order rotated per round. The CDC initial copy is the \`pgcopydb\` method's \`snapshot-copy\` step (a new slot's exported snapshot copied by \`pgcopydb clone --snapshot\`, no freeze, no verification inside); its throughput is the bare clone's time over its time.`,
     '',
-    '| size (scale) | product window (copy + verify) | pgcopydb clone | pg_dump + pg_restore | product / pgcopydb | product / pg_dump+restore | ran first |',
-    '| ------------ | ------------------------------ | -------------- | -------------------- | ------------------ | ------------------------- | --------- |',
+    '| size (scale) | product window (copy + verify) | pgcopydb clone | pg_dump + pg_restore | product / pgcopydb | product / pg_dump+restore | CDC initial copy | its throughput / pgcopydb | ran first |',
+    '| ------------ | ------------------------------ | -------------- | -------------------- | ------------------ | ------------------------- | ---------------- | ------------------------- | --------- |',
     ...report.summary.map(
       (s) =>
-        `| ${formatBytes(s.databaseBytes)} (${s.scale}) | ${seconds(s.productMs)} (${seconds(s.productCopyMs)} + ${seconds(s.productVerifyMs)}) | ${seconds(s.pgcopydbMs)} | ${seconds(s.pgDumpRestoreMs)} | ${times(s.productOverPgcopydb)} | ${times(s.productOverPgDumpRestore)} | ${s.ranFirst.join(', ')} |`,
+        `| ${formatBytes(s.databaseBytes)} (${s.scale}) | ${seconds(s.productMs)} (${seconds(s.productCopyMs)} + ${seconds(s.productVerifyMs)}) | ${seconds(s.pgcopydbMs)} | ${seconds(s.pgDumpRestoreMs)} | ${times(s.productOverPgcopydb)} | ${times(s.productOverPgDumpRestore)} | ${seconds(s.cdcCopyMs)} | ${times(s.cdcCopyThroughputVsPgcopydb)} | ${s.ranFirst.join(', ')} |`,
     ),
     '',
     `![freeze-copy chart](${chart})`,

@@ -18,26 +18,38 @@ export interface FollowOptions {
 
 async function heartbeatLine(handle: WorkflowHandle): Promise<string | undefined> {
   const description = await handle.describe();
-  const pending = description.raw.pendingActivities ?? [];
-  for (const activity of pending) {
+  for (const activity of description.raw.pendingActivities ?? []) {
     const payload = activity.heartbeatDetails?.payloads?.[0];
     if (!payload) continue;
-    const d = defaultPayloadConverter.fromPayload<Record<string, number | string>>(payload);
-    const name = activity.activityType?.name ?? 'activity';
-    // The triggers method's copy and apply (copyAndApply): the copy's percent, rate and ETA, then the apply's lag.
-    const copy = (d as { copy?: Parameters<typeof describeCopyProgress>[0] }).copy;
-    if (copy) return `  ${name}: ${describeCopyProgress(copy)}`;
-    // The freeze-copy (copyAndVerify): the engine's percent, rate and ETA, and the tables verified so far.
-    if ('engine' in d && 'percent' in d) {
-      const p = d as unknown as Parameters<typeof describeCopyProgress>[0] & { engine: string; stage: string; tablesVerified: number };
-      return `  ${name}: ${p.engine} ${describeCopyProgress(p)}, ${p.tablesVerified}/${p.tablesTotal} tables verified${p.stage === 'copying' ? '' : ` (${p.stage})`}`;
-    }
-    if ('pendingChanges' in d) return `  ${name}: ${d.stage}, lag ${d.pendingChanges} changes, ${Number(d.lagSeconds).toFixed(1)} s`;
-    if ('stage' in d && 'tablesTotal' in d) {
-      return `  ${name}: ${d.stage} ${d.tablesDone}/${d.tablesTotal} tables${Number(d.dumpBytes) ? `, dump ${formatBytes(Number(d.dumpBytes))}` : ''}, ${formatMs(Number(d.elapsedMs))}${Number(d.attempt) > 1 ? ` (attempt ${d.attempt})` : ''}`;
-    }
-    if ('tablesDone' in d) return `  ${name}: ${d.tablesDone}/${d.tablesTotal} tables`;
+    const line = heartbeatText(
+      activity.activityType?.name ?? 'activity',
+      defaultPayloadConverter.fromPayload<Record<string, number | string>>(payload),
+    );
+    if (line) return line;
   }
+  return undefined;
+}
+
+type Progress = Parameters<typeof describeCopyProgress>[0];
+
+/** One line for a pending activity's last heartbeat details, by their shape. */
+export function heartbeatText(name: string, d: Record<string, number | string>): string | undefined {
+  // The triggers method's copy and apply (copyAndApply): the copy's percent, rate and ETA, then the apply's lag.
+  const copy = (d as { copy?: Progress }).copy;
+  if (copy) return `  ${name}: ${describeCopyProgress(copy)}`;
+  // The freeze-copy (copyAndVerify): the engine's percent, rate and ETA, and the tables verified so far.
+  if ('engine' in d && 'percent' in d) {
+    const p = d as unknown as Progress & { engine: string; stage: string; tablesVerified: number };
+    return `  ${name}: ${p.engine} ${describeCopyProgress(p)}, ${p.tablesVerified}/${p.tablesTotal} tables verified${p.stage === 'copying' ? '' : ` (${p.stage})`}`;
+  }
+  // pgcopydb's copy of a slot's snapshot (snapshotCopy): its percent, rate and ETA, and pgcopydb's current step.
+  if ('percent' in d && 'bytesTotal' in d)
+    return `  ${name}: ${describeCopyProgress(d as unknown as Progress)}${d.stage ? ` (${d.stage})` : ''}`;
+  if ('pendingChanges' in d) return `  ${name}: ${d.stage}, lag ${d.pendingChanges} changes, ${Number(d.lagSeconds).toFixed(1)} s`;
+  if ('stage' in d && 'tablesTotal' in d) {
+    return `  ${name}: ${d.stage} ${d.tablesDone}/${d.tablesTotal} tables${Number(d.dumpBytes) ? `, dump ${formatBytes(Number(d.dumpBytes))}` : ''}, ${formatMs(Number(d.elapsedMs))}${Number(d.attempt) > 1 ? ` (attempt ${d.attempt})` : ''}`;
+  }
+  if ('tablesDone' in d) return `  ${name}: ${d.tablesDone}/${d.tablesTotal} tables`;
   return undefined;
 }
 

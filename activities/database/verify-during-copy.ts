@@ -7,20 +7,16 @@
  */
 import type { Client } from 'pg';
 import type { TableInventory } from '../../contract/plan';
+import { rowHashes, tableFingerprint, tableKey as key, type Fingerprint, type RowHash } from './fingerprint';
 import {
   columnSignature,
   compareTable,
   diffSchemas,
-  tableFingerprint,
   tablesWithRows,
   verificationReport,
   type TableVerification,
   type VerificationReport,
 } from './verify';
-
-type Fingerprint = { rows: number; checksum: string };
-
-const key = (schema: string, name: string) => JSON.stringify([schema, name]);
 
 export class VerificationDuringCopy {
   private readonly tables: TableInventory[];
@@ -31,6 +27,8 @@ export class VerificationDuringCopy {
   private allCopied = false;
   private wake: () => void = () => undefined;
   private failure: Error | undefined;
+  /** How each table's rows are hashed, decided once for both sides (see rowHashes). */
+  private hashes: Promise<Map<string, RowHash>> = Promise.resolve(new Map());
 
   /**
    * `sourcePool` and `targetPool`: one table in flight per connection on each side. Tables are taken
@@ -55,6 +53,8 @@ export class VerificationDuringCopy {
 
   /** Starts the source side at once and the target side as tables arrive. */
   start(): this {
+    this.hashes = rowHashes(this.sourcePool[0], this.targetPool[0], this.tables);
+    this.hashes.catch(() => undefined); // awaited by every worker; a failure is reported there
     const sourceQueue = [...this.tables];
     const settle = new Map<string, { resolve: (f: Fingerprint) => void; reject: (e: unknown) => void }>();
     for (const t of this.tables) {
@@ -65,9 +65,10 @@ export class VerificationDuringCopy {
     for (const source of this.sourcePool) {
       this.running.push(
         this.guard(async () => {
+          const hashes = await this.hashes;
           for (let t = sourceQueue.shift(); t && !this.failure; t = sourceQueue.shift()) {
             const pending = settle.get(key(t.schema, t.name))!;
-            await tableFingerprint(source, t.schema, t.name).then(pending.resolve, (err: unknown) => {
+            await tableFingerprint(source, t.schema, t.name, hashes.get(key(t.schema, t.name))).then(pending.resolve, (err: unknown) => {
               pending.reject(err);
               throw err;
             });
@@ -79,6 +80,7 @@ export class VerificationDuringCopy {
     for (const target of this.targetPool) {
       this.running.push(
         this.guard(async () => {
+          const hashes = await this.hashes;
           while (!this.failure) {
             const i = targetQueue.findIndex((t) => this.allCopied || this.copied.has(key(t.schema, t.name)));
             if (i < 0) {
@@ -93,7 +95,7 @@ export class VerificationDuringCopy {
               continue;
             }
             const [t] = targetQueue.splice(i, 1);
-            const d = await tableFingerprint(target, t.schema, t.name);
+            const d = await tableFingerprint(target, t.schema, t.name, hashes.get(key(t.schema, t.name)));
             const s = await this.sourceFingerprints.get(key(t.schema, t.name))!;
             this.results.push(compareTable(t, s, d));
             this.onTable(this.results.length, this.tables.length);

@@ -5,7 +5,7 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tableFingerprint } from '../../activities/database/verify';
+import { tableFingerprint } from '../../activities/database/fingerprint';
 import { Client } from 'pg';
 import { statusQuery, type MigrationResult, type MigrationStatus } from '../../signals';
 import { AppWriter, type WriterStats } from '../../stack/app-writer';

@@ -73,12 +73,16 @@ describe('bench arithmetic', () => {
       run('pgcopydb', 10, 1, 0),
       run('pg_dump+restore', 6, 1, 1),
       run('product', 14, 1, 2, { copy: 10, verify: 4 }),
+      run('cdc-copy', 12, 0, 3),
+      run('cdc-copy', 6, 1, 3),
     ]);
     expect(s.productMs).toBe(13);
     expect(s.productCopyMs).toBe(9.5);
     expect(s.pgcopydbMs).toBe(9);
     expect(s.productOverPgcopydb).toBeCloseTo(13 / 9);
     expect(s.productOverPgDumpRestore).toBeCloseTo(13 / 6);
+    expect(s.cdcCopyMs).toBe(9);
+    expect(s.cdcCopyThroughputVsPgcopydb).toBeCloseTo(1);
     expect(s.ranFirst).toEqual(['product', 'pgcopydb']);
   });
 
