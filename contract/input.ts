@@ -407,7 +407,7 @@ export const MigrationInput = z
           .regex(/^\d+\s*(kB|MB|GB|TB)$/, 'a size such as "512MB" or "2GB" (kB, MB, GB, TB)')
           .optional()
           .describe(
-            'pgcopydb: a table larger than this is copied by several jobs at once, in key ranges (--split-tables-larger-than). Off by default: pgcopydb 0.10 reads each range with a WHERE on the key, which measured slower than one COPY per table (426 MB: 4.3 s unsplit, 5.0 s split at 100MB)',
+            'pgcopydb (the engine of dump-restore, and the initial copy of the pgcopydb method or of replication.initialCopy pgcopydb): a table larger than this is copied by several jobs at once, in key ranges (--split-tables-larger-than). Off by default: pgcopydb 0.10 reads each range with a WHERE on the key, which measured slower than one COPY per table (426 MB: 4.3 s unsplit, 5.0 s split at 100MB)',
           ),
       })
       .strict()

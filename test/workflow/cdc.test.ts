@@ -143,7 +143,8 @@ describe.concurrent('CDC methods on fake activities', () => {
   ] as const) {
     it(`${method}${initialCopy ? ` with initialCopy ${initialCopy}` : ''}: pgcopydb copies a slot's snapshot, then the subscription streams from that slot; the window is logical's`, async () => {
       await withWorker(server(), { tables: TABLES_WITH_KEYS }, async ({ fakes, start }) => {
-        const handle = await start(cdcInput(method, initialCopy ? { replication: { initialCopy } } : {}));
+        const copy = { splitTablesLargerThan: '1GB' };
+        const handle = await start(cdcInput(method, initialCopy ? { replication: { initialCopy }, copy } : { copy }));
         await approveBothGates(fakes, handle);
         const { result, failure } = await settle(handle);
         expect(failure).toBeUndefined();
@@ -157,7 +158,12 @@ describe.concurrent('CDC methods on fake activities', () => {
           ...WINDOW_TO_END,
         ]);
         expect(fakes.names()).not.toContain('runPgcopydb');
-        expect(fakes.calls.find((c) => c.name === 'copySnapshot')!.args).toMatchObject({ method, jobs: 2, baseline: expect.any(Object) });
+        expect(fakes.calls.find((c) => c.name === 'copySnapshot')!.args).toMatchObject({
+          method,
+          jobs: 2,
+          baseline: expect.any(Object),
+          splitTablesLargerThan: '1GB',
+        });
         expect(fakes.calls.find((c) => c.name === 'startReplication')!.args).toMatchObject({ method, initialCopy: 'pgcopydb' });
         // The whole window runs as local activities, the drain included: the sub-second window of logical.
         expectWindowLocal(fakes, [...WINDOW, 'unfreezeTarget']);

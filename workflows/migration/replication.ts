@@ -66,6 +66,7 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
         jobs: input.parallelJobs,
         baseline: targetBaseline(run),
         tables: plan.source.tables,
+        ...(input.copy.splitTablesLargerThan ? { splitTablesLargerThan: input.copy.splitTablesLargerThan } : {}),
       }),
     );
     await startReplication();

@@ -12,22 +12,30 @@ import type { TableInventory } from '../../../contract/plan';
 import type { ActivityContext, CdcArgs } from '../../context';
 import type { TargetBaseline } from '../../database/target-reset';
 import { workDir } from '../../names';
+import { sizeInBytes } from '../dump-restore/pgcopydb-clone';
 import { logicalMethod } from '../logical';
 import type { ReplicationMethod } from '../method';
 import { dropLegacyFollow } from './legacy';
 import type { PgcopydbRun } from './names';
 import { copyFromNewSlot, removeCopyLeftovers, type SnapshotCopyResult } from './snapshot-copy';
 
-/**
- * No table is copied in parts (0): pgcopydb 0.10 reads each part with a WHERE on the key, which measured
- * slower than one COPY per table (426 MB: 4.3 s unsplit, 5.0 s split at 100 MB), as for dump-restore's copy.
- */
-export const SPLIT_TABLES_LARGER_THAN = 0;
-
-export type SnapshotCopyArgs = CdcArgs & { jobs: number; baseline: TargetBaseline; tables: TableInventory[] };
+export type SnapshotCopyArgs = CdcArgs & {
+  jobs: number;
+  baseline: TargetBaseline;
+  tables: TableInventory[];
+  /**
+   * `copy.splitTablesLargerThan`. Absent (the default): no table is copied in parts; pgcopydb 0.10 reads
+   * each part with a WHERE on the key, which measured slower than one COPY per table (426 MB: 4.3 s
+   * unsplit, 5.0 s split at 100 MB), as for dump-restore's copy.
+   */
+  splitTablesLargerThan?: string;
+};
 
 /** The copy's run: its endpoints, this worker's work dir for it, its parallelism. */
-async function runOf({ endpoints }: ActivityContext, args: CdcArgs & { jobs?: number }): Promise<PgcopydbRun> {
+async function runOf(
+  { endpoints }: ActivityContext,
+  args: CdcArgs & { jobs?: number; splitTablesLargerThan?: string },
+): Promise<PgcopydbRun> {
   const [sourceUrl, targetUrl] = await endpoints(args);
   const jobs = Math.max(1, args.jobs ?? 2);
   return {
@@ -36,7 +44,7 @@ async function runOf({ endpoints }: ActivityContext, args: CdcArgs & { jobs?: nu
     targetUrl,
     workDir: path.join(workDir(args.migrationId), 'pgcopydb'),
     tableJobs: jobs,
-    splitTablesLargerThan: SPLIT_TABLES_LARGER_THAN,
+    splitTablesLargerThan: args.splitTablesLargerThan ? sizeInBytes(args.splitTablesLargerThan) : 0,
   };
 }
 
