@@ -14,13 +14,19 @@ import { Client } from 'pg';
 import { compareCatalogs, readCatalog } from '../../activities/database/catalog';
 import { inventoryDatabase } from '../../activities/database/inventory';
 import { libpqEnv } from '../../activities/database/pg';
+import { pgcopydbClone } from '../../activities/methods/dump-restore/pgcopydb-clone';
 import { VerificationDuringCopy } from '../../activities/database/verify-during-copy';
 import { createSourceDatabase, createTargetDatabase, databaseUrl, dropDatabase, loadStackEnv, type StackEnv } from '../../stack';
 import { seedWholeDatabase } from '../fixtures/whole-database';
 import { query } from '../helpers/harness';
 
 let env: StackEnv;
-const db = { source: `cat_src_${process.pid}`, copy: `cat_copy_${process.pid}`, owned: `cat_owned_${process.pid}` };
+const db = {
+  source: `cat_src_${process.pid}`,
+  copy: `cat_copy_${process.pid}`,
+  owned: `cat_owned_${process.pid}`,
+  cloned: `cat_cloned_${process.pid}`,
+};
 const urls = { source: '', copy: '', owned: '', sourceAdmin: '', ownedAdmin: '' };
 const dumpDir = mkdtempSync(path.join(os.tmpdir(), 'pgmig-catalog-test-'));
 const dumpFile = path.join(dumpDir, 'source.dump');
@@ -72,6 +78,7 @@ afterAll(async () => {
     await dropDatabase(env.SOURCE_ADMIN_URL, db.source);
     await dropDatabase(env.TARGET_ADMIN_URL, db.copy);
     await dropDatabase(env.SOURCE_ADMIN_URL, db.owned);
+    await dropDatabase(env.TARGET_ADMIN_URL, db.cloned);
   }
 });
 
@@ -133,6 +140,23 @@ describe('catalog comparison', () => {
     expect(differences).toEqual([]);
     console.log(`catalog comparison of the whole-database fixture: ${ms} ms`);
   });
+
+  test('a copy by pgcopydb clone (the other dump-restore engine): nothing differs', async () => {
+    const targetUrl = await createTargetDatabase(env, db.cloned);
+    const tables = (await withClient(urls.source, (c) => inventoryDatabase(c))).tables;
+    await pgcopydbClone({
+      sourceUrl: urls.source,
+      targetUrl,
+      dir: path.join(dumpDir, 'pgcopydb'),
+      jobs: 2,
+      splitTablesLargerThan: 0,
+      tables,
+      applicationName: 'catalog-test',
+      onTableCopied: () => undefined,
+      onProgress: () => undefined,
+    });
+    expect((await compare(targetUrl)).differences).toEqual([]);
+  }, 120_000);
 
   test('a copy that kept owners and grants: nothing differs with them compared, roles mapped to themselves', async () => {
     expect((await compare(urls.owned, true)).differences).toEqual([]);
