@@ -1,9 +1,10 @@
 /**
  * The catalog that matters to an application, read from a database and compared between two: tables
- * and columns, indexes, constraints (and whether they are validated), triggers, functions and
- * procedures, views, materialized views (and whether they are populated), sequences (definition and
- * OWNED BY, not their values), extensions, enums, domains, composite and range types, partitions,
- * comments and, behind an option, ownership and grants after a role mapping.
+ * and columns (UNLOGGED, row level security), indexes, constraints (and whether they are validated),
+ * triggers, rules, policies, functions and procedures, views, materialized views (and whether they are
+ * populated), sequences (definition and OWNED BY, not their values), extensions, enums, domains,
+ * composite and range types, partitions, comments and, behind an option, ownership and grants after a
+ * role mapping.
  *
  * Out of the comparison: pg_catalog, information_schema, pg_toast*, temporary schemas, the migration's
  * own schemas, pgcopydb's schema, objects that belong to an extension, and the triggers the migration
@@ -98,6 +99,8 @@ const OBJECTS_SQL = `
   SELECT ${RELATION_KIND}, format('%I.%I', n.nspname, c.relname), jsonb_strip_nulls(jsonb_build_object(
            'comment', obj_description(c.oid, 'pg_class'),
            'persistence', CASE c.relpersistence WHEN 'u' THEN 'unlogged' ELSE 'permanent' END,
+           'row level security', CASE WHEN c.relkind IN ('r', 'p') THEN
+             CASE WHEN NOT c.relrowsecurity THEN 'off' WHEN c.relforcerowsecurity THEN 'forced' ELSE 'on' END END,
            'column order', (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
                              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind <> 'S'),
            'partition key', CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
@@ -156,6 +159,16 @@ const OBJECTS_SQL = `
     FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_proc p ON p.oid = tg.tgfoid JOIN pg_namespace pn ON pn.oid = p.pronamespace
    WHERE NOT tg.tgisinternal AND NOT ${isOwnSchemaSql('pn.nspname')} AND ${userSchema('n')} AND ${notInExtension('pg_class', 'c.oid')}
+  UNION ALL
+  SELECT 'rule', format('%I on %I.%I', ru.rulename, n.nspname, c.relname), jsonb_strip_nulls(jsonb_build_object(
+           'definition', pg_get_ruledef(ru.oid), 'comment', obj_description(ru.oid, 'pg_rewrite')))
+    FROM pg_rewrite ru JOIN pg_class c ON c.oid = ru.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE ru.rulename <> '_RETURN' AND ${userSchema('n')} AND ${notInExtension('pg_class', 'c.oid')}
+  UNION ALL
+  SELECT 'policy', format('%I on %I.%I', po.policyname, po.schemaname, po.tablename), jsonb_strip_nulls(jsonb_build_object(
+           'definition', concat_ws(' ', po.permissive, 'FOR', po.cmd, 'TO', array_to_string(po.roles, ', '),
+                                   'USING (' || po.qual || ')', 'WITH CHECK (' || po.with_check || ')')))
+    FROM pg_policies po JOIN pg_namespace n ON n.nspname = po.schemaname WHERE ${userSchema('n')}
   UNION ALL
   SELECT ${FUNCTION_KIND}, ${FUNCTION_NAME}, jsonb_strip_nulls(jsonb_build_object(
            'definition', CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) END,

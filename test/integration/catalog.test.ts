@@ -196,7 +196,10 @@ describe('catalog comparison', () => {
          COMMENT ON COLUMN "Sales"."Orders"."CustomerName" IS NULL;
          ALTER TABLE "Sales"."Orders" DISABLE TRIGGER orders_touch;
          CREATE OR REPLACE FUNCTION "Sales".order_count() RETURNS bigint LANGUAGE sql STABLE AS 'SELECT count(*) + 1 FROM "Sales"."Orders"';
-         ALTER VIEW "Sales".recent_orders OWNER TO postgres;`,
+         ALTER VIEW "Sales".recent_orders OWNER TO postgres;
+         ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY readers ON public.notes FOR SELECT TO app_reader USING (body IS NOT NULL);
+         CREATE RULE no_delete AS ON DELETE TO public.documents DO INSTEAD NOTHING;`,
       );
     });
 
@@ -210,7 +213,10 @@ describe('catalog comparison', () => {
         'index "Sales".orders_unpaid: missing on target',
         'materialized view "Sales".order_totals: not populated on target',
         'sequence "Sales".invoice_no: increment differs (source: 1; target: 10)',
+        'table public.notes: row level security differs (source: off; target: on)',
         'trigger orders_touch on "Sales"."Orders": enabled differs (source: yes; target: disabled)',
+        'policy readers on public.notes: exists only on target',
+        'rule no_delete on public.documents: exists only on target',
         'view "Sales".recent_orders: owner differs (source: app; target: postgres)',
         'grant SELECT on table public.events to app_reader: missing on target',
       ]);
