@@ -80,7 +80,8 @@ const FUNCTION_KIND = `CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'a
 const FUNCTION_NAME = `format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))`;
 const TYPE_KIND = `CASE t.typtype WHEN 'e' THEN 'enum' WHEN 'd' THEN 'domain' WHEN 'c' THEN 'composite type' ELSE 'range type' END`;
 
-const RELATIONS = `FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+/** Tables, views, materialized views, sequences (with their definition) and foreign tables. */
+const RELATIONS = `FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_sequence s ON s.seqrelid = c.oid
   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ${userSchema('n')} AND ${notInExtension('pg_class', 'c.oid')}`;
 const FUNCTIONS = `FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE ${userSchema('n')} AND ${notInExtension('pg_proc', 'p.oid')}`;
 /** Enums, domains, composite types (not tables' row types) and ranges; array and multirange types come with them. */
@@ -120,8 +121,7 @@ const OBJECTS_SQL = `
                           JOIN pg_attribute a ON a.attrelid = tc.oid AND a.attnum = d.refobjsubid
                          WHERE c.relkind = 'S' AND d.classid = 'pg_class'::regclass AND d.objid = c.oid
                            AND d.refclassid = 'pg_class'::regclass AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i') LIMIT 1)))
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_sequence s ON s.seqrelid = c.oid
-   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND ${userSchema('n')} AND ${notInExtension('pg_class', 'c.oid')}
+    ${RELATIONS}
   UNION ALL
   SELECT 'column', format('%I.%I.%I', n.nspname, c.relname, a.attname), jsonb_strip_nulls(jsonb_build_object(
            'type', format_type(a.atttypid, a.atttypmod),
@@ -195,7 +195,8 @@ const OBJECTS_SQL = `
  * Owners and ACL entries, one row per entry (an object without entries still gives its owner). No ACL
  * is the built-in default (acldefault): compared as such, so an explicit default equals none. The
  * owner's own privileges are left out: they follow the owner, compared once. Default privileges carry
- * their role in for_role, and leave out the entries PostgreSQL grants anyway (EXECUTE and USAGE to PUBLIC).
+ * their role in for_role; their database-wide rows leave out what PostgreSQL grants anyway (EXECUTE on
+ * functions and USAGE on types to PUBLIC).
  */
 const PRIVILEGES_SQL = `
   WITH acls(object, owner, acl) AS (
@@ -222,7 +223,7 @@ const PRIVILEGES_SQL = `
          CASE WHEN g.grantee = 0 THEN NULL ELSE pg_get_userbyid(g.grantee) END, g.is_grantable
     FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace CROSS JOIN LATERAL aclexplode(d.defaclacl) g
    WHERE g.grantee <> d.defaclrole AND (d.defaclnamespace = 0 OR ${userSchema('n')})
-     AND NOT (g.grantee = 0 AND (d.defaclobjtype, g.privilege_type) IN (('f', 'EXECUTE'), ('T', 'USAGE')))`;
+     AND NOT (d.defaclnamespace = 0 AND g.grantee = 0 AND (d.defaclobjtype, g.privilege_type) IN (('f', 'EXECUTE'), ('T', 'USAGE')))`;
 
 interface PrivilegeRow {
   object: string;

@@ -39,7 +39,7 @@ export interface VerificationReport {
 }
 
 /** Enough to act on, and a report (in history, in the status query) that stays small. */
-export const MAX_CATALOG_DIFFERENCES = 100;
+const MAX_CATALOG_DIFFERENCES = 100;
 
 /** The first MAX_CATALOG_DIFFERENCES, and how many more there are. */
 export function reportedDifferences(differences: string[]): string[] {
