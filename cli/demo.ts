@@ -154,6 +154,11 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       print(`   method               ${result.method}`);
       print(`   rows moved           ${result.rowsCopied} in ${result.tables} tables`);
       print(`   verification         ${result.verification} (exact counts + checksums per table, sequences ahead of ids)`);
+      if (result.catalogDifferences) {
+        print(
+          `   catalog              ${result.catalogDifferences.length ? result.catalogDifferences.join('; ') : 'the same objects on both sides'}`,
+        );
+      }
       print(
         `   write-freeze window  ${fw.durationMs !== undefined ? formatMs(fw.durationMs) : 'n/a'}${fw.gateWaitMs !== undefined ? ` (of which ${formatMs(fw.gateWaitMs)} waiting at the go-live gate)` : ''}`,
       );

@@ -105,6 +105,8 @@ export async function followMigration(handle: WorkflowHandle, opts: FollowOption
       if (status.pendingGate && !opts.autoApprove && !asked.has(status.pendingGate.gate)) {
         asked.add(status.pendingGate.gate);
         const gate = status.pendingGate.gate;
+        // CDC methods report catalog differences without failing on them: the approver decides knowing them.
+        if (gate === 'go-live') for (const d of status.catalogDifferences ?? []) opts.print(`  catalog: ${d}`);
         if (process.stdin.isTTY) {
           const question =
             gate === 'cutover'

@@ -139,6 +139,12 @@ export interface MigrationStatus {
   };
   /** CDC methods: the full count + checksum comparison on the freeze-point snapshots. */
   verification?: { state: 'running' | 'passed' | 'failed' | 'not-run'; detail?: string };
+  /**
+   * The catalog compared object by object (indexes, constraints, triggers, functions, views, ...), once
+   * compared: empty when nothing differs. dump-restore fails on any; CDC methods report them here
+   * before the go-live gate.
+   */
+  catalogDifferences?: string[];
   /** Where the application points and which side accepts writes, kept up to date by every step and undo. */
   sides: Sides;
   /** Route 53 weighted shift after go-live. */
@@ -169,8 +175,14 @@ export interface Sides {
 
 export const statusQuery = defineQuery<MigrationStatus>('status');
 
-/** Internal: the verification activity took its snapshots at the freeze point, so the cutover may go on. */
-export const verificationSnapshotTakenSignal = defineSignal('verificationSnapshotTaken');
+/**
+ * Internal: the verification activity took its snapshots at the freeze point, so the cutover may go on,
+ * with what the catalog comparison found on them (absent from signals sent before it existed).
+ */
+export interface VerificationSnapshotTaken {
+  catalogDifferences: string[];
+}
+export const verificationSnapshotTakenSignal = defineSignal<[VerificationSnapshotTaken?]>('verificationSnapshotTaken');
 
 /**
  * Internal: a freeze or unfreeze took effect at `at` (epoch ms, worker clock). Sent by the activity the
@@ -194,6 +206,8 @@ export interface MigrationResult {
   rowsCopied: number;
   tables: number;
   verification: 'passed' | 'failed' | 'not-run';
+  /** As in the status: what the catalog comparison found, when it ran. */
+  catalogDifferences?: string[];
   freezeWindow: FreezeWindow;
   steps: StepRecord[];
   compensations: CompensationRecord[];

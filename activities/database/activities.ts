@@ -25,7 +25,8 @@ import { checkAppRoles } from './preflight-checks';
 import { checkSequencesAhead, reconcileSequences, type SequenceReconciliation } from './sequences';
 import { runSmokeChecks, type SmokeCheck } from './smoke';
 import { resetTargetToBaseline, type ResetResult, type TargetBaseline } from './target-reset';
-import { verifyCopy, type VerificationReport } from './verify';
+import { CATALOG_DEFAULTS, type CatalogOptions } from './catalog';
+import { catalogComparison, verifyCopy, type VerificationReport } from './verify';
 
 interface Endpoint {
   migrationId: string;
@@ -56,6 +57,7 @@ export function verificationFailure(report: VerificationReport): ApplicationFail
       (m) => `${m.table}: source ${m.sourceRows} rows / ${m.sourceChecksum}, target ${m.targetRows} rows / ${m.targetChecksum}`,
     ),
     ...report.sequenceProblems.map((p) => `${p.sequence} at ${p.lastValue} is behind max id ${p.columnMax}`),
+    ...(report.catalogDifferences ?? []),
   ].slice(0, 5);
   return ApplicationFailure.nonRetryable(`verification failed: ${first.join('; ')}`, 'VerificationFailed', report);
 }
@@ -219,16 +221,19 @@ export function createDatabaseActivities({ deps, resolve, admin, endpoints }: Ac
       target: SecretRef;
       tables: TableInventory[];
       jobs: number;
+      catalog?: CatalogOptions;
     }): Promise<VerificationReport> {
       const [sourceUrl, targetUrl] = await endpoints(args);
       const ctx = Context.current();
       // Heartbeat on a timer too: one large table's checksum can outlast the heartbeat timeout.
       const progress = { tablesDone: 0, tablesTotal: args.tables.length };
       const timer = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
-      const report = await withPools(sourceUrl, targetUrl, Math.max(1, args.jobs), args.migrationId, (s, t) =>
+      // The dump-restore copy's verification (before it moved inside the copy): the catalog blocks.
+      const report = await withPools(sourceUrl, targetUrl, Math.max(1, args.jobs), args.migrationId, async (s, t) =>
         verifyCopy({
           sourcePool: s,
           targetPool: t,
+          catalog: await catalogComparison(s[0], t[0], args.catalog ?? CATALOG_DEFAULTS, true),
           tables: args.tables,
           onTable: (done, total) => {
             Object.assign(progress, { tablesDone: done, tablesTotal: total });

@@ -7,11 +7,11 @@
  */
 import type { Client } from 'pg';
 import type { TableInventory } from '../../contract/plan';
+import { CATALOG_DEFAULTS, type CatalogOptions } from './catalog';
 import { rowHashes, tableFingerprint, tableKey as key, type Fingerprint, type RowHash } from './fingerprint';
 import {
-  columnSignature,
+  catalogComparison,
   compareTable,
-  diffSchemas,
   tablesWithRows,
   verificationReport,
   type TableVerification,
@@ -39,6 +39,7 @@ export class VerificationDuringCopy {
     private readonly targetPool: Client[],
     tables: TableInventory[],
     private readonly onTable: (done: number, total: number) => void = () => undefined,
+    private readonly catalog: CatalogOptions = CATALOG_DEFAULTS,
   ) {
     this.tables = [...tablesWithRows(tables)].sort((a, b) => b.bytes - a.bytes);
   }
@@ -112,14 +113,18 @@ export class VerificationDuringCopy {
     this.signal();
   }
 
-  /** The whole copy is done: every remaining table is ready, and the result is what was found. */
+  /**
+   * The whole copy is done: every remaining table is ready, and the result is what was found. The
+   * catalog (tables and columns among it) is compared once the copy has built everything, and any
+   * difference fails the verification: nothing is replicated after this copy to make up for it.
+   */
   async finish(): Promise<VerificationReport> {
     this.allCopied = true;
     this.signal();
     await Promise.all(this.running);
     if (this.failure) throw this.failure;
-    const [sourceSig, targetSig] = await Promise.all([columnSignature(this.sourcePool[0]), columnSignature(this.targetPool[0])]);
-    return verificationReport(this.results, diffSchemas(sourceSig, targetSig));
+    const catalog = await catalogComparison(this.sourcePool[0], this.targetPool[0], this.catalog, true);
+    return verificationReport(this.results, [], [], catalog);
   }
 
   /** Stops waiting for tables (the copy failed): the workers end; their sessions are the caller's to close. */

@@ -1,12 +1,14 @@
 /**
  * Verification of the copy: same tables and columns, exact row count and an order-independent
- * checksum per table on both sides, and sequences ahead of their columns.
+ * checksum per table on both sides, sequences ahead of their columns, and the rest of the catalog
+ * (catalog.ts) object by object.
  *
  * The checksum is the sum of a 64-bit hash of each row (see fingerprint.ts).
  */
 import type { Client } from 'pg';
 import type { TableInventory } from '../../contract/plan';
 import { isOwnSchemaSql } from '../methods/cdc/marker';
+import { compareCatalogs, type CatalogOptions } from './catalog';
 import { rowHashes, tableFingerprint, tableKey, type Fingerprint } from './fingerprint';
 import { checkSequencesAhead, type SequenceCheck } from './sequences';
 
@@ -26,6 +28,42 @@ export interface VerificationReport {
   mismatches: TableVerification[];
   schemaDifferences: string[];
   sequenceProblems: SequenceCheck[];
+  /**
+   * The catalog compared object by object (catalog.ts), the first MAX_CATALOG_DIFFERENCES of them.
+   * They count toward `ok` only where the method blocks on them (dump-restore); CDC methods report
+   * them. Absent from reports made before the catalog was compared.
+   */
+  catalogDifferences?: string[];
+  /** How long reading and comparing both catalogs took. */
+  catalogMs?: number;
+}
+
+/** Enough to act on, and a report (in history, in the status query) that stays small. */
+const MAX_CATALOG_DIFFERENCES = 100;
+
+/** The first MAX_CATALOG_DIFFERENCES, and how many more there are. */
+export function reportedDifferences(differences: string[]): string[] {
+  const more = differences.length - MAX_CATALOG_DIFFERENCES;
+  return [...differences.slice(0, MAX_CATALOG_DIFFERENCES), ...(more > 0 ? [`… and ${more} more catalog differences`] : [])];
+}
+
+export interface CatalogComparison {
+  differences: string[];
+  ms: number;
+  /** Differences make the verification fail. */
+  blocking: boolean;
+}
+
+/** Both catalogs compared on one session per side, timed. */
+export async function catalogComparison(
+  source: Client,
+  target: Client,
+  options: CatalogOptions,
+  blocking: boolean,
+): Promise<CatalogComparison> {
+  const started = Date.now();
+  const differences = await compareCatalogs(source, target, options);
+  return { differences, ms: Date.now() - started, blocking };
 }
 
 /** Tables and columns, without the migration's own marker schema and pgcopydb's sentinel schema. */
@@ -71,15 +109,18 @@ export function verificationReport(
   results: TableVerification[],
   schemaDifferences: string[],
   sequenceProblems: SequenceCheck[] = [],
+  catalog?: CatalogComparison,
 ): VerificationReport {
   const mismatches = results.filter((r) => !r.match);
+  const catalogProblems = catalog?.blocking ? catalog.differences.length : 0;
   return {
-    ok: mismatches.length === 0 && schemaDifferences.length === 0 && sequenceProblems.length === 0,
+    ok: mismatches.length === 0 && schemaDifferences.length === 0 && sequenceProblems.length === 0 && catalogProblems === 0,
     tablesChecked: results.length,
     rowsChecked: results.reduce((n, r) => n + r.targetRows, 0),
     mismatches,
     schemaDifferences,
     sequenceProblems,
+    ...(catalog ? { catalogDifferences: reportedDifferences(catalog.differences), catalogMs: catalog.ms } : {}),
   };
 }
 
@@ -94,6 +135,8 @@ export async function verifyCopy(args: {
   onTable: (done: number, total: number) => void;
   /** Off for the freeze-point snapshots: sequences are not MVCC, and the reconcile step checks its own work. */
   checkSequences?: boolean;
+  /** The catalog comparison, made by the caller on these sessions. */
+  catalog?: CatalogComparison;
 }): Promise<VerificationReport> {
   const [sourceSig, targetSig] = await Promise.all([columnSignature(args.sourcePool[0]), columnSignature(args.targetPool[0])]);
   const schemaDifferences = diffSchemas(sourceSig, targetSig);
@@ -115,7 +158,7 @@ export async function verifyCopy(args: {
   };
   await Promise.all(args.sourcePool.map((s, i) => worker(s, args.targetPool[i])));
   const sequenceProblems = args.checkSequences === false ? [] : (await checkSequencesAhead(args.targetPool[0])).filter((c) => !c.ok);
-  return verificationReport(results, schemaDifferences, sequenceProblems);
+  return verificationReport(results, schemaDifferences, sequenceProblems, args.catalog);
 }
 
 /**

@@ -9,14 +9,24 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
 import type { TableInventory } from '../../contract/plan';
+import type { VerificationSnapshotTaken } from '../../signals';
 import type { ActivityContext, CdcArgs } from '../context';
 import { verificationFailure } from '../database/activities';
 import { copyLargeObjects } from '../database/large-objects';
 import { connect, withClient } from '../database/pg';
 import type { TargetBaseline } from '../database/target-reset';
-import { openSnapshotPool, schemaChanges, verifyCopy, type VerificationReport } from '../database/verify';
+import { CATALOG_DEFAULTS, type CatalogOptions } from '../database/catalog';
+import {
+  catalogComparison,
+  openSnapshotPool,
+  reportedDifferences,
+  schemaChanges,
+  verifyCopy,
+  type VerificationReport,
+} from '../database/verify';
 import { HEARTBEAT_EVERY_MS, keepAlive } from '../heartbeat';
 import { appName } from '../names';
+import { redact } from '../secrets';
 import { drainToMarker, waitForMarker } from './cdc/marker';
 import { restoreReplicaIdentity, setReplicaIdentityFull } from './cdc/replica-identity';
 import { dmsMethod } from './dms';
@@ -181,7 +191,7 @@ export function createReplicationActivities(context: ActivityContext) {
      * data at the freeze, whatever the application writes to the target after go-live.
      */
     async verifyAtFreezePoint(
-      args: CdcArgs & { tables: TableInventory[]; jobs: number; drainTimeoutMs: number },
+      args: CdcArgs & { tables: TableInventory[]; jobs: number; drainTimeoutMs: number; catalog?: CatalogOptions },
     ): Promise<VerificationReport> {
       const [sourceUrl, targetUrl] = await endpoints(args);
       const ctx = Context.current();
@@ -214,10 +224,21 @@ export function createReplicationActivities(context: ActivityContext) {
       try {
         const execution = ctx.info.workflowExecution;
         if (!execution) throw ApplicationFailure.nonRetryable('verifyAtFreezePoint must run as a workflow activity', 'NoWorkflow');
-        await deps.signalWorkflow(execution.workflowId, execution.runId, 'verificationSnapshotTaken');
+        // Reported, not blocking (the target already runs replication's result), and before the
+        // go-live gate: the workflow waits for this signal before it, not for the whole comparison.
+        // A comparison that fails is reported the same way, never the cause of a rollback.
+        const started = Date.now();
+        const catalog = await catalogComparison(sources[0], targets[0], args.catalog ?? CATALOG_DEFAULTS, false).catch((err: unknown) => ({
+          differences: [`the catalog could not be compared: ${redact(err instanceof Error ? err.message : String(err))}`],
+          ms: Date.now() - started,
+          blocking: false,
+        }));
+        const taken: VerificationSnapshotTaken = { catalogDifferences: reportedDifferences(catalog.differences) };
+        await deps.signalWorkflow(execution.workflowId, execution.runId, 'verificationSnapshotTaken', taken);
         const report = await verifyCopy({
           sourcePool: sources,
           targetPool: targets,
+          catalog,
           checkSequences: false,
           tables: args.tables,
           onTable: (done, total) => Object.assign(progress, { tablesDone: done, tablesTotal: total }),

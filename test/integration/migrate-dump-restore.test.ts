@@ -44,6 +44,7 @@ describe('dump-restore migration', () => {
   it('completes with verification passed and records the approval', () => {
     expect(result.outcome).toBe('completed');
     expect(result.verification).toBe('passed');
+    expect(result.catalogDifferences).toEqual([]); // the schema verification finds nothing
     expect(result.rowsCopied).toBeGreaterThan(100_000);
     expect(result.decisions).toEqual([
       expect.objectContaining({ gate: 'go-live', approved: true, approver: 'alice', reason: 'rehearsed twice' }),

@@ -50,6 +50,7 @@ describe('logical replication migration', () => {
     expect(result.reason).toBeUndefined();
     expect(result.method).toBe('logical');
     expect(result.verification).toBe('passed');
+    expect(result.catalogDifferences).toEqual([]); // the schema verification finds nothing
     expect(status.verification?.state).toBe('passed');
     expect(result.decisions.map((d) => d.gate)).toEqual(['cutover', 'go-live']);
     expect(status.steps.map((s) => s.name)).toEqual([

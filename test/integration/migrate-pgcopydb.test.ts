@@ -39,6 +39,7 @@ describe('pgcopydb migration', () => {
     expect(result.outcome).toBe('completed');
     expect(result.method).toBe('pgcopydb');
     expect(result.verification).toBe('passed');
+    expect(result.catalogDifferences).toEqual([]); // the schema verification finds nothing
     const steps = status.steps.map((s) => s.name);
     expect(steps).toEqual(
       expect.arrayContaining(['snapshot-copy', 'start-replication', 'initial-copy', 'catch-up', 'freeze-source', 'drain', 'go-live']),

@@ -17,7 +17,8 @@ function fakeSession(side: string, data: Record<string, number>, log: string[], 
     query: async (sql: string) => {
       await new Promise((r) => setTimeout(r, 5));
       const m = /FROM "public"\."(\w+)"/.exec(sql);
-      if (!m) return { rows: [] }; // the column signature: no columns on either side
+      // The catalog (its session's search path, then no objects on either side) and the row hash choice.
+      if (!m) return { rows: /search_path/.test(sql) ? [{ path: 'public' }] : [] };
       if (m[1] === fail) throw new Error(`relation "${m[1]}" does not exist`);
       log.push(`${side}:${m[1]}`);
       return { rows: [{ n: String(data[m[1]]), sum: String(data[m[1]] * 7) }] };

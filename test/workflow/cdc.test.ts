@@ -7,7 +7,8 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it, vi } from 'vitest';
 import type { MigrationInputDraft } from '../../contract/input';
-import { approveUpdate, rejectUpdate, statusQuery } from '../../signals';
+import { Context } from '@temporalio/activity';
+import { approveUpdate, rejectUpdate, statusQuery, verificationSnapshotTakenSignal, type VerificationSnapshotTaken } from '../../signals';
 import { TABLES_WITH_KEYS, type ActivityName, type Fakes } from './fakes';
 import { migrationInput, settle, waitForStatus, withWorker, useTestServer } from './harness';
 
@@ -321,6 +322,31 @@ describe.concurrent('CDC methods on fake activities', () => {
       expect(result.freezeWindow).toEqual({});
       expect(result.compensations.map((c) => c.step)).toEqual(['stop-replication', 'reset-target']);
       expect((await handle.query(statusQuery)).pendingGate).toBeUndefined();
+    });
+  });
+
+  it('logical: catalog differences at the freeze point are in the status before the go-live gate and in the result, without blocking', async () => {
+    const differences = ['materialized view "Sales".order_totals: not populated on target'];
+    const overrides = {
+      verifyAtFreezePoint: async (args: { tables: unknown[] }) => {
+        const execution = Context.current().info.workflowExecution!;
+        const taken: VerificationSnapshotTaken = { catalogDifferences: differences };
+        await server().client.workflow.getHandle(execution.workflowId, execution.runId).signal(verificationSnapshotTakenSignal, taken);
+        const report = { ok: true, tablesChecked: args.tables.length, rowsChecked: 10, mismatches: [], schemaDifferences: [] };
+        return { ...report, sequenceProblems: [], catalogDifferences: differences, catalogMs: 30 };
+      },
+    };
+    await withWorker(server(), { overrides }, async ({ start }) => {
+      const handle = await start(cdcInput('logical', { replication: { tablesWithoutPrimaryKey: 'replica-identity-full' } }));
+      await waitForStatus(handle, (s) => s.pendingGate?.gate === 'cutover', 'the cutover gate');
+      await handle.executeUpdate(approveUpdate, { args: [{ approver: 'carol' }] });
+      const atGoLive = await waitForStatus(handle, (s) => s.pendingGate?.gate === 'go-live', 'the go-live gate');
+      expect(atGoLive.catalogDifferences).toEqual(differences);
+      await handle.executeUpdate(approveUpdate, { args: [{ approver: 'carol' }] });
+      const { result, failure } = await settle(handle);
+      expect(failure).toBeUndefined();
+      expect(result).toMatchObject({ outcome: 'completed', verification: 'passed', catalogDifferences: differences });
+      expect((await handle.query(statusQuery)).verification?.detail).toContain(`the catalog differs: ${differences[0]}`);
     });
   });
 

@@ -6,6 +6,7 @@
  * go-live itself rolls forward instead.
  */
 import { describe, expect, it } from 'vitest';
+import { verificationFailure } from '../../activities/database/activities';
 import { approveUpdate, rejectUpdate, statusQuery } from '../../signals';
 import type { ActivityName } from './fakes';
 import { latch, migrationInput, settle, waitForPhase, waitForStatus, withWorker, useTestServer, DUMP_RESTORE_FORWARD } from './harness';
@@ -121,6 +122,28 @@ describe.concurrent('dump-restore on fake activities', () => {
       expect(result.freezeWindow.gateWaitMs).toBeGreaterThanOrEqual(1000);
       const status = await handle.query(statusQuery);
       expect(status).toMatchObject({ phase: 'rolled-back', outcome: 'rolled-back' });
+    });
+  });
+
+  it('a catalog difference found by the verification inside the copy blocks go-live: undone, named in the status and result', async () => {
+    const differences = [
+      'index "Sales".orders_unpaid: missing on target',
+      'materialized view "Sales".order_totals: not populated on target',
+    ];
+    const overrides = {
+      copyAndVerify: async () => {
+        const report = { ok: false, tablesChecked: 3, rowsChecked: 30, mismatches: [], schemaDifferences: [], sequenceProblems: [] };
+        throw verificationFailure({ ...report, catalogDifferences: differences, catalogMs: 40 });
+      },
+    };
+    await withWorker(server(), { overrides }, async ({ fakes, start }) => {
+      const handle = await start(migrationInput());
+      const { result } = await settle(handle);
+      expect(result).toMatchObject({ outcome: 'failed', verification: 'failed', catalogDifferences: differences });
+      expect(result.reason).toContain('index "Sales".orders_unpaid: missing on target');
+      expect(fakes.names()).not.toContain('swapConfig');
+      expect(result.compensations.map((c) => c.step)).toEqual(['unfreeze-source', 'reset-target']);
+      expect(await handle.query(statusQuery)).toMatchObject({ verification: { state: 'failed' }, catalogDifferences: differences });
     });
   });
 

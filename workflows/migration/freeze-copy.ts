@@ -5,6 +5,7 @@
  * last tables' checks, not a second full pass.
  */
 import { ActivityFailure, ApplicationFailure, patched } from '@temporalio/workflow';
+import type { VerificationReport } from '../../activities/database/verify';
 import { activities } from '../activity-options';
 import { failureMessage } from '../progress';
 import type { MigrationRun } from './run';
@@ -39,9 +40,11 @@ async function copyVerifying(run: MigrationRun): Promise<void> {
       const verdict = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'VerificationFailed';
       run.verification = verdict ? 'failed' : 'not-run';
       status.verification = { state: run.verification, detail: failureMessage(err) };
+      if (verdict) run.reportCatalog(err.cause.details?.[0] as VerificationReport | undefined);
       throw err;
     });
   const { report } = copied;
+  run.reportCatalog(report);
   run.verification = 'passed';
   run.rowsCopied = report.rowsChecked;
   status.verification = {
@@ -74,9 +77,13 @@ async function copyThenVerify(run: MigrationRun): Promise<void> {
       .catch((err: unknown) => {
         run.verification = 'failed';
         run.status.verification = { state: 'failed', detail: failureMessage(err) };
+        if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
+          run.reportCatalog(err.cause.details?.[0] as VerificationReport | undefined);
+        }
         throw err;
       }),
   );
+  run.reportCatalog(report);
   run.verification = 'passed';
   run.status.verification = {
     state: 'passed',

@@ -6,6 +6,7 @@
  */
 import { ActivityFailure, ApplicationFailure, condition, patched, setHandler, TimeoutFailure } from '@temporalio/workflow';
 import type { ReplicationState } from '../../activities';
+import type { VerificationReport } from '../../activities/database/verify';
 import { durationMs } from '../../contract/input';
 import { describeCopyProgress, withoutReplicaIdentity } from '../../contract/plan';
 import { verificationSnapshotTakenSignal, type GateDecision } from '../../signals';
@@ -142,6 +143,12 @@ export function awaitCutover(run: MigrationRun, replication: Replication): Promi
   return run.gates.wait('cutover', watched ? { unless: follower.failure } : {});
 }
 
+/** CDC methods report catalog differences without failing on them: the detail points at them. */
+function catalogNote(report: VerificationReport): string {
+  const [first, ...more] = report.catalogDifferences ?? [];
+  return first ? `; the catalog differs: ${first}${more.length ? ` (and more: see catalogDifferences)` : ''}` : '';
+}
+
 /** A verification that did not fail on the data but lost its worker (heartbeat or start-to-close timeout). */
 function lostItsWorker(err: unknown): boolean {
   return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
@@ -166,9 +173,10 @@ function verifyBeside(run: MigrationRun, drainTimeoutMs: number, snapshotTaken: 
     )
     .then(
       (report) => {
+        run.reportCatalog(report);
         status.verification = {
           state: 'passed',
-          detail: `${report.tablesChecked} tables, ${report.rowsChecked} rows: counts and checksums equal`,
+          detail: `${report.tablesChecked} tables, ${report.rowsChecked} rows: counts and checksums equal${catalogNote(report)}`,
         };
         run.verification = 'passed';
         run.rowsCopied = report.rowsChecked;
@@ -207,8 +215,9 @@ export async function drainAndStop(run: MigrationRun, replication: Replication):
   const frozen = await freezeSource(run, window);
   const drainTimeoutMs = durationMs(input.replication.drainTimeout);
   let snapshotTaken = false;
-  setHandler(verificationSnapshotTakenSignal, () => {
+  setHandler(verificationSnapshotTakenSignal, (taken) => {
     snapshotTaken = true;
+    if (taken) status.catalogDifferences = taken.catalogDifferences;
   });
   status.verification = { state: 'running' };
   // Waits for the drain marker on its own, then snapshots both sides and signals: it runs beside the window.

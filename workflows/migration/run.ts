@@ -4,6 +4,7 @@
  */
 import { ApplicationFailure, CancellationScope, patched, workflowInfo } from '@temporalio/workflow';
 import type { CdcArgs, ReverseArgs } from '../../activities';
+import type { VerificationReport } from '../../activities/database/verify';
 import { durationMs, type GateName, type MigrationInput } from '../../contract/input';
 import { methodTraits, type MethodTraits } from '../../contract/methods';
 import { fitName } from '../../contract/names';
@@ -129,12 +130,18 @@ export class MigrationRun {
       rowsCopied: this.rowsCopied,
       tables: this.chosenPlan?.source.tables.filter((t) => !t.partitioned).length ?? 0,
       verification: this.verification,
+      ...(this.status.catalogDifferences ? { catalogDifferences: this.status.catalogDifferences } : {}),
       freezeWindow: this.status.freezeWindow,
       steps: this.status.steps,
       compensations: this.status.compensations,
       decisions: this.status.decisions,
       sides: this.status.sides,
     };
+  }
+
+  /** What the catalog comparison found, into the status and so the result (reports made before it had none). */
+  reportCatalog(report: Pick<VerificationReport, 'catalogDifferences'> | undefined): void {
+    if (report?.catalogDifferences) this.status.catalogDifferences = report.catalogDifferences;
   }
 
   /**

@@ -13,6 +13,7 @@ import { Context } from '@temporalio/activity';
 import type { CopyEngine } from '../../../contract/input';
 import type { TableInventory } from '../../../contract/plan';
 import { openPool, verificationFailure } from '../../database/activities';
+import type { CatalogOptions } from '../../database/catalog';
 import { connect } from '../../database/pg';
 import type { TargetBaseline } from '../../database/target-reset';
 import type { VerificationReport } from '../../database/verify';
@@ -51,6 +52,8 @@ export async function copyAndVerify(args: {
   splitTablesLargerThan?: string;
   tables: TableInventory[];
   baseline: TargetBaseline;
+  /** What the catalog comparison covers (catalog.ts): ownership and grants off by default. */
+  catalog?: CatalogOptions;
 }): Promise<FreezeCopyResult> {
   const ctx = Context.current();
   const bytesTotal = tablesBytes(args.tables);
@@ -98,7 +101,13 @@ export async function copyAndVerify(args: {
     const sources = await openPool(() => connect(args.sourceUrl, opts('source')), size);
     const targets = await openPool(() => connect(args.targetUrl, opts('target')), size, sources);
     try {
-      const verifier = new VerificationDuringCopy(sources, targets, args.tables, (done) => (progress.tablesVerified = done)).start();
+      const verifier = new VerificationDuringCopy(
+        sources,
+        targets,
+        args.tables,
+        (done) => (progress.tablesVerified = done),
+        args.catalog,
+      ).start();
       progress.tablesTotal = verifier.total;
       progress.stage = 'copying';
       copyStarted = Date.now();
