@@ -22,41 +22,48 @@ export interface WindowCopyResult {
 }
 
 /**
- * Empties the UNLOGGED tables on the target and copies them from the source (one snapshot), then the
- * large objects. Idempotent: a retry empties and copies again, and a large object is replaced. The rows
- * arrive as the source has them: with session_replication_role = replica where the role may set it, else
- * with the user's triggers on those tables disabled for the copy's transaction.
+ * Empties `tables` on the target and copies them from the source (one snapshot). Idempotent: a retry
+ * empties and copies again. The rows arrive as the source has them: with session_replication_role =
+ * replica where the role may set it, else with the user's triggers on those tables disabled for the
+ * copy's transaction.
  */
+export async function copyUnloggedTables(
+  source: Client,
+  target: Client,
+  tables: TableInventory[],
+): Promise<{ tables: number; rows: number; bytes: number; mode: ApplyMode }> {
+  const counters = { bytes: 0, rows: 0 };
+  await target.query('SET default_transaction_read_only = off');
+  const mode = await enterReplicaMode(target);
+  if (!tables.length) return { tables: 0, ...counters, mode };
+  await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  try {
+    const leaves = await leavesOf(source, tables);
+    await emptyTargets(target, leaves);
+    await target.query('BEGIN');
+    try {
+      const disabled = mode === 'origin' ? await disableUserTriggers(target, tables) : [];
+      for (const leaf of leaves) await copyLeaf(source, target, leaf, counters);
+      await enableUserTriggers(target, disabled);
+      await target.query('COMMIT');
+    } catch (err) {
+      await target.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+    return { tables: leaves.length, ...counters, mode };
+  } finally {
+    await source.query('COMMIT').catch(() => undefined);
+  }
+}
+
+/** The UNLOGGED tables, then (when asked) the large objects, which replace those of the same oid. Idempotent. */
 export async function copyInWindow(
   source: Client,
   target: Client,
   args: { unlogged: TableInventory[]; largeObjects: boolean },
 ): Promise<WindowCopyResult> {
   const started = Date.now();
-  const counters = { bytes: 0, rows: 0 };
-  await target.query('SET default_transaction_read_only = off');
-  const mode = await enterReplicaMode(target);
-  let tables = 0;
-  if (args.unlogged.length) {
-    await source.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    try {
-      const leaves = await leavesOf(source, args.unlogged);
-      await emptyTargets(target, leaves);
-      await target.query('BEGIN');
-      try {
-        const disabled = mode === 'origin' ? await disableUserTriggers(target, args.unlogged) : [];
-        for (const leaf of leaves) await copyLeaf(source, target, leaf, counters);
-        await enableUserTriggers(target, disabled);
-        await target.query('COMMIT');
-      } catch (err) {
-        await target.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      }
-      tables = leaves.length;
-    } finally {
-      await source.query('COMMIT').catch(() => undefined);
-    }
-  }
+  const tables = await copyUnloggedTables(source, target, args.unlogged);
   const objects = args.largeObjects ? await copyLargeObjects(source, target) : { objects: 0, bytes: 0 };
-  return { tables, ...counters, objects: objects.objects, objectBytes: objects.bytes, mode, elapsedMs: Date.now() - started };
+  return { ...tables, objects: objects.objects, objectBytes: objects.bytes, elapsedMs: Date.now() - started };
 }
