@@ -60,6 +60,7 @@ describe('logical replication migration', () => {
       'initial-copy',
       'indexes',
       'catch-up',
+      'refresh-materialized-views',
       'freeze-source',
       'drain',
       'reconcile-sequences',
