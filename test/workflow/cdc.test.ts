@@ -146,18 +146,21 @@ describe.concurrent('CDC methods on fake activities', () => {
     });
   });
 
-  for (const method of ['logical', 'triggers'] as const) {
+  const withUnlogged = [...TABLES_WITH_KEYS, table('public', 'session_cache', 100, { unlogged: true })];
+  /** A source with an UNLOGGED table and two large objects. */
+  const unloggedSource = {
+    preflight: async ({ input }: { input: MigrationInput }) =>
+      buildPlan(
+        input,
+        inventory({ tables: withUnlogged, largeObjects: 2, largeObjectBytes: 16_384 }),
+        inventory({ currentUser: 'rds_master', tables: [] }),
+      ),
+  };
+
+  for (const method of ['logical', 'pgcopydb', 'dms', 'triggers'] as const) {
     it(`${method}: UNLOGGED tables its change stream misses and large objects are copied in the window, before the drain`, async () => {
-      const tables = [...TABLES_WITH_KEYS, table('public', 'session_cache', 100, { unlogged: true })];
-      const overrides = {
-        preflight: async ({ input }: { input: MigrationInput }) =>
-          buildPlan(
-            input,
-            inventory({ tables, largeObjects: 2, largeObjectBytes: 16_384 }),
-            inventory({ currentUser: 'rds_master', tables: [] }),
-          ),
-      };
-      await withWorker(server(), { tables, overrides }, async ({ fakes, start }) => {
+      const tables = withUnlogged;
+      await withWorker(server(), { tables, overrides: unloggedSource }, async ({ fakes, start }) => {
         const handle = await start(cdcInput(method));
         await approveBothGates(fakes, handle);
         const { result, failure } = await settle(handle);
@@ -180,6 +183,28 @@ describe.concurrent('CDC methods on fake activities', () => {
       });
     });
   }
+
+  it('a failure right after the window copy: the target reset (registered before the copy) undoes it, the source is unfrozen', async () => {
+    await withWorker(
+      server(),
+      { tables: withUnlogged, overrides: unloggedSource, failAfter: { activity: 'copyInWindow' } },
+      async ({ fakes, start }) => {
+        const handle = await start(cdcInput('logical'));
+        await handle.executeUpdate(approveUpdate, { args: [{ approver: 'carol', gate: 'cutover' }] });
+        const { result, failure } = await settle(handle);
+        expect(failure?.message).toMatch(/injected|copyInWindow/);
+        expect(result.outcome).toBe('failed');
+        expect(fakes.names()).not.toContain('drainReplication');
+        expect(result.compensations.map((c) => [c.step, c.state])).toEqual(
+          expect.arrayContaining([
+            ['unfreeze-source', 'completed'],
+            ['stop-replication', 'completed'],
+            ['reset-target', 'completed'],
+          ]),
+        );
+      },
+    );
+  });
 
   for (const [method, initialCopy] of [
     ['pgcopydb', undefined],
