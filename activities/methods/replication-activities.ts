@@ -178,7 +178,7 @@ export function createReplicationActivities(context: ActivityContext) {
       return both(args, (s, t) => copyInWindow(s, t, args));
     },
 
-    /** In the write-freeze window, for methods that cannot follow them (triggers): the large objects, which cannot change now. */
+    /** In the write-freeze window, after the sequences: the triggers method's large objects, in histories recorded before copy-in-window-before-drain. */
     async copyLargeObjects(args: CdcArgs): Promise<{ objects: number; bytes: number }> {
       return both(args, (s, t) => copyLargeObjects(s, t));
     },
