@@ -214,6 +214,11 @@ export async function drainAndStop(run: MigrationRun, replication: Replication):
   // Approved ahead of time, the gate did not wait: a follower that died by now is not frozen for.
   const dead = replication.follower?.failure();
   if (dead && patched('cutover-ends-when-the-follower-fails')) throw dead;
+  // What the change stream does not carry is copied once writes are frozen. Asked here, before the window's
+  // first local activity: patch markers recorded after local activities made query replays nondeterministic
+  // now and then under load (see windowActivities).
+  const inWindow = windowCopy(run.method, run.plan.source);
+  const copyFirst = (inWindow.unlogged.length > 0 || inWindow.largeObjects > 0) && patched('copy-in-window-before-drain');
   const frozen = await freezeSource(run, window);
   const drainTimeoutMs = durationMs(input.replication.drainTimeout);
   let snapshotTaken = false;
@@ -224,11 +229,8 @@ export async function drainAndStop(run: MigrationRun, replication: Replication):
   // Waits for the drain marker on its own, then snapshots both sides and signals: it runs beside the window.
   // Its own scope: a rollback cancels it first, so its snapshots do not hold locks the undos need.
   const fullVerification = verifyBeside(run, drainTimeoutMs, () => snapshotTaken);
-  // What the change stream does not carry, copied now that it cannot change: before the drain, so the
-  // verification's snapshots (taken once the drain's marker arrives) include it. Reset with the rest of
-  // the target by reset-target (registered before the copy began).
-  const inWindow = windowCopy(run.method, run.plan.source);
-  const copyFirst = (inWindow.unlogged.length > 0 || inWindow.largeObjects > 0) && patched('copy-in-window-before-drain');
+  // Now that it cannot change, before the drain, so the verification's snapshots (taken once the drain's
+  // marker arrives) include it. Reset with the rest of the target by reset-target (registered before the copy began).
   if (copyFirst) {
     await progress.step(
       'copy-in-window',
