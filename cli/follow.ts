@@ -98,7 +98,7 @@ export async function followMigration(handle: WorkflowHandle, opts: FollowOption
         if (step.state !== 'running' && !printedSteps.has(key)) {
           printedSteps.add(key);
           opts.print(
-            `  ${step.state === 'completed' ? 'ok    ' : 'FAILED'} ${step.name.padEnd(20)} ${formatMs(step.durationMs ?? 0)}${step.error ? `  ${step.error}` : ''}`,
+            `  ${step.state === 'completed' ? 'ok    ' : 'FAILED'} ${step.name.padEnd(20)} ${formatMs(step.durationMs ?? 0)}${step.error ? `  ${step.error}` : step.detail ? `  ${step.detail}` : ''}`,
           );
         }
       }

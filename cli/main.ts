@@ -132,7 +132,7 @@ program
     }
     for (const s of status.steps)
       console.log(
-        `  ${s.state.padEnd(9)} ${s.name.padEnd(20)} ${s.durationMs !== undefined ? formatMs(s.durationMs) : '...'}${s.error ? `  ${s.error}` : ''}`,
+        `  ${s.state.padEnd(9)} ${s.name.padEnd(20)} ${s.durationMs !== undefined ? formatMs(s.durationMs) : '...'}${s.error ? `  ${s.error}` : s.detail ? `  ${s.detail}` : ''}`,
       );
     if (status.pendingGate) console.log(`awaiting ${status.pendingGate.gate} until ${status.pendingGate.deadline}`);
     for (const d of status.decisions)

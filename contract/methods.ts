@@ -36,6 +36,11 @@ export interface MethodTraits {
   reverse: 'subscription' | 'capture';
   /** Large objects, which it cannot follow, are copied inside the write-freeze window (their size is in the estimate). */
   largeObjectsInWindow?: boolean;
+  /**
+   * Its change capture sees UNLOGGED tables (triggers fire on them as on any table). Logical decoding, and so
+   * a publication or a DMS task, never does: those methods copy UNLOGGED tables inside the write-freeze window.
+   */
+  followsUnlogged?: boolean;
   /** Tables without a key get REPLICA IDENTITY FULL on the source for the migration (logical decoding needs it; triggers match rows themselves). */
   replicaIdentity: boolean;
   /** The method's traits in histories recorded before `patch` changed them: a running migration keeps its commands. */
@@ -44,7 +49,14 @@ export interface MethodTraits {
 
 export const METHOD_TRAITS: Record<MigrationMethod, MethodTraits> = {
   'dump-restore': { shape: 'freeze-copy', schemaSteps: false, slowDrain: false, replicaIdentity: false, reverse: 'subscription' },
-  logical: { shape: 'replication', schemaSteps: true, slowDrain: false, replicaIdentity: true, reverse: 'subscription' },
+  logical: {
+    shape: 'replication',
+    schemaSteps: true,
+    slowDrain: false,
+    replicaIdentity: true,
+    reverse: 'subscription',
+    largeObjectsInWindow: true,
+  },
   /** From pgcopydb's copy of a slot's snapshot on, exactly a logical migration (sub-second window). */
   pgcopydb: {
     shape: 'replication',
@@ -53,6 +65,7 @@ export const METHOD_TRAITS: Record<MigrationMethod, MethodTraits> = {
     slowDrain: false,
     replicaIdentity: true,
     reverse: 'subscription',
+    largeObjectsInWindow: true,
     before: {
       // Until then: pgcopydb 0.10's clone --follow beside the workflow, ended by its sentinel's endpos.
       patch: 'pgcopydb-snapshot-copy-then-subscription',
@@ -66,7 +79,14 @@ export const METHOD_TRAITS: Record<MigrationMethod, MethodTraits> = {
       },
     },
   },
-  dms: { shape: 'replication', schemaSteps: true, slowDrain: false, replicaIdentity: true, reverse: 'subscription' },
+  dms: {
+    shape: 'replication',
+    schemaSteps: true,
+    slowDrain: false,
+    replicaIdentity: true,
+    reverse: 'subscription',
+    largeObjectsInWindow: true,
+  },
   triggers: {
     shape: 'replication',
     schemaSteps: true,
@@ -75,6 +95,7 @@ export const METHOD_TRAITS: Record<MigrationMethod, MethodTraits> = {
     replicaIdentity: false,
     reverse: 'capture',
     largeObjectsInWindow: true,
+    followsUnlogged: true,
   },
 };
 

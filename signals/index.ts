@@ -74,6 +74,8 @@ export interface StepRecord {
   endedAt?: string;
   durationMs?: number;
   error?: string;
+  /** What the step did, where worth telling (e.g. which materialized views it refreshed). */
+  detail?: string;
 }
 
 export interface CompensationRecord {

@@ -47,8 +47,8 @@ export class Progress {
     upsertSearchAttributes([{ key: MigrationOutcomeKey, value: outcome }]);
   }
 
-  /** Runs one forward step, recording its timing (workflow clock) and outcome. */
-  async step<T>(name: string, phase: MigrationPhase, run: () => Promise<T>): Promise<T> {
+  /** Runs one forward step, recording its timing (workflow clock), outcome and, with `describe`, what it did. */
+  async step<T>(name: string, phase: MigrationPhase, run: () => Promise<T>, describe?: (result: T) => string): Promise<T> {
     this.phase(phase);
     const started = Date.now();
     const record: StepRecord = { name, state: 'running', startedAt: new Date(started).toISOString() };
@@ -56,6 +56,7 @@ export class Progress {
     try {
       const result = await run();
       record.state = 'completed';
+      if (describe) record.detail = describe(result);
       return result;
     } catch (err) {
       record.state = 'failed';

@@ -5,7 +5,7 @@
  */
 import type { Client } from 'pg';
 
-/** Objects per round trip when listing; each object's data is read and written on its own. */
+/** Objects per round trip when listing, and per transaction on the target (one commit, one WAL flush, per page). */
 const PAGE = 100;
 
 export async function copyLargeObjects(source: Client, target: Client): Promise<{ objects: number; bytes: number }> {
@@ -18,21 +18,21 @@ export async function copyLargeObjects(source: Client, target: Client): Promise<
       'SELECT oid::int8 AS oid FROM pg_largeobject_metadata WHERE oid::int8 > $1 ORDER BY oid LIMIT $2',
       [last, PAGE],
     );
-    for (const { oid } of page.rows) {
-      const data = (await source.query<{ data: Buffer }>('SELECT lo_get($1::oid) AS data', [oid])).rows[0].data;
-      await target.query('BEGIN');
-      try {
+    await target.query('BEGIN');
+    try {
+      for (const { oid } of page.rows) {
+        const data = (await source.query<{ data: Buffer }>('SELECT lo_get($1::oid) AS data', [oid])).rows[0].data;
         await target.query('SELECT lo_unlink(oid) FROM pg_largeobject_metadata WHERE oid = $1::oid', [oid]);
         await target.query('SELECT lo_from_bytea($1::oid, $2::bytea)', [oid, data]);
-        await target.query('COMMIT');
-      } catch (err) {
-        await target.query('ROLLBACK').catch(() => undefined);
-        throw err;
+        objects += 1;
+        bytes += data.length;
       }
-      objects += 1;
-      bytes += data.length;
-      last = Number(oid);
+      await target.query('COMMIT');
+    } catch (err) {
+      await target.query('ROLLBACK').catch(() => undefined);
+      throw err;
     }
+    if (page.rows.length) last = Number(page.rows[page.rows.length - 1].oid);
     if (page.rows.length < PAGE) return { objects, bytes };
   }
 }

@@ -13,6 +13,7 @@ import type { VerificationSnapshotTaken } from '../../signals';
 import type { ActivityContext, CdcArgs } from '../context';
 import { verificationFailure } from '../database/activities';
 import { copyLargeObjects } from '../database/large-objects';
+import { refreshMaterializedViews } from '../database/materialized-views';
 import { connect, withClient } from '../database/pg';
 import type { TargetBaseline } from '../database/target-reset';
 import { CATALOG_DEFAULTS, type CatalogOptions } from '../database/catalog';
@@ -29,6 +30,7 @@ import { appName } from '../names';
 import { redact } from '../secrets';
 import { drainToMarker, waitForMarker } from './cdc/marker';
 import { restoreReplicaIdentity, setReplicaIdentityFull } from './cdc/replica-identity';
+import { copyInWindow, type WindowCopyResult } from './cdc/window-copy';
 import { dmsMethod } from './dms';
 import { logicalMethod } from './logical';
 import { dropReplicationLeftovers } from './logical/replication';
@@ -87,8 +89,28 @@ export function createReplicationActivities(context: ActivityContext) {
       return both(args, (s) => setReplicaIdentityFull(s, args.tables));
     },
 
-    async restoreReplicaIdentity(args: CdcArgs & { tables: TableInventory[] }): Promise<void> {
-      return both(args, (s) => restoreReplicaIdentity(s, args.tables));
+    /**
+     * The source's replica identity as it was; with `onTarget`, the target's too (the schema copy carried the
+     * FULL set for the migration there). Run once replication stopped: while it applies, a keyless table's
+     * rows are found by the publisher's FULL identity, whatever the target's own setting.
+     */
+    async restoreReplicaIdentity(args: CdcArgs & { tables: TableInventory[]; onTarget?: boolean }): Promise<void> {
+      return both(args, async (s, t) => {
+        await restoreReplicaIdentity(s, args.tables);
+        if (args.onTarget) await restoreReplicaIdentity(t, args.tables);
+      });
+    },
+
+    /**
+     * Once the target caught up: the materialized views populated on the source are refreshed on the target
+     * (the schema-only dump has none of their data), each after those it reads. Idempotent.
+     */
+    async refreshMaterializedViews(args: CdcArgs): Promise<string[]> {
+      return keepAlive(
+        () => both(args, (s, t) => refreshMaterializedViews(s, t)),
+        () => ({ stage: 'refreshing materialized views' }),
+        5_000,
+      );
     },
 
     async copySchema(args: CdcArgs & { baseline: TargetBaseline }): Promise<{ objects: number }> {
@@ -158,7 +180,15 @@ export function createReplicationActivities(context: ActivityContext) {
       });
     },
 
-    /** In the write-freeze window, for methods that cannot follow them (triggers): the large objects, which cannot change now. */
+    /**
+     * In the write-freeze window (source frozen, before the drain, so the freeze-point verification's
+     * snapshots include them): the UNLOGGED tables and large objects the method's change stream does not carry.
+     */
+    async copyInWindow(args: CdcArgs & { unlogged: TableInventory[]; largeObjects: boolean }): Promise<WindowCopyResult> {
+      return both(args, (s, t) => copyInWindow(s, t, args));
+    },
+
+    /** In the write-freeze window, after the sequences: the triggers method's large objects, in histories recorded before copy-in-window-before-drain. */
     async copyLargeObjects(args: CdcArgs): Promise<{ objects: number; bytes: number }> {
       return both(args, (s, t) => copyLargeObjects(s, t));
     },

@@ -21,6 +21,7 @@ import { AppWriter, type WriterStats } from '../../stack/app-writer';
 import { expect } from 'vitest';
 import { createSourceDatabase, createTargetDatabase, databaseUrl, dropDatabase, loadStackEnv, type StackEnv } from '../../stack';
 import { seedDemoData } from '../../stack/demo-data';
+import { seedWholeDatabase } from '../fixtures/whole-database';
 import { createMigrationWorker, defaultActivityDeps } from '../../workers/worker';
 import { workflowBundlePath } from '../global-setup';
 import { motoConfig, motoDmsClients, motoRdsClient } from './moto';
@@ -75,10 +76,18 @@ export async function query<T = Record<string, unknown>>(url: string, sql: strin
   }
 }
 
-/** `heroku`: the source database is owned by `heroku_app`, a plain owner without REPLICATION, as Heroku's credential really is. */
+/**
+ * `heroku`: the source database is owned by `heroku_app`, a plain owner without REPLICATION, as Heroku's credential really is.
+ * `wholeDatabase`: the source holds test/fixtures/whole-database.ts beside the demo data (whose tables the application writes).
+ */
 export async function openSandbox(
   name: string,
-  opts: { scale?: number; heroku?: boolean; /** another Temporal server than the stack's */ temporalAddress?: string } = {},
+  opts: {
+    scale?: number;
+    heroku?: boolean;
+    wholeDatabase?: boolean;
+    /** another Temporal server than the stack's */ temporalAddress?: string;
+  } = {},
 ): Promise<Sandbox> {
   const env = { ...loadStackEnv(), ...(opts.temporalAddress ? { TEMPORAL_ADDRESS: opts.temporalAddress } : {}) };
   const id = `${name}_${randomBytes(3).toString('hex')}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
@@ -86,6 +95,7 @@ export async function openSandbox(
   const sourceUrl = await createSourceDatabase(env, `src_${id}`, { heroku: !!opts.heroku });
   const targetUrl = await createTargetDatabase(env, `tgt_${id}`);
   await seedDemoData(sourceUrl, { scale: opts.scale ?? 1 });
+  if (opts.wholeDatabase) await seedWholeDatabase(sourceUrl, databaseUrl(env.SOURCE_ADMIN_URL, `src_${id}`));
   const sourceRef = `TEST_SOURCE_URL_${id.toUpperCase()}`;
   const targetRef = `TEST_TARGET_URL_${id.toUpperCase()}`;
   const replicationRef = `${targetRef}_REPLICATION`;

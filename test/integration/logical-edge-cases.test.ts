@@ -1,8 +1,9 @@
 /**
  * Logical method on a schema with the tricky cases: no primary key, identity and generated columns,
  * a partitioned table, an enum, mixed-case quoted names, a non-public schema. UNLOGGED tables and
- * large objects are refused by preflight with a clear message (they would arrive silently empty),
- * and DDL on the source during replication blocks the cutover instead of corrupting the target.
+ * large objects, copied inside the write-freeze window, are refused by preflight with their measured
+ * size when that window would exceed downtimeBudget, and DDL on the source during replication blocks
+ * the cutover instead of corrupting the target.
  */
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -47,17 +48,19 @@ async function failure(promise: Promise<unknown>): Promise<string> {
 }
 
 describe('logical method: tricky schemas', () => {
-  it('refuses UNLOGGED tables and large objects before changing anything', async () => {
+  it('refuses UNLOGGED tables and large objects whose copy inside the window exceeds downtimeBudget, with their size, before changing anything', async () => {
     await query(
       sandbox.sourceUrl,
-      `CREATE UNLOGGED TABLE public.sessions_cache (k text PRIMARY KEY, v text); INSERT INTO public.sessions_cache VALUES ('a', 'b')`,
+      `CREATE UNLOGGED TABLE public.sessions_cache (k text PRIMARY KEY, v text);
+       INSERT INTO public.sessions_cache SELECT 'k' || g, repeat('v', 100) FROM generate_series(1, 50000) g`,
     );
     const [lo] = await query<{ oid: number }>(sandbox.sourceUrl, `SELECT lo_from_bytea(0, 'hello') AS oid`);
     try {
-      const handle = await sandbox.start(sandbox.logicalInput());
+      const handle = await sandbox.start(sandbox.logicalInput({ downtimeBudget: '1s' }));
       const message = await failure(handle.result());
-      expect(message).toMatch(/UNLOGGED table\(s\) public\.sessions_cache are invisible to logical decoding and would arrive empty/);
-      expect(message).toMatch(/1 large object\(s\) are not carried by logical replication/);
+      expect(message).toMatch(
+        /estimated write-freeze window \d+\.\d s exceeds downtimeBudget 1s: UNLOGGED table\(s\) public\.sessions_cache \(\d+\.\d MB\) and 1 large object\(s\) \([\d.]+ kB\), which no change stream carries, are copied inside it/,
+      );
       expect(message).toMatch(/nothing was changed/);
       expect(await sourceWritable(sandbox)).toBe(true);
       expect(await targetTableCount(sandbox)).toBe(0);

@@ -61,6 +61,7 @@ describe('logical replication migration', () => {
       'initial-copy',
       'indexes',
       'catch-up',
+      'refresh-materialized-views',
       'freeze-source',
       'drain',
       'reconcile-sequences',

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { checkMigrationInput, type MigrationInput } from '../../contract/input';
-import { buildPlan, CDC_CUTOVER_ESTIMATE_MS, estimateDumpRestoreMs } from '../../contract/plan';
-import { inventory } from '../helpers/inventory';
+import { METHOD_TRAITS } from '../../contract/methods';
+import {
+  buildPlan,
+  CDC_CUTOVER_ESTIMATE_MS,
+  estimateDumpRestoreMs,
+  WINDOW_COPY_BYTES_PER_SECOND,
+  WINDOW_COPY_MS_PER_LARGE_OBJECT,
+  windowCopy,
+} from '../../contract/plan';
+import { inventory, tableInventory } from '../helpers/inventory';
 
 function input(extra: Record<string, unknown> = {}): MigrationInput {
   const checked = checkMigrationInput({
@@ -150,7 +158,7 @@ describe('buildPlan', () => {
     expect(plan.warnings.join(' ')).toMatch(/may not SET session_replication_role/);
     // Large objects go inside the window: in the estimate, and said so.
     expect(plan.warnings.join(' ')).toMatch(
-      /2 large object\(s\) \(10\.0 MB\): no trigger sees them, so they are copied inside the write-freeze window/,
+      /2 large object\(s\) \(10\.0 MB\): no change stream carries them, so they are copied inside the write-freeze window/,
     );
     expect(plan.estimatedDowntimeMs).toBeGreaterThan(CDC_CUTOVER_ESTIMATE_MS + 100);
     const whole = buildPlan(
@@ -215,8 +223,8 @@ describe('buildPlan', () => {
     expect(text).toMatch(/no REPLICATION privilege/);
     expect(text).toMatch(/1 free replication slot/);
     expect(text).toMatch(/cannot CREATE SUBSCRIPTION/);
-    expect(text).toMatch(/UNLOGGED table\(s\) public\.cache are invisible to logical decoding and would arrive empty/);
-    expect(text).toMatch(/3 large object\(s\) are not carried/);
+    // UNLOGGED tables and large objects are copied inside the window instead (see below).
+    expect(text).not.toMatch(/UNLOGGED|large object/);
     expect(text).toMatch(/without a primary key or replica identity \(public\.events\)/);
     expect(text).toMatch(/public\.foreign are not owned by "app"/);
     const allowed = buildPlan(
@@ -226,6 +234,56 @@ describe('buildPlan', () => {
     );
     expect(allowed.blockers).toEqual([]);
     expect(allowed.warnings.join(' ')).toMatch(/get REPLICA IDENTITY FULL/);
+  });
+});
+
+describe('buildPlan: what CDC methods copy inside the write-freeze window', () => {
+  const MB = 1024 * 1024;
+  const tables = [
+    tableInventory('public', 'orders', 1000),
+    tableInventory('public', 'session_cache', 1000, { unlogged: true, bytes: 80 * MB }),
+    tableInventory('public', 'cache_2026', 1000, { unlogged: true, isPartition: true, bytes: 40 * MB }),
+  ];
+  const source = inventory({ tables, largeObjects: 4, largeObjectBytes: 8 * MB });
+
+  it('UNLOGGED tables (not for triggers, whose capture sees them) and large objects: sizes, the estimate, said in warnings', () => {
+    const copy = windowCopy(METHOD_TRAITS.logical, source);
+    expect(copy.unlogged.map((t) => t.name)).toEqual(['session_cache', 'cache_2026']);
+    expect(copy.unloggedBytes).toBe(120 * MB);
+    expect(copy.unloggedMs).toBe(Math.round(((120 * MB) / WINDOW_COPY_BYTES_PER_SECOND) * 1000));
+    expect(copy.largeObjectsMs).toBe(Math.round(((8 * MB) / WINDOW_COPY_BYTES_PER_SECOND) * 1000) + 4 * WINDOW_COPY_MS_PER_LARGE_OBJECT);
+    for (const method of ['logical', 'pgcopydb', 'dms'] as const) {
+      const plan = buildPlan(input({ method, replication: { tablesWithoutPrimaryKey: 'replica-identity-full' } }), source, inventory());
+      expect(plan.blockers, method).toEqual([]);
+      expect(plan.estimatedDowntimeMs, method).toBe(CDC_CUTOVER_ESTIMATE_MS + copy.estimatedMs);
+      expect(plan.estimateBasis).toMatch(
+        /UNLOGGED table\(s\) public\.session_cache, public\.cache_2026 \(120\.0 MB\) and 4 large object\(s\) \(8\.0 MB\)/,
+      );
+      const warnings = plan.warnings.join('\n');
+      expect(warnings).toMatch(
+        /2 UNLOGGED table\(s\) \(public\.session_cache, public\.cache_2026, 120\.0 MB\): invisible to logical decoding, so they are emptied on the target and copied from the frozen source inside the write-freeze window/,
+      );
+      expect(warnings).toMatch(/4 large object\(s\) \(8\.0 MB\): no change stream carries them/);
+    }
+    const triggers = buildPlan(input({ method: 'triggers' }), source, inventory());
+    expect(triggers.estimatedDowntimeMs).toBe(CDC_CUTOVER_ESTIMATE_MS + copy.largeObjectsMs);
+    expect(triggers.warnings.join('\n')).not.toMatch(/UNLOGGED table\(s\) \(/);
+    // dump-restore copies both with everything else.
+    expect(windowCopy(METHOD_TRAITS['dump-restore'], source).estimatedMs).toBe(0);
+  });
+
+  it('refuses with the measured sizes when the window would exceed downtimeBudget, or what one window step may take', () => {
+    const over = buildPlan(input({ method: 'logical', downtimeBudget: '2s' }), source, inventory());
+    expect(over.blockers).toEqual([
+      expect.stringMatching(
+        /^estimated write-freeze window \d+\.\d s exceeds downtimeBudget 2s: UNLOGGED table\(s\) public\.session_cache, public\.cache_2026 \(120\.0 MB\) and 4 large object\(s\) \(8\.0 MB\), which no change stream carries, are copied inside it/,
+      ),
+    ]);
+    expect(buildPlan(input({ method: 'logical', downtimeBudget: '10s' }), source, inventory()).blockers).toEqual([]);
+    const huge = inventory({ tables: [tableInventory('public', 'sessions', 1, { unlogged: true, bytes: 10 * 1024 * MB })] });
+    expect(buildPlan(input({ method: 'dms' }), huge, inventory()).blockers).toEqual([
+      expect.stringMatching(/^UNLOGGED table\(s\) public\.sessions \(10\.0 GB\) would be copied inside the write-freeze window in ~\d/),
+    ]);
   });
 });
 

@@ -6,10 +6,12 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it, vi } from 'vitest';
-import type { MigrationInputDraft } from '../../contract/input';
+import type { MigrationInput, MigrationInputDraft } from '../../contract/input';
+import { buildPlan } from '../../contract/plan';
 import { Context } from '@temporalio/activity';
+import { inventory } from '../helpers/inventory';
 import { approveUpdate, rejectUpdate, statusQuery, verificationSnapshotTakenSignal, type VerificationSnapshotTaken } from '../../signals';
-import { TABLES_WITH_KEYS, type ActivityName, type Fakes } from './fakes';
+import { table, TABLES_WITH_KEYS, type ActivityName, type Fakes } from './fakes';
 import { migrationInput, settle, waitForStatus, withWorker, useTestServer } from './harness';
 
 const server = useTestServer();
@@ -45,7 +47,8 @@ async function approveBothGates(fakes: Fakes, handle: WorkflowHandle) {
   expect(cutover.phase).toBe('awaiting-cutover');
   expect(cutover.replication).toMatchObject({ caughtUp: true });
   expect(fakes.names()).not.toContain('freezeSource'); // writes are not frozen before the cutover decision
-  expect(fakes.names({ except: BESIDE }).at(-1)).toBe('waitForReplication');
+  // Materialized views are refreshed once caught up, before the decision (outside the window).
+  expect(fakes.names({ except: BESIDE }).slice(-2)).toEqual(['waitForReplication', 'refreshMaterializedViews']);
   await handle.executeUpdate(approveUpdate, { args: [{ approver: 'carol' }] });
 
   const goLive = await waitForStatus(handle, (s) => s.pendingGate?.gate === 'go-live', 'the go-live gate');
@@ -83,6 +86,7 @@ describe.concurrent('CDC methods on fake activities', () => {
         'waitForReplication', // initial copy
         'copySchemaAfterData',
         'waitForReplication', // catch-up
+        'refreshMaterializedViews',
         ...WINDOW,
         'unfreezeTarget',
         'dropReplicationLeftovers',
@@ -98,9 +102,13 @@ describe.concurrent('CDC methods on fake activities', () => {
       const names = fakes.names();
       expect(names.filter((n) => n === 'verifyAtFreezePoint')).toHaveLength(1);
       expect(names.indexOf('verifyAtFreezePoint')).toBeGreaterThan(names.indexOf('freezeSource'));
-      // Only the table without a primary key gets REPLICA IDENTITY FULL, and gets it back.
+      // Only the table without a primary key gets REPLICA IDENTITY FULL, and gets it back, on the target too.
       const identity = fakes.calls.find((c) => c.name === 'setReplicaIdentityFull')!.args as { tables: { name: string }[] };
       expect(identity.tables.map((t) => t.name)).toEqual(['audit_log']);
+      expect(fakes.calls.find((c) => c.name === 'restoreReplicaIdentity')!.args).toMatchObject({
+        tables: [expect.objectContaining({ name: 'audit_log' })],
+        onTarget: true,
+      });
       // The CDC arguments name the method, and the role that subscribes.
       const cdcArgs = fakes.calls.find((c) => c.name === 'startReplication')!.args as Record<string, unknown>;
       expect(cdcArgs.method).toBe('logical');
@@ -125,6 +133,7 @@ describe.concurrent('CDC methods on fake activities', () => {
         'initial-copy',
         'indexes',
         'catch-up',
+        'refresh-materialized-views',
         ...WINDOW_STEPS,
         'go-live',
         'drop-replication',
@@ -136,6 +145,66 @@ describe.concurrent('CDC methods on fake activities', () => {
       // drop-replication keeps no marker without reverse replication.
       expect(fakes.calls.find((c) => c.name === 'dropReplicationLeftovers')!.args).toMatchObject({ keepMarkers: false });
     });
+  });
+
+  const withUnlogged = [...TABLES_WITH_KEYS, table('public', 'session_cache', 100, { unlogged: true })];
+  /** A source with an UNLOGGED table and two large objects. */
+  const unloggedSource = {
+    preflight: async ({ input }: { input: MigrationInput }) =>
+      buildPlan(
+        input,
+        inventory({ tables: withUnlogged, largeObjects: 2, largeObjectBytes: 16_384 }),
+        inventory({ currentUser: 'rds_master', tables: [] }),
+      ),
+  };
+
+  for (const method of ['logical', 'pgcopydb', 'dms', 'triggers'] as const) {
+    it(`${method}: UNLOGGED tables its change stream misses and large objects are copied in the window, before the drain`, async () => {
+      const tables = withUnlogged;
+      await withWorker(server(), { tables, overrides: unloggedSource }, async ({ fakes, start }) => {
+        const handle = await start(cdcInput(method));
+        await approveBothGates(fakes, handle);
+        const { result, failure } = await settle(handle);
+        expect(failure).toBeUndefined();
+        const names = fakes.names({ except: BESIDE });
+        expect(names.slice(names.indexOf('freezeSource'), names.indexOf('drainReplication') + 1)).toEqual([
+          'freezeSource',
+          'copyInWindow',
+          'drainReplication',
+        ]);
+        expect(names).not.toContain('copyLargeObjects');
+        expectWindowLocal(fakes, ['copyInWindow']);
+        const copied = fakes.calls.find((c) => c.name === 'copyInWindow')!.args as { unlogged: { name: string }[]; largeObjects: boolean };
+        // The triggers method's capture sees UNLOGGED tables: only the large objects are copied for it.
+        expect(copied.unlogged.map((t) => t.name)).toEqual(method === 'triggers' ? [] : ['session_cache']);
+        expect(copied.largeObjects).toBe(true);
+        const step = result.steps.find((s) => s.name === 'copy-in-window')!;
+        expect(step.detail).toMatch(method === 'triggers' ? /^0 UNLOGGED table\(s\).*1 large object/ : /^1 UNLOGGED table\(s\), 10 rows/);
+        expect(result.steps.find((s) => s.name === 'refresh-materialized-views')!.detail).toBe('refreshed shop.order_totals');
+      });
+    });
+  }
+
+  it('a failure right after the window copy: the target reset (registered before the copy) undoes it, the source is unfrozen', async () => {
+    await withWorker(
+      server(),
+      { tables: withUnlogged, overrides: unloggedSource, failAfter: { activity: 'copyInWindow' } },
+      async ({ fakes, start }) => {
+        const handle = await start(cdcInput('logical'));
+        await handle.executeUpdate(approveUpdate, { args: [{ approver: 'carol', gate: 'cutover' }] });
+        const { result, failure } = await settle(handle);
+        expect(failure?.message).toMatch(/injected|copyInWindow/);
+        expect(result.outcome).toBe('failed');
+        expect(fakes.names()).not.toContain('drainReplication');
+        expect(result.compensations.map((c) => [c.step, c.state])).toEqual(
+          expect.arrayContaining([
+            ['unfreeze-source', 'completed'],
+            ['stop-replication', 'completed'],
+            ['reset-target', 'completed'],
+          ]),
+        );
+      },
+    );
   });
 
   for (const [method, initialCopy] of [
@@ -156,6 +225,7 @@ describe.concurrent('CDC methods on fake activities', () => {
           'startReplication', // the subscription, without a copy or a slot of its own
           'waitForReplication', // initial copy: every table ready at once
           'waitForReplication', // catch-up
+          'refreshMaterializedViews',
           ...WINDOW_TO_END,
         ]);
         expect(fakes.names()).not.toContain('runPgcopydb');
@@ -176,6 +246,7 @@ describe.concurrent('CDC methods on fake activities', () => {
           'start-replication',
           'initial-copy',
           'catch-up',
+          'refresh-materialized-views',
           ...WINDOW_STEPS,
           'go-live',
           'drop-replication',
@@ -202,6 +273,7 @@ describe.concurrent('CDC methods on fake activities', () => {
         'waitForReplication', // initial copy (by copyAndApply, beside)
         'copySchemaAfterData',
         'waitForReplication', // catch-up
+        'refreshMaterializedViews',
         ...WINDOW_TO_END,
       ]);
       // No REPLICA IDENTITY change on the source: the triggers match rows themselves.
@@ -243,6 +315,7 @@ describe.concurrent('CDC methods on fake activities', () => {
         'waitForReplication',
         'copySchemaAfterData',
         'waitForReplication',
+        'refreshMaterializedViews',
         ...WINDOW_TO_END,
       ]);
       expectWindowLocal(fakes, [...WINDOW, 'unfreezeTarget']);
@@ -289,6 +362,7 @@ describe.concurrent('CDC methods on fake activities', () => {
         'waitForReplication',
         'copySchemaAfterData',
         'waitForReplication',
+        'refreshMaterializedViews',
         'stopReplication',
         'resetTarget',
         'restoreReplicaIdentity',
@@ -366,6 +440,7 @@ describe.concurrent('CDC methods on fake activities', () => {
         'startReplication',
         'waitForReplication',
         'waitForReplication',
+        'refreshMaterializedViews',
         'stopReplication',
         'resetTarget',
         'releaseLease',

@@ -165,6 +165,16 @@ export function fakeActivities(opts: FakeOptions): Fakes {
     restoreReplicaIdentity: async () => undefined,
     copySchema: async () => ({ objects: tables.length * 3 }),
     copySchemaAfterData: async () => ({ schemaDump: 'reused' }),
+    refreshMaterializedViews: async () => ['shop.order_totals'],
+    copyInWindow: async (args) => ({
+      tables: args.unlogged.length,
+      rows: 10 * args.unlogged.length,
+      bytes: 100 * args.unlogged.length,
+      objects: args.largeObjects ? 1 : 0,
+      objectBytes: args.largeObjects ? 64 : 0,
+      mode: 'replica' as const,
+      elapsedMs: 1,
+    }),
     startReplication: async (args) => ({ replication: ['publication pgmig_pub', 'subscription pgmig_sub'], tables: args.tables.length }),
     waitForReplication: async (args) => ({
       tablesTotal: tables.length,

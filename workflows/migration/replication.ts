@@ -8,7 +8,7 @@ import { ActivityFailure, ApplicationFailure, condition, patched, setHandler, Ti
 import type { ReplicationState } from '../../activities';
 import type { VerificationReport } from '../../activities/database/verify';
 import { durationMs } from '../../contract/input';
-import { describeCopyProgress, withoutReplicaIdentity } from '../../contract/plan';
+import { describeCopyProgress, formatBytes, windowCopy, withoutReplicaIdentity } from '../../contract/plan';
 import { verificationSnapshotTakenSignal, type GateDecision } from '../../signals';
 import { activities } from '../activity-options';
 import { failureMessage } from '../progress';
@@ -129,6 +129,17 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
     );
   }
   await progress.step('catch-up', 'catching-up', () => watch(input.replication.maxLagBytes, (s) => s.caughtUp));
+  if (patched('refresh-materialized-views')) {
+    // The schema-only copy left them unpopulated: refreshed once the data is in, outside the window
+    // (dropped with the rest of the target by reset-target). pgcopydb's copy may have populated them as of
+    // its snapshot: refreshed all the same, to the data caught up since.
+    await progress.step(
+      'refresh-materialized-views',
+      'catching-up',
+      () => long.refreshMaterializedViews(cdcArgs),
+      (refreshed) => (refreshed.length ? `refreshed ${refreshed.join(', ')}` : 'no materialized view populated on the source'),
+    );
+  }
   return replication;
 }
 
@@ -212,6 +223,11 @@ export async function drainAndStop(run: MigrationRun, replication: Replication):
   // Approved ahead of time, the gate did not wait: a follower that died by now is not frozen for.
   const dead = replication.follower?.failure();
   if (dead && patched('cutover-ends-when-the-follower-fails')) throw dead;
+  // What the change stream does not carry is copied once writes are frozen. Asked here, before the window's
+  // first local activity: patch markers recorded after local activities made query replays nondeterministic
+  // now and then under load (see windowActivities).
+  const inWindow = windowCopy(run.method, run.plan.source);
+  const copyFirst = (inWindow.unlogged.length > 0 || inWindow.largeObjects > 0) && patched('copy-in-window-before-drain');
   const frozen = await freezeSource(run, window);
   const drainTimeoutMs = durationMs(input.replication.drainTimeout);
   let snapshotTaken = false;
@@ -223,6 +239,17 @@ export async function drainAndStop(run: MigrationRun, replication: Replication):
   // Waits for the drain marker on its own, then snapshots both sides and signals: it runs beside the window.
   // Its own scope: a rollback cancels it first, so its snapshots do not hold locks the undos need.
   const fullVerification = verifyBeside(run, drainTimeoutMs, () => snapshotTaken);
+  // Now that it cannot change, before the drain, so the verification's snapshots (taken once the drain's
+  // marker arrives) include it. Reset with the rest of the target by reset-target (registered before the copy began).
+  if (copyFirst) {
+    await progress.step(
+      'copy-in-window',
+      'draining',
+      () => window.copyInWindow({ ...cdcArgs, unlogged: inWindow.unlogged, largeObjects: inWindow.largeObjects > 0 }),
+      (c) =>
+        `${c.tables} UNLOGGED table(s), ${c.rows} rows (${formatBytes(c.bytes)}); ${c.objects} large object(s) (${formatBytes(c.objectBytes)}); ${c.elapsedMs} ms`,
+    );
+  }
   const drain = run.method.slowDrain ? activities.slowDrain : window;
   await progress.step('drain', 'draining', () => drain.drainReplication({ ...cdcArgs, timeoutMs: drainTimeoutMs }));
   const follower = replication.follower;
@@ -235,8 +262,8 @@ export async function drainAndStop(run: MigrationRun, replication: Replication):
     });
   }
   await reconcileSequences(run, window);
-  if (run.method.largeObjectsInWindow && run.plan.source.largeObjects > 0) {
-    // Reset with the rest of the target by reset-target (registered before the copy began).
+  if (!copyFirst && run.method.largeObjectsInWindow && run.plan.source.largeObjects > 0) {
+    // Histories recorded before copy-in-window-before-drain (the triggers method only) copied them here.
     await progress.step('copy-large-objects', 'draining', () => window.copyLargeObjects(cdcArgs));
   }
   await progress.step('stop-replication', 'stopping-replication', () => window.stopSubscription(cdcArgs));
@@ -259,8 +286,12 @@ export async function drainAndStop(run: MigrationRun, replication: Replication):
         long.dropReplicationLeftovers({ ...cdcArgs, keepMarkers: !!input.hold?.reverseReplication }),
       );
       if (replication.identityChanged.length) {
+        // The schema copy carried the FULL set for the migration to the target as well: restored there too,
+        // now that nothing applies to it. With reverse replication the target keeps FULL for the hold (its
+        // publication needs it) and stopping it restores the target's identity.
+        const onTarget = !input.hold?.reverseReplication && patched('restore-replica-identity-on-target');
         await progress.step('restore-replica-identity', 'completed', () =>
-          regular.restoreReplicaIdentity({ ...cdcArgs, tables: replication.identityChanged }),
+          regular.restoreReplicaIdentity({ ...cdcArgs, tables: replication.identityChanged, ...(onTarget ? { onTarget } : {}) }),
         );
       }
     },

@@ -14,13 +14,14 @@ import type { CopyEngine } from '../../../contract/input';
 import type { TableInventory } from '../../../contract/plan';
 import { openPool, verificationFailure } from '../../database/activities';
 import type { CatalogOptions } from '../../database/catalog';
-import { connect } from '../../database/pg';
+import { connect, withClient } from '../../database/pg';
 import type { TargetBaseline } from '../../database/target-reset';
 import type { VerificationReport } from '../../database/verify';
 import { VerificationDuringCopy } from '../../database/verify-during-copy';
 import { HEARTBEAT_EVERY_MS } from '../../heartbeat';
 import { appName, workDir } from '../../names';
 import { killProcessesWithArgument } from '../../processes';
+import { copyUnloggedTables } from '../cdc/window-copy';
 import type { CopyProgress } from '../method';
 import { dumpRestore, startOver } from './dump-restore';
 import { resolveEngine, tablesBytes } from './engine';
@@ -114,6 +115,10 @@ export async function copyAndVerify(args: {
       let bytes: number;
       try {
         if (engine === 'pgcopydb') {
+          // pgcopydb 0.10 creates UNLOGGED tables but copies none of their rows: they are copied after it,
+          // and verified only then.
+          const unlogged = args.tables.filter((t) => t.unlogged && !t.partitioned);
+          const isUnlogged = (t: { schema: string; name: string }) => unlogged.some((u) => u.schema === t.schema && u.name === t.name);
           const cloned = await pgcopydbClone({
             sourceUrl: args.sourceUrl,
             targetUrl: args.targetUrl,
@@ -123,7 +128,9 @@ export async function copyAndVerify(args: {
             tables: args.tables,
             applicationName: appName(args.migrationId, 'copy'),
             signal: ctx.cancellationSignal,
-            onTableCopied: (t) => verifier.tableCopied(t.schema, t.name),
+            onTableCopied: (t) => {
+              if (!isUnlogged(t)) verifier.tableCopied(t.schema, t.name);
+            },
             // pgcopydb's own sizes (table data only) once it has them: the plan's count indexes too.
             onProgress: (p) =>
               Object.assign(progress, {
@@ -132,6 +139,13 @@ export async function copyAndVerify(args: {
                 bytesTotal: p.bytesTotal || progress.bytesTotal,
               }),
           });
+          if (unlogged.length) {
+            const copy = (label: string) => ({ label, applicationName: appName(args.migrationId, 'copy') });
+            await withClient(args.sourceUrl, copy('source'), (source) =>
+              withClient(args.targetUrl, copy('target'), (target) => copyUnloggedTables(source, target, unlogged)),
+            );
+            for (const t of unlogged) verifier.tableCopied(t.schema, t.name);
+          }
           bytes = cloned.bytesDone;
         } else {
           const dumped = await dumpRestore({

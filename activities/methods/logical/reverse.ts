@@ -103,9 +103,13 @@ export async function stopReverseReplication(
   return dropped;
 }
 
-/** Tables that would need REPLICA IDENTITY FULL to be published (no primary key, default identity). */
+/**
+ * Tables that would need REPLICA IDENTITY FULL to be published (no primary key, default identity). Partitions
+ * too: published through their root, an UPDATE on a keyless partition is still refused without it ("cannot
+ * update table ... because it does not have a replica identity and publishes updates", PostgreSQL 15).
+ */
 function withoutIdentity(tables: TableInventory[]): TableInventory[] {
   return tables.filter(
-    (t) => !t.partitioned && !t.isPartition && !t.unlogged && !t.hasPrimaryKey && (t.replicaIdentity === 'd' || t.replicaIdentity === 'n'),
+    (t) => !t.partitioned && !t.unlogged && !t.hasPrimaryKey && (t.replicaIdentity === 'd' || t.replicaIdentity === 'n'),
   );
 }

@@ -49,14 +49,14 @@ export interface SnapshotCopyResult extends SnapshotCopyProgress {
   mode: ApplyMode;
 }
 
-interface Leaf {
+export interface Leaf {
   rel: string;
   columns: string[];
   bytes: number;
 }
 
 /** The leaves of the listed tables' partition trees, their non-generated columns, largest first. */
-async function leavesOf(client: Client, tables: TableRef[]): Promise<Leaf[]> {
+export async function leavesOf(client: Client, tables: TableRef[]): Promise<Leaf[]> {
   const res = await client.query<{ schema: string; name: string; columns: string[]; bytes: string }>(
     `WITH listed AS (
        SELECT c.oid FROM unnest($1::text[], $2::text[]) AS w(schema, name)
@@ -77,7 +77,7 @@ async function leavesOf(client: Client, tables: TableRef[]): Promise<Leaf[]> {
 }
 
 /** Empties the target tables in one statement (a foreign key between two of them would refuse one at a time). */
-async function emptyTargets(target: Client, leaves: Leaf[]): Promise<void> {
+export async function emptyTargets(target: Client, leaves: Leaf[]): Promise<void> {
   try {
     await target.query(`TRUNCATE ${leaves.map((l) => `ONLY ${l.rel}`).join(', ')}`);
   } catch (err) {
@@ -97,6 +97,26 @@ function meter(counters: { bytes: number; rows: number }, onChunk: () => void): 
       done(null, chunk);
     },
   });
+}
+
+/**
+ * Streams one table's rows (its non-generated columns) from `source` into `target` by COPY, in the
+ * callers' transactions, counting bytes and rows into `counters`.
+ */
+export async function copyLeaf(
+  source: Client,
+  target: Client,
+  leaf: Leaf,
+  counters: { bytes: number; rows: number },
+  opts: { onChunk?: () => void; signal?: AbortSignal } = {},
+): Promise<void> {
+  const cols = leaf.columns.map(qi).join(', ');
+  await pipeline(
+    source.query(copyTo(`COPY (SELECT ${cols} FROM ONLY ${leaf.rel}) TO STDOUT`)),
+    meter(counters, opts.onChunk ?? (() => undefined)),
+    target.query(copyFrom(`COPY ${leaf.rel} (${cols}) FROM STDIN`)),
+    { signal: opts.signal },
+  );
 }
 
 /**
@@ -156,14 +176,8 @@ export async function snapshotCopy(opts: SnapshotCopyOptions): Promise<SnapshotC
     const queue = [...leaves];
     const worker = async ({ source, target }: { source: Client; target: Client }) => {
       for (let leaf = queue.shift(); leaf; leaf = queue.shift()) {
-        const cols = leaf.columns.map(qi).join(', ');
         await target.query('BEGIN');
-        await pipeline(
-          source.query(copyTo(`COPY (SELECT ${cols} FROM ONLY ${leaf.rel}) TO STDOUT`)),
-          meter(progress, () => report(false)),
-          target.query(copyFrom(`COPY ${leaf.rel} (${cols}) FROM STDIN`)),
-          { signal: stop.signal },
-        );
+        await copyLeaf(source, target, leaf, progress, { onChunk: () => report(false), signal: stop.signal });
         await target.query('COMMIT');
         progress.tablesDone++;
         report(true);
