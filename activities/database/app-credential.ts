@@ -35,9 +35,16 @@ export function generatePassword(): string {
   return randomBytes(24).toString('base64url');
 }
 
-/** Sets `role`'s password by its verifier; the role may log in. */
+/** Sets `role`'s password by its verifier; the role may log in. Read-write explicitly: at the swap the target is frozen. */
 export async function setRolePassword(client: Client, role: string, password: string): Promise<void> {
-  await client.query(`ALTER ROLE ${qi(role)} WITH LOGIN PASSWORD ${escapeLiteral(scramVerifier(password))}`);
+  await client.query('BEGIN READ WRITE');
+  try {
+    await client.query(`ALTER ROLE ${qi(role)} WITH LOGIN PASSWORD ${escapeLiteral(scramVerifier(password))}`);
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
 }
 
 /** The target's URL (host, port, database, parameters) as `role` with `password`. */

@@ -8,7 +8,7 @@
  */
 import type { Client } from 'pg';
 import { escapeLiteral } from 'pg';
-import { ownerStatement, replayPlan, roleMapper, type ReplayPlan } from './grant-sql';
+import { ownerStatement, replayPlan, roleMapper } from './grant-sql';
 import { qi } from './pg';
 import { readPrivilegeCatalog, type CatalogObject } from './privileges';
 
@@ -137,22 +137,20 @@ export async function replayRoles(
   const catalog = { ...read, objects: read.objects.filter((o) => o.kind !== 'large object' || present.has(o.name)) };
   const map = roleMapper(opts.map);
   const database = (await target.query<{ d: string }>('SELECT current_database() AS d')).rows[0].d;
-  const plan: ReplayPlan = replayPlan(catalog, map, database);
+  const plan = replayPlan(catalog, map, database);
   const loginRole = opts.applicationRole;
   const { created } = await ensureRoles(target, plan.roles, loginRole, opts.migrationId);
   await joinRoles(target, plan.owningRoles);
-  // The schemas first: the other objects' new owners may need CREATE on them, which owning the schema gives.
-  const schemasFirst = [...catalog.objects].sort((a, b) => Number(b.kind === 'schema') - Number(a.kind === 'schema'));
+  const isSchema = (o: CatalogObject) => o.kind === 'schema';
+  const owners = (objects: CatalogObject[]) => objects.map((o) => ownerStatement(o, map)).filter((x): x is string => x !== undefined);
   await target.query('BEGIN');
   try {
-    const { grant, revoke } = await missingCreate(target, schemasFirst, map);
-    await runBatched(target, [
-      ...grant,
-      ...plan.owners.filter((s) => s.startsWith('ALTER SCHEMA')),
-      ...plan.owners.filter((s) => !s.startsWith('ALTER SCHEMA')),
-      ...revoke,
-      ...plan.privileges,
-    ]);
+    // Schemas first: the CREATE their contents' new owners need is then checked against the schemas' new owners.
+    for (const objects of [catalog.objects.filter(isSchema), catalog.objects.filter((o) => !isSchema(o))]) {
+      const { grant, revoke } = await missingCreate(target, objects, map);
+      await runBatched(target, [...grant, ...owners(objects), ...revoke]);
+    }
+    await runBatched(target, plan.privileges);
     await target.query('COMMIT');
   } catch (err) {
     await target.query('ROLLBACK').catch(() => undefined);
