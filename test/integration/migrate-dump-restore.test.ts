@@ -54,6 +54,7 @@ describe('dump-restore migration', () => {
       'freeze-source',
       'copy',
       'reconcile-sequences',
+      'replay-roles',
       'freeze-target',
       'swap-config',
       'smoke-test',

@@ -59,6 +59,7 @@ describe('logical replication migration', () => {
       'start-replication',
       'initial-copy',
       'indexes',
+      'replay-roles',
       'catch-up',
       'freeze-source',
       'drain',

@@ -140,6 +140,7 @@ describe('triggers migration from a source without logical replication', () => {
       'start-replication',
       'initial-copy',
       'indexes',
+      'replay-roles',
       'catch-up',
       'freeze-source',
       'drain',
