@@ -9,13 +9,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from 'pg';
-import { readPrivilegeCatalog, type AclEntry, type PrivilegeCatalog } from '../../activities/database/privileges';
+import { readPrivilegeCatalog } from '../../activities/database/privileges';
 import { heldPrivileges } from '../../activities/database/smoke-privileges';
 import type { MigrationInputDraft } from '../../contract/input';
 import type { MigrationResult, MigrationStatus } from '../../signals';
 import { statusQuery } from '../../signals';
 import { seedWholeDatabase, WHOLE_DATABASE } from '../fixtures/whole-database';
 import { historyText, openSandbox, query, type Sandbox } from '../helpers/harness';
+import { describeCatalog } from '../helpers/privileges';
 
 let sandbox: Sandbox;
 let map: Record<string, string>;
@@ -71,21 +72,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await sandbox?.close();
 });
-
-/** Each object's owner and privileges as "kind name: owner" / "kind name: grantee PRIV[*]", source roles mapped. */
-function describeCatalog(catalog: PrivilegeCatalog, mapRole: (r: string) => string): string[] {
-  const entry = (e: AclEntry) => `${e.grantee === 'PUBLIC' ? 'PUBLIC' : mapRole(e.grantee)} ${e.privilege}${e.grantable ? '*' : ''}`;
-  return [
-    ...catalog.objects.flatMap((o) => [
-      `${o.kind} ${o.name}: owner ${mapRole(o.owner)}`,
-      ...o.acl.map((e) => `${o.kind} ${o.name}: ${entry(e)}`),
-    ]),
-    ...catalog.columns.flatMap((c) => c.acl.map((e) => `column ${c.table}.${c.column}: ${entry(e)}`)),
-    ...catalog.defaultPrivileges.flatMap((d) =>
-      d.acl.map((e) => `default ${mapRole(d.role)} ${d.schema ?? '*'} ${d.objectType}: ${entry(e)}`),
-    ),
-  ].sort();
-}
 
 describe('roles and privileges, dump-restore', () => {
   it('a no-go drops the roles the migration created along with everything it restored', () => {
