@@ -11,7 +11,10 @@ import {
 } from '../../activities/database/grant-sql';
 import type { AclEntry, CatalogObject, PrivilegeCatalog } from '../../activities/database/privileges';
 import { summarizeRoles } from '../../activities/database/privileges';
+import { missingPrivileges } from '../../activities/database/smoke-privileges';
 import { checkMigrationInput, type MigrationInputDraft } from '../../contract/input';
+import { buildPlan } from '../../contract/plan';
+import { inventory } from '../helpers/inventory';
 import { applicationAccess, mapRole } from '../../contract/roles';
 
 const acl = (grantee: string, privileges: string, grantable = false): AclEntry[] =>
@@ -216,5 +219,41 @@ describe('roles input', () => {
     ]);
     const checked = checkMigrationInput(withAppUrl);
     expect(checked.ok && applicationAccess(checked.input, 'app')).toEqual({ mode: 'app-url' });
+  });
+});
+
+describe('the application role in the plan and the smoke test', () => {
+  const input = (draft: Partial<MigrationInputDraft> = {}) => {
+    const checked = checkMigrationInput({
+      source: { url: { env: 'SRC' } },
+      target: { url: { env: 'TGT' } },
+      configSink: { type: 'env-file', path: '/tmp/app.env' },
+      ...draft,
+    });
+    if (!checked.ok) throw new Error(JSON.stringify(checked.problems));
+    return checked.input;
+  };
+  const source = inventory({ currentUser: 'app' });
+  const target = inventory({ currentUser: 'rds_master' });
+
+  it('warns that an application role found on the target gets a new password', () => {
+    const plan = buildPlan(input({ roles: { map: { app: 'shop' } } }), source, target, { applicationRoleExists: true });
+    expect(plan.application).toEqual({ mode: 'own', sourceRole: 'app', role: 'shop' });
+    expect(plan.warnings).toContainEqual(expect.stringMatching(/^role "shop" exists on the target already: .* new password/));
+  });
+
+  it("never replaces the master user's password: an application role named like it is the master", () => {
+    const plan = buildPlan(input({ roles: { map: { app: 'rds_master' } } }), source, target);
+    expect(plan.application).toEqual({ mode: 'master' });
+    expect(plan.blockers).toEqual([]);
+  });
+
+  it('names each privilege held on the source and missing on the target', () => {
+    const held = [
+      { kind: 'table' as const, name: '"Sales"."Orders"', privilege: 'INSERT', relkind: 'r' },
+      { kind: 'large object' as const, name: '16401', privilege: 'SELECT' },
+    ];
+    expect(missingPrivileges(held, held.slice(0, 1))).toEqual(['large object 16401: SELECT']);
+    expect(missingPrivileges(held, held)).toEqual([]);
   });
 });
