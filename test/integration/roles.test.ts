@@ -178,4 +178,27 @@ describe('roles and privileges, dump-restore', () => {
     expect(historyJson).not.toContain(password);
     expect(historyJson).not.toContain(encodeURIComponent(password));
   });
+
+  it('the smoke test fails naming each object whose privilege the application lost on the target', async () => {
+    const [lo] = await query<{ oid: string }>(sandbox.targetAdminUrl, `SELECT min(content)::text AS oid FROM ${WHOLE_DATABASE.documents}`);
+    const revoke = `REVOKE UPDATE ON ${WHOLE_DATABASE.notes} FROM ${map.app}; REVOKE SELECT ON LARGE OBJECT ${lo.oid} FROM ${map.app}`;
+    await query(sandbox.targetAdminUrl, revoke);
+    try {
+      const smoke = sandbox.realActivities.smokeTest({
+        migrationId: `${sandbox.id.replace(/_/g, '-')}-smoke`,
+        appUrl: { env: sandbox.targetRef },
+        tables: [],
+        sql: [],
+        sink: { type: 'env-file', path: sandbox.configFile, key: 'DATABASE_URL' },
+        compareWith: { source: { env: sandbox.sourceRef }, role: 'app' },
+      });
+      await expect(smoke).rejects.toThrow(/privileges: held on the source, missing on the target: .*table public\.notes: UPDATE/);
+      await expect(smoke).rejects.toThrow(new RegExp(`large object ${lo.oid}: SELECT`));
+    } finally {
+      await query(
+        sandbox.targetAdminUrl,
+        `GRANT UPDATE ON ${WHOLE_DATABASE.notes} TO ${map.app}; GRANT SELECT ON LARGE OBJECT ${lo.oid} TO ${map.app}`,
+      );
+    }
+  });
 });
