@@ -21,18 +21,11 @@ export const createdByMark = (migrationId: string) => `pg-cutover: created by mi
 /** Statements per round trip: a database with many large objects has one ALTER per object. */
 const BATCH = 200;
 
-export interface EnsuredRoles {
-  created: string[];
-  existing: string[];
-}
-
-/** Creates the roles missing on the target; `loginRole` (the application's) may log in, even if it existed as NOLOGIN. */
-export async function ensureRoles(
-  client: Client,
-  roles: string[],
-  loginRole: string | undefined,
-  migrationId: string,
-): Promise<EnsuredRoles> {
+/**
+ * Creates the roles missing on the target (returned); `loginRole` (the application's) may log in, even
+ * if it existed as NOLOGIN.
+ */
+export async function ensureRoles(client: Client, roles: string[], loginRole: string | undefined, migrationId: string): Promise<string[]> {
   const wanted = [...new Set([...roles, ...(loginRole ? [loginRole] : [])])].filter((r) => !isPredefinedRole(r));
   const found = await client.query<{ rolname: string; rolcanlogin: boolean }>(
     'SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY($1::text[])',
@@ -52,19 +45,16 @@ export async function ensureRoles(
     created.push(role);
   }
   if (loginRole && existing.get(loginRole) === false) await client.query(`ALTER ROLE ${qi(loginRole)} LOGIN`);
-  return { created, existing: wanted.filter((r) => existing.has(r)) };
+  return created;
 }
 
 /** ALTER ... OWNER TO, ALTER DEFAULT PRIVILEGES FOR ROLE and DROP OWNED need the master in the role. */
-export async function joinRoles(client: Client, roles: string[]): Promise<string[]> {
-  const joined: string[] = [];
+export async function joinRoles(client: Client, roles: string[]): Promise<void> {
   for (const role of roles.filter((r) => !isPredefinedRole(r))) {
     const member = await client.query<{ m: boolean }>(`SELECT pg_has_role(current_user, $1, 'MEMBER') AS m`, [role]);
     if (member.rows[0].m) continue;
     await client.query(`GRANT ${qi(role)} TO CURRENT_USER`);
-    joined.push(role);
   }
-  return joined;
 }
 
 async function runBatched(client: Client, statements: string[]): Promise<void> {
@@ -139,7 +129,7 @@ export async function replayRoles(
   const database = (await target.query<{ d: string }>('SELECT current_database() AS d')).rows[0].d;
   const plan = replayPlan(catalog, map, database);
   const loginRole = opts.applicationRole;
-  const { created } = await ensureRoles(target, plan.roles, loginRole, opts.migrationId);
+  const created = await ensureRoles(target, plan.roles, loginRole, opts.migrationId);
   await joinRoles(target, plan.owningRoles);
   const isSchema = (o: CatalogObject) => o.kind === 'schema';
   const owners = (objects: CatalogObject[]) => objects.map((o) => ownerStatement(o, map)).filter((x): x is string => x !== undefined);
