@@ -444,6 +444,12 @@ export function buildPlan(
       `role "${application.role}" exists on the target already: the application uses it with a new password set at the swap; anything else logging in as "${application.role}" on that server must get the new password from the config sink`,
     );
   }
+  const unknownMapped = source.roles ? Object.keys(input.roles.map).filter((r) => !source.roles!.some((known) => known.name === r)) : [];
+  if (unknownMapped.length) {
+    warnings.push(
+      `roles.map: ${unknownMapped.map((r) => `"${r}"`).join(', ')} ${unknownMapped.length === 1 ? 'owns' : 'own'} nothing and ${unknownMapped.length === 1 ? 'is' : 'are'} granted nothing in database "${source.database}": a typo?`,
+    );
+  }
   if (method === 'dump-restore' && checks.copyEngine) {
     if ('problem' in checks.copyEngine) blockers.push(checks.copyEngine.problem);
     else methodReasons.push(`copy engine: ${checks.copyEngine.engine} (copy.engine "${input.copy.engine}"), verification during the copy`);

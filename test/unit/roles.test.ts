@@ -242,6 +242,16 @@ describe('the application role in the plan and the smoke test', () => {
     expect(plan.warnings).toContainEqual(expect.stringMatching(/^role "shop" exists on the target already: .* new password/));
   });
 
+  it('warns about roles.map entries for roles the source database does not know', () => {
+    const counts = { schemas: 0, tables: 1, sequences: 0, functions: 0, types: 0, largeObjects: 0 };
+    const withRoles = inventory({
+      currentUser: 'app',
+      roles: [{ name: 'app', application: true, owns: counts, granted: counts, columnGrants: 0, defaultPrivileges: 0 }],
+    });
+    const plan = buildPlan(input({ roles: { map: { app: 'shop', ap_worker: 'worker' } } }), withRoles, target);
+    expect(plan.warnings).toContainEqual('roles.map: "ap_worker" owns nothing and is granted nothing in database "db": a typo?');
+  });
+
   it("never replaces the master user's password: an application role named like it is the master", () => {
     const plan = buildPlan(input({ roles: { map: { app: 'rds_master' } } }), source, target);
     expect(plan.application).toEqual({ mode: 'master' });
