@@ -8,7 +8,7 @@ import { Client } from 'pg';
 import { readPrivilegeCatalog } from '../../activities/database/privileges';
 import type { MigrationResult } from '../../signals';
 import type { WriterStats } from '../../stack/app-writer';
-import { expectEveryAckedWriteOnce, historyText, migrateUnderLoad, openSandbox, type Sandbox } from '../helpers/harness';
+import { expectEveryAckedWriteOnce, historyText, migrateUnderLoad, openSandbox, recordHistory, type Sandbox } from '../helpers/harness';
 import { describeCatalog } from '../helpers/privileges';
 
 let sandbox: Sandbox;
@@ -24,6 +24,7 @@ beforeAll(async () => {
   const run = await migrateUnderLoad(sandbox, sandbox.logicalInput({ roles: { map, application: 'own' } }), ['cutover', 'go-live']);
   ({ result, writes } = run);
   history = await historyText(run.handle);
+  await recordHistory(run.handle, 'logical-roles-own-completed');
 }, 600_000);
 
 afterAll(async () => {

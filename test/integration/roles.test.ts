@@ -15,7 +15,7 @@ import type { MigrationInputDraft } from '../../contract/input';
 import type { MigrationResult, MigrationStatus } from '../../signals';
 import { statusQuery } from '../../signals';
 import { seedWholeDatabase, WHOLE_DATABASE } from '../fixtures/whole-database';
-import { historyText, openSandbox, query, type Sandbox } from '../helpers/harness';
+import { historyText, openSandbox, query, recordHistory, type Sandbox } from '../helpers/harness';
 import { describeCatalog } from '../helpers/privileges';
 
 let sandbox: Sandbox;
@@ -49,6 +49,7 @@ beforeAll(async () => {
   const noGo = await sandbox.start(input({ 'go-live': { timeout: '2m', approvers: ['alice'] } }));
   await noGo.executeUpdate('reject', { args: [{ approver: 'alice', gate: 'go-live', reason: 'rehearsal of the rollback' }] });
   const first = (await noGo.result()) as MigrationResult;
+  await recordHistory(noGo, 'dump-restore-roles-no-go');
   const roles = await query<{ rolname: string }>(
     sandbox.env.TARGET_ADMIN_URL,
     'SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])',
@@ -67,6 +68,7 @@ beforeAll(async () => {
   result = (await handle.result()) as MigrationResult;
   status = await handle.query(statusQuery);
   historyJson = await historyText(handle);
+  await recordHistory(handle, 'dump-restore-roles-own-completed');
 }, 600_000);
 
 afterAll(async () => {
