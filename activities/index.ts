@@ -8,6 +8,7 @@ import { createConfigActivities } from './config-sinks/activities';
 import { createActivityContext, type ActivityDeps } from './context';
 import { createDatabaseActivities } from './database/activities';
 import { createLeaseActivities } from './database/lease';
+import { createRoleActivities } from './database/role-activities';
 import { createHoldActivities } from './hold';
 import { createMethodActivities } from './methods';
 import { redactingActivities } from './secrets';
@@ -24,6 +25,7 @@ export function createActivities(deps: ActivityDeps) {
   return redactingActivities({
     ...createDatabaseActivities(context),
     ...createLeaseActivities(context),
+    ...createRoleActivities(context),
     ...createMethodActivities(context),
     ...createConfigActivities(context),
     ...createHoldActivities(context),

@@ -259,6 +259,44 @@ function urlParamsProblems(params: Record<string, string>, issue: Issue): void {
 
 const roleName = z.string().min(1).max(63);
 
+/** Names no role may be mapped to: PUBLIC is not a role, pg_ names are PostgreSQL's reserved prefix. */
+export function targetRoleProblem(name: string): string | undefined {
+  if (!name.trim()) return 'must be a role name';
+  if (name.length > 63) return 'must be at most 63 characters (PostgreSQL truncates longer names)';
+  if (/^(public|none|current_user|session_user|current_role)$/i.test(name)) return `"${name}" is a keyword, not a role name`;
+  if (/^pg_/i.test(name)) return 'names beginning with pg_ are reserved for PostgreSQL';
+  if (NAME_CONTROL_CHARACTERS.test(name)) return 'must not contain control characters';
+  return undefined;
+}
+
+/** How the source's roles arrive on the target (see README, Roles and privileges). */
+export const RolesConfig = z
+  .object({
+    map: z
+      .record(roleName, z.string())
+      .superRefine((map, ctx) => {
+        for (const [from, to] of Object.entries(map)) {
+          const problem = targetRoleProblem(to);
+          if (problem) ctx.addIssue({ code: 'custom', path: [from], message: problem });
+        }
+      })
+      .default({})
+      .describe(
+        'Source role -> target role. Ownership and grants of a source role are replayed onto its target role; a role not listed keeps its name. Target roles missing on the target are created (the application role LOGIN, others NOLOGIN).',
+      ),
+    application: z
+      .enum(['own', 'master'])
+      .default('own')
+      .describe(
+        "`own`: the application keeps running as its own role on the target (the first of source.appRoles, by default the source URL's user, mapped), with a password the migration generates and writes only into the config sink. `master`: the application uses target.url's user, as asked for explicitly. Ignored when target.appUrl is given.",
+      ),
+    appPassword: SecretRef.optional().describe(
+      "Reference to the password the application's role gets on the target, instead of a generated one (never a literal).",
+    ),
+  })
+  .strict();
+export type RolesConfig = z.infer<typeof RolesConfig>;
+
 export const METHODS = ['auto', 'dump-restore', 'logical', 'pgcopydb', 'dms', 'triggers'] as const;
 /** Methods that stream changes (CDC) and so cut over with a short freeze: they have a `cutover` gate. */
 export const CDC_METHODS = ['logical', 'pgcopydb', 'dms', 'triggers'] as const;
@@ -386,6 +424,9 @@ export const MigrationInput = z
           ),
       })
       .strict(),
+    roles: RolesConfig.default({ map: {}, application: 'own' }).describe(
+      "The source's roles, ownership and privileges on the target, and which role the application uses there.",
+    ),
     method: z.enum(METHODS).default('auto'),
     parallelJobs: z
       .number()
@@ -615,6 +656,15 @@ export const MigrationInput = z
         code: 'custom',
         path: ['replication', 'initialCopy'],
         message: `"pgcopydb" is for method logical (method pgcopydb always copies that way); method ${input.method} makes its own initial copy`,
+      });
+    }
+    if (input.roles.appPassword && (input.target.appUrl || input.roles.application === 'master')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['roles', 'appPassword'],
+        message: input.target.appUrl
+          ? 'target.appUrl already says how the application connects; give one or the other'
+          : 'roles.application is "master": the application uses target.url, so no password of its own is set',
       });
     }
     if (input.traffic && input.traffic.steps[input.traffic.steps.length - 1] !== 100) {

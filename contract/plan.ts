@@ -5,6 +5,7 @@
 import type { MigrationInput, MigrationMethod } from './input';
 import { CDC_METHODS, durationMs } from './input';
 import { METHOD_TRAITS, type MethodTraits } from './methods';
+import { applicationAccess, type ApplicationAccess } from './roles';
 
 export interface TableInventory {
   schema: string;
@@ -30,6 +31,33 @@ export interface SequenceInventory {
   lastValue: number | null;
   /** Set when the sequence is owned by a serial or identity column. */
   ownedBy?: { schema: string; table: string; column: string };
+}
+
+/** Objects of each kind a role owns or is granted something on (activities/database/privileges.ts). */
+export interface RoleObjectCounts {
+  schemas: number;
+  /** Tables, partitions, views, materialized views and foreign tables. */
+  tables: number;
+  sequences: number;
+  /** Functions, procedures and aggregates. */
+  functions: number;
+  /** Enums, domains, ranges and composite types. */
+  types: number;
+  largeObjects: number;
+}
+
+/** A role that owns or is granted anything in the database: what the migration replays onto its mapped role. */
+export interface RoleInventory {
+  name: string;
+  /** The application's role (the first of source.appRoles, by default the source URL's user). */
+  application: boolean;
+  owns: RoleObjectCounts;
+  /** Objects it holds a privilege on without owning them. */
+  granted: RoleObjectCounts;
+  /** Columns it holds a privilege on. */
+  columnGrants: number;
+  /** ALTER DEFAULT PRIVILEGES entries it set, or that grant it something. */
+  defaultPrivileges: number;
 }
 
 export interface RoleReadOnlySetting {
@@ -84,6 +112,8 @@ export interface DatabaseInventory {
   unendableSessions?: UnendableSessions[];
   /** Another migration's lease on this database (absent: free, or this migration's own). Set by preflight. */
   lease?: SeenLease;
+  /** The roles that own or are granted anything here (absent in plans made before roles were carried). */
+  roles?: RoleInventory[];
 }
 
 /** Roles with sessions the freeze cannot end, and how many each (`activities/database/freeze.ts`). */
@@ -131,6 +161,8 @@ export interface PreflightChecks {
   copyEngine?: { engine: 'pgcopydb' | 'pg-dump' } | { problem: string };
   /** Why pgcopydb cannot run on this worker (checked when the initial copy is pgcopydb's). */
   pgcopydbMissing?: string;
+  /** The application's target role exists there already (roles.application "own"): its password will be replaced. */
+  applicationRoleExists?: boolean;
 }
 
 export interface MigrationPlan {
@@ -140,6 +172,8 @@ export interface MigrationPlan {
   estimatedDowntimeMs: number;
   estimateBasis: string;
   appRoles: string[];
+  /** How the application connects to the target after the swap (absent in plans made before roles were carried). */
+  application?: ApplicationAccess;
   source: DatabaseInventory;
   target: DatabaseInventory;
   blockers: string[];
@@ -455,6 +489,20 @@ export function buildPlan(
     );
   }
   blockers.push(...(checks.configSink ?? []));
+  // The application's role named like the target's master user is that user: its password is the migration's own, never replaced.
+  const asked = applicationAccess(input, appRoles[0]);
+  const application: ApplicationAccess = asked.mode === 'own' && asked.role === target.currentUser ? { mode: 'master' } : asked;
+  if (application.mode === 'own' && checks.applicationRoleExists) {
+    warnings.push(
+      `role "${application.role}" exists on the target already: the application uses it with a new password set at the swap; anything else logging in as "${application.role}" on that server must get the new password from the config sink`,
+    );
+  }
+  const unknownMapped = source.roles ? Object.keys(input.roles.map).filter((r) => !source.roles!.some((known) => known.name === r)) : [];
+  if (unknownMapped.length) {
+    warnings.push(
+      `roles.map: ${unknownMapped.map((r) => `"${r}"`).join(', ')} ${unknownMapped.length === 1 ? 'owns' : 'own'} nothing and ${unknownMapped.length === 1 ? 'is' : 'are'} granted nothing in database "${source.database}": a typo?`,
+    );
+  }
   if (method === 'dump-restore' && checks.copyEngine) {
     if ('problem' in checks.copyEngine) blockers.push(checks.copyEngine.problem);
     else methodReasons.push(`copy engine: ${checks.copyEngine.engine} (copy.engine "${input.copy.engine}"), verification during the copy`);
@@ -586,6 +634,7 @@ export function buildPlan(
       ? `cutover ${formatMs(CDC_CUTOVER_ESTIMATE_MS)} (measured: freeze, drain, sequences, swap, smoke)${inWindow.estimatedMs ? `, plus ${describeWindowCopy(inWindow)} copied inside the window at ${formatBytes(WINDOW_COPY_BYTES_PER_SECOND)}/s` : ''}`
       : `${formatBytes(source.sizeBytes)} at ${formatBytes(DUMP_RESTORE_BYTES_PER_SECOND)}/s dump plus restore, -j ${input.parallelJobs}, plus ${formatMs(DUMP_RESTORE_FIXED_OVERHEAD_MS)} fixed`,
     appRoles,
+    application,
     source,
     target,
     blockers,

@@ -160,7 +160,7 @@ export interface ScratchEndpoints {
 /** Settings of the migration that the rehearsal carries over as they are: they shape the measured window. */
 const CARRIED = ['parallelJobs', 'copy', 'freeze', 'replication', 'verify', 'smoke'] as const;
 /** Settings the rehearsal replaces (endpoints, sink, gates) or applies itself (the budget). */
-const REPLACED = ['migrationId', 'method', 'source', 'target', 'configSink', 'gates', 'downtimeBudget'];
+const REPLACED = ['migrationId', 'method', 'source', 'target', 'configSink', 'gates', 'downtimeBudget', 'roles'];
 
 /**
  * The child's input, built from an allow-list: the migration's copy, freeze, replication,
@@ -192,6 +192,8 @@ export function childMigrationInput(
       ...((CDC_METHODS as readonly string[]).includes(method) ? { replicationUrl: scratch.replication } : {}),
       urlParams: migration.target.urlParams,
     },
+    // The same roles and privileges on the scratch target; the application runs as the scratch role (target.appUrl).
+    roles: { map: migration.roles.map },
     configSink: { type: 'env-file', path: scratch.stagingSinkPath, key: 'DATABASE_URL' },
     gates,
   };
@@ -216,6 +218,8 @@ export function rehearsalDeviations(migration: MigrationInput): string[] {
       `source.appRoles (${migration.source.appRoles.join(', ')}) are not frozen by role on the scratch source: the database-level freeze covers them`,
     );
   if (migration.target.appUrl) notes.push('target.appUrl is replaced by the scratch target URL (smoke tests run as the scratch role)');
+  else if (migration.roles.application === 'own')
+    notes.push("the application's own role gets no password on the scratch target: smoke tests run as the scratch role");
   const left = Object.keys(migration).filter(
     (k) => !(CARRIED as readonly string[]).includes(k) && !REPLACED.includes(k) && (migration as Record<string, unknown>)[k] !== undefined,
   );

@@ -6,24 +6,27 @@ import { rm } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from 'pg';
-import type { MigrationInput, SecretRef } from '../../contract/input';
+import type { ConfigSink, MigrationInput, SecretRef } from '../../contract/input';
 import { buildPlan, type MigrationPlan, type RoleReadOnlySetting, type TableInventory } from '../../contract/plan';
 import type { WindowEdge } from '../../signals';
 import type { ActivityContext } from '../context';
 import { HEARTBEAT_EVERY_MS, keepAlive } from '../heartbeat';
 import { appName, workDir } from '../names';
 import { which } from '../processes';
-import { redact } from '../secrets';
+import { redact, rememberSecret } from '../secrets';
 import { freezeDatabase, unfreezeDatabase, type FreezeResult, type UnfreezeResult } from './freeze';
 import { openConfigSink } from '../config-sinks';
 import { copyEngineOnThisWorker, tablesBytes } from '../methods/dump-restore/engine';
 import { PGCOPYDB } from '../methods/dump-restore/pgcopydb-clone';
+import { applicationAccess } from '../../contract/roles';
 import { CAN_SUBSCRIBE_SQL, inventoryDatabase } from './inventory';
+import { withRoles } from './privileges';
 import { withSeenLease } from './lease';
 import { connect, terminateByApplicationName, withClient } from './pg';
 import { checkAppRoles } from './preflight-checks';
 import { checkSequencesAhead, reconcileSequences, type SequenceReconciliation } from './sequences';
 import { runSmokeChecks, type SmokeCheck } from './smoke';
+import { heldPrivileges } from './smoke-privileges';
 import { resetTargetToBaseline, type ResetResult, type TargetBaseline } from './target-reset';
 import { CATALOG_DEFAULTS, type CatalogOptions } from './catalog';
 import { catalogComparison, verifyCopy, type VerificationReport } from './verify';
@@ -104,6 +107,14 @@ export function createDatabaseActivities({ deps, resolve, admin, endpoints }: Ac
     await deps.signalWorkflow(execution.workflowId, execution.runId, 'windowEdge', payload);
   };
 
+  /** What the application will connect with: the config sink's value, read back. */
+  const urlInSink = async (sink: ConfigSink): Promise<string> => {
+    const value = await openConfigSink(sink, deps).read();
+    if (!value) throw ApplicationFailure.retryable(`config sink ${openConfigSink(sink, deps).describe()} holds no URL`, 'SinkEmpty');
+    rememberSecret(value);
+    return value;
+  };
+
   return {
     async preflight(args: { migrationId: string; input: MigrationInput }): Promise<MigrationPlan> {
       const [sourceUrl, targetUrl] = await endpoints({ source: args.input.source.url, target: args.input.target.url });
@@ -114,9 +125,11 @@ export function createDatabaseActivities({ deps, resolve, admin, endpoints }: Ac
       const replicationUrl = replicationRef ? await resolve(replicationRef, 'target.replicationUrl') : undefined;
       const [source, target, subscriber] = await Promise.all([
         // Each inventory carries another migration's lease on that database, if any (a blocker while its workflow runs).
-        withClient(sourceUrl, { ...admin(args.migrationId, 'source'), ...reach }, async (c) =>
-          withSeenLease(c, await inventoryDatabase(c, { sampleWalRateMs: 1000 }), deps, args.migrationId),
-        ),
+        withClient(sourceUrl, { ...admin(args.migrationId, 'source'), ...reach }, async (c) => {
+          const inventory = await inventoryDatabase(c, { sampleWalRateMs: 1000 });
+          const withAppRole = await withRoles(c, inventory, args.input.source.appRoles?.[0] ?? inventory.currentUser);
+          return withSeenLease(c, withAppRole, deps, args.migrationId);
+        }),
         withClient(targetUrl, { ...admin(args.migrationId, 'target'), ...reach }, async (c) =>
           withSeenLease(c, await inventoryDatabase(c), deps, args.migrationId),
         ),
@@ -134,10 +147,18 @@ export function createDatabaseActivities({ deps, resolve, admin, endpoints }: Ac
         roles.length ? withClient(sourceUrl, { ...admin(args.migrationId, 'source'), ...reach }, (c) => checkAppRoles(c, roles)) : {},
         openConfigSink(args.input.configSink, deps).check(),
       ]);
+      // The application's own role on the target: one that exists already gets a new password at the swap.
+      const access = applicationAccess(args.input, args.input.source.appRoles?.[0] ?? source.currentUser);
+      const applicationRoleExists =
+        access.mode === 'own' &&
+        (await withClient(targetUrl, admin(args.migrationId, 'target'), (c) =>
+          c.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [access.role]).then((r) => (r.rowCount ?? 0) > 0),
+        ));
       const needsPgcopydb = args.input.method === 'pgcopydb' || args.input.replication.initialCopy === 'pgcopydb';
       return buildPlan(args.input, source, target, {
         ...appRoles,
         configSink,
+        ...(applicationRoleExists ? { applicationRoleExists } : {}),
         copyEngine: copyEngineOnThisWorker(args.input.copy.engine, tablesBytes(source.tables)),
         ...(needsPgcopydb && !which(PGCOPYDB)
           ? { pgcopydbMissing: `${PGCOPYDB} is not installed (Debian: apt-get install pgcopydb; or set PGCOPYDB_BIN)` }
@@ -245,13 +266,34 @@ export function createDatabaseActivities({ deps, resolve, admin, endpoints }: Ac
       return report;
     },
 
-    async smokeTest(args: { migrationId: string; appUrl: SecretRef; tables: TableInventory[]; sql: string[] }): Promise<SmokeCheck[]> {
+    /**
+     * `sink`: connect with the URL the config sink now holds (the application's own role, whose password
+     * exists nowhere else). `sourceRole`: compare its privileges with that role's on the source.
+     */
+    async smokeTest(args: {
+      migrationId: string;
+      appUrl: SecretRef;
+      tables: TableInventory[];
+      sql: string[];
+      sink?: ConfigSink;
+      compareWith?: { source: SecretRef; role: string };
+    }): Promise<SmokeCheck[]> {
       return keepAlive(async () => {
-        const url = await resolve(args.appUrl, 'target.appUrl');
+        const url = args.sink ? await urlInSink(args.sink) : await resolve(args.appUrl, 'target.appUrl');
+        const compareWith = args.compareWith;
+        const onSource = compareWith
+          ? await withClient(await resolve(compareWith.source, 'source.url'), admin(args.migrationId, 'source'), (c) =>
+              heldPrivileges(c, compareWith.role),
+            )
+          : undefined;
         const checks = await withClient(
           url,
           { label: 'target (application URL)', applicationName: appName(args.migrationId, 'admin') },
-          (c) => runSmokeChecks(c, args.tables, args.sql),
+          async (c) => {
+            const me = (await c.query<{ u: string }>('SELECT current_user AS u')).rows[0].u;
+            const privileges = onSource ? { onSource, onTarget: await heldPrivileges(c, me) } : undefined;
+            return runSmokeChecks(c, args.tables, args.sql, privileges);
+          },
         );
         const failed = checks.filter((c) => !c.ok);
         if (failed.length) {

@@ -6,6 +6,13 @@ import type { Client } from 'pg';
 import type { TableInventory } from '../../contract/plan';
 import { listSequences } from './inventory';
 import { qi, qname } from './pg';
+import { missingPrivileges, touchObjects, type HeldPrivilege } from './smoke-privileges';
+
+/** The application's privileges on the source and, as the connected role, on the target: checked and used object by object. */
+export interface PrivilegeExpectation {
+  onSource: HeldPrivilege[];
+  onTarget: HeldPrivilege[];
+}
 
 export interface SmokeCheck {
   name: string;
@@ -32,9 +39,17 @@ async function inRolledBackWrite<T>(client: Client, fn: () => Promise<T>): Promi
   }
 }
 
-export async function runSmokeChecks(client: Client, tables: TableInventory[], extraSql: string[]): Promise<SmokeCheck[]> {
+export async function runSmokeChecks(
+  client: Client,
+  tables: TableInventory[],
+  extraSql: string[],
+  privileges?: PrivilegeExpectation,
+): Promise<SmokeCheck[]> {
+  // With the role's privileges known, the representative checks use only what it may use (as on the source).
+  const may = (kind: HeldPrivilege['kind'], name: string, privilege: string) =>
+    !privileges || privileges.onTarget.some((p) => p.kind === kind && p.name === name && p.privilege === privilege);
   const largest = [...tables]
-    .filter((t) => !t.partitioned)
+    .filter((t) => !t.partitioned && may('table', qname(t.schema, t.name), 'SELECT') && may('table', qname(t.schema, t.name), 'UPDATE'))
     .sort((a, b) => b.bytes - a.bytes)
     .slice(0, 5);
   const checks: SmokeCheck[] = [];
@@ -60,7 +75,8 @@ export async function runSmokeChecks(client: Client, tables: TableInventory[], e
       return inRolledBackWrite(client, async () => {
         let sequences = 0;
         for (const seq of await listSequences(client)) {
-          if (!seq.ownedBy) continue;
+          if (!seq.ownedBy || !may('sequence', qname(seq.schema, seq.name), 'USAGE')) continue;
+          if (!may('table', qname(seq.ownedBy.schema, seq.ownedBy.table), 'SELECT')) continue;
           const next = (await client.query('SELECT nextval($1::regclass)::text AS v', [qname(seq.schema, seq.name)])).rows[0].v;
           const clash = await client.query(
             `SELECT 1 FROM ${qname(seq.ownedBy.schema, seq.ownedBy.table)} WHERE ${qi(seq.ownedBy.column)} = $1 LIMIT 1`,
@@ -89,6 +105,25 @@ export async function runSmokeChecks(client: Client, tables: TableInventory[], e
       });
     }),
   );
+  if (privileges) {
+    checks.push(
+      await timed('privileges', async () => {
+        const missing = missingPrivileges(privileges.onSource, privileges.onTarget);
+        if (missing.length)
+          throw new Error(
+            `held on the source, missing on the target: ${missing.slice(0, 20).join('; ')}${missing.length > 20 ? `; and ${missing.length - 20} more` : ''}`,
+          );
+        return `${privileges.onSource.length} privileges of the source held on the target`;
+      }),
+    );
+    checks.push(
+      await timed('objects', async () => {
+        const { touched, failures } = await touchObjects(client, privileges.onTarget);
+        if (failures.length) throw new Error(failures.slice(0, 10).join('; '));
+        return `used ${touched} objects (tables read and written, sequences advanced, large objects read); rolled back`;
+      }),
+    );
+  }
   for (const [i, sql] of extraSql.entries()) {
     checks.push(
       await timed(`sql-${i + 1}`, () => inRolledBackWrite(client, async () => `${(await client.query(sql)).rowCount ?? 0} rows`)),

@@ -172,6 +172,10 @@ export async function openSandbox(
       freeze: { drainTimeout: '1s' },
       configSink: { type: 'env-file', path: configFile },
       gates: { 'go-live': { timeout: '2m' } },
+      // The sandboxes share the target cluster, where roles are cluster-wide: an application role of its own
+      // per migration would have each sandbox reset the same role's password. test/integration/roles.test.ts
+      // runs the default ("own") with roles mapped to names of its own.
+      roles: { application: 'master' },
       ...overrides,
     }),
     logicalInput: (overrides = {}) =>

@@ -57,9 +57,11 @@ const steps: [keyof MigrationActivities, string[]][] = [
   // Production first: the application's config and a writable source, then the target's cleanup.
   ['copyAndVerify', ['unfreeze-source', 'reset-target']],
   ['reconcileSequences', ['unfreeze-source', 'reset-target']],
-  ['freezeTarget', ['unfreeze-source', 'unfreeze-target', 'reset-target']],
-  ['swapConfig', ['restore-config', 'unfreeze-source', 'unfreeze-target', 'reset-target']],
-  ['smokeTest', ['restore-config', 'unfreeze-source', 'unfreeze-target', 'reset-target']],
+  // The roles' undo gives the objects back to the master user before the reset drops them.
+  ['replayRoles', ['unfreeze-source', 'undo-roles', 'reset-target']],
+  ['freezeTarget', ['unfreeze-source', 'unfreeze-target', 'undo-roles', 'reset-target']],
+  ['swapConfig', ['restore-config', 'unfreeze-source', 'unfreeze-target', 'undo-roles', 'reset-target']],
+  ['smokeTest', ['restore-config', 'unfreeze-source', 'unfreeze-target', 'undo-roles', 'reset-target']],
 ];
 
 describe('compensation after a failure at each forward step', () => {

@@ -81,6 +81,7 @@ describe('go-live gate', () => {
       'restore-config:completed',
       'unfreeze-source:completed',
       'unfreeze-target:completed',
+      'undo-roles:completed',
       'reset-target:completed',
     ]);
     expect(result.freezeWindow.durationMs).toBeGreaterThan(0);

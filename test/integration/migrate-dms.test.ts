@@ -115,6 +115,7 @@ describe('dms method (control plane on moto)', () => {
     const status = await handle.query(statusQuery);
     expect(status.compensations.map((c) => `${c.step}:${c.state}`)).toEqual([
       'unfreeze-source:completed',
+      'undo-roles:completed',
       'stop-replication:completed',
       'reset-target:completed',
       'restore-replica-identity:completed',

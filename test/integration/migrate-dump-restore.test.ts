@@ -55,6 +55,7 @@ describe('dump-restore migration', () => {
       'freeze-source',
       'copy',
       'reconcile-sequences',
+      'replay-roles',
       'freeze-target',
       'swap-config',
       'smoke-test',

@@ -60,6 +60,7 @@ describe('logical replication migration', () => {
       'start-replication',
       'initial-copy',
       'indexes',
+      'replay-roles',
       'catch-up',
       'refresh-materialized-views',
       'freeze-source',

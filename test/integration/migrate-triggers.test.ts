@@ -141,6 +141,7 @@ describe('triggers migration from a source without logical replication', () => {
       'start-replication',
       'initial-copy',
       'indexes',
+      'replay-roles',
       'catch-up',
       'refresh-materialized-views',
       'freeze-source',

@@ -66,6 +66,7 @@ describe('a rehearsal of the demo migration (dump-restore on a logical snapshot)
       'freeze-source',
       'copy',
       'reconcile-sequences',
+      'replay-roles',
       'freeze-target',
       'swap-config',
       'smoke-test',
@@ -173,6 +174,7 @@ describe('a rehearsal that fails midway', () => {
         ['restore-config', 'completed'],
         ['unfreeze-source', 'completed'],
         ['unfreeze-target', 'completed'],
+        ['undo-roles', 'completed'],
         ['reset-target', 'completed'],
       ]);
       expect(sumOfPhases(run.report.phases)).toBe(run.report.totalMs);

@@ -98,9 +98,16 @@ describe.concurrent('dump-restore on fake activities', () => {
         engine: 'auto',
         baseline: { schemas: ['public'] },
       });
-      expect(arg('freezeTarget')).toMatchObject({ url: input.target.url, roles: ['rds_master'] });
-      expect(arg('swapConfig')).toMatchObject({ sink: input.configSink, appUrl: input.target.url, urlParams: {} });
-      expect(arg('unfreezeTarget')).toMatchObject({ url: input.target.url, roles: ['rds_master'], prior: [] });
+      // The application keeps its own role (roles.application "own"): frozen on the target too, its password set at the swap.
+      expect(arg('freezeTarget')).toMatchObject({ url: input.target.url, roles: ['rds_master', 'app'] });
+      expect(arg('swapConfig')).toMatchObject({
+        sink: input.configSink,
+        appUrl: input.target.url,
+        urlParams: {},
+        appRole: { role: 'app' },
+      });
+      expect(arg('smokeTest')).toMatchObject({ sink: input.configSink, compareWith: { source: input.source.url, role: 'app' } });
+      expect(arg('unfreezeTarget')).toMatchObject({ url: input.target.url, roles: ['rds_master', 'app'], prior: [] });
     });
   });
 

@@ -153,6 +153,13 @@ export function fakeActivities(opts: FakeOptions): Fakes {
     }),
     releaseConfig: async () => ['previous value released'],
     restoreConfig: async ({ sink }) => ({ sink: sink.type, restored: true, fingerprint: 'sha256:0a1b2c' }),
+    replayRoles: async (args) => ({
+      created: args.applicationRole ? [args.applicationRole] : [],
+      statements: 12,
+      roles: ['app'],
+      largeObjectsNotYetThere: 0,
+    }),
+    undoRoles: async (args) => ({ reassigned: 3, dropped: args.roles, kept: [] }),
     smokeTest: async () => [
       { name: 'read', ok: true, detail: '1 row', ms: 1 },
       { name: 'write', ok: true, detail: 'committed', ms: 1 },

@@ -9,13 +9,22 @@ import type { VerificationReport } from '../../activities/database/verify';
 import { activities } from '../activity-options';
 import { failureMessage } from '../progress';
 import type { MigrationRun } from './run';
-import { freezeSource, reconcileSequences, registerTargetReset, targetBaseline, windowActivities, type Cutover } from './window';
+import {
+  freezeSource,
+  reconcileSequences,
+  registerTargetReset,
+  replayRoles,
+  targetBaseline,
+  windowActivities,
+  type Cutover,
+} from './window';
 
 export async function freezeAndCopy(run: MigrationRun): Promise<Cutover> {
   const frozen = await freezeSource(run, windowActivities(run));
   registerTargetReset(run);
   if (patched('copy-with-verification-inside')) await copyVerifying(run);
   else await copyThenVerify(run);
+  await replayRoles(run, activities.freezeCopyWindow);
   const nothing = async () => undefined;
   return { frozen, snapshotReady: nothing, afterGoLive: nothing };
 }

@@ -103,7 +103,7 @@ async function rollBackAfterGoLive(
 ): Promise<MigrationResult | undefined> {
   const { input, plan, progress, status, migrationId, source, target } = run;
   run.holding = false;
-  const targetRoles = [plan.target.currentUser];
+  const targetRoles = run.targetRoles;
   hold.rollback = {
     requestedBy: request.approver,
     ...(request.reason ? { reason: request.reason } : {}),
@@ -136,7 +136,14 @@ async function rollBackAfterGoLive(
     if (patched('rollback-undo-restarts')) run.appControl.registerRestartUndo(rollbackUndo);
     rollbackUndo.register(
       'swap-config-to-target',
-      () => undo.swapConfig({ migrationId, sink: input.configSink, appUrl: run.appUrl, urlParams: input.target.urlParams }),
+      () =>
+        undo.swapConfig({
+          migrationId,
+          sink: input.configSink,
+          appUrl: run.appUrl,
+          urlParams: input.target.urlParams,
+          ...run.appCredential,
+        }),
       'application',
     );
     await progress.step('rollback-config', 'rolling-back', () => window.restoreConfig({ migrationId, sink: input.configSink }));

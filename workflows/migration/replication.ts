@@ -13,7 +13,7 @@ import { verificationSnapshotTakenSignal, type GateDecision } from '../../signal
 import { activities } from '../activity-options';
 import { failureMessage } from '../progress';
 import type { MigrationRun } from './run';
-import { freezeSource, reconcileSequences, registerTargetReset, targetBaseline, type Cutover } from './window';
+import { freezeSource, reconcileSequences, registerTargetReset, replayRoles, targetBaseline, type Cutover } from './window';
 
 const { regular, long, lagPolling, undo, window } = activities;
 
@@ -128,6 +128,8 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
       long.copySchemaAfterData({ ...cdcArgs, baseline: targetBaseline(run), jobs: input.parallelJobs }),
     );
   }
+  // Outside the window: the tables are on the target; large objects copied in the window carry their owner then.
+  await replayRoles(run, regular);
   await progress.step('catch-up', 'catching-up', () => watch(input.replication.maxLagBytes, (s) => s.caughtUp));
   if (patched('refresh-materialized-views')) {
     // The schema-only copy left them unpopulated: refreshed once the data is in, outside the window

@@ -49,6 +49,8 @@ export class MigrationRun {
   readonly appUrl: MigrationInput['target']['url'];
   private chosenPlan?: MigrationPlan;
   private traits?: MethodTraits;
+  /** The application's own role on the target (roles.application "own"), settled with the plan. */
+  appRole?: { sourceRole: string; role: string };
   rowsCopied = 0;
   verification: MigrationResult['verification'] = 'not-run';
   /** Set before the target is unfrozen: from then on its data may hold the application's writes. */
@@ -97,6 +99,21 @@ export class MigrationRun {
   set plan(plan: MigrationPlan) {
     this.chosenPlan = plan;
     this.traits = methodTraits(plan.method, this.input, patched);
+    // Plans made before roles were carried have no `application`: their application keeps target.url / target.appUrl.
+    const access = plan.application;
+    if (access?.mode === 'own' && patched('app-own-role')) this.appRole = { sourceRole: access.sourceRole, role: access.role };
+  }
+
+  /** The roles frozen on the target until go-live: the master's, and the application's own. */
+  get targetRoles(): string[] {
+    return [this.plan.target.currentUser, ...(this.appRole ? [this.appRole.role] : [])];
+  }
+
+  /** swapConfig's arguments beside the URL: the application's own role, whose password the swap sets. */
+  get appCredential(): { appRole?: { role: string; password?: MigrationInput['target']['url'] } } {
+    if (!this.appRole) return {};
+    const password = this.input.roles.appPassword;
+    return { appRole: { role: this.appRole.role, ...(password ? { password } : {}) } };
   }
 
   /** The chosen method's traits, settled once with the plan (a method's patch is asked there, in order). */
@@ -227,7 +244,7 @@ export class MigrationRun {
         const live = await activities.undo.unfreezeTarget({
           migrationId,
           url: target,
-          roles: [plan.target.currentUser],
+          roles: this.targetRoles,
           prior: plan.target.readOnlySettings,
           reportWindowEdge: true,
         });

@@ -6,6 +6,7 @@
 import { ApplicationFailure, patched } from '@temporalio/workflow';
 import type { MigrationActivities } from '../../activities';
 import { durationMs } from '../../contract/input';
+import { mapRole } from '../../contract/roles';
 import { activities } from '../activity-options';
 import type { MigrationRun } from './run';
 
@@ -105,6 +106,29 @@ export function targetBaseline(run: MigrationRun) {
   return { schemas: plan.target.schemas, extensions: plan.target.extensions, largeObjects: plan.target.largeObjects };
 }
 
+/**
+ * The source's roles, ownership and privileges onto the target (after the copy, before the smoke test).
+ * Its undo, which runs before reset-target, gives the objects back to the master (or the reset would keep
+ * them as another role's) and drops the roles this migration created. Plans made before roles were carried
+ * list none: nothing is replayed for them.
+ */
+export async function replayRoles(run: MigrationRun, acts: Pick<MigrationActivities, 'replayRoles'>): Promise<void> {
+  const { input, plan, migrationId, source, target, saga, progress } = run;
+  if (!plan.source.roles || !patched('replay-roles')) return;
+  const appRole = run.appRole?.role;
+  const roles = [...new Set([...plan.source.roles.map((r) => mapRole(input.roles.map, r.name)), ...(appRole ? [appRole] : [])])];
+  saga.register('undo-roles', async () => {
+    if (run.goLiveAttempted) {
+      throw ApplicationFailure.nonRetryable('skipped: go-live was attempted, the application may use these roles on the target');
+    }
+    const undone = await undo.undoRoles({ migrationId, target, roles });
+    return `${undone.reassigned} object(s) given back to the master user; roles dropped: ${undone.dropped.join(', ') || 'none'}${undone.kept.length ? `; kept (they hold privileges in other databases): ${undone.kept.join(', ')}` : ''}`;
+  });
+  await progress.step('replay-roles', 'copying', () =>
+    acts.replayRoles({ migrationId, source, target, map: input.roles.map, ...(appRole ? { applicationRole: appRole } : {}) }),
+  );
+}
+
 /** Sequences are undone with the rest of the target by reset-target. */
 export function reconcileSequences(run: MigrationRun, acts: WindowActivities) {
   const { migrationId, source, target } = run;
@@ -118,7 +142,7 @@ export function reconcileSequences(run: MigrationRun, acts: WindowActivities) {
 export async function switchApplication(run: MigrationRun, cutover: Cutover): Promise<void> {
   const { input, plan, migrationId, target, saga, progress } = run;
   const acts = windowActivities(run);
-  const targetRoles = [plan.target.currentUser];
+  const targetRoles = run.targetRoles;
   const reverse = run.reverse;
   if (reverse) {
     // Before the target takes its first write, so the rollback path carries every one of them.
@@ -151,12 +175,19 @@ export async function switchApplication(run: MigrationRun, cutover: Cutover): Pr
     'application',
   );
   await progress.step('swap-config', 'swapping-config', () =>
-    acts.swapConfig({ migrationId, sink: input.configSink, appUrl: run.appUrl, urlParams: input.target.urlParams }),
+    acts.swapConfig({ migrationId, sink: input.configSink, appUrl: run.appUrl, urlParams: input.target.urlParams, ...run.appCredential }),
   );
   run.status.sides.application = 'target';
   await run.appControl.restart();
   await progress.step('smoke-test', 'smoke-testing', () =>
-    acts.smokeTest({ migrationId, appUrl: run.appUrl, tables: run.dataTables, sql: input.smoke.sql }),
+    acts.smokeTest({
+      migrationId,
+      appUrl: run.appUrl,
+      tables: run.dataTables,
+      sql: input.smoke.sql,
+      // The application's own role: connected with what the sink now holds, its privileges compared with the source's.
+      ...(run.appRole ? { sink: input.configSink, compareWith: { source: run.source, role: run.appRole.sourceRole } } : {}),
+    }),
   );
   await run.appControl.healthChecks();
   await cutover.snapshotReady();
@@ -178,7 +209,7 @@ export async function goLive(run: MigrationRun, cutover: Cutover): Promise<void>
     windowActivities(run).unfreezeTarget({
       migrationId,
       url: target,
-      roles: [plan.target.currentUser],
+      roles: run.targetRoles,
       prior: plan.target.readOnlySettings,
       reportWindowEdge: true,
     }),
