@@ -116,6 +116,18 @@ export function databaseStatements(catalog: PrivilegeCatalog, map: RoleMapper, d
   ];
 }
 
+/**
+ * The grants databaseStatements adds that the source has no entry for (its database owner held them by
+ * owning the database), as the catalog comparison names them: not differences.
+ */
+export function standsForDatabaseOwnership(catalog: PrivilegeCatalog, map: RoleMapper): (difference: string) => boolean {
+  const role = map(catalog.database.owner);
+  const schemas = catalog.objects.filter((o) => o.kind === 'schema' && o.owner === 'pg_database_owner').map((o) => o.name);
+  return (difference) =>
+    difference.startsWith('grant ') &&
+    schemas.some((schema) => [role, qi(role)].some((r) => difference.endsWith(` on schema ${schema} to ${r}: exists only on target`)));
+}
+
 /** The replay, in order: owners first (a GRANT by the owner is then recorded as the owner's), then privileges. */
 export interface ReplayPlan {
   owners: string[];

@@ -8,7 +8,7 @@
  */
 import type { Client } from 'pg';
 import { escapeLiteral } from 'pg';
-import { ownerStatement, replayPlan, roleMapper } from './grant-sql';
+import { objectAclStatements, ownerStatement, replayPlan, roleMapper } from './grant-sql';
 import { qi } from './pg';
 import { readPrivilegeCatalog, type CatalogObject } from './privileges';
 
@@ -152,6 +152,21 @@ export async function replayRoles(
     roles: plan.roles,
     largeObjectsNotYetThere: read.objects.length - catalog.objects.length,
   };
+}
+
+/**
+ * Owners and privileges of the large objects, replayed on their own: a CDC method copies them only inside
+ * the write-freeze window, after the replay (which skipped those not there yet). The roles exist by then
+ * (the replay created every role the source's objects name); the master joins the owners it needs.
+ */
+export async function replayLargeObjectPrivileges(source: Client, target: Client, opts: { map: Record<string, string> }): Promise<number> {
+  const objects = (await readPrivilegeCatalog(source)).objects.filter((o) => o.kind === 'large object');
+  if (!objects.length) return 0;
+  const map = roleMapper(opts.map);
+  await joinRoles(target, [...new Set(objects.map((o) => map(o.owner)))]);
+  const owners = objects.map((o) => ownerStatement(o, map)).filter((s): s is string => s !== undefined);
+  await runBatched(target, [...owners, ...objects.flatMap((o) => objectAclStatements(o, map))]);
+  return objects.length;
 }
 
 export interface RolesUndone {

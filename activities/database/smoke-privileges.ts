@@ -13,7 +13,11 @@ export interface HeldPrivilege {
   /** Quoted, schema-qualified name (large objects: the oid). */
   name: string;
   privilege: string;
-  /** pg_class.relkind for tables: what can be written and what only read. */
+  /**
+   * pg_class.relkind for tables: what can be written and what only read; `m-unpopulated` for a
+   * materialized view never refreshed (no query can read it, here or on the source: the catalog
+   * verification is what notices one the source has populated).
+   */
   relkind?: string;
 }
 
@@ -25,7 +29,7 @@ const HELD_SQL = `
     FROM pg_namespace n CROSS JOIN unnest(ARRAY['USAGE', 'CREATE']) p
    WHERE ${USER_SCHEMA} AND has_schema_privilege($1, n.oid, p)
   UNION ALL
-  SELECT 'table', ${QNAME('n.nspname', 'c.relname')}, p, c.relkind::text
+  SELECT 'table', ${QNAME('n.nspname', 'c.relname')}, p, CASE WHEN c.relkind = 'm' AND NOT c.relispopulated THEN 'm-unpopulated' ELSE c.relkind::text END
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p
    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND ${USER_SCHEMA} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')} AND has_table_privilege($1, c.oid, p)
   UNION ALL

@@ -9,6 +9,8 @@ import type { Client } from 'pg';
 import type { TableInventory } from '../../contract/plan';
 import { isOwnSchemaSql } from '../methods/cdc/marker';
 import { compareCatalogs, type CatalogOptions } from './catalog';
+import { roleMapper, standsForDatabaseOwnership } from './grant-sql';
+import { readPrivilegeCatalog } from './privileges';
 import { rowHashes, tableFingerprint, tableKey, type Fingerprint } from './fingerprint';
 import { checkSequencesAhead, type SequenceCheck } from './sequences';
 
@@ -62,7 +64,12 @@ export async function catalogComparison(
   blocking: boolean,
 ): Promise<CatalogComparison> {
   const started = Date.now();
-  const differences = await compareCatalogs(source, target, options);
+  let differences = await compareCatalogs(source, target, options);
+  if (options.privileges) {
+    // What the roles replay grants in place of owning the database is no difference.
+    const expected = standsForDatabaseOwnership(await readPrivilegeCatalog(source), roleMapper(options.roleMap ?? {}));
+    differences = differences.filter((d) => !expected(d));
+  }
   return { differences, ms: Date.now() - started, blocking };
 }
 

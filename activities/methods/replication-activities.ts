@@ -184,7 +184,9 @@ export function createReplicationActivities(context: ActivityContext) {
      * In the write-freeze window (source frozen, before the drain, so the freeze-point verification's
      * snapshots include them): the UNLOGGED tables and large objects the method's change stream does not carry.
      */
-    async copyInWindow(args: CdcArgs & { unlogged: TableInventory[]; largeObjects: boolean }): Promise<WindowCopyResult> {
+    async copyInWindow(
+      args: CdcArgs & { unlogged: TableInventory[]; largeObjects: boolean; roleMap?: Record<string, string> },
+    ): Promise<WindowCopyResult> {
       return both(args, (s, t) => copyInWindow(s, t, args));
     },
 

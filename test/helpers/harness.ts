@@ -21,6 +21,7 @@ import { AppWriter, type WriterStats } from '../../stack/app-writer';
 import { expect } from 'vitest';
 import { createSourceDatabase, createTargetDatabase, databaseUrl, dropDatabase, loadStackEnv, type StackEnv } from '../../stack';
 import { seedDemoData } from '../../stack/demo-data';
+import { ident } from '../../stack/sql';
 import { seedWholeDatabase } from '../fixtures/whole-database';
 import { createMigrationWorker, defaultActivityDeps } from '../../workers/worker';
 import { workflowBundlePath } from '../global-setup';
@@ -223,6 +224,11 @@ export async function openSandbox(
       delete process.env[sourceReplicationRef];
       await dropDatabase(env.SOURCE_ADMIN_URL, `src_${id}`);
       await dropDatabase(env.TARGET_ADMIN_URL, `tgt_${id}`);
+      // Roles a test mapped to names of this sandbox's own (roles are cluster-wide): theirs went with the database.
+      const roles = await query<{ r: string }>(env.TARGET_ADMIN_URL, `SELECT rolname AS r FROM pg_roles WHERE rolname LIKE '%\\_' || $1`, [
+        id,
+      ]);
+      for (const { r } of roles) await query(env.TARGET_ADMIN_URL, `DROP ROLE IF EXISTS ${ident(r)}`);
     },
   };
   return sandbox;

@@ -8,7 +8,6 @@
  * config sink and nowhere in the workflow history.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client } from 'pg';
 import { readPrivilegeCatalog } from '../../activities/database/privileges';
 import { heldPrivileges } from '../../activities/database/smoke-privileges';
 import type { MigrationInputDraft } from '../../contract/input';
@@ -16,7 +15,7 @@ import type { MigrationResult, MigrationStatus } from '../../signals';
 import { statusQuery } from '../../signals';
 import { seedWholeDatabase, WHOLE_DATABASE } from '../fixtures/whole-database';
 import { historyText, openSandbox, query, recordHistory, type Sandbox } from '../helpers/harness';
-import { describeCatalog } from '../helpers/privileges';
+import { describeCatalog, useEveryObject, withClient } from '../helpers/privileges';
 
 let sandbox: Sandbox;
 let map: Record<string, string>;
@@ -24,16 +23,6 @@ let rolledBack: { result: MigrationResult; rolesAfter: string[]; targetObjects: 
 let result: MigrationResult;
 let status: MigrationStatus;
 let historyJson: string;
-
-async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
 
 const input = (gate: MigrationInputDraft['gates']): MigrationInputDraft =>
   sandbox.input({ roles: { map, application: 'own' }, gates: gate, copy: { engine: 'pg-dump' } });
@@ -140,32 +129,7 @@ describe('roles and privileges, dump-restore', () => {
   });
 
   it("reads and writes tables, sequences and large objects as the application's role", async () => {
-    await withClient(sandbox.configuredUrl()!, async (c) => {
-      await c.query('BEGIN');
-      try {
-        const [order] = (
-          await c.query(`INSERT INTO ${WHOLE_DATABASE.orders} ("CustomerName", amount) VALUES ('roles test', 5) RETURNING id, gross`)
-        ).rows;
-        expect(Number(order.gross)).toBe(6);
-        await c.query(`UPDATE ${WHOLE_DATABASE.orders} SET status = 'paid' WHERE id = $1`, [order.id]);
-        expect((await c.query(`SELECT count(*)::int AS n FROM ${WHOLE_DATABASE.matview}`)).rows[0].n).toBe(3);
-        expect((await c.query(`SELECT count(*)::int AS n FROM ${WHOLE_DATABASE.view}`)).rows[0].n).toBeGreaterThan(0);
-        await c.query(`INSERT INTO ${WHOLE_DATABASE.events} VALUES (999999, '2026-02-01', '{}')`);
-        await c.query(`INSERT INTO ${WHOLE_DATABASE.notes} (body) VALUES ('from the target')`);
-        expect(Number((await c.query(`SELECT nextval('"Sales".invoice_no') AS v`)).rows[0].v)).toBeGreaterThan(1234);
-        const docs = (await c.query(`SELECT title, content::text AS oid FROM ${WHOLE_DATABASE.documents} ORDER BY id`)).rows;
-        expect(docs).toHaveLength(WHOLE_DATABASE.largeObjects);
-        for (const d of docs) {
-          const head = (await c.query(`SELECT convert_from(lo_get($1::oid, 0, 5), 'UTF8') AS h`, [d.oid])).rows[0].h;
-          expect(head).toBe(d.title === 'terms' ? 'terms' : 'priva');
-        }
-        const lo = (await c.query(`SELECT lo_from_bytea(0, 'new') AS oid`)).rows[0].oid;
-        await c.query(`INSERT INTO ${WHOLE_DATABASE.documents} (title, content) VALUES ('new', $1)`, [lo]);
-        expect((await c.query(`SELECT "Sales".order_count() AS n`)).rows[0].n).toBeDefined();
-      } finally {
-        await c.query('ROLLBACK');
-      }
-    });
+    await withClient(sandbox.configuredUrl()!, useEveryObject);
   });
 
   it('ran the smoke test as that role, comparing privileges and touching each kind of object', () => {

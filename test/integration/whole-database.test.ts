@@ -11,7 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationInputDraft } from '../../contract/input';
 import type { MigrationResult, MigrationStatus } from '../../signals';
 import type { WriterStats } from '../../stack/app-writer';
+import { heldPrivileges } from '../../activities/database/smoke-privileges';
 import { WHOLE_DATABASE } from '../fixtures/whole-database';
+import { useEveryObject, withClient } from '../helpers/privileges';
 import {
   expectEveryAckedWriteOnce,
   migrateUnderLoad,
@@ -140,12 +142,17 @@ for (const c of cases) {
     let identityBefore: string[];
     let changes: { rounds: number };
 
+    let map: Record<string, string>;
+    const owner = c.heroku ? 'heroku_app' : 'app';
+
     beforeAll(async () => {
       sandbox = await openSandbox(`whole_${c.method}`, { wholeDatabase: true, heroku: !!c.heroku });
+      // The application keeps a role of its own (the default), mapped to names of this sandbox's own: roles are cluster-wide.
+      map = { [owner]: `app_${sandbox.id}`, app_worker: `worker_${sandbox.id}`, app_reader: `reader_${sandbox.id}` };
       await query(sandbox.sourceUrl, MORE_VIEWS);
       identityBefore = await replicaIdentities(sandbox.sourceUrl);
       const changing = changeUntilFrozen(sandbox.sourceUrl);
-      const run = await migrateUnderLoad(sandbox, c.input(sandbox), c.gates);
+      const run = await migrateUnderLoad(sandbox, { ...c.input(sandbox), roles: { map, application: 'own' } }, c.gates);
       ({ result, status, writes } = run);
       changes = await changing;
       if (c.history) await recordHistory(run.handle, c.history);
@@ -174,6 +181,16 @@ for (const c of cases) {
           c.method === 'triggers' ? /^0 UNLOGGED table\(s\).* 2 large object\(s\)/ : /^1 UNLOGGED table\(s\).* 2 large object\(s\)/,
         );
       }
+    });
+
+    it('runs the application as its own role on the target, holding every privilege it had on the source, and using every kind of object', async () => {
+      const url = sandbox.configuredUrl()!;
+      expect(decodeURIComponent(new URL(url).username)).toBe(map[owner]);
+      const key = (p: { kind: string; name: string; privilege: string }) => `${p.kind} ${p.name} ${p.privilege}`;
+      const onSource = await withClient(sandbox.sourceAdminUrl, (s) => heldPrivileges(s, owner));
+      const onTarget = await withClient(url, (t) => heldPrivileges(t, map[owner]));
+      expect(onTarget.map(key)).toEqual(expect.arrayContaining(onSource.map(key)));
+      await withClient(url, useEveryObject);
     });
 
     it("has the materialized views populated with the source's rows (each after those it reads), and the unpopulated one unpopulated", async () => {

@@ -182,6 +182,7 @@ function verifyBeside(run: MigrationRun, drainTimeoutMs: number, snapshotTaken: 
         tables: plan.source.tables,
         jobs: input.parallelJobs,
         drainTimeoutMs,
+        ...(run.catalogOptions ? { catalog: run.catalogOptions } : {}),
       }),
     )
     .then(
@@ -247,7 +248,13 @@ export async function drainAndStop(run: MigrationRun, replication: Replication):
     await progress.step(
       'copy-in-window',
       'draining',
-      () => window.copyInWindow({ ...cdcArgs, unlogged: inWindow.unlogged, largeObjects: inWindow.largeObjects > 0 }),
+      () =>
+        window.copyInWindow({
+          ...cdcArgs,
+          unlogged: inWindow.unlogged,
+          largeObjects: inWindow.largeObjects > 0,
+          ...(run.rolesReplayed ? { roleMap: input.roles.map } : {}),
+        }),
       (c) =>
         `${c.tables} UNLOGGED table(s), ${c.rows} rows (${formatBytes(c.bytes)}); ${c.objects} large object(s) (${formatBytes(c.objectBytes)}); ${c.elapsedMs} ms`,
     );

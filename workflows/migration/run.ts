@@ -51,6 +51,12 @@ export class MigrationRun {
   private traits?: MethodTraits;
   /** The application's own role on the target (roles.application "own"), settled with the plan. */
   appRole?: { sourceRole: string; role: string };
+  /** The source's ownership and grants were replayed onto the target: later copies and comparisons carry them too. */
+  rolesReplayed = false;
+  /** What the catalog comparisons are given: owners and grants too once the roles were replayed, after the role map. */
+  get catalogOptions(): { privileges: boolean; roleMap: Record<string, string> } | undefined {
+    return this.rolesReplayed ? { privileges: true, roleMap: this.input.roles.map } : undefined;
+  }
   rowsCopied = 0;
   verification: MigrationResult['verification'] = 'not-run';
   /** Set before the target is unfrozen: from then on its data may hold the application's writes. */

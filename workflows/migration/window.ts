@@ -125,8 +125,16 @@ export async function replayRoles(run: MigrationRun, acts: Pick<MigrationActivit
     return `${undone.reassigned} object(s) given back to the master user; roles dropped: ${undone.dropped.join(', ') || 'none'}${undone.kept.length ? `; kept (they hold privileges in other databases): ${undone.kept.join(', ')}` : ''}`;
   });
   await progress.step('replay-roles', 'copying', () =>
-    acts.replayRoles({ migrationId, source, target, map: input.roles.map, ...(appRole ? { applicationRole: appRole } : {}) }),
+    acts.replayRoles({
+      migrationId,
+      source,
+      target,
+      map: input.roles.map,
+      ...(appRole ? { applicationRole: appRole } : {}),
+      ...(run.method.shape === 'freeze-copy' ? { verify: true } : {}),
+    }),
   );
+  run.rolesReplayed = true;
 }
 
 /** Sequences are undone with the rest of the target by reset-target. */

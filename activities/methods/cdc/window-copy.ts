@@ -6,6 +6,7 @@
 import type { Client } from 'pg';
 import type { TableInventory } from '../../../contract/plan';
 import { copyLargeObjects } from '../../database/large-objects';
+import { replayLargeObjectPrivileges } from '../../database/roles';
 import { disableUserTriggers, enableUserTriggers, enterReplicaMode, type ApplyMode } from '../triggers/apply-mode';
 import { copyLeaf, emptyTargets, leavesOf } from '../triggers/snapshot-copy';
 
@@ -56,14 +57,18 @@ export async function copyUnloggedTables(
   }
 }
 
-/** The UNLOGGED tables, then (when asked) the large objects, which replace those of the same oid. Idempotent. */
+/**
+ * The UNLOGGED tables, then (when asked) the large objects, which replace those of the same oid, with
+ * their owners and privileges when the roles were replayed (`roleMap`). Idempotent.
+ */
 export async function copyInWindow(
   source: Client,
   target: Client,
-  args: { unlogged: TableInventory[]; largeObjects: boolean },
+  args: { unlogged: TableInventory[]; largeObjects: boolean; roleMap?: Record<string, string> },
 ): Promise<WindowCopyResult> {
   const started = Date.now();
   const tables = await copyUnloggedTables(source, target, args.unlogged);
   const objects = args.largeObjects ? await copyLargeObjects(source, target) : { objects: 0, bytes: 0 };
+  if (objects.objects && args.roleMap) await replayLargeObjectPrivileges(source, target, { map: args.roleMap });
   return { ...tables, objects: objects.objects, objectBytes: objects.bytes, elapsedMs: Date.now() - started };
 }
