@@ -47,16 +47,19 @@ export interface MethodTraits {
   before?: { patch: string; traits: MethodTraits };
 }
 
+/** The workflow copies the schema around a replication that carries every logged table's changes. */
+const SCHEMA_THEN_SUBSCRIPTION: MethodTraits = {
+  shape: 'replication',
+  schemaSteps: true,
+  slowDrain: false,
+  replicaIdentity: true,
+  reverse: 'subscription',
+  largeObjectsInWindow: true,
+};
+
 export const METHOD_TRAITS: Record<MigrationMethod, MethodTraits> = {
   'dump-restore': { shape: 'freeze-copy', schemaSteps: false, slowDrain: false, replicaIdentity: false, reverse: 'subscription' },
-  logical: {
-    shape: 'replication',
-    schemaSteps: true,
-    slowDrain: false,
-    replicaIdentity: true,
-    reverse: 'subscription',
-    largeObjectsInWindow: true,
-  },
+  logical: SCHEMA_THEN_SUBSCRIPTION,
   /** From pgcopydb's copy of a slot's snapshot on, exactly a logical migration (sub-second window). */
   pgcopydb: {
     shape: 'replication',
@@ -79,14 +82,8 @@ export const METHOD_TRAITS: Record<MigrationMethod, MethodTraits> = {
       },
     },
   },
-  dms: {
-    shape: 'replication',
-    schemaSteps: true,
-    slowDrain: false,
-    replicaIdentity: true,
-    reverse: 'subscription',
-    largeObjectsInWindow: true,
-  },
+  /** The same path as logical: AWS DMS moves the rows instead of a subscription. */
+  dms: SCHEMA_THEN_SUBSCRIPTION,
   triggers: {
     shape: 'replication',
     schemaSteps: true,

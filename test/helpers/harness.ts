@@ -67,14 +67,19 @@ export interface Sandbox {
   close: () => Promise<void>;
 }
 
-export async function query<T = Record<string, unknown>>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+/** One session on `url` for `fn`, closed after. */
+export async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
   const client = new Client({ connectionString: url });
   await client.connect();
   try {
-    return (await client.query(sql, params)).rows as T[];
+    return await fn(client);
   } finally {
     await client.end();
   }
+}
+
+export async function query<T = Record<string, unknown>>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
+  return withClient(url, async (c) => (await c.query(sql, params)).rows as T[]);
 }
 
 /**

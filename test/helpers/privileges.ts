@@ -1,5 +1,5 @@
 /** Catalogs of ownership and privileges compared across source and target (role mapping applied). */
-import { Client } from 'pg';
+import type { Client } from 'pg';
 import { expect } from 'vitest';
 import type { AclEntry, PrivilegeCatalog } from '../../activities/database/privileges';
 import { WHOLE_DATABASE } from '../fixtures/whole-database';
@@ -48,15 +48,5 @@ export async function useEveryObject(c: Client): Promise<void> {
     expect((await c.query(`SELECT "Sales".order_count() AS n`)).rows[0].n).toBeDefined();
   } finally {
     await c.query('ROLLBACK');
-  }
-}
-
-export async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
   }
 }

@@ -18,7 +18,7 @@ import { pgcopydbClone } from '../../activities/methods/dump-restore/pgcopydb-cl
 import { VerificationDuringCopy } from '../../activities/database/verify-during-copy';
 import { createSourceDatabase, createTargetDatabase, databaseUrl, dropDatabase, loadStackEnv, type StackEnv } from '../../stack';
 import { seedWholeDatabase } from '../fixtures/whole-database';
-import { query } from '../helpers/harness';
+import { query, withClient } from '../helpers/harness';
 
 let env: StackEnv;
 const db = {
@@ -33,16 +33,6 @@ const dumpFile = path.join(dumpDir, 'source.dump');
 
 function pg(program: string, args: string[], url: string): void {
   execFileSync(path.join(env.PG_BIN, program), args, { env: { ...process.env, ...libpqEnv(url, 'catalog-test') }, stdio: 'pipe' });
-}
-
-async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
 }
 
 /** Both sides compared as the verification does: one session each. */

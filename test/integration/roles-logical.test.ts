@@ -4,11 +4,18 @@
  * now own, and after go-live the application writes as its own role, with the password the swap set.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client } from 'pg';
 import { readPrivilegeCatalog } from '../../activities/database/privileges';
 import type { MigrationResult } from '../../signals';
 import type { WriterStats } from '../../stack/app-writer';
-import { expectEveryAckedWriteOnce, historyText, migrateUnderLoad, openSandbox, recordHistory, type Sandbox } from '../helpers/harness';
+import {
+  expectEveryAckedWriteOnce,
+  historyText,
+  migrateUnderLoad,
+  openSandbox,
+  recordHistory,
+  withClient,
+  type Sandbox,
+} from '../helpers/harness';
 import { describeCatalog } from '../helpers/privileges';
 
 let sandbox: Sandbox;
@@ -31,15 +38,7 @@ afterAll(async () => {
   await sandbox?.close();
 });
 
-async function catalog(url: string) {
-  const client = new Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await readPrivilegeCatalog(client);
-  } finally {
-    await client.end();
-  }
-}
+const catalog = (url: string) => withClient(url, readPrivilegeCatalog);
 
 describe('roles and privileges, logical', () => {
   it('completes with the roles replayed before catch-up, outside the window', () => {

@@ -14,8 +14,8 @@ import type { MigrationInputDraft } from '../../contract/input';
 import type { MigrationResult, MigrationStatus } from '../../signals';
 import { statusQuery } from '../../signals';
 import { seedWholeDatabase, WHOLE_DATABASE } from '../fixtures/whole-database';
-import { historyText, openSandbox, query, recordHistory, type Sandbox } from '../helpers/harness';
-import { describeCatalog, useEveryObject, withClient } from '../helpers/privileges';
+import { historyText, openSandbox, query, withClient, recordHistory, type Sandbox } from '../helpers/harness';
+import { describeCatalog, useEveryObject } from '../helpers/privileges';
 
 let sandbox: Sandbox;
 let map: Record<string, string>;

@@ -13,13 +13,14 @@ import type { MigrationResult, MigrationStatus } from '../../signals';
 import type { WriterStats } from '../../stack/app-writer';
 import { heldPrivileges } from '../../activities/database/smoke-privileges';
 import { WHOLE_DATABASE } from '../fixtures/whole-database';
-import { useEveryObject, withClient } from '../helpers/privileges';
+import { useEveryObject } from '../helpers/privileges';
 import {
   expectEveryAckedWriteOnce,
   migrateUnderLoad,
   migrationObjects,
   openSandbox,
   query,
+  withClient,
   recordHistory,
   type Sandbox,
 } from '../helpers/harness';
