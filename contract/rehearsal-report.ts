@@ -15,6 +15,8 @@ export interface PhaseTiming {
   kind: 'snapshot' | 'migration' | 'undo' | 'teardown' | 'overhead';
   durationMs: number;
   state?: 'completed' | 'failed' | 'running';
+  /** The step ran (at least partly) while writes were frozen: the chart marks the window across these segments only. */
+  inFreezeWindow?: true;
 }
 
 export const OVERHEAD_PHASE = 'orchestration overhead';
@@ -26,6 +28,18 @@ export const OVERHEAD_PHASE = 'orchestration overhead';
 export function withOverhead(phases: PhaseTiming[], totalMs: number): PhaseTiming[] {
   const sum = phases.reduce((n, p) => n + p.durationMs, 0);
   return [...phases, { name: OVERHEAD_PHASE, kind: 'overhead', durationMs: totalMs - sum }];
+}
+
+/**
+ * Whether a step overlaps the write-freeze window. The freeze edges fall inside steps (frozenAt at the
+ * end of the freeze step, unfrozenAt inside go-live), so overlap, not containment; a window not yet
+ * closed extends to the end.
+ */
+export function stepInFreezeWindow(step: StepRecord, window: FreezeWindow): boolean {
+  if (window.frozenAt === undefined) return false;
+  const start = Date.parse(step.startedAt);
+  const end = step.endedAt !== undefined ? Date.parse(step.endedAt) : start + (step.durationMs ?? 0);
+  return end >= window.frozenAt && (window.unfrozenAt === undefined || start <= window.unfrozenAt);
 }
 
 export function sumOfPhases(phases: PhaseTiming[]): number {
@@ -226,7 +240,14 @@ export function buildReport(m: RehearsalMeasurements): RehearsalReport {
       durationMs: m.snapshotMs,
       state: m.failure?.phase === 'snapshot' ? 'failed' : 'completed',
     });
-  for (const s of child?.steps ?? []) phases.push({ name: s.name, kind: 'migration', durationMs: s.durationMs ?? 0, state: s.state });
+  for (const s of child?.steps ?? [])
+    phases.push({
+      name: s.name,
+      kind: 'migration',
+      durationMs: s.durationMs ?? 0,
+      state: s.state,
+      ...(stepInFreezeWindow(s, child?.freezeWindow ?? {}) ? { inFreezeWindow: true as const } : {}),
+    });
   for (const c of child?.compensations ?? [])
     phases.push({ name: `undo ${c.step}`, kind: 'undo', durationMs: c.durationMs, state: c.state });
   phases.push({

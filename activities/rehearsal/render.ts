@@ -136,6 +136,20 @@ function phaseColours(reports: RehearsalReport[]): Map<string, string> {
   return colours;
 }
 
+/**
+ * Axis labels for runs by start time (ISO): month, day and time to the second, and where two runs still
+ * share a second (rehearsals started together), a counter so every bar keeps a label of its own.
+ */
+export function runLabels(startedAt: string[]): string[] {
+  const base = startedAt.map((t) => t.slice(5, 19).replace('T', ' '));
+  const seen = new Map<string, number>();
+  return base.map((b) => {
+    const n = (seen.get(b) ?? 0) + 1;
+    seen.set(b, n);
+    return base.filter((o) => o === b).length > 1 ? `${b} #${n}` : b;
+  });
+}
+
 /** Stacked bars of phase timings, one bar per rehearsal (oldest left), with the rehearsed window and the budget marked. */
 export function renderChart(reports: RehearsalReport[], opts: { last?: number } = {}): string {
   const shown = [...reports].sort((a, b) => a.startedAt.localeCompare(b.startedAt)).slice(-(opts.last ?? 20));
@@ -152,7 +166,8 @@ export function renderChart(reports: RehearsalReport[], opts: { last?: number } 
   const maxTotal = Math.max(1, ...shown.map((r) => Math.max(r.totalMs, sumOfPhases(r.phases.filter((p) => p.durationMs > 0)))));
   const budgets = shown.map((r) => r.budget.ms).filter((b): b is number => b !== undefined);
   const budget = budgets.length ? budgets[budgets.length - 1] : undefined;
-  const top = budget !== undefined && budget <= maxTotal * 1.5 ? Math.max(maxTotal, budget) : maxTotal;
+  // The scale always reaches the budget: a bar far below its line is the point of the chart, not clutter.
+  const top = Math.max(maxTotal, budget ?? 0);
   const y = (ms: number) => plotTop + plotHeight - (ms / top) * plotHeight;
   const out: string[] = [];
   out.push(
@@ -168,9 +183,13 @@ export function renderChart(reports: RehearsalReport[], opts: { last?: number } 
     out.push(`<text x="${plotLeft - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="#555">${esc(formatMs(v))}</text>`);
   }
   out.push(`<line x1="${plotLeft}" x2="${plotLeft}" y1="${plotTop}" y2="${plotTop + plotHeight}" stroke="#333"/>`);
+  const labels = runLabels(shown.map((r) => r.startedAt));
   shown.forEach((r, i) => {
     const x = plotLeft + 12 + i * slot;
     let acc = 0;
+    // The stretch of the bar taken by the segments that ran with writes frozen (from the freeze to go-live).
+    let windowFrom: number | undefined;
+    let windowTo = 0;
     for (const p of r.phases) {
       if (p.durationMs <= 0) continue;
       const y0 = y(acc + p.durationMs);
@@ -178,12 +197,16 @@ export function renderChart(reports: RehearsalReport[], opts: { last?: number } 
       out.push(
         `<rect x="${x}" y="${y0.toFixed(2)}" width="${barWidth}" height="${Math.max(h, 0.5).toFixed(2)}" fill="${colours.get(p.name) ?? '#999'}"><title>${esc(`${r.rehearsalId} ${p.name}: ${formatMs(p.durationMs)}`)}</title></rect>`,
       );
+      if (p.inFreezeWindow) {
+        windowFrom ??= acc;
+        windowTo = acc + p.durationMs;
+      }
       acc += p.durationMs;
     }
     const w = r.freezeWindow.rehearsedWindowMs;
-    if (w !== undefined) {
+    if (w !== undefined && windowFrom !== undefined) {
       out.push(
-        `<line x1="${x - 4}" x2="${x + barWidth + 4}" y1="${y(w).toFixed(2)}" y2="${y(w).toFixed(2)}" stroke="black" stroke-width="2"><title>${esc(`write-freeze window ${formatMs(w)}`)}</title></line>`,
+        `<rect class="freeze-window" x="${x - 4}" y="${y(windowTo).toFixed(2)}" width="${barWidth + 8}" height="${(y(windowFrom) - y(windowTo)).toFixed(2)}" fill="none" stroke="black" stroke-width="2"><title>${esc(`write-freeze window ${formatMs(w)}`)}</title></rect>`,
       );
     }
     const mark = r.verdict === 'pass' ? '✓' : r.outcome === 'cancelled' ? '–' : '✗';
@@ -191,12 +214,13 @@ export function renderChart(reports: RehearsalReport[], opts: { last?: number } 
     out.push(
       `<text x="${x + barWidth / 2}" y="${plotTop + plotHeight + 14}" text-anchor="middle" fill="${colour}" font-weight="bold">${mark}</text>`,
     );
-    const label = r.startedAt.slice(5, 16).replace('T', ' ');
-    out.push(`<text transform="translate(${x + barWidth / 2},${plotTop + plotHeight + 24}) rotate(35)" fill="#333">${esc(label)}</text>`);
-  });
-  if (budget !== undefined && budget <= top) {
     out.push(
-      `<line x1="${plotLeft}" x2="${legendX - 20}" y1="${y(budget).toFixed(2)}" y2="${y(budget).toFixed(2)}" stroke="#c0392b" stroke-dasharray="6 4"/>`,
+      `<text class="run-label" transform="translate(${x + barWidth / 2},${plotTop + plotHeight + 24}) rotate(35)" fill="#333">${esc(labels[i])}</text>`,
+    );
+  });
+  if (budget !== undefined) {
+    out.push(
+      `<line class="budget" x1="${plotLeft}" x2="${legendX - 20}" y1="${y(budget).toFixed(2)}" y2="${y(budget).toFixed(2)}" stroke="#c0392b" stroke-dasharray="6 4"/>`,
     );
     out.push(
       `<text x="${legendX - 22}" y="${(y(budget) - 4).toFixed(1)}" text-anchor="end" fill="#c0392b">budget ${esc(formatMs(budget))}</text>`,
@@ -205,7 +229,7 @@ export function renderChart(reports: RehearsalReport[], opts: { last?: number } 
   // legend
   let ly = 44;
   out.push(
-    `<line x1="${legendX}" x2="${legendX + 14}" y1="${ly - 4}" y2="${ly - 4}" stroke="black" stroke-width="2"/><text x="${legendX + 20}" y="${ly}">write-freeze window (rehearsed)</text>`,
+    `<rect x="${legendX + 1}" y="${ly - 10}" width="12" height="10" fill="none" stroke="black" stroke-width="2"/><text x="${legendX + 20}" y="${ly}">write-freeze window (rehearsed)</text>`,
   );
   ly += 16;
   for (const [name, colour] of colours) {

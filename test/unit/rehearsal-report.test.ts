@@ -205,6 +205,106 @@ describe('rehearsal report math', () => {
   });
 });
 
+describe('rehearsal chart', () => {
+  // A rehearsal with real step times: snapshot 0-2 s, preflight 2-3 s, writes frozen from 3.09 s (end
+  // of freeze-source) to 5.64 s (inside go-live), then a release step after the window.
+  const t0 = Date.parse('2025-01-01T03:00:00Z');
+  const timed = (name: string, fromMs: number, toMs: number) => ({
+    name,
+    state: 'completed' as const,
+    startedAt: new Date(t0 + fromMs).toISOString(),
+    endedAt: new Date(t0 + toMs).toISOString(),
+    durationMs: toMs - fromMs,
+  });
+  const timedMeasurements = (overrides: Partial<RehearsalMeasurements> = {}) => {
+    const base = measurements();
+    return measurements({
+      child: {
+        ...base.child!,
+        steps: [
+          timed('preflight', 2_000, 3_000),
+          timed('freeze-source', 3_000, 3_100),
+          timed('copy', 3_100, 5_100),
+          timed('verify', 5_100, 5_600),
+          timed('go-live', 5_600, 5_650),
+          timed('release', 5_650, 5_700),
+        ],
+        freezeWindow: { frozenAt: t0 + 3_090, unfrozenAt: t0 + 5_640, durationMs: 2_550, gateWaitMs: 0 },
+      },
+      ...overrides,
+    });
+  };
+  const attrs = (element: string) => Object.fromEntries([...element.matchAll(/([\w-]+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+  /** The top and bottom (SVG y) of the element whose title starts with `title`: a rect's box or a line's ends. */
+  const extent = (svg: string, title: string) => {
+    const element = svg.split('\n').find((l) => l.includes(`<title>${title}`));
+    expect(element, title).toBeDefined();
+    const a = attrs(element!.slice(0, element!.indexOf('>')));
+    return a.height !== undefined
+      ? { top: Number(a.y), bottom: Number(a.y) + Number(a.height), x: Number(a.x) }
+      : { top: Math.min(Number(a.y1), Number(a.y2)), bottom: Math.max(Number(a.y1), Number(a.y2)), x: Number(a.x1) };
+  };
+  const plot = (svg: string) => {
+    const axis = attrs(svg.split('\n').find((l) => l.includes('stroke="#333"') && l.startsWith('<line'))!);
+    return { top: Number(axis.y1), bottom: Number(axis.y2) };
+  };
+
+  it('marks as in the window only the steps that overlap the freeze', () => {
+    const report = buildReport(timedMeasurements());
+    expect(report.phases.filter((p) => p.inFreezeWindow).map((p) => p.name)).toEqual(['freeze-source', 'copy', 'verify', 'go-live']);
+  });
+
+  it('draws the window marker across the segments from the freeze to go-live only, not snapshot or preflight', () => {
+    const report = buildReport(timedMeasurements());
+    const svg = renderChart([report]);
+    const marker = extent(svg, 'write-freeze window');
+    const freeze = extent(svg, `${report.rehearsalId} freeze-source`);
+    const goLive = extent(svg, `${report.rehearsalId} go-live`);
+    const preflight = extent(svg, `${report.rehearsalId} preflight`);
+    const release = extent(svg, `${report.rehearsalId} release`);
+    // Bars stack upwards: the window runs from the bottom of freeze-source to the top of go-live.
+    expect(marker.bottom).toBeCloseTo(freeze.bottom, 1);
+    expect(marker.top).toBeCloseTo(goLive.top, 1);
+    expect(marker.bottom).toBeLessThanOrEqual(preflight.top + 0.01);
+    expect(marker.top).toBeGreaterThanOrEqual(release.bottom - 0.01);
+    // ...and across the bar it belongs to.
+    expect(marker.x).toBeLessThan(freeze.x);
+  });
+
+  it('draws no window marker when the rehearsal measured no window', () => {
+    const report = buildReport(timedMeasurements({ child: { ...timedMeasurements().child!, outcome: 'rolled-back' } }));
+    expect(renderChart([report])).not.toContain('<title>write-freeze window');
+  });
+
+  it('always draws the budget line inside the plot, however far above the bars the budget is', () => {
+    for (const budget of ['4s', '15s', '60s', '1h']) {
+      const svg = renderChart([buildReport(timedMeasurements({ downtimeBudget: budget }))]);
+      const line = svg.split('\n').find((l) => l.startsWith('<line') && l.includes('stroke-dasharray="6 4"'));
+      expect(line, budget).toBeDefined();
+      const y = Number(attrs(line!).y1);
+      const { top, bottom } = plot(svg);
+      expect(y, budget).toBeGreaterThanOrEqual(top);
+      expect(y, budget).toBeLessThanOrEqual(bottom);
+      expect(svg).toContain('>budget ');
+    }
+  });
+
+  it('gives runs started in the same minute, or the same second, labels of their own', () => {
+    const at = (iso: string, id: string) =>
+      buildReport(timedMeasurements({ rehearsalId: id, startedAtMs: Date.parse(iso), endedAtMs: Date.parse(iso) + 10_000 }));
+    const svg = renderChart([
+      at('2025-01-01T03:00:05Z', 'a'),
+      at('2025-01-01T03:00:40Z', 'b'),
+      at('2025-01-01T03:00:40.500Z', 'c'),
+      at('2025-01-01T03:07:00Z', 'd'),
+    ]);
+    const labels = [...svg.matchAll(/rotate\(35\)[^>]*>([^<]*)</g)].map((m) => m[1]);
+    expect(labels).toHaveLength(4);
+    expect(new Set(labels).size).toBe(4);
+    expect(labels).toEqual(['01-01 03:00:05', '01-01 03:00:40 #1', '01-01 03:00:40 #2', '01-01 03:07:00']);
+  });
+});
+
 describe('rehearsal input', () => {
   const valid = { migration, snapshot: { type: 'logical', scratch: { env: 'SCRATCH_URL' } } };
 
