@@ -1,6 +1,7 @@
 /** The rehearsal report as Markdown, and the SVG chart of phase timings over a migration's rehearsals. Pure string building. */
 import { formatBytes, formatMs } from '../../contract/plan';
-import { sumOfPhases, type PhaseTiming, type RehearsalReport } from '../../contract/rehearsal-report';
+import { sumOfPhases, type RehearsalReport } from '../../contract/rehearsal-report';
+import { approvalsSection, compensationSection, esc, exact, freezeLegend, freezeMarker, md, phaseColours, svgOpen } from '../report/pieces';
 
 const HEADLINE: Record<RehearsalReport['outcome'], string> = {
   passed: 'PASSED',
@@ -8,9 +9,6 @@ const HEADLINE: Record<RehearsalReport['outcome'], string> = {
   failed: 'FAILED',
   cancelled: 'CANCELLED',
 };
-
-const exact = (ms: number) => `${ms.toLocaleString('en-US')} ms`;
-const md = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
 export function renderMarkdown(report: RehearsalReport, chartFile = 'phases.svg'): string {
   const lines: string[] = [];
@@ -89,19 +87,7 @@ export function renderMarkdown(report: RehearsalReport, chartFile = 'phases.svg'
   }
   lines.push(`| **sum** | | | **${exact(sumOfPhases(r.phases))}** | |`, `| **measured total** | | | **${exact(r.totalMs)}** | |`, '');
 
-  if (r.approvals.length) {
-    lines.push('## Approvals', '');
-    for (const d of r.approvals)
-      lines.push(
-        `- ${d.gate}: ${d.approved ? 'approved' : 'rejected'} by **${d.approver}** (${d.via}, ${d.decidedAt})${d.reason ? `: ${d.reason}` : ''}`,
-      );
-    lines.push('');
-  }
-  if (r.compensations.length) {
-    lines.push("## The migration's compensation", '');
-    for (const c of r.compensations) lines.push(`- ${c.step}: ${c.state} in ${formatMs(c.durationMs)}${c.error ? `: ${c.error}` : ''}`);
-    lines.push('');
-  }
+  lines.push(...approvalsSection(r.approvals), ...compensationSection(r.compensations));
   lines.push('## Teardown of the scratch resources', '');
   if (!r.teardown.length) lines.push('- nothing was created');
   for (const t of r.teardown)
@@ -112,28 +98,6 @@ export function renderMarkdown(report: RehearsalReport, chartFile = 'phases.svg'
   if (r.notes.length) lines.push('## How the rehearsal differs from the real run', '', ...r.notes.map((n) => `- ${n}`), '');
   lines.push(`![phase timings of the rehearsals of ${r.migrationId}](${chartFile})`, '');
   return lines.join('\n');
-}
-
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-
-/**
- * Colours by phase name, stable within one chart and distinct however many phases there are: the
- * migration's steps get hues a golden angle apart, its undos shades of red, snapshot and teardown
- * dark fixed colours, the overhead grey.
- */
-function phaseColours(reports: RehearsalReport[]): Map<string, string> {
-  const colours = new Map<string, string>();
-  const byKind = (kind: PhaseTiming['kind']) => {
-    const names: string[] = [];
-    for (const r of reports) for (const p of r.phases) if (p.kind === kind && !names.includes(p.name)) names.push(p.name);
-    return names;
-  };
-  for (const n of byKind('snapshot')) colours.set(n, '#1f3b73');
-  byKind('migration').forEach((n, i) => colours.set(n, `hsl(${Math.round((30 + i * 137.508) % 360)}, 62%, ${i % 2 ? 62 : 48}%)`));
-  byKind('undo').forEach((n, i) => colours.set(n, `hsl(350, 70%, ${30 + ((i * 11) % 45)}%)`));
-  for (const n of byKind('teardown')) colours.set(n, '#5b4636');
-  for (const n of byKind('overhead')) colours.set(n, '#d9d9d9');
-  return colours;
 }
 
 /**
@@ -153,7 +117,7 @@ export function runLabels(startedAt: string[]): string[] {
 /** Stacked bars of phase timings, one bar per rehearsal (oldest left), with the rehearsed window and the budget marked. */
 export function renderChart(reports: RehearsalReport[], opts: { last?: number } = {}): string {
   const shown = [...reports].sort((a, b) => a.startedAt.localeCompare(b.startedAt)).slice(-(opts.last ?? 20));
-  const colours = phaseColours(shown);
+  const colours = phaseColours(shown.flatMap((r) => r.phases));
   const barWidth = 28;
   const slot = 48;
   const plotLeft = 70;
@@ -170,12 +134,8 @@ export function renderChart(reports: RehearsalReport[], opts: { last?: number } 
   const top = Math.max(maxTotal, budget ?? 0);
   const y = (ms: number) => plotTop + plotHeight - (ms / top) * plotHeight;
   const out: string[] = [];
-  out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
-  );
-  out.push(`<rect width="100%" height="100%" fill="white"/>`);
   const title = shown.length ? `Rehearsals of ${shown[shown.length - 1].migrationId}: phase timings` : 'No rehearsals yet';
-  out.push(`<text x="${plotLeft}" y="22" font-size="14" font-weight="bold">${esc(title)}</text>`);
+  out.push(...svgOpen(width, height, plotLeft, title));
   // axis and grid
   for (let i = 0; i <= 4; i++) {
     const v = (top * i) / 4;
@@ -206,7 +166,10 @@ export function renderChart(reports: RehearsalReport[], opts: { last?: number } 
     const w = r.freezeWindow.rehearsedWindowMs;
     if (w !== undefined && windowFrom !== undefined) {
       out.push(
-        `<rect class="freeze-window" x="${x - 4}" y="${y(windowTo).toFixed(2)}" width="${barWidth + 8}" height="${(y(windowFrom) - y(windowTo)).toFixed(2)}" fill="none" stroke="black" stroke-width="2"><title>${esc(`write-freeze window ${formatMs(w)}`)}</title></rect>`,
+        freezeMarker(
+          { x: x - 4, y: y(windowTo), width: barWidth + 8, height: y(windowFrom) - y(windowTo) },
+          `write-freeze window ${formatMs(w)}`,
+        ),
       );
     }
     const mark = r.verdict === 'pass' ? '✓' : r.outcome === 'cancelled' ? '–' : '✗';
@@ -228,9 +191,7 @@ export function renderChart(reports: RehearsalReport[], opts: { last?: number } 
   }
   // legend
   let ly = 44;
-  out.push(
-    `<rect x="${legendX + 1}" y="${ly - 10}" width="12" height="10" fill="none" stroke="black" stroke-width="2"/><text x="${legendX + 20}" y="${ly}">write-freeze window (rehearsed)</text>`,
-  );
+  out.push(freezeLegend(legendX, ly, 'write-freeze window (rehearsed)'));
   ly += 16;
   for (const [name, colour] of colours) {
     out.push(
