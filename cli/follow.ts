@@ -118,7 +118,7 @@ export async function followMigration(handle: WorkflowHandle, opts: FollowOption
           opts.print(`  gate ${gate}: ${go ? 'approved' : 'rejected'} by ${opts.approver}`);
         } else {
           opts.print(
-            `  gate ${gate} is open until ${status.pendingGate.deadline}: decide with \`npm run cli -- approve ${handle.workflowId}\` or \`reject\``,
+            `  gate ${gate} is open until ${status.pendingGate.deadline}: decide with \`npm run cli -- approve ${handle.workflowId} --gate ${gate} --approver <your name>\` (or \`reject\` with the same options)`,
           );
         }
       }
