@@ -4,16 +4,16 @@
  * runs a stand-in application that keeps writing, starts `migrateDatabase`, follows it, and prints
  * a summary (rows moved, write-freeze window, verification, the application's longest write gap).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { parse } from 'dotenv';
 import type { CopyEngine, MigrationInputDraft, MigrationMethod } from '../contract/input';
 import { formatBytes, formatMs } from '../contract/plan';
 import { AppWriter } from '../stack/app-writer';
 import { seedDemoData } from '../stack/demo-data';
+import { demoAppEnvPath, writeDemoAppEnv } from '../stack/demo-reset';
 import { Client, escapeIdentifier } from 'pg';
-import { createSourceDatabase, createTargetDatabase, databaseUrl, stackEnvPath, stackUp, type StackEnv } from '../stack';
+import { createSourceDatabase, createTargetDatabase, databaseUrl, stackUp, type StackEnv } from '../stack';
 import { migrationStartOptions, taskQueue } from '../signals/task-queue';
 import { createMigrationWorker } from '../workers/worker';
 import { temporalClient, uiLink } from './connection';
@@ -94,10 +94,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   print('   target appdb: empty');
 
   // The application's config: it starts on the source; the migration swaps it to the target.
-  const appEnv = path.join(path.dirname(stackEnvPath()), 'demo-app.env');
-  writeFileSync(appEnv, `# written by npm run demo: the stand-in application's configuration\nDATABASE_URL=${source.url}\n`, {
-    mode: 0o600,
-  });
+  const appEnv = demoAppEnvPath();
+  writeDemoAppEnv(source.url, appEnv);
   const app = new AppWriter(() => (existsSync(appEnv) ? parse(readFileSync(appEnv, 'utf8')).DATABASE_URL : undefined));
 
   // The worker's own logs (bundler output, retries) would drown the progress lines: warnings only.

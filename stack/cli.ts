@@ -3,9 +3,11 @@
  * npm run stack -- status                    one line per component
  * npm run stack -- down [--purge]            stop everything the stack started
  * npm run stack -- env                       print the env file path and its keys (passwords masked)
+ * npm run stack -- reset [--scale N]         the demo databases back to their starting state
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { seedDemoData } from './demo-data';
+import { seedDemoData, type DemoDataSummary } from './demo-data';
+import { demoAppEnvPath, resetDemoDatabases } from './demo-reset';
 import { loadStackEnv, resolveStackDir, stackDown, stackEnvPath, stackStatus, stackUp, type StackEnv } from './index';
 
 function mask(value: string): string {
@@ -30,6 +32,13 @@ async function printStatus(): Promise<boolean> {
     console.log(`  ${c.name.padEnd(16)} ${state.padEnd(8)} ${c.endpoint.padEnd(24)} ${pid.padEnd(11)} ${c.detail ?? ''}`.trimEnd());
   }
   return status.every((c) => c.running);
+}
+
+function printSeeded(s: DemoDataSummary): void {
+  if (s.skipped) console.log(`  already loaded at scale ${s.scale}: skipped`);
+  else console.log(`  loaded in ${s.seconds.toFixed(2)} s`);
+  for (const t of s.tables) console.log(`  ${t.table.padEnd(28)} ${String(t.rows).padStart(10)} rows ${mb(t.bytes).padStart(10)}`);
+  console.log(`  database ${s.database}: ${mb(s.totalBytes)}`);
 }
 
 function printEnv(env: StackEnv): void {
@@ -57,12 +66,21 @@ program
     console.log(`Credentials: ${stackEnvPath()}  (load with: set -a; . ${stackEnvPath()}; set +a)`);
     if (opts.seed) {
       console.log(`Seeding demo dataset at scale ${opts.scale} into appdb as role app ...`);
-      const s = await seedDemoData(env.SOURCE_DATABASE_URL, { scale: opts.scale });
-      if (s.skipped) console.log(`  already loaded at scale ${s.scale}: skipped`);
-      else console.log(`  loaded in ${s.seconds.toFixed(2)} s`);
-      for (const t of s.tables) console.log(`  ${t.table.padEnd(28)} ${String(t.rows).padStart(10)} rows ${mb(t.bytes).padStart(10)}`);
-      console.log(`  database ${s.database}: ${mb(s.totalBytes)}`);
+      printSeeded(await seedDemoData(env.SOURCE_DATABASE_URL, { scale: opts.scale }));
     }
+  });
+
+program
+  .command('reset')
+  .description(
+    'put the demo databases back to their starting state: source appdb re-created and seeded, target appdb empty, the demo application on the source',
+  )
+  .option('--scale <n>', "demo dataset scale (the demo's default is 2)", parseScale, 2)
+  .action(async (opts: { scale: number }) => {
+    const env = await stackUp({ log: (l) => console.log(`  ${l}`) });
+    console.log(`Re-creating source appdb at scale ${opts.scale}, target appdb empty ...`);
+    printSeeded(await resetDemoDatabases(env, { scale: opts.scale }));
+    console.log(`  target appdb: empty; herokudb dropped; ${demoAppEnvPath()} points at the source`);
   });
 
 program
