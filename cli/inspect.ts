@@ -53,13 +53,25 @@ export async function reachability(client: Client, handle: WorkflowHandle): Prom
   };
 }
 
-/** The status query, given up after QUERY_DEADLINE_MS rather than the client's default. */
-export async function queryStatus(client: Client, handle: WorkflowHandle): Promise<MigrationStatus> {
+/** A status query nobody answered: no worker polls the queue any more, or none answered in time. */
+export class NoWorkerAnswer extends Error {}
+
+/**
+ * The status query, given up after QUERY_DEADLINE_MS rather than the client's default. The client
+ * reports every failure as "Failed to query Workflow": the server's reason is in its cause.
+ */
+export async function queryStatus(handle: WorkflowHandle): Promise<MigrationStatus> {
   try {
-    return await client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(statusQuery));
+    return await handle.client.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(statusQuery));
   } catch (err) {
     if (isGrpcDeadlineError(err))
-      throw new Error(`${handle.workflowId}: no worker answered the status query within ${QUERY_DEADLINE_MS / 1000} s`, { cause: err });
+      throw new NoWorkerAnswer(`${handle.workflowId}: no worker answered the status query within ${QUERY_DEADLINE_MS / 1000} s`, {
+        cause: err,
+      });
+    const reason = (err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : undefined;
+    // The server's own check: "FAILED_PRECONDITION: no poller seen for task queue recently, worker may be down".
+    if (reason && /no poller seen/.test(reason))
+      throw new NoWorkerAnswer(`${handle.workflowId}: no worker polls its task queue any more (${reason})`, { cause: err });
     throw err;
   }
 }

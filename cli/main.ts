@@ -158,7 +158,7 @@ program
       process.exitCode = await answerWithoutWorker(handle, reach, !!opts.json);
       return;
     }
-    const status = await queryStatus(client, handle);
+    const status = await queryStatus(handle);
     if (opts.json) {
       console.log(JSON.stringify(status, null, 2));
       return;

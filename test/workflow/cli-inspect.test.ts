@@ -34,7 +34,7 @@ describe.concurrent('the CLI without a worker', () => {
       const h = await start(migrationInput({ gates: { 'go-live': { timeout: '1m', approvers: ['alice'] } } }));
       await waitForPhase(h, 'awaiting-go-live');
       expect((await reachability(client, h)).state).toBe('running');
-      expect((await queryStatus(client, h)).pendingGate?.gate).toBe('go-live');
+      expect((await queryStatus(h)).pendingGate?.gate).toBe('go-live');
       await h.executeUpdate(rejectUpdate, { args: [{ approver: 'alice', gate: 'go-live', reason: 'not tonight' }] });
       await h.result();
       return h;
