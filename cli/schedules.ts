@@ -297,7 +297,7 @@ export function registerScheduleCommands(program: Command, connect: () => Promis
   ] as const) {
     schedule
       .command(`${name} <scheduleId>`)
-      .description(`${name} a rehearsal schedule (a trigger still runs it when paused)`)
+      .description(name === 'pause' ? 'pause a rehearsal schedule (`trigger` still runs it)' : 'resume a paused rehearsal schedule')
       .option('--note <text>', 'why')
       .action(async (scheduleId: string, opts: { note?: string }) => {
         try {
