@@ -25,8 +25,7 @@ import { readJsonFile } from './input-file';
 import { registerRehearsalCommands } from './rehearsals';
 import { registerScheduleCommands } from './schedules';
 
-loadLocalEnv();
-const program = new Command('pgmig').description('Durable PostgreSQL migrations on Temporal');
+export const program = new Command('pgmig').description('Durable PostgreSQL migrations on Temporal');
 const defaultApprover = process.env.USER ?? os.userInfo().username;
 
 /**
@@ -254,7 +253,11 @@ program
 registerRehearsalCommands(program);
 registerScheduleCommands(program);
 
-program.parseAsync().catch((err) => {
-  console.error((err as Error).message);
-  process.exit(1);
-});
+// Run as the CLI; imported (the help-text test), it only builds the commands.
+if (require.main === module) {
+  loadLocalEnv();
+  program.parseAsync().catch((err) => {
+    console.error((err as Error).message);
+    process.exit(1);
+  });
+}

@@ -48,7 +48,7 @@ function printEnv(env: StackEnv): void {
   }
 }
 
-const program = new Command('stack').description('Local stack: Temporal dev server, two PostgreSQL 15 clusters, moto');
+export const program = new Command('stack').description('Local stack: Temporal dev server, two PostgreSQL 15 clusters, moto');
 
 program
   .command('up')
@@ -106,7 +106,10 @@ program
   .description('print the env file location and contents (passwords masked)')
   .action(() => printEnv(loadStackEnv()));
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  console.error(`stack: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
-});
+// Run as the stack's CLI; imported (the help-text test), it only builds the commands.
+if (require.main === module) {
+  program.parseAsync(process.argv).catch((err: unknown) => {
+    console.error(`stack: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+}
