@@ -4,22 +4,21 @@
  * runs a stand-in application that keeps writing, starts `migrateDatabase`, follows it, and prints
  * a summary (rows moved, write-freeze window, verification, the application's longest write gap).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { WorkflowFailedError } from '@temporalio/client';
 import { parse } from 'dotenv';
 import type { CopyEngine, MigrationInputDraft, MigrationMethod } from '../contract/input';
 import { formatBytes, formatMs } from '../contract/plan';
-import type { MigrationResult } from '../signals';
 import { AppWriter } from '../stack/app-writer';
 import { seedDemoData } from '../stack/demo-data';
+import { demoAppEnvPath, writeDemoAppEnv } from '../stack/demo-reset';
 import { Client, escapeIdentifier } from 'pg';
-import { createSourceDatabase, createTargetDatabase, databaseUrl, stackEnvPath, stackUp, type StackEnv } from '../stack';
+import { createSourceDatabase, createTargetDatabase, databaseUrl, stackUp, type StackEnv } from '../stack';
 import { migrationStartOptions, taskQueue } from '../signals/task-queue';
 import { createMigrationWorker } from '../workers/worker';
 import { temporalClient, uiLink } from './connection';
 import { followMigration } from './follow';
+import { closedResult, printClosed } from './summary';
 
 export interface DemoOptions {
   autoApprove: boolean;
@@ -95,10 +94,8 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   print('   target appdb: empty');
 
   // The application's config: it starts on the source; the migration swaps it to the target.
-  const appEnv = path.join(path.dirname(stackEnvPath()), 'demo-app.env');
-  writeFileSync(appEnv, `# written by npm run demo: the stand-in application's configuration\nDATABASE_URL=${source.url}\n`, {
-    mode: 0o600,
-  });
+  const appEnv = demoAppEnvPath();
+  writeDemoAppEnv(source.url, appEnv);
   const app = new AppWriter(() => (existsSync(appEnv) ? parse(readFileSync(appEnv, 'utf8')).DATABASE_URL : undefined));
 
   // The worker's own logs (bundler output, retries) would drown the progress lines: warnings only.
@@ -127,7 +124,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     freeze: { drainTimeout: '2s' },
     configSink: { type: 'env-file', path: appEnv, key: 'DATABASE_URL' },
   };
-  let exitCode = 0;
+  let exitCode: number;
   try {
     app.start();
     await new Promise((r) => setTimeout(r, 1000)); // the application is live before the migration starts
@@ -138,40 +135,12 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     // Let the application write to its new database for a moment before measuring.
     await new Promise((r) => setTimeout(r, 1000));
     const writes = await app.stop();
-    let result: MigrationResult | undefined;
-    try {
-      result = (await handle.result()) as MigrationResult;
-    } catch (err) {
-      exitCode = 1;
-      print(`\nmigration failed: ${err instanceof WorkflowFailedError ? (err.cause?.message ?? err.message) : (err as Error).message}`);
-    }
-    if (result) {
-      const fw = result.freezeWindow;
-      const byDb = new Map<string, number>();
-      for (const w of writes.acked) byDb.set(w.database, (byDb.get(w.database) ?? 0) + 1);
-      print('\n== summary');
-      print(`   outcome              ${result.outcome}${result.reason ? ` (${result.reason})` : ''}`);
-      print(`   method               ${result.method}`);
-      print(`   rows moved           ${result.rowsCopied} in ${result.tables} tables`);
-      print(`   verification         ${result.verification} (exact counts + checksums per table, sequences ahead of ids)`);
-      if (result.catalogDifferences) {
-        print(
-          `   catalog              ${result.catalogDifferences.length ? result.catalogDifferences.join('; ') : 'the same objects on both sides'}`,
-        );
-      }
-      print(
-        `   write-freeze window  ${fw.durationMs !== undefined ? formatMs(fw.durationMs) : 'n/a'}${fw.gateWaitMs !== undefined ? ` (of which ${formatMs(fw.gateWaitMs)} waiting at the go-live gate)` : ''}`,
-      );
-      for (const s of result.steps) print(`     ${s.name.padEnd(20)} ${formatMs(s.durationMs ?? 0)}`);
-      print(
-        `   application writes   ${writes.acked.length} acknowledged, ${writes.failures} refused; longest gap ${formatMs(writes.longestGapMs)}`,
-      );
-      for (const [db, n] of byDb) print(`     ${String(n).padStart(6)} on ${db}`);
-      if (result.compensations.length)
-        print(`   compensations        ${result.compensations.map((c) => `${c.step}:${c.state}`).join(', ')}`);
-      print(`   Temporal UI          ${uiLink(workflowId)}`);
-      if (result.outcome !== 'completed') exitCode = 2;
-    }
+    const byDb = new Map<string, number>();
+    for (const w of writes.acked) byDb.set(w.database, (byDb.get(w.database) ?? 0) + 1);
+    exitCode = printClosed(await closedResult(handle), workflowId, print, [
+      `   application writes   ${writes.acked.length} acknowledged, ${writes.failures} refused; longest gap ${formatMs(writes.longestGapMs)}`,
+      ...[...byDb].map(([db, n]) => `     ${String(n).padStart(6)} on ${db}`),
+    ]);
   } finally {
     await app.stop().catch(() => undefined);
     worker.shutdown();

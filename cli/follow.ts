@@ -6,7 +6,8 @@
 import { createInterface } from 'node:readline/promises';
 import { defaultPayloadConverter, type WorkflowHandle } from '@temporalio/client';
 import { describeCopyProgress, formatBytes, formatMs } from '../contract/plan';
-import { approveUpdate, rejectUpdate, statusQuery, type MigrationStatus } from '../signals';
+import { approveUpdate, rejectUpdate, type MigrationStatus } from '../signals';
+import { NoWorkerAnswer, queryStatus } from './inspect';
 
 export interface FollowOptions {
   autoApprove: boolean;
@@ -67,6 +68,7 @@ export async function followMigration(handle: WorkflowHandle, opts: FollowOption
   let lastPhase = '';
   let lastBeat = '';
   const asked = new Set<string>();
+  let unanswered = false;
   if (opts.autoApprove) {
     // Approve ahead of time: the gate then opens the moment verification and smoke tests pass,
     // so writes are not held frozen for a polling interval (or a person) at the gate.
@@ -84,9 +86,13 @@ export async function followMigration(handle: WorkflowHandle, opts: FollowOption
   for (;;) {
     let status: MigrationStatus | undefined;
     try {
-      status = await handle.query(statusQuery);
-    } catch {
-      status = undefined; // the first workflow task has not run yet
+      status = await queryStatus(handle);
+      unanswered = false;
+    } catch (err) {
+      status = undefined; // the first workflow task has not run yet, or the worker is gone
+      // Said once, not every poll: the workflow goes on when a worker comes back.
+      if (err instanceof NoWorkerAnswer && !unanswered) opts.print(`  ${err.message}; waiting for one`);
+      unanswered = err instanceof NoWorkerAnswer;
     }
     if (status) {
       if (status.phase !== lastPhase) {
@@ -118,7 +124,7 @@ export async function followMigration(handle: WorkflowHandle, opts: FollowOption
           opts.print(`  gate ${gate}: ${go ? 'approved' : 'rejected'} by ${opts.approver}`);
         } else {
           opts.print(
-            `  gate ${gate} is open until ${status.pendingGate.deadline}: decide with \`npm run cli -- approve ${handle.workflowId}\` or \`reject\``,
+            `  gate ${gate} is open until ${status.pendingGate.deadline}: decide with \`npm run cli -- approve ${handle.workflowId} --gate ${gate} --approver <your name>\` (or \`reject\` with the same options)`,
           );
         }
       }
@@ -130,7 +136,7 @@ export async function followMigration(handle: WorkflowHandle, opts: FollowOption
     }
     const { status: wfStatus } = await handle.describe();
     if (wfStatus.name !== 'RUNNING') {
-      return handle.query(statusQuery).catch(() => status);
+      return queryStatus(handle).catch(() => status);
     }
     await new Promise((r) => setTimeout(r, opts.pollMs ?? 300));
   }

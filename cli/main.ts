@@ -7,24 +7,49 @@
  *   demo [--auto-approve] [--scale N] [--jobs N]
  *   schema                            (JSON Schema of the migration input)
  */
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import type { WorkflowHandle } from '@temporalio/client';
 import { Command } from 'commander';
 import { z } from 'zod';
-import { checkMigrationInput, formatProblems, MigrationInput, type CopyEngine, type MigrationMethod } from '../contract/input';
+import { checkMigrationInput, formatProblemLines, MigrationInput, type CopyEngine, type MigrationMethod } from '../contract/input';
 import { formatMs } from '../contract/plan';
 import { checkDecision, checkRollback } from '../contract/messages';
-import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, rollbackUpdate, statusQuery, type ApprovalPayload } from '../signals';
+import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, rollbackUpdate, type ApprovalPayload } from '../signals';
 import { migrationStartOptions, taskQueue } from '../signals/task-queue';
 import { loadLocalEnv, temporalClient, uiLink } from './connection';
 import { runDemo } from './demo';
 import { followMigration } from './follow';
+import { queryStatus, reachability, searchAttributeText, type Reachable } from './inspect';
+import { closedResult, printClosed } from './summary';
+import { readJsonFile } from './input-file';
 import { registerRehearsalCommands } from './rehearsals';
 import { registerScheduleCommands } from './schedules';
 
-loadLocalEnv();
-const program = new Command('pgmig').description('Durable PostgreSQL migrations on Temporal');
+export const program = new Command('pgmig').description('Durable PostgreSQL migrations on Temporal');
 const defaultApprover = process.env.USER ?? os.userInfo().username;
+
+/**
+ * `status` and `watch` of a migration no worker can answer for: a closed one answers from its result
+ * and search attributes; a running one without a worker is said to be so. Returns the exit code.
+ */
+async function answerWithoutWorker(
+  handle: WorkflowHandle,
+  reach: Exclude<Reachable, { state: 'running' }>,
+  json: boolean,
+): Promise<number> {
+  if (reach.state === 'no-worker') {
+    console.error(reach.message);
+    return 1;
+  }
+  const closed = await closedResult(handle);
+  if (json) {
+    const searchAttributes = Object.fromEntries(reach.description.typedSearchAttributes.getAll().map((p) => [p.key.name, p.value]));
+    console.log(JSON.stringify({ workflowStatus: reach.description.status.name, searchAttributes, ...closed }, null, 2));
+    return 0;
+  }
+  console.log(`${handle.workflowId}  ${reach.description.status.name}  ${searchAttributeText(reach.description)}`.trimEnd());
+  return printClosed(closed, handle.workflowId, console.log);
+}
 
 program
   .command('start')
@@ -34,11 +59,18 @@ program
   .option('--follow', 'follow progress until the workflow closes')
   .option('--auto-approve', 'approve the go-live gate as soon as it opens (implies --follow)')
   .action(async (opts: { input: string; workflowId?: string; follow?: boolean; autoApprove?: boolean }) => {
-    const raw = JSON.parse(readFileSync(opts.input, 'utf8')) as unknown;
+    let raw: unknown;
+    try {
+      raw = readJsonFile(opts.input);
+    } catch (err) {
+      console.error((err as Error).message);
+      process.exitCode = 2;
+      return;
+    }
     // Validate here too: a literal URL with a password must be refused before it reaches history.
     const checked = checkMigrationInput(raw);
     if (!checked.ok) {
-      console.error(formatProblems(checked.problems));
+      console.error(formatProblemLines(checked.problems));
       process.exitCode = 2;
       return;
     }
@@ -48,6 +80,7 @@ program
     console.log(`started ${workflowId}\n${uiLink(workflowId, handle.firstExecutionRunId)}`);
     if (opts.follow || opts.autoApprove) {
       await followMigration(handle, { autoApprove: !!opts.autoApprove, approver: defaultApprover, print: console.log });
+      process.exitCode = printClosed(await closedResult(handle), workflowId, console.log);
     }
   });
 
@@ -114,10 +147,17 @@ program
 
 program
   .command('status <workflowId>')
+  .description("a migration's phase, steps, gate and decisions; a closed one's summary (no worker needed)")
   .option('--json', 'print the raw status')
   .action(async (workflowId: string, opts: { json?: boolean }) => {
     const client = await temporalClient();
-    const status = await client.workflow.getHandle(workflowId).query(statusQuery);
+    const handle = client.workflow.getHandle(workflowId);
+    const reach = await reachability(client, handle);
+    if (reach.state !== 'running') {
+      process.exitCode = await answerWithoutWorker(handle, reach, !!opts.json);
+      return;
+    }
+    const status = await queryStatus(handle);
     if (opts.json) {
       console.log(JSON.stringify(status, null, 2));
       return;
@@ -145,19 +185,23 @@ program
 
 program
   .command('watch <workflowId>')
-  .description('follow a running migration (and answer its gate at the terminal)')
+  .description('follow a running migration (and answer its gate at the terminal); a summary when it closes')
   .option('--auto-approve', 'approve the gate when it opens')
   .action(async (workflowId: string, opts: { autoApprove?: boolean }) => {
     const client = await temporalClient();
-    await followMigration(client.workflow.getHandle(workflowId), {
-      autoApprove: !!opts.autoApprove,
-      approver: defaultApprover,
-      print: console.log,
-    });
+    const handle = client.workflow.getHandle(workflowId);
+    const reach = await reachability(client, handle);
+    if (reach.state !== 'running') {
+      process.exitCode = await answerWithoutWorker(handle, reach, false);
+      return;
+    }
+    await followMigration(handle, { autoApprove: !!opts.autoApprove, approver: defaultApprover, print: console.log });
+    process.exitCode = printClosed(await closedResult(handle), workflowId, console.log);
   });
 
 program
   .command('list')
+  .description('list migrations with their state, phase and the gate they await')
   .option('--awaiting', 'only migrations waiting for an approval')
   .action(async (opts: { awaiting?: boolean }) => {
     const client = await temporalClient();
@@ -209,7 +253,11 @@ program
 registerRehearsalCommands(program);
 registerScheduleCommands(program);
 
-program.parseAsync().catch((err) => {
-  console.error((err as Error).message);
-  process.exit(1);
-});
+// Run as the CLI; imported (the help-text test), it only builds the commands.
+if (require.main === module) {
+  loadLocalEnv();
+  program.parseAsync().catch((err) => {
+    console.error((err as Error).message);
+    process.exit(1);
+  });
+}

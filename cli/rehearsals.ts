@@ -18,6 +18,7 @@ import { renderMarkdown } from '../activities/rehearsal/render';
 import { defaultReportRoot, readAllReports } from '../activities/rehearsal/store';
 import { rehearsalStatusQuery, type RehearsalSummary } from '../signals/rehearsal';
 import { migrationStartOptions, taskQueue } from '../signals/task-queue';
+import { readJsonFile } from './input-file';
 import { temporalClient, uiLink } from './connection';
 
 export async function startRehearsal(client: Client, raw: unknown, opts: { workflowId?: string; taskQueue?: string } = {}) {
@@ -66,7 +67,7 @@ export function registerRehearsalCommands(program: Command, connect: () => Promi
     .option('--wait', 'wait for the rehearsal and print its report')
     .action(async (opts: { input: string; workflowId?: string; wait?: boolean }) => {
       try {
-        const raw = JSON.parse(readFileSync(opts.input, 'utf8')) as unknown;
+        const raw = readJsonFile(opts.input);
         const client = await connect();
         const handle = await startRehearsal(client, raw, { ...(opts.workflowId ? { workflowId: opts.workflowId } : {}) });
         console.log(`started ${handle.workflowId}\n${uiLink(handle.workflowId, handle.firstExecutionRunId)}`);
@@ -97,6 +98,7 @@ export function registerRehearsalCommands(program: Command, connect: () => Promi
   const rehearsals = program.command('rehearsals').description('rehearsal reports: list, show; status of a running rehearsal');
   rehearsals
     .command('list')
+    .description('list the rehearsal reports kept on disk, oldest first')
     .option('--migration <id>', 'only this migration')
     .option('--dir <dir>', `report root (default ${path.relative(process.cwd(), defaultReportRoot()) || '.'}; PGMIG_REHEARSAL_DIR)`)
     .action(async (opts: { migration?: string; dir?: string }) => {
@@ -146,6 +148,7 @@ export function registerRehearsalCommands(program: Command, connect: () => Promi
 
   rehearsals
     .command('status <workflowId>')
+    .description("a running rehearsal's phase and steps")
     .option('--json', 'the raw status')
     .action(async (workflowId: string, opts: { json?: boolean }) => {
       const client = await connect();

@@ -4,7 +4,6 @@
  * a JSON file (validated first, so no literal secret reaches the schedule), overlap policy SKIP: a
  * rehearsal still running when the next is due is not doubled. The functions are the CLI's and the tests'.
  */
-import { readFileSync } from 'node:fs';
 import type { CalendarSpec, Client, ScheduleDescription, ScheduleSpec } from '@temporalio/client';
 import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Command } from 'commander';
@@ -13,6 +12,7 @@ import { DurationString, durationMs } from '../contract/input';
 import { checkRehearsalInput, formatRehearsalProblems, type RehearsalInputDraft } from '../contract/rehearsal';
 import { RehearsalOutcomeKey } from '../signals/rehearsal';
 import { migrationStartOptions, taskQueue as defaultTaskQueue } from '../signals/task-queue';
+import { readJsonFile } from './input-file';
 import { temporalClient, uiLink } from './connection';
 
 export interface CreateScheduleOptions {
@@ -222,7 +222,7 @@ export function registerScheduleCommands(program: Command, connect: () => Promis
         note?: string;
       }) => {
         try {
-          const input = JSON.parse(readFileSync(opts.input, 'utf8')) as unknown;
+          const input = readJsonFile(opts.input);
           let calendar: CalendarSpec | undefined;
           if (opts.calendar !== undefined) {
             try {
@@ -297,6 +297,7 @@ export function registerScheduleCommands(program: Command, connect: () => Promis
   ] as const) {
     schedule
       .command(`${name} <scheduleId>`)
+      .description(name === 'pause' ? 'pause a rehearsal schedule (`trigger` still runs it)' : 'resume a paused rehearsal schedule')
       .option('--note <text>', 'why')
       .action(async (scheduleId: string, opts: { note?: string }) => {
         try {

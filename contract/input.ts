@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { checkWith, type Checked } from './problems';
 
-export { formatProblems, type InputProblem } from './problems';
+export { formatProblemLines, formatProblems, type InputProblem } from './problems';
 import ms from 'ms';
 
 /**

@@ -19,7 +19,12 @@ export function checkWith<S extends z.ZodType>(schema: S, raw: unknown): Checked
   };
 }
 
-/** One line per input kind: `invalid <what> input: field: message; ...`. */
+/** One line per input kind: `invalid <what> input: field: message; ...` (a workflow failure's message). */
 export function formatProblems(problems: InputProblem[], what = 'migration'): string {
   return `invalid ${what} input: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`;
+}
+
+/** For a terminal: a heading, then one problem per line with its field path. */
+export function formatProblemLines(problems: InputProblem[], what = 'migration'): string {
+  return [`invalid ${what} input:`, ...problems.map((p) => `  ${p.field}: ${p.message}`)].join('\n');
 }

@@ -3,9 +3,11 @@
  * npm run stack -- status                    one line per component
  * npm run stack -- down [--purge]            stop everything the stack started
  * npm run stack -- env                       print the env file path and its keys (passwords masked)
+ * npm run stack -- reset [--scale N]         the demo databases back to their starting state
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { seedDemoData } from './demo-data';
+import { seedDemoData, type DemoDataSummary } from './demo-data';
+import { demoAppEnvPath, resetDemoDatabases } from './demo-reset';
 import { loadStackEnv, resolveStackDir, stackDown, stackEnvPath, stackStatus, stackUp, type StackEnv } from './index';
 
 function mask(value: string): string {
@@ -32,6 +34,13 @@ async function printStatus(): Promise<boolean> {
   return status.every((c) => c.running);
 }
 
+function printSeeded(s: DemoDataSummary): void {
+  if (s.skipped) console.log(`  already loaded at scale ${s.scale}: skipped`);
+  else console.log(`  loaded in ${s.seconds.toFixed(2)} s`);
+  for (const t of s.tables) console.log(`  ${t.table.padEnd(28)} ${String(t.rows).padStart(10)} rows ${mb(t.bytes).padStart(10)}`);
+  console.log(`  database ${s.database}: ${mb(s.totalBytes)}`);
+}
+
 function printEnv(env: StackEnv): void {
   console.log(`Env file ${stackEnvPath()} (scratch dir ${env.STACK_DIR}):`);
   for (const [k, v] of Object.entries(env)) {
@@ -39,7 +48,7 @@ function printEnv(env: StackEnv): void {
   }
 }
 
-const program = new Command('stack').description('Local stack: Temporal dev server, two PostgreSQL 15 clusters, moto');
+export const program = new Command('stack').description('Local stack: Temporal dev server, two PostgreSQL 15 clusters, moto');
 
 program
   .command('up')
@@ -57,12 +66,21 @@ program
     console.log(`Credentials: ${stackEnvPath()}  (load with: set -a; . ${stackEnvPath()}; set +a)`);
     if (opts.seed) {
       console.log(`Seeding demo dataset at scale ${opts.scale} into appdb as role app ...`);
-      const s = await seedDemoData(env.SOURCE_DATABASE_URL, { scale: opts.scale });
-      if (s.skipped) console.log(`  already loaded at scale ${s.scale}: skipped`);
-      else console.log(`  loaded in ${s.seconds.toFixed(2)} s`);
-      for (const t of s.tables) console.log(`  ${t.table.padEnd(28)} ${String(t.rows).padStart(10)} rows ${mb(t.bytes).padStart(10)}`);
-      console.log(`  database ${s.database}: ${mb(s.totalBytes)}`);
+      printSeeded(await seedDemoData(env.SOURCE_DATABASE_URL, { scale: opts.scale }));
     }
+  });
+
+program
+  .command('reset')
+  .description(
+    'put the demo databases back to their starting state: source appdb re-created and seeded, target appdb empty, the demo application on the source',
+  )
+  .option('--scale <n>', "demo dataset scale (the demo's default is 2)", parseScale, 2)
+  .action(async (opts: { scale: number }) => {
+    const env = await stackUp({ log: (l) => console.log(`  ${l}`) });
+    console.log(`Re-creating source appdb at scale ${opts.scale}, target appdb empty ...`);
+    printSeeded(await resetDemoDatabases(env, { scale: opts.scale }));
+    console.log(`  target appdb: empty; herokudb dropped; ${demoAppEnvPath()} points at the source`);
   });
 
 program
@@ -88,7 +106,10 @@ program
   .description('print the env file location and contents (passwords masked)')
   .action(() => printEnv(loadStackEnv()));
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  console.error(`stack: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
-});
+// Run as the stack's CLI; imported (the help-text test), it only builds the commands.
+if (require.main === module) {
+  program.parseAsync(process.argv).catch((err: unknown) => {
+    console.error(`stack: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+}

@@ -27,8 +27,8 @@ async function withClient<T>(url: string, fn: (c: Client) => Promise<T>): Promis
 
 /**
  * Drop `dbName` if it exists (as the superuser at `adminUrl`): drops its subscriptions
- * (detached from their remote slots), terminates the consumers of logical slots in it,
- * then DROP DATABASE ... WITH (FORCE).
+ * (detached from their remote slots), terminates the consumers of logical slots in it and
+ * drops those slots, then DROP DATABASE ... WITH (FORCE).
  */
 export async function dropDatabase(adminUrl: string, dbName: string): Promise<void> {
   const row = await withClient(adminUrl, (c) =>
@@ -63,6 +63,8 @@ export async function dropDatabase(adminUrl: string, dbName: string): Promise<vo
       }
       await sleep(200);
     }
+    // A logical slot left behind (a subscription dropped without it, a migration stopped midway) makes DROP DATABASE fail.
+    await c.query('SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1', [dbName]);
     await c.query(`DROP DATABASE IF EXISTS ${ident(dbName)} WITH (FORCE)`);
   });
 }
