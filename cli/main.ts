@@ -4,15 +4,19 @@
  *   approve|reject <workflowId> --approver NAME [--gate G] [--reason TEXT] [--signal]
  *   rollback <workflowId> --approver NAME [--reason TEXT]      (during the hold)
  *   status <workflowId> [--json]      list [--awaiting]      watch <workflowId>
+ *   report <workflowId> [--out DIR]   (Markdown + SVG timeline of a closed migration)
  *   demo [--auto-approve] [--scale N] [--jobs N]
  *   schema                            (JSON Schema of the migration input)
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { checkMigrationInput, formatProblemLines, MigrationInput, type CopyEngine, type MigrationMethod } from '../contract/input';
 import { formatMs } from '../contract/plan';
+import { renderMigrationMarkdown, renderMigrationTimeline } from '../activities/report/migration';
 import { checkDecision, checkRollback } from '../contract/messages';
 import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, rollbackUpdate, type ApprovalPayload } from '../signals';
 import { migrationStartOptions, taskQueue } from '../signals/task-queue';
@@ -197,6 +201,25 @@ program
     }
     await followMigration(handle, { autoApprove: !!opts.autoApprove, approver: defaultApprover, print: console.log });
     process.exitCode = printClosed(await closedResult(handle), workflowId, console.log);
+  });
+
+program
+  .command('report <workflowId>')
+  .description("write a closed migration's report: Markdown and an SVG timeline of its steps with the write-freeze window marked")
+  .option('--out <dir>', 'directory to write report.md and timeline.svg into', 'reports/<workflowId>')
+  .action(async (workflowId: string, opts: { out: string }) => {
+    const client = await temporalClient();
+    const closed = await closedResult(client.workflow.getHandle(workflowId));
+    if (!closed.result) {
+      console.error(`no report: ${workflowId} has no migration result (${closed.failure ?? 'still running?'})`);
+      process.exitCode = 1;
+      return;
+    }
+    const dir = opts.out.replace('<workflowId>', workflowId);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'report.md'), renderMigrationMarkdown(closed.result, 'timeline.svg'));
+    writeFileSync(path.join(dir, 'timeline.svg'), renderMigrationTimeline(closed.result));
+    console.log(`${path.join(dir, 'report.md')}\n${path.join(dir, 'timeline.svg')}`);
   });
 
 program
