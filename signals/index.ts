@@ -6,6 +6,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { GateName, MigrationMethod } from '../contract/input';
 import type { MigrationPlan } from '../contract/plan';
 import type { CopyProgress, ReplicationErrors } from '../activities/methods/method';
+import type { StepProgress } from '../contract/progress';
 
 /**
  * The payload of `approve` / `reject`; checked by `checkDecision` (contract/messages.ts): approver
@@ -124,6 +125,11 @@ export interface MigrationStatus {
   refusedDecisionsDropped?: number;
   compensations: CompensationRecord[];
   freezeWindow: FreezeWindow;
+  /**
+   * The long step running now (copy, initial copy, catch-up, verification, apply): percent, rate and ETA
+   * as its activity last reported them (`progressSignal`); cleared when the step ends.
+   */
+  progress?: StepProgress;
   /** CDC methods: replication progress, refreshed while catching up. */
   replication?: {
     tablesReady?: number;
@@ -217,3 +223,10 @@ export interface MigrationResult {
   /** Where the application and the databases were left. */
   sides?: Sides;
 }
+
+/**
+ * Internal: a long-running activity's progress (contract/progress.ts), sent to its own workflow at most
+ * every few seconds so the `status` query and the Temporal UI's details show percent, rate and ETA.
+ * Checked by `checkProgress`; anything else is ignored.
+ */
+export const progressSignal = defineSignal<[StepProgress]>('progress');
