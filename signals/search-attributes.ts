@@ -6,3 +6,6 @@ export const MigrationMethodKey = defineSearchAttributeKey('MigrationMethod', Se
 export const AwaitingApprovalKey = defineSearchAttributeKey('AwaitingApproval', SearchAttributeType.BOOL);
 export const AwaitingGateKey = defineSearchAttributeKey('AwaitingGate', SearchAttributeType.KEYWORD);
 export const MigrationOutcomeKey = defineSearchAttributeKey('MigrationOutcome', SearchAttributeType.KEYWORD);
+export const WritesFrozenKey = defineSearchAttributeKey('WritesFrozen', SearchAttributeType.BOOL);
+export const GateApproversKey = defineSearchAttributeKey('GateApprovers', SearchAttributeType.KEYWORD_LIST);
+export const FleetIdKey = defineSearchAttributeKey('FleetId', SearchAttributeType.KEYWORD);

@@ -13,6 +13,12 @@ export const SEARCH_ATTRIBUTES = {
   AwaitingGate: 'Keyword',
   MigrationOutcome: 'Keyword',
   RehearsalOutcome: 'Keyword',
+  /** True while the source or the target refuses writes (the write-freeze window). */
+  WritesFrozen: 'Bool',
+  /** Who may decide the gate awaited now (absent: anyone). */
+  GateApprovers: 'KeywordList',
+  /** The fleet (migrateFleet) a migration belongs to. */
+  FleetId: 'Keyword',
 } as const;
 
 export type SearchAttributeName = keyof typeof SEARCH_ATTRIBUTES;

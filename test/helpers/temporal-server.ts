@@ -15,9 +15,8 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTES } from '../../stack';
 import { findTemporalBinary } from '../../stack/temporal';
 
-const searchAttributeKeys = Object.entries(SEARCH_ATTRIBUTES).map(([name, type]) =>
-  defineSearchAttributeKey(name, type === 'Bool' ? SearchAttributeType.BOOL : SearchAttributeType.KEYWORD),
-);
+const SDK_TYPES = { Bool: SearchAttributeType.BOOL, Keyword: SearchAttributeType.KEYWORD, KeywordList: SearchAttributeType.KEYWORD_LIST };
+const searchAttributeKeys = Object.entries(SEARCH_ATTRIBUTES).map(([name, type]) => defineSearchAttributeKey(name, SDK_TYPES[type]));
 
 export interface WorkflowTestServer {
   address: string;
