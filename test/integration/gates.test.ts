@@ -93,7 +93,7 @@ describe('go-live gate', () => {
     await expect(handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] })).rejects.toThrow(
       /already completed/,
     );
-    await recordHistory(handle, 'dump-restore-no-go');
+    await recordHistory(handle, 'dump-restore-no-go-closes-failed');
     const described = await handle.describe();
     expect(described.memo?.decisions).toEqual([expect.objectContaining({ approver: 'bob', approved: false })]);
     await expectRolledBack();
