@@ -30,20 +30,20 @@ export function writesFrozen(status: MigrationStatus): boolean {
 }
 
 function frozenBanner(status: MigrationStatus, ctx: DetailsContext, since: number, now: number): string[] {
-  const elapsed = now - since;
-  let budget = 'no downtime budget set';
+  // Clock times, not an elapsed count: the details are rewritten on changes only, and a gate may wait long.
+  let budget = 'No downtime budget set.';
   if (ctx.budgetMs !== undefined) {
     const over = clockTime(since + ctx.budgetMs);
     budget =
-      elapsed > ctx.budgetMs
-        ? `**over the ${formatMs(ctx.budgetMs)} budget since ${over}**`
-        : `budget ${formatMs(ctx.budgetMs)}, exceeded at ${over}`;
+      now - since > ctx.budgetMs
+        ? `**Over the ${formatMs(ctx.budgetMs)} budget since ${over}.**`
+        : `Budget ${formatMs(ctx.budgetMs)}: exceeded at ${over}.`;
   }
   const { sides } = status;
   const state = (writable: boolean) => (writable ? 'writable' : 'READ-ONLY');
   return [
-    `## ⛔ WRITES FROZEN since ${clockTime(since)}`,
-    `${formatMs(elapsed)} frozen when this was written (${clockTime(now)}); ${budget}. The application points at the ${sides.application}; source ${state(sides.sourceWritable)}, target ${state(sides.targetWritable)}.`,
+    `## WRITES FROZEN since ${clockTime(since)}`,
+    `${budget} The application points at the ${sides.application}; source ${state(sides.sourceWritable)}, target ${state(sides.targetWritable)}.`,
   ];
 }
 
@@ -89,7 +89,7 @@ function compensationLine(status: MigrationStatus): string[] {
 function endLines(status: MigrationStatus, ctx: DetailsContext): string[] {
   if (!status.outcome) return [];
   const window = status.freezeWindow.durationMs !== undefined ? `; write freeze ${formatMs(status.freezeWindow.durationMs)}` : '';
-  const label = status.outcome === 'completed' ? '✅ went live' : status.outcome === 'rolled-back' ? '↩️ ROLLED BACK' : '❌ FAILED';
+  const label = status.outcome === 'completed' ? 'WENT LIVE' : status.outcome === 'rolled-back' ? 'ROLLED BACK' : 'FAILED';
   return [
     `## ${label}${window}`,
     ...(status.error ? [status.error] : []),
