@@ -42,10 +42,12 @@ describe('the Temporal UI', () => {
       sandbox.input({ downtimeBudget: '30s', gates: { 'go-live': { timeout: '10m', approvers: ['alice'] } } }),
     );
     await untilStatus(gated, (s) => s.pendingGate?.gate === 'go-live', 'the go-live gate');
-    expect(await listed(`WorkflowId = '${gated.workflowId}' AND WritesFrozen = true`)).toEqual([gated.workflowId]);
-    expect(await listed(`WorkflowId = '${gated.workflowId}' AND AwaitingApproval = true AND GateApprovers = 'alice'`)).toEqual([
+    expect(await listed(`ExecutionStatus = 'Running' AND WritesFrozen = true AND WorkflowId = '${gated.workflowId}'`)).toEqual([
       gated.workflowId,
     ]);
+    expect(
+      await listed(`WorkflowId = '${gated.workflowId}' AND AwaitingApproval = true AND (GateApprovers = 'alice' OR GateApprovers IS NULL)`),
+    ).toEqual([gated.workflowId]);
 
     await page.goto(`${ui}/namespaces/${namespace}/workflows/${gated.workflowId}`, { waitUntil: 'networkidle' });
     await page.getByText('User Metadata', { exact: true }).first().click();
