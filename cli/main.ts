@@ -19,6 +19,7 @@ import { formatMs } from '../contract/plan';
 import { renderMigrationMarkdown, renderMigrationTimeline } from '../activities/report/migration';
 import { checkDecision, checkRollback } from '../contract/messages';
 import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, rollbackUpdate, type ApprovalPayload } from '../signals';
+import { AwaitingGateKey, MigrationOutcomeKey, MigrationPhaseKey, WritesFrozenKey } from '../signals/search-attributes';
 import { migrationStartOptions, taskQueue } from '../signals/task-queue';
 import { loadLocalEnv, temporalClient, uiLink } from './connection';
 import { runDemo } from './demo';
@@ -228,17 +229,24 @@ program
 
 program
   .command('list')
-  .description('list migrations with their state, phase and the gate they await')
+  .description('list migrations: state, outcome or phase, WRITES FROZEN, the gate they await, and how to get the report of a closed one')
   .option('--awaiting', 'only migrations waiting for an approval')
-  .action(async (opts: { awaiting?: boolean }) => {
+  .option('--frozen', 'only migrations whose application cannot write right now')
+  .action(async (opts: { awaiting?: boolean; frozen?: boolean }) => {
     const client = await temporalClient();
-    const query = `WorkflowType = 'migrateDatabase'${opts.awaiting ? ' AND AwaitingApproval = true' : ''}`;
+    const query = `WorkflowType = 'migrateDatabase'${opts.awaiting ? ' AND AwaitingApproval = true' : ''}${opts.frozen ? " AND ExecutionStatus = 'Running' AND WritesFrozen = true" : ''}`;
     for await (const wf of client.workflow.list({ query })) {
       const sa = wf.typedSearchAttributes;
-      const phase = sa.getAll().find((p) => p.key.name === 'MigrationPhase')?.value ?? '';
-      const gate = sa.getAll().find((p) => p.key.name === 'AwaitingGate')?.value ?? '';
+      const open = wf.status.name === 'RUNNING';
+      const state = open ? (sa.get(MigrationPhaseKey) ?? '') : (sa.get(MigrationOutcomeKey) ?? wf.status.name.toLowerCase());
+      const gate = sa.get(AwaitingGateKey);
+      const notes = [
+        ...(open && sa.get(WritesFrozenKey) ? ['WRITES FROZEN'] : []),
+        ...(gate ? [`awaiting ${gate}`] : []),
+        ...(!open && sa.get(MigrationOutcomeKey) ? [`report: npm run cli -- report ${wf.workflowId}`] : []),
+      ];
       console.log(
-        `${wf.workflowId.padEnd(32)} ${wf.status.name.padEnd(11)} ${String(phase).padEnd(18)} ${gate ? `awaiting ${String(gate)}` : ''}  ${uiLink(wf.workflowId, wf.runId)}`,
+        `${wf.workflowId.padEnd(32)} ${wf.status.name.padEnd(11)} ${state.padEnd(18)} ${notes.join(', ')}  ${uiLink(wf.workflowId, wf.runId)}`,
       );
     }
   });
