@@ -12,7 +12,8 @@ import { WorkflowFailedError, type Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { formatMs } from '../contract/plan';
-import { checkRehearsalInput, formatRehearsalProblems, RehearsalInput } from '../contract/rehearsal';
+import { formatProblemLines } from '../contract/problems';
+import { checkRehearsalInput, RehearsalInput } from '../contract/rehearsal';
 import type { RehearsalReport } from '../contract/rehearsal-report';
 import { renderMarkdown } from '../activities/rehearsal/render';
 import { defaultReportRoot, readAllReports } from '../activities/rehearsal/store';
@@ -23,7 +24,7 @@ import { temporalClient, uiLink } from './connection';
 
 export async function startRehearsal(client: Client, raw: unknown, opts: { workflowId?: string; taskQueue?: string } = {}) {
   const checked = checkRehearsalInput(raw);
-  if (!checked.ok) throw new Error(formatRehearsalProblems(checked.problems));
+  if (!checked.ok) throw new Error(formatProblemLines(checked.problems, 'rehearsal'));
   const migrationId = checked.input.migration.migrationId ?? 'migration';
   const workflowId =
     opts.workflowId ??

@@ -9,7 +9,8 @@ import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client
 import type { Command } from 'commander';
 import ms from 'ms';
 import { DurationString, durationMs } from '../contract/input';
-import { checkRehearsalInput, formatRehearsalProblems, type RehearsalInputDraft } from '../contract/rehearsal';
+import { formatProblemLines } from '../contract/problems';
+import { checkRehearsalInput, type RehearsalInputDraft } from '../contract/rehearsal';
 import { RehearsalOutcomeKey } from '../signals/rehearsal';
 import { migrationStartOptions, taskQueue as defaultTaskQueue } from '../signals/task-queue';
 import { readJsonFile } from './input-file';
@@ -42,7 +43,7 @@ export function rehearsalScheduleId(input: RehearsalInputDraft): string {
 /** Validates the input and the spec, then creates the schedule. */
 export async function createRehearsalSchedule(client: Client, opts: CreateScheduleOptions): Promise<{ scheduleId: string }> {
   const checked = checkRehearsalInput(opts.input);
-  if (!checked.ok) throw new ScheduleInputError(formatRehearsalProblems(checked.problems));
+  if (!checked.ok) throw new ScheduleInputError(formatProblemLines(checked.problems, 'rehearsal'));
   const specs = [opts.interval, opts.cron, opts.calendar].filter((s) => s !== undefined);
   if (specs.length !== 1) throw new ScheduleInputError('give exactly one of --interval, --cron or --calendar');
   if (opts.interval !== undefined && !DurationString.safeParse(opts.interval).success) {

@@ -1,6 +1,8 @@
 /** The CLI's input file: a JSON syntax error names the file, line and column; problems come one per line. */
 import { describe, expect, it } from 'vitest';
 import { parseJsonText } from '../../cli/input-file';
+import { startRehearsal } from '../../cli/rehearsals';
+import { createRehearsalSchedule } from '../../cli/schedules';
 import { checkMigrationInput, formatProblemLines, formatProblems } from '../../contract/input';
 
 describe('CLI input file', () => {
@@ -28,5 +30,21 @@ describe('CLI input file', () => {
     expect(lines).toHaveLength(checked.problems.length + 1);
     expect(lines.join('\n')).not.toContain('hunter2');
     expect(formatProblems(checked.problems)).not.toContain('\n');
+  });
+
+  it('rehearsal starts and schedules refuse bad input the same way, before any call to Temporal', async () => {
+    const bad = { migration: { source: { url: 'postgres://app:hunter2hunter2@db/prod' } }, snapshot: { type: 'nope' } };
+    const noClient = {} as never;
+    for (const attempt of [startRehearsal(noClient, bad), createRehearsalSchedule(noClient, { input: bad, interval: '1d' } as never)]) {
+      const message = await attempt.then(
+        () => '',
+        (err: Error) => err.message,
+      );
+      const lines = message.split('\n');
+      expect(lines[0]).toBe('invalid rehearsal input:');
+      expect(lines.length).toBeGreaterThan(2);
+      expect(lines.slice(1).every((l) => /^ {2}[\w.()]+: /.test(l))).toBe(true);
+      expect(message).not.toContain('hunter2');
+    }
   });
 });
