@@ -6,6 +6,7 @@ import type { StepProgress } from '../contract/progress';
 import { renderDetails, writesFrozen, type DetailsContext } from './migration/details';
 import type { MigrationMethod } from '../contract/input';
 import type { MigrationOutcome } from '../signals';
+import type { StepProgress } from '../contract/progress';
 
 /** An ActivityFailure says "Activity task failed"; the reason is in its cause chain. */
 export function failureMessage(err: unknown): string {
@@ -82,6 +83,17 @@ export class Progress {
     this.refresh();
   }
 
+  /**
+   * A long step's progress as its activity reported it (already checked): kept in `status.progress` while
+   * a step of that name runs; a report for a step not running (late, or from an activity running beside
+   * the steps) is dropped. Returns whether it was kept.
+   */
+  reportProgress(p: StepProgress): boolean {
+    const running = this.status.steps.some((s) => s.name === p.step && s.state === 'running');
+    if (running) this.status.progress = p;
+    return running;
+  }
+
   /** Runs one forward step, recording its timing (workflow clock), outcome and, with `describe`, what it did. */
   async step<T>(name: string, phase: MigrationPhase, run: () => Promise<T>, describe?: (result: T) => string): Promise<T> {
     this.phase(phase);
@@ -99,6 +111,7 @@ export class Progress {
       record.error = failureMessage(err);
       throw err;
     } finally {
+      if (this.status.progress?.step === name) delete this.status.progress;
       record.endedAt = new Date(Date.now()).toISOString();
       record.durationMs = Date.now() - started;
       if (this.status.progress?.step === name) this.status.progress = undefined;
