@@ -12,6 +12,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Client } from 'pg';
 import { pgBinary, runProgram } from '../../processes';
 
 export interface ClonedTable {
@@ -71,6 +72,22 @@ class CloneWatcher {
     }
     return { tablesDone: this.done.size, tablesTotal: this.tables.size, bytesDone, bytesTotal };
   }
+}
+
+/**
+ * The bytes the COPYs running now into the target's database have taken in (pg_stat_progress_copy,
+ * PostgreSQL 14+), each at most its table's size: pgcopydb tells a table only once all its data is in,
+ * so a large table would otherwise show no progress for most of the copy.
+ */
+export async function copyBytesInFlight(target: Client, sizes: Map<string, number>): Promise<number> {
+  const { rows } = await target.query<{ name: string; bytes: string }>(
+    `SELECT format('%s.%s', n.nspname, c.relname) AS name, p.bytes_processed AS bytes
+       FROM pg_stat_progress_copy p
+       JOIN pg_class c ON c.oid = p.relid
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND p.command = 'COPY FROM'`,
+  );
+  return rows.reduce((sum, r) => sum + Math.min(Number(r.bytes), sizes.get(r.name) ?? Number(r.bytes)), 0);
 }
 
 /** pgcopydb runs pg_dump / pg_restore from PATH: the newest installed PostgreSQL binaries first. */
