@@ -28,7 +28,7 @@ import { copyUnloggedTables } from '../cdc/window-copy';
 import type { CopyProgress } from '../method';
 import { dumpRestore, startOver } from './dump-restore';
 import { resolveEngine, tablesBytes } from './engine';
-import { copyBytesInFlight, pgcopydbClone, sizeInBytes } from './pgcopydb-clone';
+import { pgcopydbClone, sizeInBytes } from './pgcopydb-clone';
 
 export interface FreezeCopyResult {
   engine: 'pgcopydb' | 'pg-dump';
@@ -136,21 +136,6 @@ export async function copyAndVerify(
           // and verified only then.
           const unlogged = args.tables.filter((t) => t.unlogged && !t.partitioned);
           const isUnlogged = (t: { schema: string; name: string }) => unlogged.some((u) => u.schema === t.schema && u.name === t.name);
-          // The part of the tables being copied now that is in already: progress inside a large table too.
-          const sizes = new Map(args.tables.map((t) => [`${t.schema}.${t.name}`, t.bytes]));
-          const watcher = await connect(args.targetUrl, { label: 'target', applicationName: appName(args.migrationId, 'copy') });
-          let inFlight = 0;
-          let tablesBytes = 0;
-          const measureInFlight = setInterval(
-            () =>
-              void copyBytesInFlight(watcher, sizes)
-                .then((b) => {
-                  inFlight = b;
-                  progress.bytesDone = Math.min(progress.bytesTotal, tablesBytes + inFlight);
-                })
-                .catch(() => undefined),
-            1_000,
-          );
           const cloned = await pgcopydbClone({
             sourceUrl: args.sourceUrl,
             targetUrl: args.targetUrl,
@@ -164,19 +149,12 @@ export async function copyAndVerify(
               if (!isUnlogged(t)) verifier.tableCopied(t.schema, t.name);
             },
             // pgcopydb's own sizes (table data only) once it has them: the plan's count indexes too.
-            onProgress: (p) => {
-              // A table just in was counted in flight too until the next measure: not twice.
-              if (p.bytesDone > tablesBytes) inFlight = 0;
-              tablesBytes = p.bytesDone;
+            onProgress: (p) =>
               Object.assign(progress, {
                 tablesDone: p.tablesDone,
+                bytesDone: p.bytesDone,
                 bytesTotal: p.bytesTotal || progress.bytesTotal,
-              });
-              progress.bytesDone = Math.min(progress.bytesTotal, tablesBytes + inFlight);
-            },
-          }).finally(() => {
-            clearInterval(measureInFlight);
-            void watcher.end().catch(() => undefined);
+              }),
           });
           if (unlogged.length) {
             const copy = (label: string) => ({ label, applicationName: appName(args.migrationId, 'copy') });
