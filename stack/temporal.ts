@@ -133,8 +133,7 @@ async function ensureSearchAttributes(bin: string, port: number, log: (l: string
     const have = existing[name];
     const want = `INDEXED_VALUE_TYPE_${type.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}`; // KeywordList: KEYWORD_LIST
     if (have === undefined) missingByType.set(type, [...(missingByType.get(type) ?? []), name]);
-    // The server spells KeywordList INDEXED_VALUE_TYPE_KEYWORD_LIST.
-    else if (have.replace(/_/g, '') !== want.replace(/_/g, '')) {
+    else if (have !== want) {
       throw new Error(
         `Search attribute ${name} exists with type ${have}, expected ${type}. ` +
           'Delete the Temporal database (npm run stack -- down --purge) to re-create it.',

@@ -6,7 +6,6 @@ import type { StepProgress } from '../contract/progress';
 import { renderDetails, writesFrozen, type DetailsContext } from './migration/details';
 import type { MigrationMethod } from '../contract/input';
 import type { MigrationOutcome } from '../signals';
-import type { StepProgress } from '../contract/progress';
 
 /** An ActivityFailure says "Activity task failed"; the reason is in its cause chain. */
 export function failureMessage(err: unknown): string {
@@ -65,12 +64,6 @@ export class Progress {
     setCurrentDetails(renderDetails(this.status, this.ui, this.frozenSince, Date.now(), this.note));
   }
 
-  /** A long step's progress as its activity reported it (checked by the signal handler). */
-  reportProgress(progress: StepProgress): void {
-    this.status.progress = progress;
-    this.refresh();
-  }
-
   method(method: MigrationMethod): void {
     this.status.method = method;
     upsertSearchAttributes([{ key: MigrationMethodKey, value: method }]);
@@ -90,7 +83,10 @@ export class Progress {
    */
   reportProgress(p: StepProgress): boolean {
     const running = this.status.steps.some((s) => s.name === p.step && s.state === 'running');
-    if (running) this.status.progress = p;
+    if (running) {
+      this.status.progress = p;
+      this.refresh();
+    }
     return running;
   }
 
@@ -111,7 +107,6 @@ export class Progress {
       record.error = failureMessage(err);
       throw err;
     } finally {
-      if (this.status.progress?.step === name) delete this.status.progress;
       record.endedAt = new Date(Date.now()).toISOString();
       record.durationMs = Date.now() - started;
       if (this.status.progress?.step === name) this.status.progress = undefined;
