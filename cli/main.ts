@@ -15,7 +15,6 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { checkMigrationInput, formatProblemLines, MigrationInput, type CopyEngine, type MigrationMethod } from '../contract/input';
-import { formatMs } from '../contract/plan';
 import { renderMigrationMarkdown, renderMigrationTimeline } from '../activities/report/migration';
 import { checkDecision, checkRollback } from '../contract/messages';
 import { approveSignal, approveUpdate, rejectSignal, rejectUpdate, rollbackUpdate, type ApprovalPayload } from '../signals';
@@ -26,6 +25,7 @@ import { runDemo } from './demo';
 import { followMigration } from './follow';
 import { queryStatus, reachability, searchAttributeText, type Reachable } from './inspect';
 import { closedResult, printClosed } from './summary';
+import { statusLines } from './status-view';
 import { readJsonFile } from './input-file';
 import { registerRehearsalCommands } from './rehearsals';
 import { registerScheduleCommands } from './schedules';
@@ -88,7 +88,12 @@ program
     });
     console.log(`started ${workflowId}\n${uiLink(workflowId, handle.firstExecutionRunId)}`);
     if (opts.follow || opts.autoApprove) {
-      await followMigration(handle, { autoApprove: !!opts.autoApprove, approver: defaultApprover, print: console.log });
+      await followMigration(handle, {
+        autoApprove: !!opts.autoApprove,
+        approver: defaultApprover,
+        print: console.log,
+        redraw: !!process.stdout.isTTY,
+      });
       process.exitCode = printClosed(await closedResult(handle), workflowId, console.log);
     }
   });
@@ -156,8 +161,10 @@ program
 
 program
   .command('status <workflowId>')
-  .description("a migration's phase, steps, gate and decisions; a closed one's summary (no worker needed)")
-  .option('--json', 'print the raw status')
+  .description(
+    "a migration at a glance: phase, method, write-freeze window, gate, the running step's progress (percent, rate, ETA), the last steps, the outcome; a closed one's summary (no worker needed)",
+  )
+  .option('--json', 'print the whole status query (plan, inventory, every step and decision) as JSON')
   .action(async (workflowId: string, opts: { json?: boolean }) => {
     const client = await temporalClient();
     const handle = client.workflow.getHandle(workflowId);
@@ -171,24 +178,7 @@ program
       console.log(JSON.stringify(status, null, 2));
       return;
     }
-    console.log(
-      `${status.migrationId}  phase=${status.phase}  method=${status.method ?? '?'}${status.outcome ? `  outcome=${status.outcome}` : ''}`,
-    );
-    if (status.plan) {
-      console.log(`plan: ${status.plan.methodReasons.join('; ')}; estimated freeze ${formatMs(status.plan.estimatedDowntimeMs)}`);
-      for (const b of status.plan.blockers) console.log(`  BLOCKER ${b}`);
-      for (const w of status.plan.warnings) console.log(`  warning ${w}`);
-    }
-    for (const s of status.steps)
-      console.log(
-        `  ${s.state.padEnd(9)} ${s.name.padEnd(20)} ${s.durationMs !== undefined ? formatMs(s.durationMs) : '...'}${s.error ? `  ${s.error}` : s.detail ? `  ${s.detail}` : ''}`,
-      );
-    if (status.pendingGate) console.log(`awaiting ${status.pendingGate.gate} until ${status.pendingGate.deadline}`);
-    for (const d of status.decisions)
-      console.log(`  decision ${d.gate}: ${d.approved ? 'go' : 'no-go'} by ${d.approver} (${d.via}) ${d.reason ?? ''}`);
-    for (const r of status.refusedDecisions) console.log(`  refused signal from ${r.payload.approver || '?'} at ${r.at}: ${r.reason}`);
-    for (const c of status.compensations) console.log(`  undo ${c.step}: ${c.state}${c.error ? ` ${c.error}` : ''}`);
-    if (status.freezeWindow.durationMs !== undefined) console.log(`write-freeze window: ${formatMs(status.freezeWindow.durationMs)}`);
+    for (const line of statusLines(status, workflowId)) console.log(line);
     console.log(uiLink(workflowId));
   });
 
@@ -204,7 +194,12 @@ program
       process.exitCode = await answerWithoutWorker(handle, reach, false);
       return;
     }
-    await followMigration(handle, { autoApprove: !!opts.autoApprove, approver: defaultApprover, print: console.log });
+    await followMigration(handle, {
+      autoApprove: !!opts.autoApprove,
+      approver: defaultApprover,
+      print: console.log,
+      redraw: !!process.stdout.isTTY,
+    });
     process.exitCode = printClosed(await closedResult(handle), workflowId, console.log);
   });
 

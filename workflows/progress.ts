@@ -64,12 +64,6 @@ export class Progress {
     setCurrentDetails(renderDetails(this.status, this.ui, this.frozenSince, Date.now(), this.note));
   }
 
-  /** A long step's progress as its activity reported it (checked by the signal handler). */
-  reportProgress(progress: StepProgress): void {
-    this.status.progress = progress;
-    this.refresh();
-  }
-
   method(method: MigrationMethod): void {
     this.status.method = method;
     upsertSearchAttributes([{ key: MigrationMethodKey, value: method }]);
@@ -80,6 +74,20 @@ export class Progress {
     if (error) this.status.error = error;
     upsertSearchAttributes([{ key: MigrationOutcomeKey, value: outcome }]);
     this.refresh();
+  }
+
+  /**
+   * A long step's progress as its activity reported it (already checked): kept in `status.progress` while
+   * a step of that name runs; a report for a step not running (late, or from an activity running beside
+   * the steps) is dropped. Returns whether it was kept.
+   */
+  reportProgress(p: StepProgress): boolean {
+    const running = this.status.steps.some((s) => s.name === p.step && s.state === 'running');
+    if (running) {
+      this.status.progress = p;
+      this.refresh();
+    }
+    return running;
   }
 
   /** Runs one forward step, recording its timing (workflow clock), outcome and, with `describe`, what it did. */

@@ -11,6 +11,7 @@ import { buildPlan, type MigrationPlan, type RoleReadOnlySetting, type TableInve
 import type { WindowEdge } from '../../signals';
 import type { ActivityContext } from '../context';
 import { HEARTBEAT_EVERY_MS, keepAlive } from '../heartbeat';
+import { tablesReporter } from '../progress';
 import { appName, workDir } from '../names';
 import { which } from '../processes';
 import { redact, rememberSecret } from '../secrets';
@@ -245,10 +246,10 @@ export function createDatabaseActivities({ deps, resolve, admin, endpoints }: Ac
       catalog?: CatalogOptions;
     }): Promise<VerificationReport> {
       const [sourceUrl, targetUrl] = await endpoints(args);
-      const ctx = Context.current();
+      const beat = tablesReporter(deps, 'verify');
       // Heartbeat on a timer too: one large table's checksum can outlast the heartbeat timeout.
       const progress = { tablesDone: 0, tablesTotal: args.tables.length };
-      const timer = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
+      const timer = setInterval(() => beat(progress), HEARTBEAT_EVERY_MS);
       // The dump-restore copy's verification (before it moved inside the copy): the catalog blocks.
       const report = await withPools(sourceUrl, targetUrl, Math.max(1, args.jobs), args.migrationId, async (s, t) =>
         verifyCopy({
@@ -258,7 +259,7 @@ export function createDatabaseActivities({ deps, resolve, admin, endpoints }: Ac
           tables: args.tables,
           onTable: (done, total) => {
             Object.assign(progress, { tablesDone: done, tablesTotal: total });
-            ctx.heartbeat(progress);
+            beat(progress);
           },
         }),
       ).finally(() => clearInterval(timer));

@@ -25,6 +25,8 @@ export interface ReplicationState {
   caughtUp: boolean;
   /** Present while replication reports errors: what is known of them, for `status.replication`. */
   errors?: ReplicationErrors;
+  /** The lag when the step's wait began (the unit of its progress): the workflow passes it back in the next call. */
+  lagAtStart?: number;
 }
 
 /** Replication errors as a method knows them (the text where it can read it, else where to look). */
@@ -94,6 +96,10 @@ export interface WatchArgs extends CdcArgs {
   errorTimeoutMs?: number;
   /** `errors.since` of the previous report: the bound runs on across calls and workers. */
   errorsSince?: string;
+  /** The workflow step this wait belongs to, for its progress (`status.progress`); absent in older histories. */
+  progressStep?: 'initial-copy' | 'catch-up';
+  /** `lagAtStart` of the step's first report: its progress is the part of that lag gone. */
+  lagAtStart?: number;
 }
 
 export interface StartArgs extends CdcArgs {
@@ -112,7 +118,7 @@ export interface ReplicationMethod {
     args: CdcArgs & { jobs: number; baseline: TargetBaseline; tables?: TableInventory[] },
   ): Promise<{ mode: string; elapsedMs: number; attempts: number }>;
   /** Polls the copy and the lag (heartbeating) until caught up or `reportAfterMs` passed. */
-  watch(args: WatchArgs): Promise<ReplicationState>;
+  watch(args: WatchArgs, beat?: (state: ReplicationState) => void): Promise<ReplicationState>;
   /** Told the source's final position at the drain, before it waits for the marker (methods that stop at a position). */
   atFinalLsn?(args: CdcArgs, lsn: string): Promise<void>;
   /** Inside the write-freeze window: what must stop before the target takes writes. Fast. */

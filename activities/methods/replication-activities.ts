@@ -26,6 +26,8 @@ import {
   type VerificationReport,
 } from '../database/verify';
 import { HEARTBEAT_EVERY_MS, keepAlive } from '../heartbeat';
+import { progressReporter, tablesReporter } from '../progress';
+import { ReplicationProgress } from './replication-progress';
 import { appName } from '../names';
 import { redact } from '../secrets';
 import { drainToMarker, waitForMarker } from './cdc/marker';
@@ -159,7 +161,12 @@ export function createReplicationActivities(context: ActivityContext) {
      * `maxLagBytes`, or until `reportAfterMs` passed: the workflow loops, refreshing `status`.
      */
     async waitForReplication(args: WatchArgs): Promise<ReplicationState> {
-      return methodOf(args).watch(args);
+      // Each report heartbeats with the step's progress (percent, rate, ETA) and goes to the workflow's status, throttled.
+      const measured = new ReplicationProgress(args);
+      const reporter = progressReporter(deps);
+      const state = await methodOf(args).watch(args, (s) => reporter.beat(measured.measure(s), s));
+      const lagAtStart = measured.lagAtStart;
+      return lagAtStart !== undefined ? { ...state, lagAtStart } : state;
     },
 
     /** After the freeze: the target has applied everything (marker), and no DDL happened meanwhile. */
@@ -233,7 +240,8 @@ export function createReplicationActivities(context: ActivityContext) {
       // Frequent heartbeats, from the start (the drain can outlast the heartbeat timeout), carry the
       // cancellation of a rollback here quickly; closing the connections then ends the snapshots and
       // releases their locks.
-      const timer = setInterval(() => ctx.heartbeat(progress), HEARTBEAT_EVERY_MS);
+      const beat = tablesReporter(deps, 'verify');
+      const timer = setInterval(() => beat(progress), HEARTBEAT_EVERY_MS);
       let sources: Client[];
       let targets: Client[];
       try {

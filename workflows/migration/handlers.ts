@@ -4,6 +4,7 @@
  */
 import { patched, setHandler } from '@temporalio/workflow';
 import { checkDecision, checkRollback } from '../../contract/messages';
+import { checkProgress } from '../../contract/progress';
 import {
   approveSignal,
   approveUpdate,
@@ -12,6 +13,7 @@ import {
   rollbackUpdate,
   statusQuery,
   windowEdgeSignal,
+  progressSignal,
   type ApprovalPayload,
 } from '../../signals';
 import type { MigrationRun } from './run';
@@ -29,6 +31,12 @@ export function installHandlers(run: MigrationRun): void {
       (edge.edge === 'frozen' || edge.edge === 'unfrozen') &&
       Number.isFinite(edge.at);
     if (valid) run.windowEdge({ side: edge.side, edge: edge.edge, at: edge.at });
+  });
+  // Progress of the long step running now, from its activity: kept only as checked (bounded, no strange
+  // fields); it changes the status alone, no command, so no patch is needed for histories without it.
+  setHandler(progressSignal, (raw: unknown) => {
+    const p = checkProgress(raw);
+    if (p) run.progress.reportProgress(p);
   });
   // Decisions are taken as checked (contract/messages.ts: bounded, null fields dropped). An Update accepted
   // before payloads were bounded replays without its validator and is taken as it came.

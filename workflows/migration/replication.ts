@@ -91,7 +91,9 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
     replication.follower = { done, failure: () => failure, exitStep: follower.exitStep };
   }
 
-  const watch = async (maxLagBytes: number, done: (s: ReplicationState) => boolean) => {
+  const watch = async (step: 'initial-copy' | 'catch-up', maxLagBytes: number, done: (s: ReplicationState) => boolean) => {
+    // The lag when this step's wait began (its progress is the part of it gone), from the first call's report.
+    let lagAtStart: number | undefined;
     for (;;) {
       const failure = replication.follower?.failure();
       if (failure) throw failure;
@@ -104,7 +106,10 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
         // The bound on replication errors runs on across calls and workers: it starts when they began.
         errorTimeoutMs: durationMs(input.replication.errorTimeout),
         ...(run.status.replication?.errors?.since ? { errorsSince: run.status.replication.errors.since } : {}),
+        progressStep: step,
+        ...(lagAtStart !== undefined ? { lagAtStart } : {}),
       });
+      lagAtStart ??= state.lagAtStart;
       run.status.replication = { ...state, updatedAt: new Date(Date.now()).toISOString() };
       const lag =
         state.lagChanges !== undefined
@@ -121,7 +126,7 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
     }
   };
   await progress.step('initial-copy', 'copying', () =>
-    watch(Number.MAX_SAFE_INTEGER, (s) => s.tablesTotal > 0 && s.tablesReady === s.tablesTotal),
+    watch('initial-copy', Number.MAX_SAFE_INTEGER, (s) => s.tablesTotal > 0 && s.tablesReady === s.tablesTotal),
   );
   if (run.method.schemaSteps) {
     await progress.step('indexes', 'copying', () =>
@@ -130,7 +135,7 @@ export async function copyAndFollow(run: MigrationRun): Promise<Replication> {
   }
   // Outside the window: the tables are on the target; large objects copied in the window carry their owner then.
   await replayRoles(run, regular);
-  await progress.step('catch-up', 'catching-up', () => watch(input.replication.maxLagBytes, (s) => s.caughtUp));
+  await progress.step('catch-up', 'catching-up', () => watch('catch-up', input.replication.maxLagBytes, (s) => s.caughtUp));
   if (patched('refresh-materialized-views')) {
     // The schema-only copy left them unpopulated: refreshed once the data is in, outside the window
     // (dropped with the rest of the target by reset-target). pgcopydb's copy may have populated them as of

@@ -53,7 +53,7 @@ export function dmsMethod({ deps, endpoints }: ActivityContext): ReplicationMeth
     },
 
     /** Full load by table from the task's statistics; the lag is the larger CloudWatch CDC latency (source, target). */
-    async watch(args): Promise<ReplicationState> {
+    async watch(args, beat): Promise<ReplicationState> {
       const ctx = Context.current();
       const maxLagSeconds = args.maxLagSeconds ?? 5;
       const clients = deps.dms();
@@ -93,7 +93,7 @@ export function dmsMethod({ deps, endpoints }: ActivityContext): ReplicationMeth
           caughtUp: p.fullLoadComplete && lagSeconds !== null && lagSeconds <= maxLagSeconds,
           ...(errors.length ? { errors: { messages: errors } } : {}),
         };
-        ctx.heartbeat(state);
+        (beat ?? ((r: ReplicationState) => ctx.heartbeat(r)))(state);
         if (state.caughtUp || Date.now() >= until) return state;
         await pause(Math.min(pollMs, 5_000));
       }

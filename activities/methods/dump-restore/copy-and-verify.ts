@@ -19,6 +19,9 @@ import type { TargetBaseline } from '../../database/target-reset';
 import type { VerificationReport } from '../../database/verify';
 import { VerificationDuringCopy } from '../../database/verify-during-copy';
 import { HEARTBEAT_EVERY_MS } from '../../heartbeat';
+import type { ActivityDeps } from '../../context';
+import { progressReporter } from '../../progress';
+import { ProgressMeter } from '../../../contract/progress';
 import { appName, workDir } from '../../names';
 import { killProcessesWithArgument } from '../../processes';
 import { copyUnloggedTables } from '../cdc/window-copy';
@@ -44,19 +47,24 @@ export interface FreezeCopyProgress extends CopyProgress {
   elapsedMs: number;
 }
 
-export async function copyAndVerify(args: {
-  migrationId: string;
-  sourceUrl: string;
-  targetUrl: string;
-  jobs: number;
-  engine: CopyEngine;
-  splitTablesLargerThan?: string;
-  tables: TableInventory[];
-  baseline: TargetBaseline;
-  /** What the catalog comparison covers (catalog.ts): ownership and grants off by default. */
-  catalog?: CatalogOptions;
-}): Promise<FreezeCopyResult> {
+export async function copyAndVerify(
+  args: {
+    migrationId: string;
+    sourceUrl: string;
+    targetUrl: string;
+    jobs: number;
+    engine: CopyEngine;
+    splitTablesLargerThan?: string;
+    tables: TableInventory[];
+    baseline: TargetBaseline;
+    /** What the catalog comparison covers (catalog.ts): ownership and grants off by default. */
+    catalog?: CatalogOptions;
+  },
+  deps?: Pick<ActivityDeps, 'signalWorkflow'>,
+): Promise<FreezeCopyResult> {
   const ctx = Context.current();
+  const reporter = progressReporter(deps);
+  const meter = new ProgressMeter('copy', 'bytes');
   const bytesTotal = tablesBytes(args.tables);
   const engine = resolveEngine(args.engine, bytesTotal);
   const started = Date.now();
@@ -83,7 +91,16 @@ export async function copyAndVerify(args: {
     progress.percent = bytesTotal > 0 ? Math.min(100, Math.round((bytesDone / bytesTotal) * 1000) / 10) : 0;
     const left = Math.max(0, bytesTotal - bytesDone);
     progress.etaSeconds = progress.stage === 'done' ? 0 : progress.bytesPerSecond > 0 ? Math.round(left / progress.bytesPerSecond) : null;
-    ctx.heartbeat(progress);
+    const stage = progress.stage === 'copying' ? '' : `; ${progress.stage}`;
+    reporter.beat(
+      meter.measure({
+        done: bytesDone,
+        total: bytesTotal,
+        percent: progress.stage === 'done' ? 100 : progress.percent,
+        detail: `${engine}, ${args.jobs} jobs: ${progress.tablesDone}/${progress.tablesTotal} tables copied, ${progress.tablesVerified} verified${stage}`,
+      }),
+      progress,
+    );
   };
   beat();
   const timer = setInterval(beat, HEARTBEAT_EVERY_MS);

@@ -30,12 +30,12 @@ export interface CopyAndVerifyArgs {
   baseline: TargetBaseline;
 }
 
-export function createDumpRestoreActivities({ endpoints }: ActivityContext) {
+export function createDumpRestoreActivities({ deps, endpoints }: ActivityContext) {
   return {
     async copyAndVerify(args: CopyAndVerifyArgs): Promise<FreezeCopyResult> {
       const [sourceUrl, targetUrl] = await endpoints(args);
       const { source: _source, target: _target, ...rest } = args;
-      return copyAndVerify({ ...rest, sourceUrl, targetUrl });
+      return copyAndVerify({ ...rest, sourceUrl, targetUrl }, deps);
     },
 
     async copyDumpRestore(args: CopyArgs): Promise<DumpRestoreResult> {

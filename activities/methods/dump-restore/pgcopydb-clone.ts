@@ -12,7 +12,9 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Client } from 'pg';
 import { pgBinary, runProgram } from '../../processes';
+import { connect } from '../../database/pg';
 
 export interface ClonedTable {
   schema: string;
@@ -73,6 +75,60 @@ class CloneWatcher {
   }
 }
 
+/**
+ * The bytes the COPYs running now into the target's database have taken in (pg_stat_progress_copy,
+ * PostgreSQL 14+), each at most its table's size: pgcopydb tells a table only once all its data is in,
+ * so a large table would otherwise show no progress for most of the copy.
+ */
+export async function copyBytesInFlight(target: Client, sizes: Map<string, number>): Promise<number> {
+  const { rows } = await target.query<{ name: string; bytes: string }>(
+    `SELECT format('%s.%s', n.nspname, c.relname) AS name, p.bytes_processed AS bytes
+       FROM pg_stat_progress_copy p
+       JOIN pg_class c ON c.oid = p.relid
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND p.command = 'COPY FROM'`,
+  );
+  return rows.reduce((sum, r) => sum + Math.min(Number(r.bytes), sizes.get(r.name) ?? Number(r.bytes)), 0);
+}
+
+/** The bytes of the tables being copied now that are in already, measured every second on a session of its own. */
+class InFlightCopy {
+  private bytes = 0;
+  private tablesBytes = 0;
+  private readonly sizes: Map<string, number>;
+  private readonly client: Promise<Client | undefined>;
+  private readonly timer: NodeJS.Timeout;
+  private measuring = Promise.resolve();
+
+  constructor(targetUrl: string, applicationName: string, tables: { schema: string; name: string; bytes: number }[]) {
+    this.sizes = new Map(tables.map((t) => [`${t.schema}.${t.name}`, t.bytes]));
+    // Progress is a convenience: a target that refuses this session leaves the count by whole tables.
+    this.client = connect(targetUrl, { label: 'target', applicationName }).catch(() => undefined);
+    this.timer = setInterval(() => {
+      this.measuring = this.measuring.then(() => this.measure());
+    }, 1_000);
+  }
+
+  private async measure(): Promise<void> {
+    const client = await this.client;
+    if (client) this.bytes = await copyBytesInFlight(client, this.sizes).catch(() => this.bytes);
+  }
+
+  /** The clone's progress with the bytes in flight added (a table just in is not counted twice). */
+  add(p: CloneProgress): CloneProgress {
+    if (p.bytesDone > this.tablesBytes) this.bytes = 0;
+    this.tablesBytes = p.bytesDone;
+    const bytesDone = p.bytesDone + this.bytes;
+    return { ...p, bytesDone: p.bytesTotal > 0 ? Math.min(p.bytesTotal, bytesDone) : bytesDone };
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.measuring;
+    await (await this.client)?.end().catch(() => undefined);
+  }
+}
+
 /** pgcopydb runs pg_dump / pg_restore from PATH: the newest installed PostgreSQL binaries first. */
 function pathWithPgBinaries(): string {
   const dump = pgBinary('pg_dump');
@@ -124,7 +180,8 @@ export async function pgcopydbClone(args: {
   onProgress: (p: CloneProgress) => void;
 }): Promise<CloneProgress> {
   const watcher = new CloneWatcher(args.dir, args.onTableCopied);
-  const report = () => args.onProgress(watcher.progress());
+  const inFlight = new InFlightCopy(args.targetUrl, args.applicationName, args.tables);
+  const report = () => args.onProgress(inFlight.add(watcher.progress()));
   let polling = Promise.resolve();
   const timer = setInterval(() => {
     polling = polling.then(() => watcher.poll().then(report, () => undefined));
@@ -168,6 +225,7 @@ export async function pgcopydbClone(args: {
   } finally {
     clearInterval(timer);
     await polling;
+    await inFlight.stop();
   }
   // Whatever the last poll did not see yet: the clone is complete.
   await watcher.poll();

@@ -25,7 +25,7 @@ export function logicalMethod({ resolve, admin, subscriberUrl }: ActivityContext
      * they begin (the workflow shows them in `status.replication`); errors without progress for
      * `errorTimeoutMs` fail the step, not retried, with the error text.
      */
-    async watch(args): Promise<ReplicationState> {
+    async watch(args, beat): Promise<ReplicationState> {
       const ctx = Context.current();
       const [sourceUrl, subUrl] = await Promise.all([resolve(args.source, 'source.url'), subscriberUrl(args)]);
       const { subscription } = replicationNames(args.migrationId);
@@ -64,7 +64,7 @@ export function logicalMethod({ resolve, admin, subscriberUrl }: ActivityContext
               );
             }
             const reported: ReplicationState = { ...state, caughtUp, ...(errors ? { errors } : {}) };
-            ctx.heartbeat(reported);
+            (beat ?? ((r: ReplicationState) => ctx.heartbeat(r)))(reported);
             // Errors that just began are reported at once, so status shows them while the bound runs.
             if (caughtUp || verdict.began || Date.now() >= until) return reported;
             await pause(200);

@@ -12,6 +12,8 @@ import type { TableInventory } from '../../../contract/plan';
 import type { ActivityContext, CdcArgs } from '../../context';
 import type { TargetBaseline } from '../../database/target-reset';
 import { workDir } from '../../names';
+import { copyStepProgress, progressReporter } from '../../progress';
+import { ProgressMeter } from '../../../contract/progress';
 import { sizeInBytes } from '../dump-restore/pgcopydb-clone';
 import { logicalMethod } from '../logical';
 import type { ReplicationMethod } from '../method';
@@ -51,11 +53,13 @@ async function runOf(
 /** The copy of a new slot's snapshot, heartbeating its progress (tables and bytes done, rate, ETA). */
 export async function snapshotCopy(context: ActivityContext, args: SnapshotCopyArgs): Promise<SnapshotCopyResult> {
   const ctx = Context.current();
+  const reporter = progressReporter(context.deps);
+  const meter = new ProgressMeter('snapshot-copy', 'bytes');
   return copyFromNewSlot(await runOf(context, args), {
     tables: args.tables,
     baseline: args.baseline,
     signal: ctx.cancellationSignal,
-    onProgress: (p) => ctx.heartbeat(p),
+    onProgress: (p) => reporter.beat(copyStepProgress(meter, p, `pgcopydb ${p.stage}`), p),
   });
 }
 

@@ -13,6 +13,8 @@ import type { ActivityContext } from '../../context';
 import { withClient } from '../../database/pg';
 import { HEARTBEAT_EVERY_MS } from '../../heartbeat';
 import { appName } from '../../names';
+import { copyStepProgress, progressDetails } from '../../progress';
+import { LagMeter, ProgressMeter } from '../../../contract/progress';
 import { ensureMarker, replicationNames } from '../cdc/marker';
 import { copyProgress, type CopyProgress, type ReplicationMethod, type ReplicationState } from '../method';
 import { applyUntil, type ApplyProgress } from './apply';
@@ -55,6 +57,9 @@ export function triggersMethod({ endpoints, admin, both }: ActivityContext): Rep
       const started = Date.now();
       const [sourceUrl, targetUrl] = await endpoints(args);
       const tables = capturedTables(args.migrationId, args.tables ?? []);
+      // The details carry the copy's, then the apply's, progress (heartbeats only: the watch reports to the workflow).
+      const copyMeter = new ProgressMeter('initial-copy', 'bytes');
+      const applyMeter = new LagMeter('apply', 'changes');
       let details: unknown = { stage: 'starting' };
       const timer = setInterval(() => ctx.heartbeat(details), HEARTBEAT_EVERY_MS);
       try {
@@ -81,7 +86,7 @@ export function triggersMethod({ endpoints, admin, both }: ActivityContext): Rep
                 signal: ctx.cancellationSignal,
                 onProgress: (p) => {
                   latest = copyProgress(p, Date.now() - copyStarted);
-                  details = { stage: 'initial copy', copy: latest };
+                  details = progressDetails(copyStepProgress(copyMeter, latest), { stage: 'initial copy', copy: latest });
                 },
               });
             } finally {
@@ -97,7 +102,12 @@ export function triggersMethod({ endpoints, admin, both }: ActivityContext): Rep
             signal: ctx.cancellationSignal,
             stop: () => markerApplied(t, args.migrationId),
             onProgress: (p: ApplyProgress) => {
-              details = { stage: 'applying', ...p };
+              const lag = applyMeter.measure(
+                p.pendingChanges,
+                0,
+                `lag ${p.pendingChanges} changes, ${p.lagSeconds.toFixed(1)} s (${p.mode})`,
+              );
+              details = progressDetails(lag, { stage: 'applying', ...p });
             },
           }),
         );
@@ -109,7 +119,7 @@ export function triggersMethod({ endpoints, admin, both }: ActivityContext): Rep
     },
 
     /** The copy's progress and the apply's backlog, read from the target's apply state and the source's log. */
-    async watch(args): Promise<ReplicationState> {
+    async watch(args, beat): Promise<ReplicationState> {
       const ctx = Context.current();
       const until = Date.now() + args.reportAfterMs;
       return both(args, async (s, t) => {
@@ -129,7 +139,7 @@ export function triggersMethod({ endpoints, admin, both }: ActivityContext): Rep
             lagChanges: lag ? lag.pendingChanges : null,
             caughtUp: !!lag && lag.pendingChanges <= (args.maxLagChanges ?? 1_000) && lag.lagSeconds <= (args.maxLagSeconds ?? 5),
           };
-          ctx.heartbeat(reported);
+          (beat ?? ((r: ReplicationState) => ctx.heartbeat(r)))(reported);
           // While copying, back every 10 s so that `status` shows the copy's progress (not every 30 s).
           const copyingReportDue = !copied && Date.now() >= until - args.reportAfterMs + 10_000;
           if (reported.caughtUp || copyingReportDue || Date.now() >= until) return reported;
