@@ -35,7 +35,7 @@ describe('CLI input file', () => {
   it('rehearsal starts and schedules refuse bad input the same way, before any call to Temporal', async () => {
     const bad = { migration: { source: { url: 'postgres://app:hunter2hunter2@db/prod' } }, snapshot: { type: 'nope' } };
     const noClient = {} as never;
-    for (const attempt of [startRehearsal(noClient, bad), createRehearsalSchedule(noClient, { input: bad, interval: '1d' } as never)]) {
+    for (const attempt of [startRehearsal(noClient, bad), createRehearsalSchedule(noClient, { input: bad, interval: '1d' })]) {
       const message = await attempt.then(
         () => '',
         (err: Error) => err.message,
