@@ -18,3 +18,11 @@ export const WORKFLOW_TASK_TIMEOUT: Duration = '3s';
 export function migrationStartOptions(queue: string = taskQueue()) {
   return { taskQueue: queue, workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT };
 }
+
+/**
+ * The queue only one worker process polls besides the shared one (Temporal's worker-specific task
+ * queues): the steps that share files on that worker's host run there (workflows/host-group.ts).
+ */
+export function hostTaskQueue(queue: string, workerId: string): string {
+  return `${queue}@${workerId}`;
+}

@@ -9,7 +9,6 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import {
   DeleteDBInstanceCommand,
@@ -28,7 +27,7 @@ import type { ChildMeasurements, RehearsalReport, Trend } from '../../contract/r
 import type { MigrationStatus } from '../../signals';
 import type { ReportFiles } from '../../signals/rehearsal';
 import type { ActivityDeps } from '..';
-import { fitName, workDir } from '../names';
+import { fitName, scratchRoot, workDir } from '../names';
 import { describeUrl, libpqEnv, qi, withClient } from '../database/pg';
 import { pgBinary, runProgram } from '../processes';
 import { reportDirFor, storeReport } from './store';
@@ -53,7 +52,7 @@ export interface PreparedSnapshot {
 
 /** The scratch files of one rehearsal on the worker host (staging sink, the dump while it exists). */
 export function stagingDir(rehearsalId: string): string {
-  return path.join(process.env.PGMIG_WORK_DIR ?? path.join(os.tmpdir(), 'pgmig'), 'rehearsals', rehearsalId);
+  return path.join(scratchRoot(), 'rehearsals', rehearsalId);
 }
 
 const appName = (rehearsalId: string, what: string) =>
