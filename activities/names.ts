@@ -21,6 +21,16 @@ export function scratchRoot(env: NodeJS.ProcessEnv = process.env): string {
   return env.WORKER_SCRATCH_DIR || env.PGMIG_WORK_DIR || path.join(os.tmpdir(), 'pgmig');
 }
 
+/**
+ * What every worker reads and writes alike: PGMIG_WORK_DIR (else `<tmp>/pgmig`), to be put on storage all
+ * worker hosts mount at the same path when there are several. Holds only what a step on any worker must
+ * find: a rehearsal's staging config sink (an env-file sink, written when the rehearsal starts and
+ * swapped by its migration wherever that runs).
+ */
+export function sharedRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return env.PGMIG_WORK_DIR || path.join(os.tmpdir(), 'pgmig');
+}
+
 export function workDir(migrationId: string): string {
   return path.join(scratchRoot(), migrationId);
 }
