@@ -16,7 +16,7 @@ import { approveUpdate, statusQuery, type MigrationResult, type MigrationStatus 
 import { hostTaskQueue, migrationStartOptions } from '../../signals/task-queue';
 import { AppWriter, type WriterStats } from '../../stack/app-writer';
 import { workflowBundlePath } from '../global-setup';
-import { expectEveryAckedWriteOnce, openSandbox, query, type Sandbox } from '../helpers/harness';
+import { expectEveryAckedWriteOnce, openSandbox, query, recordHistory, type Sandbox } from '../helpers/harness';
 
 /** Demo data scale: big enough that the copy lasts a second or two here, so it is surely killed during it. */
 const SCALE = Number(process.env.HOSTS_TEST_SCALE ?? 4);
@@ -117,6 +117,7 @@ describe('two worker hosts, one lost during a dump-restore copy', () => {
     const killedAt = Date.now();
     result = (await handle.result()) as MigrationResult;
     status = await handle.query(statusQuery);
+    await recordHistory(handle, 'dump-restore-copy-restarted-on-another-worker');
     const copy = status.steps.find((s) => s.name === 'copy');
     console.log(
       `[worker-hosts] ${killed.id} killed ${killedAt - Date.parse(copy?.startedAt ?? '')} ms into the copy step; ` +
