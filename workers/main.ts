@@ -13,6 +13,7 @@ import { config } from 'dotenv';
 import { NativeConnection } from '@temporalio/worker';
 import { logger } from '../cli/logger';
 import { scratchRoot } from '../activities/names';
+import { sweepScratch } from '../activities/scratch';
 import { hostTaskQueue, taskQueue } from '../signals/task-queue';
 import { stackEnvPath } from '../stack/env-file';
 import { runMigrationWorkers } from './worker';
@@ -25,6 +26,10 @@ async function main(): Promise<void> {
   // A prebuilt bundle (see `bundleWorkflowCode`) skips bundling at start-up.
   const bundle = process.env.WORKFLOW_BUNDLE_PATH;
   const workerId = process.env.WORKER_ID || `${hostname()}-${randomUUID().slice(0, 8)}`;
+  // What an earlier process with this scratch directory left (dumps hold customer data): before polling.
+  const swept = await sweepScratch();
+  if (swept.length)
+    logger.info({ scratchDir: scratchRoot(), removed: swept }, 'removed what an earlier worker left in its scratch directory');
   const running = runMigrationWorkers({ connection, workerId, ...(bundle ? { workflowBundle: { codePath: bundle } } : {}) });
   logger.info(
     { address, taskQueue: taskQueue(), workerId, hostTaskQueue: hostTaskQueue(taskQueue(), workerId), scratchDir: scratchRoot() },
