@@ -5,7 +5,7 @@
 import { GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ApplicationFailure } from '@temporalio/common';
-import type { SecretRef } from '../contract/input';
+import { describeRef, type SecretRef } from '../contract/input';
 
 export interface SecretClients {
   ssm: () => SSMClient;
@@ -37,13 +37,6 @@ export function redact(text: string): string {
   }
   // Belt and braces: any userinfo password in a URL-looking string.
   return out.replace(/(postgres(?:ql)?:\/\/[^:/@\s]+:)[^@\s]+@/g, '$1***@');
-}
-
-export function describeRef(ref: SecretRef): string {
-  const db = ref.database ? ` (database ${ref.database})` : '';
-  if ('env' in ref) return `env:${ref.env}${db}`;
-  if ('ssm' in ref) return `ssm:${ref.ssm}${db}`;
-  return `secretsManager:${ref.secretsManager}${db}`;
 }
 
 /** What a reference must hold: a PostgreSQL connection URL (every database field), or an opaque token (API keys). */

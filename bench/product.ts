@@ -8,6 +8,7 @@ import { migrationStartOptions } from '../signals/task-queue';
 import { ADMIN_SESSION_OPTIONS, ident } from '../stack/sql';
 import { orchestrationOverhead, type Interval, type OrchestrationOverhead } from './measure';
 import type { BenchWorker } from './worker';
+import { migrationResult } from '../signals/outcome';
 
 export interface ProductRun {
   result: MigrationResult;
@@ -53,7 +54,7 @@ export async function runProduct(bench: BenchWorker, opts: ProductRunOptions): P
       args: [{ approver: 'bench', gate, reason: 'approved ahead of time by the benchmark' }],
     });
   }
-  const result = (await handle.result()) as MigrationResult;
+  const result = await migrationResult(handle);
   const totalMs = Date.now() - started;
   return { result, totalMs, overhead: await historyOverhead(handle, result) };
 }

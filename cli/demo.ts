@@ -128,7 +128,11 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   try {
     app.start();
     await new Promise((r) => setTimeout(r, 1000)); // the application is live before the migration starts
-    const handle = await client.workflow.start('migrateDatabase', { ...migrationStartOptions(demoQueue), workflowId, args: [input] });
+    const handle = await client.workflow.start('migrateDatabase', {
+      ...migrationStartOptions(demoQueue, input),
+      workflowId,
+      args: [input],
+    });
     print(`== migration ${workflowId}`);
     print(`   ${uiLink(workflowId, handle.firstExecutionRunId)}`);
     await followMigration(handle, { autoApprove: opts.autoApprove, approver: opts.approver, print: (l) => print(`  ${l}`) });

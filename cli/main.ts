@@ -80,7 +80,11 @@ program
     }
     const client = await temporalClient();
     const workflowId = opts.workflowId ?? checked.input.migrationId ?? `migration-${Date.now()}`;
-    const handle = await client.workflow.start('migrateDatabase', { ...migrationStartOptions(taskQueue()), workflowId, args: [raw] });
+    const handle = await client.workflow.start('migrateDatabase', {
+      ...migrationStartOptions(taskQueue(), checked.input),
+      workflowId,
+      args: [raw],
+    });
     console.log(`started ${workflowId}\n${uiLink(workflowId, handle.firstExecutionRunId)}`);
     if (opts.follow || opts.autoApprove) {
       await followMigration(handle, { autoApprove: !!opts.autoApprove, approver: defaultApprover, print: console.log });

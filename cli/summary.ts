@@ -57,11 +57,13 @@ export async function closedResult(handle: WorkflowHandle): Promise<Closed> {
  * 2 when it closed without going live (no-go, rolled back), 1 when it failed.
  */
 export function printClosed(closed: Closed, workflowId: string, print: (line: string) => void, extra: string[] = []): number {
-  if (closed.failure) print(`\nmigration failed: ${closed.failure}`);
+  const rolledBack = closed.result?.outcome === 'rolled-back';
+  if (closed.failure) print(`\nmigration ${rolledBack ? 'was rolled back' : 'failed'}: ${closed.failure.replace(/^rolled back: /, '')}`);
   if (closed.result) {
     print('');
     for (const line of summaryLines(closed.result, workflowId, extra)) print(line);
   }
+  if (rolledBack) return 2;
   if (closed.failure) return 1;
   return closed.result?.outcome === 'completed' ? 0 : 2;
 }

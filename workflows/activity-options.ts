@@ -8,6 +8,7 @@ import type { MigrationActivities } from '../activities';
 import type { HostActivities } from '../activities/host';
 import type { RehearsalActivities } from '../activities/rehearsal';
 import { ACCESS_FAILURE_TYPES } from '../contract/failures';
+import { withSummaries } from './activity-summaries';
 
 type Activities = MigrationActivities & RehearsalActivities & HostActivities;
 
@@ -233,24 +234,24 @@ export const PROFILES = {
 } satisfies Record<string, ActivityOptions | Parameters<typeof proxyLocalActivities>[0]>;
 
 export const activities = {
-  regular: proxyActivities<Activities>(PROFILES.regular),
-  freezeCopyWindow: proxyActivities<Activities>(PROFILES.freezeCopyWindow),
-  window: proxyLocalActivities<Activities>(PROFILES.window),
-  long: proxyActivities<Activities>(PROFILES.long),
-  lagPolling: proxyActivities<Activities>(PROFILES.lagPolling),
-  slowDrain: proxyActivities<Activities>(PROFILES.slowDrain),
-  cloneFollow: proxyActivities<Activities>(PROFILES.cloneFollow),
-  captureApply: proxyActivities<Activities>(PROFILES.captureApply),
-  freezePointVerification: proxyActivities<Activities>(PROFILES.freezePointVerification),
-  copy: proxyActivities<Activities>(PROFILES.copy),
-  snapshotCopy: proxyActivities<Activities>(PROFILES.snapshotCopy),
-  verification: proxyActivities<Activities>(PROFILES.verification),
-  undo: proxyActivities<Activities>(PROFILES.undo),
-  appControl: proxyActivities<Activities>(PROFILES.appControl),
-  traffic: proxyActivities<Activities>(PROFILES.traffic),
-  snapshot: proxyActivities<Activities>(PROFILES.snapshot),
-  teardown: proxyActivities<Activities>(PROFILES.teardown),
-  quick: proxyActivities<Activities>(PROFILES.quick),
+  regular: withSummaries(proxyActivities<Activities>(PROFILES.regular)),
+  freezeCopyWindow: withSummaries(proxyActivities<Activities>(PROFILES.freezeCopyWindow)),
+  window: withSummaries(proxyLocalActivities<Activities>(PROFILES.window)),
+  long: withSummaries(proxyActivities<Activities>(PROFILES.long)),
+  lagPolling: withSummaries(proxyActivities<Activities>(PROFILES.lagPolling)),
+  slowDrain: withSummaries(proxyActivities<Activities>(PROFILES.slowDrain)),
+  cloneFollow: withSummaries(proxyActivities<Activities>(PROFILES.cloneFollow)),
+  captureApply: withSummaries(proxyActivities<Activities>(PROFILES.captureApply)),
+  freezePointVerification: withSummaries(proxyActivities<Activities>(PROFILES.freezePointVerification)),
+  copy: withSummaries(proxyActivities<Activities>(PROFILES.copy)),
+  snapshotCopy: withSummaries(proxyActivities<Activities>(PROFILES.snapshotCopy)),
+  verification: withSummaries(proxyActivities<Activities>(PROFILES.verification)),
+  undo: withSummaries(proxyActivities<Activities>(PROFILES.undo), { undo: true }),
+  appControl: withSummaries(proxyActivities<Activities>(PROFILES.appControl)),
+  traffic: withSummaries(proxyActivities<Activities>(PROFILES.traffic)),
+  snapshot: withSummaries(proxyActivities<Activities>(PROFILES.snapshot)),
+  teardown: withSummaries(proxyActivities<Activities>(PROFILES.teardown)),
+  quick: withSummaries(proxyActivities<Activities>(PROFILES.quick)),
 };
 
 /**
@@ -267,5 +268,5 @@ export const HOST_SCHEDULE_TO_START = '5s' as const;
  */
 export function onHost(profile: Exclude<keyof typeof activities, 'window'>, taskQueue: string | undefined) {
   if (!taskQueue) return activities[profile];
-  return proxyActivities<Activities>({ ...PROFILES[profile], taskQueue, scheduleToStartTimeout: HOST_SCHEDULE_TO_START });
+  return withSummaries(proxyActivities<Activities>({ ...PROFILES[profile], taskQueue, scheduleToStartTimeout: HOST_SCHEDULE_TO_START }));
 }

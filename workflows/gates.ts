@@ -9,7 +9,7 @@ import type { GateName } from '../contract/input';
 import { GATES } from '../contract/input';
 import { checkDecision, clip, MAX_PROBLEM_CHARS, MAX_REFUSED_DECISIONS, recordedPayload } from '../contract/messages';
 import type { ApprovalPayload, GateDecision, MigrationStatus } from '../signals';
-import { AwaitingApprovalKey, AwaitingGateKey } from '../signals/search-attributes';
+import { AwaitingApprovalKey, AwaitingGateKey, GateApproversKey } from '../signals/search-attributes';
 
 export interface GateSettings {
   timeoutMs: number;
@@ -19,11 +19,17 @@ export interface GateSettings {
 export class Gates {
   private readonly decided = new Map<GateName, GateDecision>();
   private readonly passed = new Set<GateName>();
+  /** Set by runs that keep the UI's details (patch ui-metadata): told of every change, and GateApprovers is kept. */
+  private changed?: () => void;
 
   constructor(
     private settings: Partial<Record<GateName, GateSettings>>,
     private readonly status: MigrationStatus,
   ) {}
+
+  tellChanges(changed: () => void): void {
+    this.changed = changed;
+  }
 
   /**
    * Why a decision must be refused, or undefined when it is acceptable. Pure: used as the Update validator.
@@ -69,6 +75,7 @@ export class Gates {
     if (this.status.pendingGate?.gate === gate) this.status.decisions.push(decision);
     else this.status.preApprovals.push(decision);
     upsertMemo({ decisions: [...this.decided.values()] });
+    this.changed?.();
     return decision;
   }
 
@@ -106,15 +113,19 @@ export class Gates {
       upsertSearchAttributes([
         { key: AwaitingApprovalKey, value: true },
         { key: AwaitingGateKey, value: gate },
+        ...(this.changed && settings.approvers ? [{ key: GateApproversKey, value: settings.approvers }] : []),
       ]);
-      const inTime = await condition(() => this.decided.has(gate) || opts.unless?.() !== undefined, settings.timeoutMs);
+      this.changed?.();
+      const until = () => this.decided.has(gate) || opts.unless?.() !== undefined;
+      const deadline = `${gate} gate: no decision by ${new Date(openedAt + settings.timeoutMs).toISOString().slice(11, 19)} UTC means no-go`;
+      const inTime = await (this.changed
+        ? condition(until, settings.timeoutMs, { summary: deadline })
+        : condition(until, settings.timeoutMs));
       const failed = this.decided.has(gate) ? undefined : opts.unless?.();
       if (failed) {
-        upsertSearchAttributes([
-          { key: AwaitingApprovalKey, value: false },
-          { key: AwaitingGateKey, value: null },
-        ]);
+        this.closeSearchAttributes(settings);
         this.status.pendingGate = undefined;
+        this.changed?.();
         throw failed;
       }
       if (!inTime) {
@@ -130,14 +141,20 @@ export class Gates {
         this.status.decisions.push(timeout);
         upsertMemo({ decisions: [...this.decided.values()] });
       }
-      upsertSearchAttributes([
-        { key: AwaitingApprovalKey, value: false },
-        { key: AwaitingGateKey, value: null },
-      ]);
+      this.closeSearchAttributes(settings);
     }
     this.passed.add(gate);
     this.status.pendingGate = undefined;
+    this.changed?.();
     return this.decided.get(gate)!;
+  }
+
+  private closeSearchAttributes(settings: GateSettings): void {
+    upsertSearchAttributes([
+      { key: AwaitingApprovalKey, value: false },
+      { key: AwaitingGateKey, value: null },
+      ...(this.changed && settings.approvers ? [{ key: GateApproversKey, value: null }] : []),
+    ]);
   }
 
   /** Opens a decided gate again (the decommission gate after a no-go: hold, then ask again). */

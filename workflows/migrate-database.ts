@@ -13,6 +13,7 @@
 import { ApplicationFailure, CancellationScope, isCancellation, patched } from '@temporalio/workflow';
 import { checkMigrationInput, formatProblems, HARDENED_INPUT_PATCH, type MigrationInputDraft } from '../contract/input';
 import type { MigrationResult } from '../signals';
+import { rolledBackFailure } from '../signals/outcome';
 import { freezeAndCopy } from './migration/freeze-copy';
 import { installHandlers } from './migration/handlers';
 import { dropRollbackPath, holdThenDecommission, releaseWithoutHold } from './migration/hold';
@@ -24,7 +25,16 @@ import { activities } from './activity-options';
 import { failureMessage } from './progress';
 import { TrafficShift } from './traffic';
 
+/** patched(): a rolled-back migration closes as Failed (MigrationRolledBack), not as a green Completed. */
+const ROLLED_BACK_FAILS = 'rolled-back-closes-as-failed';
+
 export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<MigrationResult> {
+  const ran = await runMigration(rawInput);
+  if (ran.result.outcome === 'rolled-back' && patched(ROLLED_BACK_FAILS)) throw rolledBackFailure(ran.result, ran.sides);
+  return ran.result;
+}
+
+async function runMigration(rawInput: MigrationInputDraft): Promise<{ result: MigrationResult; sides: string }> {
   let checked = checkMigrationInput(rawInput);
   // A run started before the input rules were hardened replays under the rules it started with.
   if (!checked.ok && !patched(HARDENED_INPUT_PATCH)) checked = checkMigrationInput(rawInput, { legacy: true });
@@ -34,6 +44,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
   const { progress, status, gates } = run;
   installHandlers(run);
   const leases = new DatabaseLeases(run);
+  const ended = (result: MigrationResult) => ({ result, sides: run.describeSides() });
 
   try {
     // Preflight: inventory of both sides and the plan; a blocker stops the run before anything changes.
@@ -63,7 +74,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       const replication = await copyAndFollow(run);
       progress.phase('awaiting-cutover');
       const go = await awaitCutover(run, replication);
-      if (!go.approved) return await run.rollBack(go);
+      if (!go.approved) return ended(await run.rollBack(go));
       cutover = await drainAndStop(run, replication);
     }
 
@@ -76,7 +87,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
       const gateOpened = Date.now();
       const decision = await gates.wait('go-live');
       status.freezeWindow.gateWaitMs = Date.now() - gateOpened;
-      if (!decision.approved) return await run.rollBack(decision);
+      if (!decision.approved) return ended(await run.rollBack(decision));
     }
     await goLive(run, cutover);
 
@@ -84,7 +95,7 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     if (traffic) await traffic.shift(gates);
     if (input.hold) {
       const rolledBack = await holdThenDecommission(run, input.hold, decideAfterResume);
-      if (rolledBack) return rolledBack;
+      if (rolledBack) return ended(rolledBack);
     } else {
       await releaseWithoutHold(run);
     }
@@ -96,10 +107,10 @@ export async function migrateDatabase(rawInput: MigrationInputDraft): Promise<Mi
     ];
     progress.phase('completed', [`write freeze ${status.freezeWindow.durationMs} ms`, ...notes].join('; '));
     progress.outcome('completed');
-    return run.result('completed', notes.length ? notes.join('; ') : undefined);
+    return ended(run.result('completed', notes.length ? notes.join('; ') : undefined));
   } catch (err) {
     const message = failureMessage(err);
-    if (!isCancellation(err)) return await run.fail(message);
+    if (!isCancellation(err)) return ended(await run.fail(message));
     await run.compensate();
     if (run.goLiveAttempted && patched('cancel-after-go-live')) {
       // Past the point of no return nothing is undone: the application stays live on the target, and

@@ -45,7 +45,7 @@ import {
   type SnapshotSummary,
   type TeardownRecord,
 } from '../contract/rehearsal-report';
-import { approveSignal, type MigrationResult } from '../signals';
+import { approveSignal } from '../signals';
 import {
   RehearsalOutcomeKey,
   rehearsalStatusQuery,
@@ -61,22 +61,12 @@ import { failureMessage } from './progress';
 import { Compensations } from './saga';
 import { activities } from './activity-options';
 import { WORKFLOW_TASK_TIMEOUT } from '../signals/task-queue';
+import { migrationResultIn } from '../signals/outcome';
 
 /** Snapshots take as long as a pg_dump + pg_restore of the whole source, or an RDS restore (tens of minutes). */
 const { snapshot: snapshots, teardown, quick } = activities;
 
 const compactStamp = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-
-/** The MigrationResult a failed child carries as its failure's details. */
-function resultInFailure(err: unknown): MigrationResult | undefined {
-  let e = err as { cause?: unknown; details?: unknown[] } | undefined;
-  while (e) {
-    const first = e.details?.[0] as MigrationResult | undefined;
-    if (first && typeof first === 'object' && Array.isArray(first.steps)) return first;
-    e = e.cause as typeof e;
-  }
-  return undefined;
-}
 
 export async function rehearseMigration(rawInput: RehearsalInputDraft): Promise<RehearsalSummary> {
   let checked = checkRehearsalInput(rawInput);
@@ -252,11 +242,12 @@ export async function rehearseMigration(rawInput: RehearsalInputDraft): Promise<
         tables: result.tables,
       };
     } catch (err) {
-      const result = resultInFailure(err);
+      // A rolled-back child closes as failed (MigrationRolledBack), its result in the failure's details.
+      const result = migrationResultIn(err);
       const cancelled = isCancellation(err);
       child = {
         workflowId: childWorkflowId,
-        outcome: cancelled ? 'cancelled' : 'failed',
+        outcome: cancelled ? 'cancelled' : result?.outcome === 'rolled-back' ? 'rolled-back' : 'failed',
         reason: result?.reason ?? failureMessage(err),
         steps: result?.steps ?? [],
         compensations: result?.compensations ?? [],

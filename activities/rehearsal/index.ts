@@ -31,7 +31,8 @@ import { fitName, scratchRoot, sharedRoot, workDir } from '../names';
 import { describeUrl, libpqEnv, qi, withClient } from '../database/pg';
 import { pgBinary, runProgram } from '../processes';
 import { reportDirFor, storeReport } from './store';
-import { createSecretResolver, describeRef, redact, redactingActivities, rememberSecret } from '../secrets';
+import { describeRef } from '../../contract/input';
+import { createSecretResolver, redact, redactingActivities, rememberSecret } from '../secrets';
 
 export interface RehearsalDeps extends ActivityDeps {
   /** RDS client (rds-snapshot rehearsals), created on first use; default: from the environment (AWS_ENDPOINT_URL for moto). */

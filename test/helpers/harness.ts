@@ -16,7 +16,7 @@ import { createActivities, type MigrationActivities } from '../../activities';
 import { migrationStartOptions } from '../../signals/task-queue';
 import { createRehearsalActivities, type RehearsalActivities } from '../../activities/rehearsal';
 import type { MigrationInputDraft } from '../../contract/input';
-import { approveUpdate, statusQuery, type MigrationResult, type MigrationStatus } from '../../signals';
+import { approveUpdate, statusQuery, type MigrationStatus } from '../../signals';
 import { AppWriter, type WriterStats } from '../../stack/app-writer';
 import { expect } from 'vitest';
 import { createSourceDatabase, createTargetDatabase, databaseUrl, dropDatabase, loadStackEnv, type StackEnv } from '../../stack';
@@ -28,6 +28,7 @@ import { workflowBundlePath } from '../global-setup';
 import { motoConfig, motoDmsClients, motoRdsClient } from './moto';
 import { Route53Client } from '@aws-sdk/client-route-53';
 import { ECSClient } from '@aws-sdk/client-ecs';
+import { migrationResult } from '../../signals/outcome';
 
 export interface Sandbox {
   id: string;
@@ -200,7 +201,7 @@ export async function openSandbox(
       }),
     start: (input, workflowId) =>
       client.workflow.start('migrateDatabase', {
-        ...migrationStartOptions(taskQueue),
+        ...migrationStartOptions(taskQueue, input),
         workflowId: workflowId ?? `${id}-${randomBytes(3).toString('hex')}`,
         args: [input],
       }),
@@ -344,7 +345,7 @@ export async function migrateUnderLoad(sandbox: Sandbox, input: MigrationInputDr
   await new Promise((r) => setTimeout(r, 300));
   const handle = await sandbox.start(input);
   for (const gate of gates) await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate }] });
-  const result = (await handle.result()) as MigrationResult;
+  const result = await migrationResult(handle);
   await new Promise((r) => setTimeout(r, 500));
   const writes = await app.stop();
   const status = await handle.query(statusQuery);

@@ -16,6 +16,7 @@ import { migrationStartOptions } from '../../signals/task-queue';
 import { AppWriter } from '../../stack/app-writer';
 import { workflowBundlePath } from '../global-setup';
 import { expectEveryAckedWriteOnce, openSandbox, type Sandbox } from './harness';
+import { migrationResult } from '../../signals/outcome';
 
 interface Run {
   result: MigrationResult;
@@ -72,7 +73,7 @@ export function windowCrashSuite(method: 'dump-restore' | 'logical', steps: stri
       const pid = Number(readFileSync(holdFile, 'utf8'));
       workers.find((w) => w.pid === pid)?.kill('SIGKILL');
     }
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     await new Promise((r) => setTimeout(r, 500));
     const writes = await app.stop();
     for (const w of workers) w.kill('SIGKILL');

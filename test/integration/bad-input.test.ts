@@ -10,8 +10,9 @@ import path from 'node:path';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationInputDraft } from '../../contract/input';
-import { approveSignal, approveUpdate, rejectSignal, statusQuery, type MigrationResult } from '../../signals';
+import { approveSignal, approveUpdate, rejectSignal, statusQuery } from '../../signals';
 import { historyText, openSandbox, query, sourceWritable, targetTableCount, untilStatus, type Sandbox } from '../helpers/harness';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 let config: string;
@@ -280,7 +281,7 @@ describe('bounded messages', () => {
     // A proper approval still decides the gate, and the migration completes.
     const decision = await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live', reason: 'looks good' }] });
     expect(decision).toMatchObject({ gate: 'go-live', approved: true, approver: 'alice', reason: 'looks good', via: 'update' });
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     expect(result.outcome).toBe('completed');
     expect(result.decisions).toEqual([expect.objectContaining({ approver: 'alice', approved: true })]);
     expect((await handle.query(statusQuery)).outcome).toBe('completed');
@@ -299,6 +300,6 @@ describe('bounded messages', () => {
     expect(refused.payload.reason).toMatch(/^r{200}\.\.\. \(1500000 characters\)$/);
     expect(status.preApprovals).toEqual([]);
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
-    expect(((await handle.result()) as MigrationResult).outcome).toBe('completed');
+    expect((await migrationResult(handle)).outcome).toBe('completed');
   });
 });

@@ -18,7 +18,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { DefaultLogger, Runtime, type LogEntry } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationInputDraft } from '../../contract/input';
-import { approveUpdate, rejectUpdate, statusQuery, type MigrationResult } from '../../signals';
+import { approveUpdate, rejectUpdate, statusQuery } from '../../signals';
 import { startHerokuStandIn, type HerokuStandIn } from '../heroku-stand-in';
 import {
   failingAfter,
@@ -31,6 +31,7 @@ import {
   type Sandbox,
 } from '../helpers/harness';
 import { motoConfig } from '../helpers/moto';
+import { migrationResult } from '../../signals/outcome';
 
 // Everything the workers of this file log, to prove no credential is in it.
 const logs: string[] = [];
@@ -183,7 +184,7 @@ describe('cutover safety (Heroku, app control, Route 53)', () => {
     canaryHealthyFor = 1; // the 10% step's gate passes, the 50% step's fails
     const handle = await sandbox.start(input());
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     canaryHealthyFor = Infinity;
     expect(result.outcome).toBe('completed');
     const status = await handle.query(statusQuery);
@@ -214,7 +215,7 @@ describe('cutover safety (Heroku, app control, Route 53)', () => {
     const restartsBefore = heroku.app(APP).restarts.count;
     const handle = await sandbox.start(input());
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     expect(result.outcome).toBe('completed');
     const app = heroku.app(APP);
     expect(app.configVars.DATABASE_URL).toContain(`/tgt_${sandbox.id}`);

@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationInputDraft } from '../../contract/input';
-import type { MigrationResult } from '../../signals';
 import { openSandbox, type Sandbox } from '../helpers/harness';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 let example: MigrationInputDraft;
@@ -36,7 +36,7 @@ describe('examples/local-dump-restore.json', () => {
     } satisfies MigrationInputDraft;
     const handle = await sandbox.start(input);
     await handle.executeUpdate('approve', { args: [{ approver: 'alice', gate: 'go-live', reason: 'the example' }] });
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     expect(result).toMatchObject({ outcome: 'completed', method: 'dump-restore', verification: 'passed' });
     expect(sandbox.configuredUrl()).toContain(`/tgt_${sandbox.id}`);
   });

@@ -4,7 +4,7 @@
  */
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approveSignal, approveUpdate, rejectUpdate, statusQuery, type MigrationResult } from '../../signals';
+import { approveSignal, approveUpdate, rejectUpdate, statusQuery } from '../../signals';
 import {
   openSandbox,
   readOnlySettings,
@@ -14,6 +14,7 @@ import {
   type Sandbox,
   untilStatus,
 } from '../helpers/harness';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 let before: { config: string; sourceSettings: string[] };
@@ -74,7 +75,7 @@ describe('go-live gate', () => {
 
     const decision = await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'bob', reason: 'smoke numbers look off' }] });
     expect(decision).toMatchObject({ gate: 'go-live', approved: false, approver: 'bob', via: 'update' });
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     expect(result.outcome).toBe('rolled-back');
     expect(result.reason).toBe('go-live rejected by bob: smoke numbers look off');
     expect(result.compensations.map((c) => `${c.step}:${c.state}`)).toEqual([
@@ -92,7 +93,7 @@ describe('go-live gate', () => {
     await expect(handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] })).rejects.toThrow(
       /already completed/,
     );
-    await recordHistory(handle, 'dump-restore-no-go');
+    await recordHistory(handle, 'dump-restore-no-go-closes-failed');
     const described = await handle.describe();
     expect(described.memo?.decisions).toEqual([expect.objectContaining({ approver: 'bob', approved: false })]);
     await expectRolledBack();
@@ -100,7 +101,7 @@ describe('go-live gate', () => {
 
   it('decides no-go when nobody answers before the timeout', async () => {
     const handle = await sandbox.start(sandbox.input({ gates: { 'go-live': { timeout: '2s' } } }));
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     expect(result.outcome).toBe('rolled-back');
     expect(result.decisions).toEqual([expect.objectContaining({ approved: false, via: 'timeout', approver: 'timeout' })]);
     expect(result.reason).toMatch(/go-live timed out/);
@@ -113,7 +114,7 @@ describe('go-live gate', () => {
     expect(await refusal(handle.executeUpdate(approveUpdate, { args: [{ approver: 'bob', gate: 'go-live' }] }))).toMatch(
       /already rejected by alice/,
     );
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     expect(result.outcome).toBe('rolled-back');
     await expectRolledBack();
   });

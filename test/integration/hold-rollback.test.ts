@@ -6,7 +6,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reverseNames } from '../../activities/methods/logical/reverse';
 import type { MigrationInputDraft } from '../../contract/input';
-import { approveUpdate, rejectUpdate, rollbackUpdate, statusQuery, type MigrationResult } from '../../signals';
+import { approveUpdate, rejectUpdate, rollbackUpdate, statusQuery } from '../../signals';
 import { AppWriter } from '../../stack/app-writer';
 import {
   expectEveryAckedWriteOnce,
@@ -18,6 +18,7 @@ import {
   untilPhase,
   untilStatus,
 } from '../helpers/harness';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 
@@ -73,7 +74,7 @@ describe('hold, reverse replication and rollback', () => {
       .catch((e: WorkflowUpdateFailedError) => e.cause?.message);
     expect(refused).toMatch(/approver "mallory" may not roll back/);
     await handle.executeUpdate(rollbackUpdate, { args: [{ approver: 'alice', reason: 'p99 latency doubled' }] });
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     await new Promise((r) => setTimeout(r, 700)); // and on the source again
     const writes = await app.stop();
 
@@ -110,7 +111,7 @@ describe('hold, reverse replication and rollback', () => {
     expect(status.freezeWindow.unfrozenAt).toBeDefined(); // writes already resumed on the target
     await new Promise((r) => setTimeout(r, 500));
     await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'alice', gate: 'go-live', reason: 'error rate up' }] });
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     await new Promise((r) => setTimeout(r, 300));
     const writes = await app.stop();
     expect(result.outcome).toBe('rolled-back');
@@ -129,7 +130,7 @@ describe('hold, reverse replication and rollback', () => {
     const handle = await sandbox.start(withHold({ duration: '2s', reverseReplication: true }, migrationId));
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'bob', gate: 'decommission' }] });
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     expect(result.outcome).toBe('completed');
     expect(result.steps.map((s) => s.name)).toEqual(
       expect.arrayContaining(['start-reverse-replication', 'stop-reverse-replication', 'drop-markers']),
@@ -157,7 +158,7 @@ describe('hold, reverse replication and rollback', () => {
       'the decommission gate open again after its timeout',
     );
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'bob', gate: 'decommission' }] });
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     expect(result.outcome).toBe('completed');
     expect(result.decisions.map((d) => `${d.gate}:${d.via}:${d.approved}`)).toEqual([
       'go-live:update:true',

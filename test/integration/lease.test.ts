@@ -9,6 +9,7 @@ import type { MigrationInputDraft } from '../../contract/input';
 import { approveUpdate, statusQuery, type MigrationResult } from '../../signals';
 import { AppWriter } from '../../stack/app-writer';
 import { expectEveryAckedWriteOnce, migrateUnderLoad, openSandbox, query, untilPhase, type Sandbox } from '../helpers/harness';
+import { migrationResult } from '../../signals/outcome';
 
 const sandboxes: Sandbox[] = [];
 afterEach(async () => {
@@ -142,7 +143,7 @@ describe('one migration per database at a time', () => {
     expect(sandbox.configText()).toBe(configBefore);
     expect(await comment(sandbox.sourceUrl)).toContain(`"workflowId":"${first.workflowId}"`);
     await first.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
-    expect(((await first.result()) as MigrationResult).outcome).toBe('completed');
+    expect((await migrationResult(first)).outcome).toBe('completed');
     expect(await comment(sandbox.sourceUrl)).toBeNull();
   });
 

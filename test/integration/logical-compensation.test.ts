@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationActivities } from '../../activities';
 import { replicationNames } from '../../activities/methods/cdc/marker';
 import { workDir } from '../../activities/names';
-import { rejectUpdate, statusQuery, type MigrationResult } from '../../signals';
+import { rejectUpdate, statusQuery } from '../../signals';
 import {
   failingAfter,
   openSandbox,
@@ -23,6 +23,7 @@ import {
   untilPhase,
   type Sandbox,
 } from '../helpers/harness';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 let before: { config: string; sourceSettings: string[]; identities: unknown[] };
@@ -99,7 +100,7 @@ describe('logical method: compensation', () => {
     await sandbox.useActivities(sandbox.realActivities);
     const handle = await sandbox.start(logicalInput());
     await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'bob', gate: 'cutover', reason: 'traffic peak' }] });
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     expect(result.outcome).toBe('rolled-back');
     expect(result.reason).toBe('cutover rejected by bob: traffic peak');
     expect(result.freezeWindow.frozenAt).toBeUndefined(); // writes were never frozen
@@ -134,7 +135,7 @@ describe('logical method: compensation', () => {
     expect(await fks(sandbox.targetAdminUrl)).toEqual(await fks(sandbox.sourceAdminUrl));
 
     await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'bob', gate: 'cutover', reason: 'test over' }] });
-    expect(((await handle.result()) as MigrationResult).outcome).toBe('rolled-back');
+    expect((await migrationResult(handle)).outcome).toBe('rolled-back');
     await expectNothingLeft();
     expect(existsSync(schemaDir)).toBe(false); // removed with the compensation
   });
@@ -142,7 +143,7 @@ describe('logical method: compensation', () => {
   it('rolls back cleanly when nobody answers the cutover gate', async () => {
     await sandbox.useActivities(sandbox.realActivities);
     const handle = await sandbox.start(sandbox.logicalInput({ gates: { cutover: { timeout: '1s' } } }));
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     expect(result.outcome).toBe('rolled-back');
     expect(result.reason).toMatch(/^cutover timed out/);
     await expectNothingLeft();

@@ -7,8 +7,9 @@
  */
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approveUpdate, statusQuery, type MigrationResult } from '../../signals';
+import { approveUpdate, statusQuery } from '../../signals';
 import { openSandbox, query, sourceWritable, targetTableCount, type Sandbox } from '../helpers/harness';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 
@@ -92,7 +93,7 @@ describe('logical method: tricky schemas', () => {
     const handle = await sandbox.start(sandbox.logicalInput());
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'cutover' }] });
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     expect(result.outcome).toBe('completed');
     expect(result.verification).toBe('passed');
     const stats = await query(

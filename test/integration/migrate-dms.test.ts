@@ -9,7 +9,7 @@ import { DescribeEndpointsCommand, DescribeReplicationTasksCommand } from '@aws-
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dmsResourceNames } from '../../activities/methods/dms/aws-dms';
-import { approveUpdate, rejectUpdate, statusQuery, type MigrationResult } from '../../signals';
+import { approveUpdate, rejectUpdate, statusQuery } from '../../signals';
 import {
   failingAfter,
   openSandbox,
@@ -21,6 +21,7 @@ import {
   untilPhase,
 } from '../helpers/harness';
 import { motoDmsClients } from '../helpers/moto';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 const clients = () => motoDmsClients(sandbox.env);
@@ -92,7 +93,7 @@ describe('dms method (control plane on moto)', () => {
     expect(mappings.rules.map((r) => r['object-locator']['table-name'])).toEqual(expect.arrayContaining(['LedgerEntries', 'customers']));
 
     await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'bob', gate: 'cutover', reason: 'not tonight' }] });
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     expect(result.outcome).toBe('rolled-back');
     expect(result.compensations.every((c) => c.state === 'completed')).toBe(true);
     await recordHistory(handle, 'dms-no-go');

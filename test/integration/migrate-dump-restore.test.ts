@@ -10,6 +10,7 @@ import { Client } from 'pg';
 import { statusQuery, type MigrationResult, type MigrationStatus } from '../../signals';
 import { AppWriter, type WriterStats } from '../../stack/app-writer';
 import { historyText, openSandbox, recordHistory, query, sourceWritable, type Sandbox } from '../helpers/harness';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 let result: MigrationResult;
@@ -28,7 +29,7 @@ beforeAll(async () => {
   );
   // Approve ahead of time: the gate opens only after the smoke tests pass, and then goes live at once.
   await handle.executeUpdate('approve', { args: [{ approver: 'alice', gate: 'go-live', reason: 'rehearsed twice' }] });
-  result = (await handle.result()) as MigrationResult;
+  result = await migrationResult(handle);
   await new Promise((r) => setTimeout(r, 500));
   writes = await app.stop();
   status = await handle.query(statusQuery);

@@ -12,6 +12,7 @@ import { captureNames } from '../../activities/methods/triggers/names';
 import { approveUpdate, statusQuery, type MigrationResult, type MigrationStatus } from '../../signals';
 import { AppWriter, type WriterStats } from '../../stack/app-writer';
 import { expectEveryAckedWriteOnce, historyText, openSandbox, query, recordHistory, untilStatus, type Sandbox } from '../helpers/harness';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 let result: MigrationResult;
@@ -116,7 +117,7 @@ beforeAll(async () => {
 
   await untilStatus(handle, (s) => s.pendingGate?.gate === 'cutover', 'the cutover gate');
   await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'cutover' }] });
-  result = (await handle.result()) as MigrationResult;
+  result = await migrationResult(handle);
   await new Promise((r) => setTimeout(r, 500));
   writes = await app.stop();
   churn = await churning;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationActivities } from '../../activities';
 import { replicationNames } from '../../activities/methods/cdc/marker';
 import { pgcopydbAppName, snapshotAppName } from '../../activities/methods/pgcopydb/names';
-import { approveUpdate, rejectUpdate, statusQuery, type MigrationResult } from '../../signals';
+import { approveUpdate, rejectUpdate, statusQuery } from '../../signals';
 import {
   expectEveryAckedWriteOnce,
   failingAfter,
@@ -23,6 +23,7 @@ import {
   targetTableCount,
   type Sandbox,
 } from '../helpers/harness';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 
@@ -64,7 +65,7 @@ describe('pgcopydb method: compensation', () => {
     const migrationId = `${sandbox.input().migrationId}-nogo`;
     const handle = await sandbox.start(pgcopydbInput(migrationId));
     await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'bob', gate: 'cutover', reason: 'not tonight' }] });
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     expect(result.outcome).toBe('rolled-back');
     expect(result.compensations.every((c) => c.state === 'completed')).toBe(true);
     await recordHistory(handle, 'pgcopydb-snapshot-no-go');

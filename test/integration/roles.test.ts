@@ -16,6 +16,7 @@ import { statusQuery } from '../../signals';
 import { seedWholeDatabase, WHOLE_DATABASE } from '../fixtures/whole-database';
 import { historyText, openSandbox, query, withClient, recordHistory, type Sandbox } from '../helpers/harness';
 import { describeCatalog, useEveryObject } from '../helpers/privileges';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 let map: Record<string, string>;
@@ -37,7 +38,7 @@ beforeAll(async () => {
 
   const noGo = await sandbox.start(input({ 'go-live': { timeout: '2m', approvers: ['alice'] } }));
   await noGo.executeUpdate('reject', { args: [{ approver: 'alice', gate: 'go-live', reason: 'rehearsal of the rollback' }] });
-  const first = (await noGo.result()) as MigrationResult;
+  const first = await migrationResult(noGo);
   await recordHistory(noGo, 'dump-restore-roles-no-go');
   const roles = await query<{ rolname: string }>(
     sandbox.env.TARGET_ADMIN_URL,
@@ -54,7 +55,7 @@ beforeAll(async () => {
   await sandbox.resetForNextMigration();
   const handle = await sandbox.start(input({ 'go-live': { timeout: '2m', approvers: ['alice'] } }));
   await handle.executeUpdate('approve', { args: [{ approver: 'alice', gate: 'go-live', reason: 'roles replayed' }] });
-  result = (await handle.result()) as MigrationResult;
+  result = await migrationResult(handle);
   status = await handle.query(statusQuery);
   historyJson = await historyText(handle);
   await recordHistory(handle, 'dump-restore-roles-own-completed');

@@ -9,12 +9,13 @@ import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { approveUpdate, rollbackUpdate, statusQuery, type MigrationResult } from '../../signals';
+import { approveUpdate, rollbackUpdate, statusQuery } from '../../signals';
 import { AppWriter } from '../../stack/app-writer';
 import { layout, type Layout } from '../../stack/config';
 import { killProcess } from '../../stack/proc';
 import { ensureTemporal, temporalRunningPid } from '../../stack/temporal';
 import { expectEveryAckedWriteOnce, openSandbox, sourceWritable, untilPhase, type Sandbox } from '../helpers/harness';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 let server: Layout;
@@ -75,7 +76,7 @@ it('a server restart while holding: the hold, the reverse replication and the ro
   await new Promise((r) => setTimeout(r, 1000));
 
   await handle.executeUpdate(rollbackUpdate, { args: [{ approver: 'alice', reason: 'after the restart' }] });
-  const result = (await handle.result()) as MigrationResult;
+  const result = await migrationResult(handle);
   await new Promise((r) => setTimeout(r, 500)); // the application writes on the source again
   const writes = await app.stop();
 

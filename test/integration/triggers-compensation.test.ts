@@ -27,6 +27,7 @@ import {
   untilStatus,
   type Sandbox,
 } from '../helpers/harness';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 let before: { config: string; sourceSettings: string[] };
@@ -93,8 +94,8 @@ async function migrate(
     await new Promise((r) => setTimeout(r, 200));
     const handle = await sandbox.start(sandbox.triggersInput({ migrationId, ...overrides }));
     await during(handle, migrationId);
-    const outcome = await handle.result().then(
-      (result) => ({ result: result as MigrationResult }),
+    const outcome = await migrationResult(handle).then(
+      (result) => ({ result }),
       (error: unknown) => ({ error }),
     );
     const ended = Date.now();

@@ -28,6 +28,7 @@ import {
   untilStatus,
   type Sandbox,
 } from '../helpers/harness';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 const children: ChildProcess[] = [];
@@ -132,7 +133,7 @@ async function migrateWithCrash(
       },
     });
     expect(killedAt.t, 'the worker was killed').toBeGreaterThan(0);
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     await new Promise((r) => setTimeout(r, 500));
     const writes = await app.stop();
     const status = await handle.query(statusQuery);

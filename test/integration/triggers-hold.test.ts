@@ -6,9 +6,10 @@
  * applies, and only then). Afterwards nothing of either capture is left on either side.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approveUpdate, rollbackUpdate, statusQuery, type MigrationResult } from '../../signals';
+import { approveUpdate, rollbackUpdate, statusQuery } from '../../signals';
 import { AppWriter } from '../../stack/app-writer';
 import { expectEveryAckedWriteOnce, openSandbox, query, recordHistory, sourceWritable, untilPhase, type Sandbox } from '../helpers/harness';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 
@@ -47,7 +48,7 @@ describe('triggers: hold with reverse capture', () => {
     await untilPhase(handle, 'holding');
     await new Promise((r) => setTimeout(r, 2500)); // the application writes on the target
     await handle.executeUpdate(rollbackUpdate, { args: [{ approver: 'alice', reason: 'errors after go-live' }] });
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     await new Promise((r) => setTimeout(r, 500)); // and on the source again
     const writes = await app.stop();
     await recordHistory(handle, 'triggers-hold-rollback');

@@ -6,9 +6,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { approveUpdate, statusQuery, type MigrationResult } from '../../signals';
+import { approveUpdate, statusQuery } from '../../signals';
 import { workflowBundlePath } from '../global-setup';
 import { openSandbox, query, type Sandbox } from '../helpers/harness';
+import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 const children: ChildProcess[] = [];
@@ -80,7 +81,7 @@ describe('worker killed during the copy', () => {
 
       await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
 
-      const result = (await handle.result()) as MigrationResult;
+      const result = await migrationResult(handle);
       expect(result.outcome).toBe('completed');
       expect(result.verification).toBe('passed');
       expect(result.rowsCopied).toBeGreaterThan(400_000);
@@ -132,7 +133,7 @@ describe('worker killed during the copy', () => {
     startWorkerProcess(queue);
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'cutover' }] });
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
-    const result = (await handle.result()) as MigrationResult;
+    const result = await migrationResult(handle);
     expect(result.outcome).toBe('completed');
     expect(result.verification).toBe('passed');
     const history = await handle.fetchHistory();

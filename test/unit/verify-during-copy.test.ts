@@ -4,7 +4,7 @@
  * difference is reported, and a failed read ends it with that error.
  */
 import type { Client } from 'pg';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { TableInventory } from '../../contract/plan';
 import { VerificationDuringCopy } from '../../activities/database/verify-during-copy';
 import { tableInventory } from '../helpers/inventory';
@@ -33,11 +33,10 @@ describe('verification during the copy', () => {
     const log: string[] = [];
     const rows = { small: 1, big: 100, mid: 10 };
     const v = new VerificationDuringCopy([fakeSession('source', rows, log)], [fakeSession('target', rows, log)], tables).start();
-    await new Promise((r) => setTimeout(r, 60));
-    expect(log).toEqual(['source:big', 'source:mid', 'source:small']);
+    // Polled, not slept: on a loaded machine the reads take longer than any fixed pause.
+    await vi.waitFor(() => expect(log).toEqual(['source:big', 'source:mid', 'source:small']), { timeout: 5_000 });
     v.tableCopied('public', 'mid');
-    await new Promise((r) => setTimeout(r, 30));
-    expect(log).toEqual(['source:big', 'source:mid', 'source:small', 'target:mid']);
+    await vi.waitFor(() => expect(log).toEqual(['source:big', 'source:mid', 'source:small', 'target:mid']), { timeout: 5_000 });
     expect(v.done).toBe(1);
     const report = await v.finish();
     expect(log.slice(4).sort()).toEqual(['target:big', 'target:small']);

@@ -345,7 +345,9 @@ describe.concurrent('CDC methods on fake activities', () => {
       await waitForStatus(handle, (s) => s.pendingGate?.gate === 'cutover', 'the cutover gate');
       await handle.executeUpdate(rejectUpdate, { args: [{ approver: 'carol', gate: 'cutover', reason: 'lag too spiky' }] });
       const { result, failure } = await settle(handle);
-      expect(failure).toBeUndefined();
+      // A rolled-back migration closes as failed, typed, its result inside: told apart from one that went live.
+      expect(failure?.type).toBe('MigrationRolledBack');
+      expect(failure?.message).toBe(`rolled back: ${result.reason} | the application is on the source; source writable, target writable`);
       expect(result.outcome).toBe('rolled-back');
       expect(result.reason).toBe('cutover rejected by carol: lag too spiky');
       expect(result.compensations.map((c) => [c.step, c.state])).toEqual([

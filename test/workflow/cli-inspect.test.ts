@@ -7,6 +7,7 @@ import { queryStatus, reachability, searchAttributeText } from '../../cli/inspec
 import { closedResult, printClosed, summaryLines } from '../../cli/summary';
 import { rejectUpdate } from '../../signals';
 import { migrationInput, uniqueId, useTestServer, waitForPhase, withWorker } from './harness';
+import { migrationResult } from '../../signals/outcome';
 
 const server = useTestServer();
 
@@ -36,7 +37,7 @@ describe.concurrent('the CLI without a worker', () => {
       expect((await reachability(client, h)).state).toBe('running');
       expect((await queryStatus(h)).pendingGate?.gate).toBe('go-live');
       await h.executeUpdate(rejectUpdate, { args: [{ approver: 'alice', gate: 'go-live', reason: 'not tonight' }] });
-      await h.result();
+      await migrationResult(h);
       return h;
     });
     // The worker has shut down: nothing could answer a query now.
@@ -47,7 +48,11 @@ describe.concurrent('the CLI without a worker', () => {
     expect(closed.result?.outcome).toBe('rolled-back');
     const lines: string[] = [];
     expect(printClosed(closed, handle.workflowId, (l) => lines.push(l))).toBe(2);
-    expect(lines).toEqual(['', ...summaryLines(closed.result!, handle.workflowId)]);
+    expect(lines).toEqual([
+      '\nmigration was rolled back: go-live rejected by alice: not tonight | the application is on the source; source writable, target writable',
+      '',
+      ...summaryLines(closed.result!, handle.workflowId),
+    ]);
     expect(lines.join('\n')).toMatch(/outcome {14}rolled-back/);
   });
 });

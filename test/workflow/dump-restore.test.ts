@@ -118,7 +118,9 @@ describe.concurrent('dump-restore on fake activities', () => {
     await withWorker(server(), {}, async ({ fakes, start }) => {
       const handle = await start(migrationInput({ gates: { 'go-live': { timeout: '1s' } } }));
       const { result, failure } = await settle(handle);
-      expect(failure).toBeUndefined();
+      // A rolled-back migration closes as failed, typed, its result inside: told apart from one that went live.
+      expect(failure?.type).toBe('MigrationRolledBack');
+      expect(failure?.message).toBe(`rolled back: ${result.reason} | the application is on the source; source writable, target writable`);
       expect(result.outcome).toBe('rolled-back');
       expect(result.reason).toBe('go-live timed out: no decision within 1 s');
       expect(result.decisions).toEqual([

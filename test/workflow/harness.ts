@@ -14,6 +14,7 @@ import type { migrateDatabase } from '../../workflows/migrate-database';
 import type { rehearseMigration } from '../../workflows/rehearse-migration';
 import { workflowBundlePath } from '../helpers/bundle';
 import { fakeActivities, type FakeOptions, type Fakes } from './fakes';
+import { startSummary } from '../../signals/task-queue';
 
 try {
   // Activity failures are what these tests inject: the worker's warnings about them are noise.
@@ -134,6 +135,7 @@ export async function withWorker<T>(
     track(
       await server.client.workflow.start<typeof migrateDatabase>('migrateDatabase', {
         taskQueue,
+        staticSummary: startSummary(input),
         workflowId: uniqueId(`migrate-${input.migrationId ?? 'x'}`),
         args: [input],
       }),

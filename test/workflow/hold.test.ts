@@ -99,7 +99,9 @@ describe.concurrent('the hold on fake activities', () => {
       expect(accepted).toMatchObject({ accepted: true });
 
       const { result, failure } = await settle(handle);
-      expect(failure).toBeUndefined();
+      // A rolled-back migration closes as failed, typed, its result inside: told apart from one that went live.
+      expect(failure?.type).toBe('MigrationRolledBack');
+      expect(failure?.message).toBe(`rolled back: ${result.reason} | the application is on the source; source writable, target read-only`);
       expect(result.outcome).toBe('rolled-back');
       expect(result.reason).toBe('rolled back during the hold by alice: p99 latency doubled');
       expect(fakes.names()).toEqual([

@@ -125,6 +125,7 @@ async function rollBackAfterGoLive(
     ({ frozenAt } = await progress.step('rollback-freeze-target', 'rolling-back', () =>
       window.freezeTarget({ migrationId, url: target, roles: targetRoles, drainTimeoutMs: durationMs(input.freeze.drainTimeout) }),
     ));
+    status.sides.targetWritable = false;
     await progress.step('rollback-drain', 'rolling-back', () =>
       window.drainReverse({ ...reverse, timeoutMs: durationMs(input.replication.drainTimeout) }),
     );
@@ -147,10 +148,12 @@ async function rollBackAfterGoLive(
       'application',
     );
     await progress.step('rollback-config', 'rolling-back', () => window.restoreConfig({ migrationId, sink: input.configSink }));
+    status.sides.application = 'source';
     await run.appControl.restart();
     ({ unfrozenAt } = await progress.step('rollback-unfreeze-source', 'rolling-back', () =>
       window.unfreezeSource({ migrationId, url: source, roles: plan.appRoles, prior: plan.source.readOnlySettings }),
     ));
+    status.sides.sourceWritable = true;
   } catch (err) {
     if (isCancellation(err)) throw err;
     await rollbackUndo.runAll((record) => status.compensations.push(record));

@@ -15,6 +15,7 @@ import { AppControl } from '../app-control';
 import { Gates } from '../gates';
 import { failureMessage, Progress } from '../progress';
 import { Compensations } from '../saga';
+import { detailsContext } from './details';
 
 /**
  * Workflow ids may hold characters that do not belong in file names or application_name. A workflow
@@ -33,6 +34,9 @@ function migrationIdFrom(input: MigrationInput): string {
   if (asBefore === workflowId || !patched('derived-migration-id')) return asBefore;
   return fitName(readable.replace(/-+$/, ''), 40, { id: workflowId, separator: '-', always: true, trimSeparators: true }).replace(/^-/, '');
 }
+
+/** patched(): the Temporal UI's details in Markdown, kept up to date, and the WritesFrozen / GateApprovers search attributes. */
+const UI_METADATA = 'ui-metadata';
 
 export type RollbackRequest = ApprovalPayload & { requestedAt: string };
 
@@ -75,6 +79,14 @@ export class MigrationRun {
     this.migrationId = migrationIdFrom(input);
     this.progress = new Progress(this.migrationId);
     this.status = this.progress.status;
+    // Asked first, before any command: the UI's details and the WritesFrozen / GateApprovers attributes.
+    if (patched(UI_METADATA)) {
+      this.progress.ui = detailsContext(
+        input,
+        workflowInfo().workflowId,
+        input.downtimeBudget ? durationMs(input.downtimeBudget) : undefined,
+      );
+    }
     const gateSettings = (gate: GateName) => {
       const config = input.gates[gate];
       return { timeoutMs: durationMs(config.timeout), ...(config.approvers ? { approvers: config.approvers } : {}) };
@@ -89,6 +101,7 @@ export class MigrationRun {
       },
       this.status,
     );
+    if (this.progress.ui) this.gates.tellChanges(() => this.progress.refresh());
     if (!input.hold) this.gates.drop('decommission');
     if (!input.traffic?.approveBeforeLast) this.gates.drop('traffic');
     this.appControl = new AppControl(input.app, this.progress);
@@ -180,6 +193,7 @@ export class MigrationRun {
       w.unfrozenAt = edge.at;
     }
     if (w.frozenAt !== undefined && w.unfrozenAt !== undefined) w.durationMs = w.unfrozenAt - w.frozenAt;
+    this.progress.refresh();
   }
 
   /** Runs `work` beside the workflow, in a scope a rollback cancels and waits for (so no undo races it). */
@@ -232,7 +246,10 @@ export class MigrationRun {
     if (this.goLiveAttempted && patched('roll-forward-after-go-live')) return this.finishGoLive();
     this.progress.phase('compensating', `undoing ${this.saga.size} step(s)`);
     const productionFirst = patched('production-first-compensation');
-    await this.saga.runAll((record) => this.status.compensations.push(record), productionFirst);
+    await this.saga.runAll((record) => {
+      this.status.compensations.push(record);
+      this.progress.refresh();
+    }, productionFirst);
   }
 
   /**
