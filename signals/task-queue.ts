@@ -33,3 +33,11 @@ export function startSummary(input: MigrationInputDraft): string {
   const budget = draft.downtimeBudget ? `, downtime budget ${draft.downtimeBudget}` : '';
   return `${draft.migrationId ? `${draft.migrationId}: ` : ''}${ref(draft.source?.url)} -> ${ref(draft.target?.url)} (${draft.method ?? 'auto'}${budget})`;
 }
+
+/**
+ * The queue only one worker process polls besides the shared one (Temporal's worker-specific task
+ * queues): the steps that share files on that worker's host run there (workflows/host-group.ts).
+ */
+export function hostTaskQueue(queue: string, workerId: string): string {
+  return `${queue}@${workerId}`;
+}

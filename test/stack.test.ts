@@ -229,4 +229,19 @@ describe('docker-compose', () => {
     const composeEnv = parseDotenv(readFileSync(path.join(repoRoot(), 'docker', 'compose.env'), 'utf8'));
     for (const key of STACK_ENV_KEYS) expect(composeEnv[key], key).toBeTruthy();
   });
+
+  it('runs a real Temporal server on its own PostgreSQL, versions pinned, and scalable workers with a scratch of their own', () => {
+    const compose = readFileSync(path.join(repoRoot(), 'docker-compose.yml'), 'utf8');
+    expect(compose).not.toContain('start-dev');
+    for (const image of ['temporalio/server', 'temporalio/admin-tools', 'temporalio/ui']) {
+      expect(compose).toMatch(new RegExp(`image: ${image}:\\d+\\.\\d+\\.\\d+\\n`));
+    }
+    expect(compose).toContain('DB: postgres12');
+    expect(compose).toContain('POSTGRES_SEEDS: temporal-postgres');
+    // A replica of the worker service: no fixed container name or published port, its own anonymous scratch volume.
+    const worker = compose.slice(compose.indexOf('\n  worker:\n'), compose.indexOf('\nvolumes:\n'));
+    expect(worker).not.toMatch(/container_name|ports:/);
+    expect(worker).toContain('WORKER_SCRATCH_DIR: /var/lib/pgmig/scratch');
+    expect(worker).toContain('      - /var/lib/pgmig/scratch\n');
+  });
 });

@@ -5,11 +5,12 @@
  */
 import { ActivityCancellationType, proxyActivities, proxyLocalActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { MigrationActivities } from '../activities';
+import type { HostActivities } from '../activities/host';
 import type { RehearsalActivities } from '../activities/rehearsal';
 import { ACCESS_FAILURE_TYPES } from '../contract/failures';
 import { withSummaries } from './activity-summaries';
 
-type Activities = MigrationActivities & RehearsalActivities;
+type Activities = MigrationActivities & RehearsalActivities & HostActivities;
 
 /** Short database steps: preflight, freeze, sequences, config swap, smoke test. */
 const regular: ActivityOptions = {
@@ -252,3 +253,20 @@ export const activities = {
   teardown: withSummaries(proxyActivities<Activities>(PROFILES.teardown)),
   quick: withSummaries(proxyActivities<Activities>(PROFILES.quick)),
 };
+
+/**
+ * How long a step of a group pinned to one worker (workflows/host-group.ts) may wait for that worker to
+ * pick it up: the worker polls its own queue, where only such groups run, so a live one starts it at
+ * once; past this the worker is taken for gone (the server does not retry a schedule-to-start timeout)
+ * and the group restarts on another.
+ */
+export const HOST_SCHEDULE_TO_START = '5s' as const;
+
+/**
+ * A profile's activities on one worker's own queue (no queue: the shared one, as `activities`). Not the
+ * local `window` profile: a local activity runs wherever the workflow task runs.
+ */
+export function onHost(profile: Exclude<keyof typeof activities, 'window'>, taskQueue: string | undefined) {
+  if (!taskQueue) return activities[profile];
+  return withSummaries(proxyActivities<Activities>({ ...PROFILES[profile], taskQueue, scheduleToStartTimeout: HOST_SCHEDULE_TO_START }));
+}

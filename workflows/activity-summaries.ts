@@ -16,6 +16,7 @@ const SUMMARIES: Record<string, (args: Args) => string> = {
   preflight: () => 'preflight: inventory of both databases, the plan and its blockers',
   acquireLease: () => 'lease both databases (one migration per database)',
   releaseLease: () => 'release the database leases',
+  claimHost: () => 'which worker runs the next steps (their files stay on its host)',
   copyAndVerify: (a) => `copy and verify (${engine(a)}${jobs(a)}), writes frozen`,
   copyDumpRestore: (a) => `copy: pg_dump | pg_restore${jobs(a)}, writes frozen`,
   copySnapshot: (a) => `initial copy of the slot's snapshot (pgcopydb${jobs(a)})`,

@@ -9,7 +9,6 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import {
   DeleteDBInstanceCommand,
@@ -28,7 +27,7 @@ import type { ChildMeasurements, RehearsalReport, Trend } from '../../contract/r
 import type { MigrationStatus } from '../../signals';
 import type { ReportFiles } from '../../signals/rehearsal';
 import type { ActivityDeps } from '..';
-import { fitName, workDir } from '../names';
+import { fitName, scratchRoot, sharedRoot, workDir } from '../names';
 import { describeUrl, libpqEnv, qi, withClient } from '../database/pg';
 import { pgBinary, runProgram } from '../processes';
 import { reportDirFor, storeReport } from './store';
@@ -52,9 +51,17 @@ export interface PreparedSnapshot {
   details: Record<string, string | number>;
 }
 
-/** The scratch files of one rehearsal on the worker host (staging sink, the dump while it exists). */
+/**
+ * One rehearsal's staging config sink: in the directory every worker shares (sharedRoot), as the rehearsed
+ * migration's config steps may run on any worker.
+ */
 export function stagingDir(rehearsalId: string): string {
-  return path.join(process.env.PGMIG_WORK_DIR ?? path.join(os.tmpdir(), 'pgmig'), 'rehearsals', rehearsalId);
+  return path.join(sharedRoot(), 'rehearsals', rehearsalId);
+}
+
+/** The rehearsal's dump while it exists: this worker's alone (written and read by one activity). */
+function dumpDirOf(rehearsalId: string): string {
+  return path.join(scratchRoot(), 'rehearsals', rehearsalId, 'dump');
 }
 
 const appName = (rehearsalId: string, what: string) =>
@@ -216,8 +223,9 @@ export function createRehearsalActivities(deps: RehearsalDeps) {
         await recreateDatabase(scratchTargetUrl, names.targetDatabase, 'scratch target server', args.rehearsalId);
         const scratchSourceUrl = withDatabase(scratchUrl, names.sourceDatabase);
         const stagingSinkPath = await writeStagingSink(args.rehearsalId);
-        const dumpDir = path.join(stagingDir(args.rehearsalId), 'dump');
+        const dumpDir = dumpDirOf(args.rehearsalId);
         await rm(dumpDir, { recursive: true, force: true });
+        await mkdir(path.dirname(dumpDir), { recursive: true, mode: 0o700 });
         const jobs = String(Math.max(1, args.jobs));
         try {
           stage.stage = 'pg_dump of the source';
@@ -408,7 +416,7 @@ export function createRehearsalActivities(deps: RehearsalDeps) {
     /** Teardown: the staging config sink (and its backup), and the child's dump directory if it left one. */
     async removeStagingFiles(args: { rehearsalId: string; childMigrationId: string }): Promise<string[]> {
       const done: string[] = [];
-      for (const dir of [stagingDir(args.rehearsalId), workDir(args.childMigrationId)]) {
+      for (const dir of [stagingDir(args.rehearsalId), path.dirname(dumpDirOf(args.rehearsalId)), workDir(args.childMigrationId)]) {
         if (existsSync(dir)) {
           await rm(dir, { recursive: true, force: true });
           done.push(`removed ${dir}`);

@@ -1,6 +1,6 @@
 /**
  * The worker is killed (SIGKILL, no goodbye) in the middle of the copy; a new worker process picks
- * the migration up, the copy activity's retry cleans up after the dead attempt, and the migration
+ * the migration up, the copy starts over there and cleans up after the dead attempt, and the migration
  * completes with a verified target.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -85,15 +85,21 @@ describe('worker killed during the copy', () => {
       expect(result.outcome).toBe('completed');
       expect(result.verification).toBe('passed');
       expect(result.rowsCopied).toBeGreaterThan(400_000);
-      // The copy really ran twice: the dead worker's attempt, then the new one's.
+      // The copy really ran twice: the dead worker's attempt, then the new one's. The copy is pinned to the worker
+      // that began it (its queue <queue>@<worker id>): the retry there is never picked up, so the copy starts
+      // over on the new worker's queue (workflows/host-group.ts).
       const history = await handle.fetchHistory();
-      const copyScheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'copyAndVerify')!;
-      const copyStarted = history.events!.find(
-        (e) =>
-          e.activityTaskStartedEventAttributes &&
-          String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(copyScheduled.eventId),
-      )!;
-      expect(copyStarted.activityTaskStartedEventAttributes!.attempt).toBeGreaterThanOrEqual(2);
+      const copies = history.events!.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'copyAndVerify');
+      expect(copies.map((e) => e.activityTaskScheduledEventAttributes!.taskQueue!.name)).toEqual([
+        expect.stringMatching(new RegExp(`^${queue}@`)),
+        expect.stringMatching(new RegExp(`^${queue}@`)),
+      ]);
+      const [lost, redone] = copies.map((e) => e.activityTaskScheduledEventAttributes!.taskQueue!.name);
+      expect(redone).not.toBe(lost);
+      const timedOut = history.events!.find(
+        (e) => String(e.activityTaskTimedOutEventAttributes?.scheduledEventId) === String(copies[0].eventId),
+      );
+      expect(timedOut?.activityTaskTimedOutEventAttributes?.failure?.message).toMatch(/ScheduleToStart/);
       // The dead worker's pgcopydb (its own process group, not killed with the worker) was stopped by the retry.
       const { execSync } = await import('node:child_process');
       expect(execSync('ps -eo args').toString()).not.toContain(`pgmig/${sandbox.input().migrationId}-${engine}/pgcopydb`);

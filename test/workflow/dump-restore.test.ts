@@ -19,6 +19,8 @@ const FORWARD: ActivityName[] = [...DUMP_RESTORE_FORWARD];
 const STEP_OF: Partial<Record<ActivityName, string>> = {
   preflight: 'preflight',
   freezeSource: 'freeze-source',
+  // The copy step asks which worker copies, then copies there.
+  claimHost: 'copy',
   copyAndVerify: 'copy',
   reconcileSequences: 'reconcile-sequences',
   freezeTarget: 'freeze-target',
@@ -26,14 +28,15 @@ const STEP_OF: Partial<Record<ActivityName, string>> = {
   smokeTest: 'smoke-test',
   unfreezeTarget: 'go-live',
 };
-const STEPS = FORWARD.flatMap((a) => STEP_OF[a] ?? []);
+const stepsOf = (activities: ActivityName[]) => [...new Set(activities.flatMap((a) => STEP_OF[a] ?? []))];
+const STEPS = stepsOf(FORWARD);
 /** Released when the migration ends, whatever the end, after the undos. */
 const END: ActivityName[] = ['releaseLease'];
 
 /** Each undo, in the order registered: the forward activity it is registered before, its kind, the activity it calls. */
 const UNDOS: { step: string; before: ActivityName; kind: 'application' | 'cleanup'; calls: ActivityName }[] = [
   { step: 'unfreeze-source', before: 'freezeSource', kind: 'application', calls: 'unfreezeSource' },
-  { step: 'reset-target', before: 'copyAndVerify', kind: 'cleanup', calls: 'resetTarget' },
+  { step: 'reset-target', before: 'claimHost', kind: 'cleanup', calls: 'resetTarget' },
   { step: 'unfreeze-target', before: 'freezeTarget', kind: 'cleanup', calls: 'unfreezeTarget' },
   { step: 'restore-config', before: 'swapConfig', kind: 'application', calls: 'restoreConfig' },
 ];
@@ -191,7 +194,7 @@ describe.concurrent('dump-restore on fake activities', () => {
       // Leased only once preflight passed; released at the end, after the undos.
       const end = forward.includes('acquireLease') ? END : [];
       expect(fakes.names()).toEqual([...forward, ...undos.map((u) => u.calls), ...end]);
-      expect(result.steps.map((s) => s.name)).toEqual(forward.flatMap((a) => STEP_OF[a] ?? []));
+      expect(result.steps.map((s) => s.name)).toEqual(stepsOf(forward));
       expect(result.steps.at(-1)).toMatchObject({ name: STEP_OF[after], state: 'failed', error: `injected failure after ${after}` });
       const status = await handle.query(statusQuery);
       expect(status).toMatchObject({ phase: 'failed', outcome: 'failed', error: `injected failure after ${after}` });

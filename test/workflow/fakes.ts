@@ -8,13 +8,14 @@ import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { MigrationActivities } from '../../activities';
+import type { HostActivities } from '../../activities/host';
 import type { RehearsalActivities } from '../../activities/rehearsal';
 import { scratchNames } from '../../contract/rehearsal';
 import { buildPlan, type DatabaseInventory, type TableInventory } from '../../contract/plan';
 import { verificationSnapshotTakenSignal } from '../../signals';
 import { inventory as fixtureInventory, tableInventory } from '../helpers/inventory';
 
-type AllActivities = MigrationActivities & RehearsalActivities;
+type AllActivities = MigrationActivities & RehearsalActivities & HostActivities;
 export type ActivityName = Extract<keyof AllActivities, string>;
 type Fake<K extends ActivityName> = (...args: Parameters<AllActivities[K]>) => Promise<Awaited<ReturnType<AllActivities[K]>>>;
 /**
@@ -141,6 +142,8 @@ export function fakeActivities(opts: FakeOptions): Fakes {
     freezeTarget: async () => frozen(),
     unfreezeTarget: async () => unfrozen(),
     copyDumpRestore: async () => ({ dumpMs: 5, restoreMs: 7, dumpBytes: 4096, reusedDump: false, resetBeforeRestore: false }),
+    // One worker without a queue of its own: the copy runs on the shared queue.
+    claimHost: async () => ({ workerId: 'fake-worker' }),
     copyAndVerify: async () => ({ engine: 'pgcopydb' as const, copyMs: 12, verifyAfterCopyMs: 3, bytes: 4096, report: report(tables) }),
     resetTarget: async () => ({ droppedSchemas: ['shop'], droppedObjects: tables.length, droppedExtensions: [] }),
     reconcileSequences: async () => [{ sequence: 'shop.orders_id_seq', sourceValue: 1200, targetColumnMax: 1200, setTo: 1200 }],

@@ -50,6 +50,7 @@ export const DUMP_RESTORE_FORWARD = [
   'preflight',
   'acquireLease',
   'freezeSource',
+  'claimHost',
   'copyAndVerify',
   'reconcileSequences',
   'freezeTarget',

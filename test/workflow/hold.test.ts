@@ -108,6 +108,7 @@ describe.concurrent('the hold on fake activities', () => {
         'preflight',
         'acquireLease',
         'freezeSource',
+        'claimHost',
         'copyAndVerify',
         'reconcileSequences',
         'startReverseReplication', // before the target takes its first write
@@ -126,7 +127,7 @@ describe.concurrent('the hold on fake activities', () => {
         'releaseLease', // kept through the hold until the very end
       ]);
       // The rollback's window runs as local activities; sequences now flow from the target to the source.
-      const rollbackCalls = fakes.calls.slice(10, 15);
+      const rollbackCalls = fakes.calls.slice(11, 16);
       expect(rollbackCalls.every((c) => c.local)).toBe(true);
       expect(rollbackCalls[2].args).toMatchObject({ source: input.target.url, target: input.source.url });
       expect(fakes.calls.find((c) => c.name === 'startReverseReplication')?.args).toMatchObject({

@@ -24,6 +24,7 @@ const CHILD: ActivityName[] = [
   'preflight',
   'acquireLease',
   'freezeSource',
+  'claimHost',
   'copyAndVerify',
   'reconcileSequences',
   'freezeTarget',
