@@ -131,7 +131,7 @@ async function ensureSearchAttributes(bin: string, port: number, log: (l: string
   const missingByType = new Map<string, string[]>();
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) {
     const have = existing[name];
-    const want = `INDEXED_VALUE_TYPE_${type.toUpperCase()}`;
+    const want = `INDEXED_VALUE_TYPE_${type.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}`; // KeywordList -> KEYWORD_LIST
     if (have === undefined) missingByType.set(type, [...(missingByType.get(type) ?? []), name]);
     else if (have !== want) {
       throw new Error(
