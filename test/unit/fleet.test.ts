@@ -13,6 +13,7 @@ import {
   migrationWorkflowId,
   percentile,
   recordEnd,
+  type DiscoveredDatabase,
   type FleetItem,
 } from '../../contract/fleet-state';
 import { createFleetDiscovery } from '../../activities/fleet/discovery';
