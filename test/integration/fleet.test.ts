@@ -6,15 +6,15 @@
  * every migration carries the fleet's id as a search attribute. Then a second fleet with failure budget
  * 1: after the two failures no new migration starts.
  */
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FleetInputDraft } from '../../contract/fleet';
 import type { FleetReport } from '../../contract/fleet-report';
-import type { MigrationInputDraft } from '../../contract/input';
-import { createSourceDatabase, createTargetDatabase, databaseUrl, dropDatabase } from '../../stack';
+import { databaseUrl } from '../../stack';
+import { createSmallDatabases, dropSmallDatabase, smallDatabaseMigration, type SmallDatabase } from '../../stack/small-databases';
 import { fleetStatusQuery, pauseFleetUpdate, resumeFleetUpdate, type FleetResult, type FleetStatus } from '../../signals/fleet';
 import { migrationStartOptions } from '../../signals/task-queue';
 import { openSandbox, query, type Sandbox } from '../helpers/harness';
@@ -23,18 +23,9 @@ const FLEET_SIZE = 20;
 const PREFLIGHT_FAULT = 3;
 const COPY_FAULT = 11;
 
-interface SmallDb {
-  name: string;
-  sourceRef: string;
-  targetRef: string;
-  configFile: string;
-  sourceUrl: string;
-  targetUrl: string;
-}
-
 let sandbox: Sandbox;
 let dir: string;
-const dbs: SmallDb[] = [];
+const dbs: SmallDatabase[] = [];
 let fleet: WorkflowHandle;
 let result: FleetResult;
 let pausedStatus: FleetStatus;
@@ -42,38 +33,13 @@ let pausedStartedAfterWait: number;
 let startedAtPause: number;
 let report: FleetReport;
 
-/** A small database: two tables with a primary key and a sequence, a few hundred rows. */
-async function createSmallDb(i: number): Promise<SmallDb> {
-  const name = `fl_${sandbox.id}_${String(i).padStart(2, '0')}`;
-  const sourceUrl = await createSourceDatabase(sandbox.env, `src_${name}`);
-  const targetUrl = await createTargetDatabase(sandbox.env, `tgt_${name}`);
-  await query(
-    sourceUrl,
-    `CREATE TABLE public.accounts (id bigserial PRIMARY KEY, email text NOT NULL, balance numeric NOT NULL DEFAULT 0);
-     INSERT INTO public.accounts (email, balance) SELECT 'user' || g || '@example.com', g * 1.5 FROM generate_series(1, ${100 + i * 20}) g;
-     CREATE TABLE public.events (id bigserial PRIMARY KEY, account_id bigint REFERENCES public.accounts(id), at timestamptz NOT NULL DEFAULT now());
-     INSERT INTO public.events (account_id) SELECT 1 + g % 50 FROM generate_series(1, 200) g;`,
+/** Small databases of this sandbox, numbered from `first`; database i has 100 + 20 i accounts. */
+const createDbs = (first: number, count: number) =>
+  createSmallDatabases(
+    sandbox.env,
+    Array.from({ length: count }, (_, k) => `fl_${sandbox.id}_${String(first + k).padStart(2, '0')}`),
+    { accounts: (k) => 100 + (first + k) * 20, configDir: dir, refPrefix: 'TEST_FLEET' },
   );
-  const sourceRef = `TEST_FLEET_SRC_${name.toUpperCase()}`;
-  const targetRef = `TEST_FLEET_TGT_${name.toUpperCase()}`;
-  process.env[sourceRef] = sourceUrl;
-  process.env[targetRef] = targetUrl;
-  const configFile = path.join(dir, `${name}.env`);
-  writeFileSync(configFile, `DATABASE_URL=${sourceUrl}\n`);
-  return { name, sourceRef, targetRef, configFile, sourceUrl, targetUrl };
-}
-
-const migrationOf = (db: SmallDb): MigrationInputDraft => ({
-  migrationId: db.name.replace(/_/g, '-'),
-  source: { url: { env: db.sourceRef } },
-  target: { url: { env: db.targetRef } },
-  method: 'dump-restore',
-  parallelJobs: 1,
-  freeze: { drainTimeout: '1s' },
-  configSink: { type: 'env-file', path: db.configFile },
-  gates: { 'go-live': { timeout: '2m' } },
-  roles: { application: 'master' },
-});
 
 async function startFleet(input: FleetInputDraft): Promise<WorkflowHandle> {
   return sandbox.client.workflow.start('migrateFleet', {
@@ -97,9 +63,7 @@ const fleetId = () => `fl-${sandbox.id.replace(/_/g, '-')}`;
 beforeAll(async () => {
   sandbox = await openSandbox('fleet', { scale: 1 });
   dir = mkdtempSync(path.join(os.tmpdir(), `pgmig-fleet-${sandbox.id}-`));
-  // Four at a time: CREATE DATABASE and the seed are most of the setup.
-  for (let i = 0; i < FLEET_SIZE; i += 4)
-    dbs.push(...(await Promise.all([i, i + 1, i + 2, i + 3].filter((n) => n < FLEET_SIZE).map(createSmallDb))));
+  dbs.push(...(await createDbs(0, FLEET_SIZE)));
   // Fault 1: the target already holds a table: preflight blocks the migration before anything changes.
   await query(dbs[PREFLIGHT_FAULT].targetUrl, 'CREATE TABLE public.leftover (id int)');
   // Fault 2: a table the application's role cannot read (created by the superuser, no grant): pg_dump fails mid-copy.
@@ -113,7 +77,7 @@ beforeAll(async () => {
   fleet = await startFleet({
     fleetId: fleetId(),
     // Stated sizes: the canary is database 0; the faulty ones run in the second wave.
-    migrations: dbs.map((db, i) => ({ input: migrationOf(db), sizeBytes: 1000 + i })),
+    migrations: dbs.map((db, i) => ({ input: smallDatabaseMigration(db), sizeBytes: 1000 + i })),
     concurrency: 4,
     waves: [{ name: 'canary', size: 1, maxFailures: 0 }, { name: 'early', size: 5 }, { name: 'rest' }],
     failureBudget: 2,
@@ -134,12 +98,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  for (const db of dbs) {
-    delete process.env[db.sourceRef];
-    delete process.env[db.targetRef];
-    await dropDatabase(sandbox.env.SOURCE_ADMIN_URL, `src_${db.name}`);
-    await dropDatabase(sandbox.env.TARGET_ADMIN_URL, `tgt_${db.name}`);
-  }
+  for (const db of dbs) await dropSmallDatabase(sandbox.env, db);
   await sandbox?.close();
 });
 
@@ -220,11 +179,11 @@ describe('a fleet of 20 small databases', () => {
   });
 
   it('a second fleet with failure budget 1 starts nothing after its second failure', async () => {
-    const fresh = await Promise.all([0, 1, 2].map((n) => createSmallDb(FLEET_SIZE + n)));
+    const fresh = await createDbs(FLEET_SIZE, 3);
     dbs.push(...fresh);
     const second = await startFleet({
       fleetId: `${fleetId()}-2`,
-      migrations: [dbs[PREFLIGHT_FAULT], dbs[COPY_FAULT], ...fresh].map((db) => ({ input: migrationOf(db) })),
+      migrations: [dbs[PREFLIGHT_FAULT], dbs[COPY_FAULT], ...fresh].map((db) => ({ input: smallDatabaseMigration(db) })),
       waves: [{ name: 'all' }],
       order: 'as-given',
       concurrency: 1,
