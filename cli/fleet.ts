@@ -55,6 +55,32 @@ async function fleetState(handle: WorkflowHandle): Promise<{ status?: FleetStatu
   }
 }
 
+/**
+ * Sends an Update to a fleet after the workflow's own check of its payload (refused here, nothing is
+ * sent); prints the answer, or the refusal. Sets the exit code.
+ */
+async function sendChecked<P, R>(
+  fleetId: string,
+  payload: P,
+  check: (raw: unknown) => { ok: true } | { ok: false; problem: string },
+  update: UpdateDefinition<R, [P]>,
+  describe: (answer: R) => string,
+): Promise<void> {
+  const shape = check(payload);
+  if (!shape.ok) {
+    console.error(`refused before sending: ${shape.problem}`);
+    process.exitCode = 2;
+    return;
+  }
+  try {
+    const handle = (await temporalClient()).workflow.getHandle(fleetWorkflowId(fleetId));
+    console.log(describe(await handle.executeUpdate(update, { args: [payload] })));
+  } catch (err) {
+    console.error(`refused: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`);
+    process.exitCode = 1;
+  }
+}
+
 function itemLine(i: FleetItem): string {
   const window = i.windowMs !== undefined ? `window ${formatMs(i.windowMs)}` : '';
   return `  ${i.state.padEnd(11)} ${i.database.padEnd(40)} ${(i.method ?? '').padEnd(12)} ${window}${i.reason ? `  ${i.reason.slice(0, 160)}` : ''}`;
@@ -126,19 +152,7 @@ export function registerFleetCommands(program: Command): void {
       .option('--reason <text>', 'why')
       .action(async (fleetId: string, opts: { by: string; reason?: string }) => {
         const payload: FleetControlPayload = { by: opts.by, ...(opts.reason ? { reason: opts.reason } : {}) };
-        const shape = checkFleetControl(payload);
-        if (!shape.ok) {
-          console.error(`refused before sending: ${shape.problem}`);
-          process.exitCode = 2;
-          return;
-        }
-        try {
-          const handle = (await temporalClient()).workflow.getHandle(fleetWorkflowId(fleetId));
-          console.log(JSON.stringify(await handle.executeUpdate(update, { args: [payload] })));
-        } catch (err) {
-          console.error(`refused: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`);
-          process.exitCode = 1;
-        }
+        await sendChecked(fleetId, payload, checkFleetControl, update, (answer) => `${name}: ${JSON.stringify(answer)}`);
       });
   }
 
@@ -150,20 +164,13 @@ export function registerFleetCommands(program: Command): void {
     .option('--reason <text>', 'why')
     .action(async (fleetId: string, opts: { wave: string; approver: string; reason?: string }) => {
       const payload = { approver: opts.approver, wave: opts.wave, ...(opts.reason ? { reason: opts.reason } : {}) };
-      const shape = checkWaveApproval(payload);
-      if (!shape.ok) {
-        console.error(`refused before sending: ${shape.problem}`);
-        process.exitCode = 2;
-        return;
-      }
-      try {
-        const handle = (await temporalClient()).workflow.getHandle(fleetWorkflowId(fleetId));
-        const approved = await handle.executeUpdate(approveWaveUpdate, { args: [payload] });
-        console.log(`wave ${approved.wave} approved by ${approved.approver} at ${approved.at}`);
-      } catch (err) {
-        console.error(`refused: ${(err as { cause?: Error }).cause?.message ?? (err as Error).message}`);
-        process.exitCode = 1;
-      }
+      await sendChecked(
+        fleetId,
+        payload,
+        checkWaveApproval,
+        approveWaveUpdate,
+        (a) => `wave ${a.wave} approved by ${a.approver} at ${a.at}`,
+      );
     });
 
   fleet

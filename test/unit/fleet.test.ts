@@ -43,6 +43,10 @@ const result = (outcome: MigrationResult['outcome'], windowMs?: number, reason?:
   decisions: [],
 });
 
+/** The failure a parent sees for a child that failed with `cause`. */
+const childFailure = (cause: Error) =>
+  new ChildWorkflowFailure('default', { workflowId: 'w', runId: 'r' }, 'migrateDatabase', undefined, cause);
+
 describe('fleet input', () => {
   it('names the field of every problem, inside the migrations too', () => {
     const checked = checkFleetInput({
@@ -140,11 +144,7 @@ describe('fleet rules', () => {
 
   it("reads a child's end: a result, a failure carrying its MigrationResult (failed or rolled back), a cancellation, anything else", () => {
     expect(childEnd({ result: result('completed', 120) })).toMatchObject({ state: 'completed' });
-    const failed = new ChildWorkflowFailure(
-      'default',
-      { workflowId: 'w', runId: 'r' },
-      'migrateDatabase',
-      undefined,
+    const failed = childFailure(
       ApplicationFailure.nonRetryable('copy: permission denied', 'MigrationFailed', result('failed', 50, 'copy: permission denied')),
     );
     expect(childEnd({ error: failed })).toMatchObject({
@@ -152,25 +152,15 @@ describe('fleet rules', () => {
       reason: 'copy: permission denied',
       result: { freezeWindow: { durationMs: 50 } },
     });
-    const rolledBack = new ChildWorkflowFailure(
-      'default',
-      { workflowId: 'w', runId: 'r' },
-      'migrateDatabase',
-      undefined,
+    const rolledBack = childFailure(
       ApplicationFailure.nonRetryable('go-live rejected', 'MigrationRolledBack', result('rolled-back', 80, 'go-live rejected by bob')),
     );
     expect(childEnd({ error: rolledBack })).toMatchObject({ state: 'rolled-back', reason: 'go-live rejected by bob' });
-    const cancelled = new ChildWorkflowFailure(
-      'default',
-      { workflowId: 'w', runId: 'r' },
-      'migrateDatabase',
-      undefined,
-      new CancelledFailure('cancelled'),
-    );
+    const cancelled = childFailure(new CancelledFailure('cancelled'));
     expect(childEnd({ error: cancelled })).toEqual({ state: 'cancelled', reason: 'cancelled' });
     expect(
       childEnd({
-        error: new ChildWorkflowFailure('default', { workflowId: 'w', runId: 'r' }, 'migrateDatabase', undefined, new Error('terminated')),
+        error: childFailure(new Error('terminated')),
       }),
     ).toEqual({
       state: 'failed',

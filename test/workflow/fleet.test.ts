@@ -4,7 +4,7 @@
  * per-wave approval, pause / resume / cancel as validated Updates, continue-as-new with the state
  * carried, and one migration per database across fleets.
  */
-import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import type { FleetInputDraft } from '../../contract/fleet';
@@ -22,7 +22,7 @@ import {
 import { approveUpdate, statusQuery, type MigrationResult, type MigrationStatus } from '../../signals';
 import type { migrateFleet } from '../../workflows/migrate-fleet';
 import { fakeActivities, type FakeActivities } from './fakes';
-import { migrationInput, uniqueId, useTestServer, waitForPhase, withWorker, type Run } from './harness';
+import { migrationInput, refusalOf, uniqueId, useTestServer, waitForPhase, withWorker, type Run } from './harness';
 
 const server = useTestServer();
 
@@ -61,16 +61,6 @@ async function untilFleet(handle: WorkflowHandle, done: (s: FleetStatus) => bool
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; phase ${s.phase}, counts ${JSON.stringify(s.counts)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-async function refusal(update: Promise<unknown>): Promise<string> {
-  try {
-    await update;
-  } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError) return err.cause?.message ?? err.message;
-    throw err;
-  }
-  throw new Error('the update was accepted');
 }
 
 const ids = (n: number, prefix = 'db') => Array.from({ length: n }, () => uniqueId(prefix));
@@ -150,19 +140,19 @@ describe.concurrent('migrateFleet on fake activities', () => {
       const handle = await startFleet(run, { migrations: ids(3).map((n) => ({ input: migration(n) })), concurrency: 2 });
       await untilFleet(handle, (s) => s.phase === 'awaiting-approval', 'awaiting approval');
       // Refused: unknown wave, a long approver, an unknown field; none reaches history.
-      expect(await refusal(handle.executeUpdate(approveWaveUpdate, { args: [{ approver: 'alice', wave: 'nope' }] }))).toMatch(
+      expect(await refusalOf(handle.executeUpdate(approveWaveUpdate, { args: [{ approver: 'alice', wave: 'nope' }] }))).toMatch(
         /unknown wave/,
       );
-      expect(await refusal(handle.executeUpdate(approveWaveUpdate, { args: [{ approver: 'x'.repeat(201), wave: 'canary' }] }))).toMatch(
+      expect(await refusalOf(handle.executeUpdate(approveWaveUpdate, { args: [{ approver: 'x'.repeat(201), wave: 'canary' }] }))).toMatch(
         /approver: must be at most 200/,
       );
       expect(
-        await refusal(handle.executeUpdate(pauseFleetUpdate, { args: [{ by: 'bob', extra: 1 } as unknown as { by: string }] })),
+        await refusalOf(handle.executeUpdate(pauseFleetUpdate, { args: [{ by: 'bob', extra: 1 } as unknown as { by: string }] })),
       ).toMatch(/payload|extra|Unrecognized/i);
-      expect(await refusal(handle.executeUpdate(resumeFleetUpdate, { args: [{ by: 'bob' }] }))).toMatch(/not paused/);
+      expect(await refusalOf(handle.executeUpdate(resumeFleetUpdate, { args: [{ by: 'bob' }] }))).toMatch(/not paused/);
 
       await handle.executeUpdate(pauseFleetUpdate, { args: [{ by: 'bob', reason: 'incident' }] });
-      expect(await refusal(handle.executeUpdate(pauseFleetUpdate, { args: [{ by: 'bob' }] }))).toMatch(/already paused by bob/);
+      expect(await refusalOf(handle.executeUpdate(pauseFleetUpdate, { args: [{ by: 'bob' }] }))).toMatch(/already paused by bob/);
       await handle.executeUpdate(approveWaveUpdate, { args: [{ approver: 'alice', wave: 'canary', reason: 'go' }] });
       await new Promise((r) => setTimeout(r, 700));
       const paused = await handle.query(fleetStatusQuery);
@@ -172,7 +162,7 @@ describe.concurrent('migrateFleet on fake activities', () => {
       await handle.executeUpdate(resumeFleetUpdate, { args: [{ by: 'bob' }] });
       const afterCanary = await untilFleet(handle, (s) => s.counts.completed === 1 && s.phase === 'awaiting-approval', 'the canary done');
       expect(afterCanary.waves.map((w) => w.state)).toEqual(['passed', 'not-started']);
-      expect(await refusal(handle.executeUpdate(approveWaveUpdate, { args: [{ approver: 'alice', wave: 'canary' }] }))).toMatch(
+      expect(await refusalOf(handle.executeUpdate(approveWaveUpdate, { args: [{ approver: 'alice', wave: 'canary' }] }))).toMatch(
         /already run/,
       );
       await handle.executeUpdate(approveWaveUpdate, { args: [{ approver: 'carol', wave: 'rest' }] });
