@@ -4,6 +4,8 @@
  * per-wave approval, pause / resume / cancel as validated Updates, continue-as-new with the state
  * carried, and one migration per database across fleets.
  */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
@@ -63,6 +65,12 @@ async function untilFleet(handle: WorkflowHandle, done: (s: FleetStatus) => bool
   }
 }
 
+/** With RECORD_HISTORIES=1, keeps the fleet's history for test/replay.test.ts. */
+async function record(handle: WorkflowHandle, name: string): Promise<void> {
+  if (process.env.RECORD_HISTORIES !== '1') return;
+  writeFileSync(path.resolve(__dirname, '../histories', `${name}.json`), JSON.stringify(await handle.fetchHistory()));
+}
+
 const ids = (n: number, prefix = 'db') => Array.from({ length: n }, () => uniqueId(prefix));
 
 describe.concurrent('migrateFleet on fake activities', () => {
@@ -115,6 +123,7 @@ describe.concurrent('migrateFleet on fake activities', () => {
       const result = await handle.result();
       expect(result.outcome).toBe('halted');
       expect(result.reason).toMatch(/failure budget exceeded: 2 migration\(s\).*budget 1/);
+      await record(handle, 'fleet-budget-exceeded');
       expect(result.items.map((i) => i.state)).toEqual(['failed', 'failed', 'skipped', 'skipped', 'skipped']);
       expect(result.items[0].reason).toMatch(/cannot reach bad-/);
       expect(result.items[2].reason).toMatch(/failure budget exceeded/);
@@ -167,6 +176,7 @@ describe.concurrent('migrateFleet on fake activities', () => {
       );
       await handle.executeUpdate(approveWaveUpdate, { args: [{ approver: 'carol', wave: 'rest' }] });
       const result = await handle.result();
+      await record(handle, 'fleet-per-wave-pause-resume');
       expect(result.counts.completed).toBe(3);
       const canaryChild = (await server().client.workflow.getHandle(result.items[0].workflowId).result()) as MigrationResult;
       expect(canaryChild.decisions[0]).toMatchObject({ gate: 'go-live', approver: 'alice' });
@@ -196,6 +206,7 @@ describe.concurrent('migrateFleet on fake activities', () => {
       expect(result.outcome).toBe('cancelled');
       expect(result.reason).toBe('cancelled by dave: wrong fleet');
       expect(result.counts).toMatchObject({ cancelled: 2, skipped: 2 });
+      await record(handle, 'fleet-cancelled');
       const child: MigrationStatus = await server().client.workflow.getHandle(result.items[0].workflowId).query(statusQuery);
       expect(child.compensations.length).toBeGreaterThan(0);
       expect(child.sides.application).toBe('source');
@@ -213,6 +224,12 @@ describe.concurrent('migrateFleet on fake activities', () => {
       });
       const firstRun = (await handle.describe()).runId;
       const result = await handle.result();
+      // The first run's history: it ends by continuing as new.
+      if (process.env.RECORD_HISTORIES === '1')
+        writeFileSync(
+          path.resolve(__dirname, '../histories', 'fleet-continued-as-new.json'),
+          JSON.stringify(await server().client.workflow.getHandle(handle.workflowId, firstRun).fetchHistory()),
+        );
       expect(result.counts.completed).toBe(4);
       const last = server().client.workflow.getHandle(handle.workflowId);
       expect((await last.describe()).runId).not.toBe(firstRun);
@@ -238,6 +255,45 @@ describe.concurrent('migrateFleet on fake activities', () => {
       });
       await child.executeUpdate(approveUpdate, { args: [{ approver: 'erin', gate: 'go-live' }] });
       expect((await first.result()).counts.completed).toBe(1);
+    });
+  });
+
+  it('discovery: one migration per add-on found, built from the template, smallest first', async () => {
+    const found = [
+      {
+        app: 'shop-web',
+        addon: `postgresql-big-${uniqueId('a')}`,
+        attachment: 'DATABASE',
+        plan: 'heroku-postgresql:standard-2',
+        attachments: [],
+        sizeBytes: 900,
+      },
+      {
+        app: 'blog',
+        addon: `postgresql-small-${uniqueId('b')}`,
+        attachment: 'DATABASE',
+        plan: 'heroku-postgresql:essential-0',
+        attachments: [],
+        sizeBytes: 100,
+      },
+    ];
+    await withWorker(server(), { overrides: { discoverFleet: async () => found } }, async (run) => {
+      const template = migration('ignored', { migrationId: undefined, source: { url: { ssm: '/heroku/{app}/{attachment}_URL' } } });
+      const handle = await startFleet(run, {
+        discovery: { type: 'heroku', team: 'acme', token: { env: 'HEROKU_API_KEY' } },
+        template,
+        approval: 'automatic',
+      });
+      const result = await handle.result();
+      expect(result.counts.completed).toBe(2);
+      expect(result.items.map((i) => [i.discovered?.app, i.database, i.wave])).toEqual([
+        ['blog', `heroku:${found[1].addon}`, 0],
+        ['shop-web', `heroku:${found[0].addon}`, 1],
+      ]);
+      const preflights = run.fakes.calls
+        .filter((c) => c.name === 'preflight')
+        .map((c) => (c.args as { input: MigrationInputDraft }).input.source.url);
+      expect(preflights).toEqual([{ ssm: '/heroku/blog/DATABASE_URL' }, { ssm: '/heroku/shop-web/DATABASE_URL' }]);
     });
   });
 
