@@ -159,7 +159,7 @@ export async function migrateFleet(rawInput: FleetInputDraft, carried?: FleetSta
   const waveState = (i: number) => {
     const of = state.items.filter((x) => x.wave === i);
     if (i < state.wave) return 'passed' as const;
-    if (i > state.wave) return 'waiting' as const;
+    if (i > state.wave) return outcome || state.halted || state.cancelled ? ('not-started' as const) : ('waiting' as const);
     if (state.halted && of.every((x) => ENDED_STATES.includes(x.state))) return of.some((x) => x.state === 'skipped') ? 'failed' : 'passed';
     return of.some((x) => x.state !== 'pending') ? ('running' as const) : ('not-started' as const);
   };
@@ -373,7 +373,8 @@ export async function migrateFleet(rawInput: FleetInputDraft, carried?: FleetSta
                   : 'running',
       );
       if (running.size === 0 && (stopping() || state.wave >= waves.length)) break;
-      if (running.size === 0 && wantsNewRun()) {
+      // Continue as new only with work left: a fleet whose last migrations just ended finishes in this run.
+      if (running.size === 0 && wantsNewRun() && state.items.some((i) => i.state === 'pending') && !waveEnded()) {
         await condition(allHandlersFinished);
         pushEvent(state, iso(), `continued as new after ${startsThisRun} start(s)`);
         await continueAsNew<typeof migrateFleet>(rawInput, { ...state, runs: state.runs + 1 });

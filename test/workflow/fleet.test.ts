@@ -71,6 +71,23 @@ async function record(handle: WorkflowHandle, name: string): Promise<void> {
   writeFileSync(path.resolve(__dirname, '../histories', `${name}.json`), JSON.stringify(await handle.fetchHistory()));
 }
 
+/** Waits until the child migration exists (the fleet marks it running before its start is recorded) and is in `phase`. */
+async function childInPhase(workflowId: string, phase: MigrationStatus['phase']): Promise<WorkflowHandle> {
+  const handle = server().client.workflow.getHandle(workflowId);
+  for (
+    let i = 0;
+    i < 200 &&
+    !(await handle.describe().then(
+      () => true,
+      () => false,
+    ));
+    i++
+  )
+    await new Promise((r) => setTimeout(r, 50));
+  await waitForPhase(handle, phase);
+  return handle;
+}
+
 const ids = (n: number, prefix = 'db') => Array.from({ length: n }, () => uniqueId(prefix));
 
 describe.concurrent('migrateFleet on fake activities', () => {
@@ -199,8 +216,7 @@ describe.concurrent('migrateFleet on fake activities', () => {
         approval: 'child-gates',
       });
       const running = await untilFleet(handle, (s) => s.counts.running === 2, 'two running');
-      for (const item of running.items.filter((i) => i.state === 'running'))
-        await waitForPhase(server().client.workflow.getHandle(item.workflowId), 'awaiting-go-live');
+      for (const item of running.items.filter((i) => i.state === 'running')) await childInPhase(item.workflowId, 'awaiting-go-live');
       await handle.executeUpdate(cancelFleetUpdate, { args: [{ by: 'dave', reason: 'wrong fleet' }] });
       const result = await handle.result();
       expect(result.outcome).toBe('cancelled');
@@ -245,8 +261,7 @@ describe.concurrent('migrateFleet on fake activities', () => {
       const shared = uniqueId('shared');
       const first = await startFleet(run, { migrations: [{ input: migration(shared) }], approval: 'child-gates' });
       const { items } = await untilFleet(first, (s) => s.counts.running === 1, 'the first fleet running');
-      const child = server().client.workflow.getHandle(items[0].workflowId);
-      await waitForPhase(child, 'awaiting-go-live');
+      const child = await childInPhase(items[0].workflowId, 'awaiting-go-live');
       const second = await startFleet(run, { migrations: [{ input: migration(shared) }], approval: 'automatic', failureBudget: 1 });
       const secondResult = await second.result();
       expect(secondResult.items[0]).toMatchObject({
