@@ -5,12 +5,14 @@
  *   fleet pause|resume|cancel <fleetId> [--by NAME] [--reason TEXT]
  *   fleet approve-wave <fleetId> --wave NAME [--approver NAME] [--reason TEXT]
  *   fleet report <fleetId> [--out DIR]              JSON, Markdown and SVG chart, from the fleet's items
+ *   fleet schema                                    JSON Schema of the input
  */
 import os from 'node:os';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import type { Command } from 'commander';
-import { checkFleetControl, checkFleetInput, checkWaveApproval, type FleetControlPayload } from '../contract/fleet';
+import { z } from 'zod';
+import { checkFleetControl, checkFleetInput, checkWaveApproval, FleetInput, type FleetControlPayload } from '../contract/fleet';
 import { buildFleetReport } from '../contract/fleet-report';
 import type { FleetItem } from '../contract/fleet-state';
 import { formatProblemLines } from '../contract/problems';
@@ -172,6 +174,11 @@ export function registerFleetCommands(program: Command): void {
         (a) => `wave ${a.wave} approved by ${a.approver} at ${a.at}`,
       );
     });
+
+  fleet
+    .command('schema')
+    .description('print the JSON Schema of the migrateFleet input (each migration: see `schema`)')
+    .action(() => console.log(JSON.stringify(z.toJSONSchema(FleetInput, { io: 'input', unrepresentable: 'any' }), null, 2)));
 
   fleet
     .command('report <fleetId>')
