@@ -7,6 +7,7 @@ import { createAppControlActivities } from './app-control';
 import { createConfigActivities } from './config-sinks/activities';
 import { createActivityContext, type ActivityDeps } from './context';
 import { createDatabaseActivities } from './database/activities';
+import { createFleetActivities } from './fleet';
 import { createLeaseActivities } from './database/lease';
 import { createRoleActivities } from './database/role-activities';
 import { createHoldActivities } from './hold';
@@ -31,6 +32,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createHoldActivities(context),
     ...createAppControlActivities(deps),
     ...createTrafficActivities(deps),
+    ...createFleetActivities(deps),
   });
 }
 

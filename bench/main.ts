@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import type { MigrationMethod } from '../contract/input';
 import { benchCopy, printCopySummary } from './copy';
 import { benchCutover, CUTOVER_HEADER, summarize } from './cutover';
+import { benchFleet, saveFleetBench } from './fleet';
 import { regenerateReport } from './report';
 import { writeResult } from './results';
 import { benchTriggers } from './triggers';
@@ -45,6 +46,25 @@ program
     const report = await benchCopy({ scales: list(opts.scales), jobs: Number(opts.jobs), repeats: Number(opts.repeats) });
     printCopySummary(report);
     await saved(report);
+  });
+
+program
+  .command('fleet')
+  .description('small-database migrations per hour as one migrateFleet on one worker, with p50 / p95 write-freeze windows')
+  .option('--count <n>', 'how many small databases the fleet migrates', '40')
+  .option('--concurrency <n>', "the fleet's concurrency (migrations at once)", '4')
+  .option('--accounts <n>', 'rows of the accounts table of each database (plus 200 events)', '500')
+  .action(async (opts: { count: string; concurrency: string; accounts: string }) => {
+    const { bench, fleet } = await benchFleet({
+      count: Number(opts.count),
+      concurrency: Number(opts.concurrency),
+      accounts: Number(opts.accounts),
+    });
+    const w = bench.windows;
+    console.log(
+      `\n${bench.counts.completed}/${bench.databases} completed in ${bench.elapsedMs} ms: ${bench.migrationsPerHour} migrations/h; window p50 ${w.p50} ms, p95 ${w.p95} ms, max ${w.max} ms`,
+    );
+    console.log(`results: ${(await saveFleetBench(bench, fleet)).join(', ')}`);
   });
 
 program

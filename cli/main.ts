@@ -7,6 +7,7 @@
  *   report <workflowId> [--out DIR]   (Markdown + SVG timeline of a closed migration)
  *   demo [--auto-approve] [--scale N] [--jobs N]
  *   schema                            (JSON Schema of the migration input)
+ *   fleet start|status|pause|resume|cancel|approve-wave|report   (cli/fleet.ts)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -27,6 +28,7 @@ import { queryStatus, reachability, searchAttributeText, type Reachable } from '
 import { closedResult, printClosed } from './summary';
 import { statusLines } from './status-view';
 import { readJsonFile } from './input-file';
+import { registerFleetCommands } from './fleet';
 import { registerRehearsalCommands } from './rehearsals';
 import { registerScheduleCommands } from './schedules';
 
@@ -282,6 +284,7 @@ program
 
 registerRehearsalCommands(program);
 registerScheduleCommands(program);
+registerFleetCommands(program);
 
 // Run as the CLI; imported (the help-text test), it only builds the commands.
 if (require.main === module) {

@@ -44,6 +44,8 @@ export interface StandInApp {
   dynos: StandInDyno[];
   restarts: { count: number; at: string[] };
   releases: number;
+  /** The team that owns the app (GET /teams/{team}/apps). */
+  team?: string;
 }
 
 export interface StandInAddon {
@@ -78,10 +80,10 @@ export interface HerokuStandIn {
   state: StandInState;
   seedApp(
     name: string,
-    opts?: { configVars?: Record<string, string>; formation?: Record<string, number>; maintenance?: boolean },
+    opts?: { configVars?: Record<string, string>; formation?: Record<string, number>; maintenance?: boolean; team?: string },
   ): StandInApp;
   /** A Postgres add-on billed to `app`, attached to it as `attachAs` (default DATABASE). */
-  seedPostgres(app: string, opts: { url: string; attachAs?: string; name?: string }): StandInAddon;
+  seedPostgres(app: string, opts: { url: string; attachAs?: string; name?: string; plan?: string }): StandInAddon;
   /** The add-on's credential rotation: a new URL (given or generated), rewritten into every attachment's config var. */
   rotateCredentials(addon: string, newUrl?: string): string;
   /** Starts a one-off dyno (`heroku run`), as `run.NNNN` of type `run`. */
@@ -264,6 +266,12 @@ export async function startHerokuStandIn(opts: { tokens?: string[] } = {}): Prom
         return { status: 200, json: { ...app.configVars } };
       }
     }
+    if ((m = /^\/teams\/([^/]+)\/apps$/.exec(path)) && method === 'GET') {
+      const team = decodeURIComponent(m[1]);
+      const apps = [...state.apps.values()].filter((a) => a.team === team);
+      if (!apps.length) throw new HttpError(404, 'not_found', "Couldn't find that team.", 'team');
+      return { status: 200, json: apps.map((a) => ({ ...appJson(a), team: { name: team } })) };
+    }
     if ((m = /^\/apps\/([^/]+)\/addon-attachments$/.exec(path)) && method === 'GET') {
       const app = findApp(decodeURIComponent(m[1]));
       return { status: 200, json: attachmentsOf(app.name).map(attachmentJson) };
@@ -428,6 +436,7 @@ export async function startHerokuStandIn(opts: { tokens?: string[] } = {}): Prom
         dynos: [],
         restarts: { count: 0, at: [] },
         releases: 0,
+        ...(o.team ? { team: o.team } : {}),
       };
       state.apps.set(name, app);
       formationDynos(app);
@@ -440,7 +449,7 @@ export async function startHerokuStandIn(opts: { tokens?: string[] } = {}): Prom
         name: o.name ?? `postgresql-${randomBytes(3).toString('hex')}-${Math.floor(Math.random() * 90000 + 10000)}`,
         billingApp: app.name,
         service: 'heroku-postgresql',
-        plan: 'heroku-postgresql:standard-0',
+        plan: o.plan ?? 'heroku-postgresql:standard-0',
         url: o.url,
       };
       state.addons.set(addon.id, addon);

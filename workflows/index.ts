@@ -1,2 +1,3 @@
 export { migrateDatabase } from './migrate-database';
 export { rehearseMigration } from './rehearse-migration';
+export { migrateFleet } from './migrate-fleet';

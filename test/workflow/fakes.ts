@@ -271,6 +271,13 @@ export function fakeActivities(opts: FakeOptions): Fakes {
       files: { dir: '/nonexistent/reports', json: 'report.json', markdown: 'report.md', chart: 'phases.svg' },
       trend: { previousRehearsals: 0, comparable: 0, direction: 'first', summary: `first rehearsal of ${args.report.migrationId}` },
     }),
+    // --- migrateFleet ---
+    discoverFleet: async () => [],
+    writeFleetReport: async (args) => ({
+      json: `/nonexistent/fleets/${args.report.fleetId}/fleet.json`,
+      markdown: `/nonexistent/fleets/${args.report.fleetId}/fleet.md`,
+      chart: `/nonexistent/fleets/${args.report.fleetId}/windows.svg`,
+    }),
   };
 
   const fakes: FakeActivities = { ...base, ...opts.overrides };
