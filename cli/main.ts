@@ -58,6 +58,12 @@ async function answerWithoutWorker(
   return printClosed(closed, handle.workflowId, console.log);
 }
 
+/** `start --follow` and `watch`: follow the migration at the terminal, then its summary; returns the exit code. */
+async function followToTheEnd(handle: WorkflowHandle, autoApprove: boolean): Promise<number> {
+  await followMigration(handle, { autoApprove, approver: defaultApprover, print: console.log, redraw: !!process.stdout.isTTY });
+  return printClosed(await closedResult(handle), handle.workflowId, console.log);
+}
+
 program
   .command('start')
   .description('validate an input file and start migrateDatabase')
@@ -90,13 +96,7 @@ program
     });
     console.log(`started ${workflowId}\n${uiLink(workflowId, handle.firstExecutionRunId)}`);
     if (opts.follow || opts.autoApprove) {
-      await followMigration(handle, {
-        autoApprove: !!opts.autoApprove,
-        approver: defaultApprover,
-        print: console.log,
-        redraw: !!process.stdout.isTTY,
-      });
-      process.exitCode = printClosed(await closedResult(handle), workflowId, console.log);
+      process.exitCode = await followToTheEnd(handle, !!opts.autoApprove);
     }
   });
 
@@ -196,13 +196,7 @@ program
       process.exitCode = await answerWithoutWorker(handle, reach, false);
       return;
     }
-    await followMigration(handle, {
-      autoApprove: !!opts.autoApprove,
-      approver: defaultApprover,
-      print: console.log,
-      redraw: !!process.stdout.isTTY,
-    });
-    process.exitCode = printClosed(await closedResult(handle), workflowId, console.log);
+    process.exitCode = await followToTheEnd(handle, !!opts.autoApprove);
   });
 
 program
