@@ -16,6 +16,8 @@ export interface ActivityDeps extends SecretClients, AppControlDeps, TrafficDeps
   dms: () => DmsClients;
   /** How often DMS waits poll (AWS: seconds; moto: a few ms). */
   dmsPollMs?: number;
+  /** How long preflight watches the source's WAL to measure its write rate (default 1 s; tests with no load: less). */
+  walSampleMs?: number;
   /** Signals a workflow (verification: its snapshots are taken; freezes: the moment they took effect). */
   signalWorkflow: (workflowId: string, runId: string, signal: string, ...args: unknown[]) => Promise<void>;
   /**

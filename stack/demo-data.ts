@@ -87,12 +87,15 @@ export const DEMO_ROWS_PER_SCALE = {
 } as const;
 
 function seedSql(scale: number): string[] {
-  const nCust = DEMO_ROWS_PER_SCALE.customers * scale;
-  const nProd = DEMO_ROWS_PER_SCALE.products * scale;
-  const nOrd = DEMO_ROWS_PER_SCALE.orders * scale;
-  const nAudit = DEMO_ROWS_PER_SCALE.auditLog * scale;
-  const nAcc = DEMO_ROWS_PER_SCALE.pgbenchAccounts * scale;
-  const nHist = DEMO_ROWS_PER_SCALE.pgbenchHistory * scale;
+  const rows = (perScale: number) => Math.max(1, Math.round(perScale * scale));
+  const nCust = rows(DEMO_ROWS_PER_SCALE.customers);
+  const nProd = rows(DEMO_ROWS_PER_SCALE.products);
+  const nOrd = rows(DEMO_ROWS_PER_SCALE.orders);
+  const nAudit = rows(DEMO_ROWS_PER_SCALE.auditLog);
+  const nAcc = rows(DEMO_ROWS_PER_SCALE.pgbenchAccounts);
+  const nHist = rows(DEMO_ROWS_PER_SCALE.pgbenchHistory);
+  // pgbench's branches and tellers: whole ones (a fractional scale keeps one branch and its ten tellers).
+  const nBranches = Math.ceil(scale);
   const productOf = (o: string, i: string) => `1 + ((${o}::bigint * 7919 + ${i} * 104729) % ${nProd})`;
 
   return [
@@ -229,14 +232,14 @@ function seedSql(scale: number): string[] {
     // A retried write logged twice: exact duplicate rows, as heap tables without a key have.
     `INSERT INTO public.audit_log SELECT * FROM public.audit_log WHERE payload->>'request_id' IN
        (SELECT md5('req' || g) FROM generate_series(1000, ${nAudit}, 1000) g)`,
-    `INSERT INTO public.pgbench_branches (bid, bbalance, filler) SELECT b, 0, '' FROM generate_series(1, ${scale}) b`,
+    `INSERT INTO public.pgbench_branches (bid, bbalance, filler) SELECT b, 0, '' FROM generate_series(1, ${nBranches}) b`,
     `INSERT INTO public.pgbench_tellers (tid, bid, tbalance, filler)
-     SELECT t, (t - 1) / 10 + 1, 0, '' FROM generate_series(1, ${10 * scale}) t`,
+     SELECT t, (t - 1) / 10 + 1, 0, '' FROM generate_series(1, ${10 * nBranches}) t`,
     `INSERT INTO public.pgbench_accounts (aid, bid, abalance, filler)
      SELECT aid, (aid - 1) / 100000 + 1, 0, '' FROM generate_series(1, ${nAcc}) aid`,
     // As if pgbench had already run for a while: history rows and the balances they imply.
     `INSERT INTO public.pgbench_history (tid, bid, aid, delta, mtime, filler)
-     SELECT 1 + h % ${10 * scale}, 1 + (h % ${10 * scale}) / 10, 1 + (h::bigint * 7919 % ${nAcc}),
+     SELECT 1 + h % ${10 * nBranches}, 1 + (h % ${10 * nBranches}) / 10, 1 + (h::bigint * 7919 % ${nAcc}),
             (h * 31 % 10001) - 5000, timestamp '2024-06-01 12:00:00' + h * interval '250 milliseconds', NULL
      FROM generate_series(1, ${nHist}) h`,
     `UPDATE public.pgbench_accounts a SET abalance = a.abalance + d.s
@@ -315,8 +318,9 @@ async function summarize(client: Client, scale: number, skipped: boolean, second
  */
 export async function seedDemoData(appUrl: string, opts: { scale: number }): Promise<DemoDataSummary> {
   const scale = opts.scale;
-  if (!Number.isInteger(scale) || scale < 1 || scale > 100_000) {
-    throw new Error(`seedDemoData: scale must be a positive integer, got ${String(scale)}`);
+  // Fractions (down to 0.01) are for tests that need the dataset's shapes, not its volume.
+  if (!Number.isFinite(scale) || scale < 0.01 || scale > 100_000 || (scale > 1 && !Number.isInteger(scale))) {
+    throw new Error(`seedDemoData: scale must be a whole number of units or a fraction of one (0.01-1), got ${String(scale)}`);
   }
   const client = new Client({ connectionString: appUrl });
   await client.connect();

@@ -9,9 +9,15 @@ import { bundleWorkflows } from './helpers/bundle';
 
 export { workflowBundlePath } from './helpers/bundle';
 
+/** Once per run, though each project (integration, fast) of vitest.config.ts calls this setup. */
+const run = globalThis as { pgmigStackReady?: Promise<void> };
+
 export default async function setup(project: TestProject): Promise<void> {
-  await stackUp({ log: (line: string) => console.log(`[stack] ${line}`) });
-  await bundleWorkflows();
+  run.pgmigStackReady ??= (async () => {
+    await stackUp({ log: (line: string) => console.log(`[stack] ${line}`) });
+    await bundleWorkflows();
+  })();
+  await run.pgmigStackReady;
   const env = loadStackEnv();
   project.provide('temporalAddress', env.TEMPORAL_ADDRESS);
   project.provide('temporalNamespace', env.TEMPORAL_NAMESPACE || 'default');

@@ -53,6 +53,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (!env) return;
   await dropDatabase(env.SOURCE_ADMIN_URL, seededDb);
+  await dropDatabase(env.SOURCE_ADMIN_URL, `${seededDb}_tenth`);
   await dropDatabase(env.TARGET_ADMIN_URL, targetDb);
 }, 60_000);
 
@@ -219,6 +220,25 @@ describe('demo dataset', () => {
     const again = await seedDemoData(url, { scale: 1 });
     expect(again.skipped).toBe(true);
     expect(again.tables.map((t) => [t.table, t.rows])).toEqual(summary.tables.map((t) => [t.table, t.rows]));
+  }, 120_000);
+
+  it('a fraction of a unit keeps every table and pgbench whole (one branch, ten tellers); other scales are refused', async () => {
+    const url = await createSourceDatabase(env, `${seededDb}_tenth`);
+    const summary = await seedDemoData(url, { scale: 0.1 });
+    const rows = Object.fromEntries(summary.tables.map((t) => [t.table, t.rows]));
+    for (const t of summary.tables) expect(t.rows, t.table).toBeGreaterThan(0);
+    expect(rows['public.pgbench_accounts']).toBe(10_000);
+    expect(rows['public.pgbench_branches']).toBe(1);
+    expect(rows['public.pgbench_tellers']).toBe(10);
+    expect(rows['shop.customers']).toBe(200);
+    const [balances] = await query<{ ok: boolean }>(
+      url,
+      `SELECT (SELECT sum(abalance) FROM pgbench_accounts) = (SELECT sum(delta) FROM pgbench_history) AS ok`,
+    );
+    expect(balances.ok).toBe(true);
+    for (const scale of [0, 0.001, 1.5, Number.NaN]) {
+      await expect(seedDemoData(url, { scale }), String(scale)).rejects.toThrow(/scale must be/);
+    }
   }, 120_000);
 });
 

@@ -127,7 +127,7 @@ export function createDatabaseActivities({ deps, resolve, admin, endpoints }: Ac
       const [source, target, subscriber] = await Promise.all([
         // Each inventory carries another migration's lease on that database, if any (a blocker while its workflow runs).
         withClient(sourceUrl, { ...admin(args.migrationId, 'source'), ...reach }, async (c) => {
-          const inventory = await inventoryDatabase(c, { sampleWalRateMs: 1000 });
+          const inventory = await inventoryDatabase(c, { sampleWalRateMs: deps.walSampleMs ?? 1000 });
           const withAppRole = await withRoles(c, inventory, args.input.source.appRoles?.[0] ?? inventory.currentUser);
           return withSeenLease(c, withAppRole, deps, args.migrationId);
         }),

@@ -18,7 +18,8 @@ async function main(): Promise<void> {
   const holdFile = process.env.PGMIG_HOLD_FILE;
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
   const connection = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233' });
-  const activities = { ...createActivities(defaultActivityDeps(connection, namespace)) } as unknown as Record<
+  // No load to measure on the test databases: a glance at the WAL rate, as the in-process harness does.
+  const activities = { ...createActivities({ ...defaultActivityDeps(connection, namespace), walSampleMs: 100 }) } as unknown as Record<
     string,
     (...args: unknown[]) => Promise<unknown>
   >;

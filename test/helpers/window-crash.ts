@@ -15,7 +15,7 @@ import { approveUpdate } from '../../signals';
 import { migrationStartOptions } from '../../signals/task-queue';
 import { AppWriter } from '../../stack/app-writer';
 import { workflowBundlePath } from '../global-setup';
-import { expectEveryAckedWriteOnce, openSandbox, type Sandbox } from './harness';
+import { SHAPES_ONLY, expectEveryAckedWriteOnce, openSandbox, type Sandbox } from './harness';
 import { migrationResult } from '../../signals/outcome';
 
 interface Run {
@@ -86,7 +86,7 @@ export function windowCrashSuite(method: 'dump-restore' | 'logical', steps: stri
 
   describe(`${method}: a worker killed inside the write-freeze window`, () => {
     beforeAll(async () => {
-      sandbox = await openSandbox(`crash_${method.replace('-', '_')}`);
+      sandbox = await openSandbox(`crash_${method.replace('-', '_')}`, { scale: SHAPES_ONLY });
       baseline = await migrate();
     }, 120_000);
 

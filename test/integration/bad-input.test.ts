@@ -11,14 +11,23 @@ import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } f
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MigrationInputDraft } from '../../contract/input';
 import { approveSignal, approveUpdate, rejectSignal, statusQuery } from '../../signals';
-import { historyText, openSandbox, query, sourceWritable, targetTableCount, untilStatus, type Sandbox } from '../helpers/harness';
+import {
+  SHAPES_ONLY,
+  historyText,
+  openSandbox,
+  query,
+  sourceWritable,
+  targetTableCount,
+  untilStatus,
+  type Sandbox,
+} from '../helpers/harness';
 import { migrationResult } from '../../signals/outcome';
 
 let sandbox: Sandbox;
 let config: string;
 
 beforeAll(async () => {
-  sandbox = await openSandbox('badinput');
+  sandbox = await openSandbox('badinput', { scale: SHAPES_ONLY });
   config = sandbox.configText();
 });
 

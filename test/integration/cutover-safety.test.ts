@@ -21,6 +21,7 @@ import type { MigrationInputDraft } from '../../contract/input';
 import { approveUpdate, rejectUpdate, statusQuery } from '../../signals';
 import { startHerokuStandIn, type HerokuStandIn } from '../heroku-stand-in';
 import {
+  SHAPES_ONLY,
   failingAfter,
   historyText,
   openSandbox,
@@ -53,7 +54,7 @@ const tokenRef = `HEROKU_TOKEN_${randomBytes(3).toString('hex').toUpperCase()}`;
 const APP = 'shop-prod';
 
 beforeAll(async () => {
-  sandbox = await openSandbox('safety');
+  sandbox = await openSandbox('safety', { scale: SHAPES_ONLY });
   process.env[tokenRef] = token;
   heroku = await startHerokuStandIn({ tokens: [token] });
   heroku.seedApp(APP, { formation: { web: 2, worker: 3, clock: 1 }, configVars: { RAILS_ENV: 'production' } });

@@ -6,6 +6,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approveSignal, approveUpdate, rejectUpdate, statusQuery } from '../../signals';
 import {
+  SHAPES_ONLY,
   openSandbox,
   readOnlySettings,
   recordHistory,
@@ -20,7 +21,7 @@ let sandbox: Sandbox;
 let before: { config: string; sourceSettings: string[] };
 
 beforeAll(async () => {
-  sandbox = await openSandbox('gates');
+  sandbox = await openSandbox('gates', { scale: SHAPES_ONLY });
   before = { config: sandbox.configText(), sourceSettings: await readOnlySettings(sandbox.sourceAdminUrl) };
 });
 

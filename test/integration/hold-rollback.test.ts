@@ -9,6 +9,7 @@ import type { MigrationInputDraft } from '../../contract/input';
 import { approveUpdate, rejectUpdate, rollbackUpdate, statusQuery } from '../../signals';
 import { AppWriter } from '../../stack/app-writer';
 import {
+  SHAPES_ONLY,
   expectEveryAckedWriteOnce,
   openSandbox,
   query,
@@ -23,7 +24,7 @@ import { migrationResult } from '../../signals/outcome';
 let sandbox: Sandbox;
 
 beforeAll(async () => {
-  sandbox = await openSandbox('hold');
+  sandbox = await openSandbox('hold', { scale: SHAPES_ONLY });
 });
 
 afterAll(async () => {

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { MigrationInputDraft } from '../../contract/input';
 import { approveUpdate, statusQuery, type MigrationResult } from '../../signals';
 import { AppWriter } from '../../stack/app-writer';
-import { expectEveryAckedWriteOnce, migrateUnderLoad, openSandbox, query, untilPhase, type Sandbox } from '../helpers/harness';
+import { SHAPES_ONLY, expectEveryAckedWriteOnce, migrateUnderLoad, openSandbox, query, untilPhase, type Sandbox } from '../helpers/harness';
 import { migrationResult } from '../../signals/outcome';
 
 const sandboxes: Sandbox[] = [];
@@ -17,7 +17,7 @@ afterEach(async () => {
 });
 
 async function sandboxFor(name: string): Promise<Sandbox> {
-  const sandbox = await openSandbox(name);
+  const sandbox = await openSandbox(name, { scale: SHAPES_ONLY });
   sandboxes.push(sandbox);
   return sandbox;
 }

@@ -14,6 +14,7 @@ import { replicationNames } from '../../activities/methods/cdc/marker';
 import { workDir } from '../../activities/names';
 import { rejectUpdate, statusQuery } from '../../signals';
 import {
+  SHAPES_ONLY,
   failingAfter,
   openSandbox,
   query,
@@ -34,7 +35,7 @@ const identities = (s: Sandbox) =>
   );
 
 beforeAll(async () => {
-  sandbox = await openSandbox('logcomp');
+  sandbox = await openSandbox('logcomp', { scale: SHAPES_ONLY });
   before = {
     config: sandbox.configText(),
     sourceSettings: await readOnlySettings(sandbox.sourceAdminUrl),

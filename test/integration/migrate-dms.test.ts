@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dmsResourceNames } from '../../activities/methods/dms/aws-dms';
 import { approveUpdate, rejectUpdate, statusQuery } from '../../signals';
 import {
+  SHAPES_ONLY,
   failingAfter,
   openSandbox,
   query,
@@ -27,7 +28,7 @@ let sandbox: Sandbox;
 const clients = () => motoDmsClients(sandbox.env);
 
 beforeAll(async () => {
-  sandbox = await openSandbox('dms');
+  sandbox = await openSandbox('dms', { scale: SHAPES_ONLY });
 });
 
 afterAll(async () => {

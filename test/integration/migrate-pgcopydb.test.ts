@@ -46,11 +46,11 @@ describe('pgcopydb migration', () => {
     );
     expect(steps).not.toContain('pgcopydb-exit');
     expect(steps.indexOf('snapshot-copy')).toBeLessThan(steps.indexOf('start-replication'));
-    console.log(
-      `pgcopydb cutover: write-freeze window ${result.freezeWindow.durationMs} ms, longest application write gap ${writes.longestGapMs} ms; ${status.steps.map((s) => `${s.name} ${s.durationMs}ms`).join(', ')}`,
-    );
-    // logical's window: no 10 s sentinel poll any more (0.10's follow took 14-22 s).
-    expect(result.freezeWindow.durationMs).toBeLessThan(3_000);
+    const breakdown = `pgcopydb cutover: write-freeze window ${result.freezeWindow.durationMs} ms, longest application write gap ${writes.longestGapMs} ms; ${status.steps.map((s) => `${s.name} ${s.durationMs}ms`).join(', ')}`;
+    console.log(breakdown);
+    // logical's window, with no 10 s sentinel poll any more (0.10's follow took 14-22 s). About 1 s on an idle
+    // 2-core machine (printed above); a loaded CI machine once took 7.7 s, so the bound only catches the old poll.
+    expect(result.freezeWindow.durationMs, breakdown).toBeLessThan(12_000);
   });
 
   it('has every acknowledged write on the target exactly once', async () => {

@@ -14,7 +14,7 @@ import type { MigrationInputDraft } from '../../contract/input';
 import type { MigrationResult, MigrationStatus } from '../../signals';
 import { statusQuery } from '../../signals';
 import { seedWholeDatabase, WHOLE_DATABASE } from '../fixtures/whole-database';
-import { historyText, openSandbox, query, withClient, recordHistory, type Sandbox } from '../helpers/harness';
+import { SHAPES_ONLY, historyText, openSandbox, query, withClient, recordHistory, type Sandbox } from '../helpers/harness';
 import { describeCatalog, useEveryObject } from '../helpers/privileges';
 import { migrationResult } from '../../signals/outcome';
 
@@ -31,7 +31,7 @@ const input = (gate: MigrationInputDraft['gates']): MigrationInputDraft =>
 const mappedRoles = () => Object.values(map);
 
 beforeAll(async () => {
-  sandbox = await openSandbox('roles');
+  sandbox = await openSandbox('roles', { scale: SHAPES_ONLY });
   await seedWholeDatabase(sandbox.sourceUrl, sandbox.env.SOURCE_ADMIN_URL);
   // Names of this sandbox's own: roles are cluster-wide and other sandboxes share the target cluster.
   map = { app: `app_${sandbox.id}`, app_worker: `worker_${sandbox.id}`, app_reader: `reader_${sandbox.id}` };

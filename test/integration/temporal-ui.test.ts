@@ -9,14 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approveUpdate, rejectUpdate } from '../../signals';
 import { migrationResult } from '../../signals/outcome';
 import { frameWithText, launchChromium, screenshot } from '../helpers/browser';
-import { openSandbox, type Sandbox, untilStatus } from '../helpers/harness';
+import { SHAPES_ONLY, openSandbox, type Sandbox, untilStatus } from '../helpers/harness';
 
 let sandbox: Sandbox;
 let browser: Browser;
 let page: Page;
 
 beforeAll(async () => {
-  sandbox = await openSandbox('ui');
+  sandbox = await openSandbox('ui', { scale: SHAPES_ONLY });
   browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1400, height: 1200 } });
 });
@@ -31,6 +31,10 @@ async function listed(query: string): Promise<string[]> {
   for await (const wf of sandbox.client.workflow.list({ query })) ids.push(wf.workflowId);
   return ids;
 }
+
+// The page of a running workflow keeps polling its history, so "network idle" may never come: the page's
+// load, then the waits for what must show.
+const PAGE_LOAD = { waitUntil: 'load', timeout: 60_000 } as const;
 
 describe('the Temporal UI', () => {
   it('shows the frozen banner and the approve command at the go-live gate, and tells a rollback from a success in the list', async () => {
@@ -49,7 +53,7 @@ describe('the Temporal UI', () => {
       await listed(`WorkflowId = '${gated.workflowId}' AND AwaitingApproval = true AND (GateApprovers = 'alice' OR GateApprovers IS NULL)`),
     ).toEqual([gated.workflowId]);
 
-    await page.goto(`${ui}/namespaces/${namespace}/workflows/${gated.workflowId}`, { waitUntil: 'networkidle' });
+    await page.goto(`${ui}/namespaces/${namespace}/workflows/${gated.workflowId}`, PAGE_LOAD);
     await page.getByText('User Metadata', { exact: true }).first().click();
     const details = await frameWithText(page, 'WRITES FROZEN since');
     const text = await details.locator('body').innerText();
@@ -79,7 +83,7 @@ describe('the Temporal UI', () => {
 
     // 4. The list: one Failed, one Completed.
     const query = `WorkflowId = '${gated.workflowId}' OR WorkflowId = '${live.workflowId}'`;
-    await page.goto(`${ui}/namespaces/${namespace}/workflows?query=${encodeURIComponent(query)}`, { waitUntil: 'networkidle' });
+    await page.goto(`${ui}/namespaces/${namespace}/workflows?query=${encodeURIComponent(query)}`, PAGE_LOAD);
     const row = (workflowId: string) => page.locator('tr', { hasText: workflowId }).first();
     await row(gated.workflowId).waitFor({ timeout: 20_000 });
     await row(live.workflowId).waitFor({ timeout: 20_000 });

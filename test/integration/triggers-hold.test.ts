@@ -46,7 +46,7 @@ describe('triggers: hold with reverse capture', () => {
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'cutover' }] });
     await handle.executeUpdate(approveUpdate, { args: [{ approver: 'alice', gate: 'go-live' }] });
     await untilPhase(handle, 'holding');
-    await new Promise((r) => setTimeout(r, 2500)); // the application writes on the target
+    await new Promise((r) => setTimeout(r, 4000)); // the application writes on the target
     await handle.executeUpdate(rollbackUpdate, { args: [{ approver: 'alice', reason: 'errors after go-live' }] });
     const result = await migrationResult(handle);
     await new Promise((r) => setTimeout(r, 500)); // and on the source again
@@ -75,7 +75,10 @@ describe('triggers: hold with reverse capture', () => {
     const extra = (await count(sandbox.sourceAdminUrl)) - (await count(sandbox.targetAdminUrl));
     expect(extra).toBeGreaterThanOrEqual(0);
     expect(extra).toBeLessThanOrEqual(onSourceAfterRollback);
-    expect(onTarget.length).toBeGreaterThan(2 * onSourceAfterRollback); // so a trigger fired twice could not hide
+    // A trigger fired again for the changes carried back would add about one row per write on the target: more
+    // than the bound above allows as long as the target took more writes than the source after the rollback (how many
+    // more depends on how fast the rollback ran on this machine).
+    expect(onTarget.length).toBeGreaterThan(onSourceAfterRollback);
     const [enabled] = await query<{ e: string }>(
       sandbox.sourceAdminUrl,
       `SELECT tgenabled::text AS e FROM pg_trigger WHERE tgname = 'note_customer_change'`,

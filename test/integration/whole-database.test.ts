@@ -15,6 +15,7 @@ import { heldPrivileges } from '../../activities/database/smoke-privileges';
 import { WHOLE_DATABASE } from '../fixtures/whole-database';
 import { useEveryObject } from '../helpers/privileges';
 import {
+  SHAPES_ONLY,
   expectEveryAckedWriteOnce,
   migrateUnderLoad,
   migrationObjects,
@@ -147,7 +148,7 @@ for (const c of cases) {
     const owner = c.heroku ? 'heroku_app' : 'app';
 
     beforeAll(async () => {
-      sandbox = await openSandbox(`whole_${c.method}`, { wholeDatabase: true, heroku: !!c.heroku });
+      sandbox = await openSandbox(`whole_${c.method}`, { wholeDatabase: true, heroku: !!c.heroku, scale: SHAPES_ONLY });
       // The application keeps a role of its own (the default), mapped to names of this sandbox's own: roles are cluster-wide.
       map = { [owner]: `app_${sandbox.id}`, app_worker: `worker_${sandbox.id}`, app_reader: `reader_${sandbox.id}` };
       await query(sandbox.sourceUrl, MORE_VIEWS);
