@@ -8,7 +8,7 @@
  *   fleet schema                                    JSON Schema of the input
  */
 import os from 'node:os';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import type { Command } from 'commander';
 import { z } from 'zod';
@@ -47,7 +47,8 @@ export async function startFleet(client: Client, raw: unknown, queue = taskQueue
 }
 
 /** What the fleet knows now: its status (a worker answers, also after it closed), else its result. */
-async function fleetState(handle: WorkflowHandle): Promise<{ status?: FleetStatus; result?: FleetResult }> {
+async function fleetState(fleetId: string): Promise<{ status?: FleetStatus; result?: FleetResult }> {
+  const handle = (await temporalClient()).workflow.getHandle(fleetWorkflowId(fleetId));
   try {
     return { status: await handle.query(fleetStatusQuery) };
   } catch (err) {
@@ -128,8 +129,7 @@ export function registerFleetCommands(program: Command): void {
     .description("a fleet's waves, counts, failure budget, and its running and failed migrations")
     .option('--json', 'print the whole status (every migration) as JSON')
     .action(async (fleetId: string, opts: { json?: boolean }) => {
-      const handle = (await temporalClient()).workflow.getHandle(fleetWorkflowId(fleetId));
-      const { status, result } = await fleetState(handle);
+      const { status, result } = await fleetState(fleetId);
       if (opts.json) {
         console.log(JSON.stringify(status ?? result, null, 2));
         return;
@@ -185,8 +185,7 @@ export function registerFleetCommands(program: Command): void {
     .description("the fleet's report now (running or closed): fleet.json, fleet.md and windows.svg")
     .option('--out <dir>', 'directory of the files (default .stack/fleets/<fleetId>)')
     .action(async (fleetId: string, opts: { out?: string }) => {
-      const handle = (await temporalClient()).workflow.getHandle(fleetWorkflowId(fleetId));
-      const { status, result } = await fleetState(handle);
+      const { status, result } = await fleetState(fleetId);
       const items = status?.items ?? result?.items ?? [];
       const waveNames = status ? status.waves.map((w) => w.name) : [];
       const report = buildFleetReport({
